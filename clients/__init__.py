@@ -1,0 +1,1 @@
+"""Client businesses (tenants) and their ledgers."""

@@ -1,0 +1,85 @@
+"""Writes on clients and debtors. Services validate, flush and audit; the caller commits once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clients.models import Client, ContactKind, Debtor, DebtorContact
+from provider.core import audit
+from provider.core.errors import ServiceError
+
+__all__ = ["ServiceError", "create_client", "create_debtor", "update_client", "update_debtor"]
+
+
+def create_client(session: Session, data: dict[str, Any]) -> Client:
+    """Create a tenant. Refuses a short code already in use."""
+    if session.scalar(select(Client.id).where(Client.code == data["code"]).execution_options(skip_tenant_guard=True)):
+        raise ServiceError(f"the code {data['code']} is already used by another client", field="code")
+    client = Client(**data)
+    session.add(client)
+    session.flush()
+    audit.record(session, "client.create", client, client_id=client.id, after=audit.snapshot(client, Client.AUDIT_FIELDS))
+    return client
+
+
+def update_client(session: Session, client: Client, data: dict[str, Any]) -> Client:
+    """Change a client's settings. The base currency is fixed once the client has debtors."""
+    before = audit.snapshot(client, Client.AUDIT_FIELDS)
+    if data.get("code") and data["code"] != client.code:
+        clash = select(Client.id).where(Client.code == data["code"], Client.id != client.id)
+        if session.scalar(clash.execution_options(skip_tenant_guard=True)):
+            raise ServiceError(f"the code {data['code']} is already used by another client", field="code")
+    if data.get("base_currency") and data["base_currency"] != client.base_currency:
+        has_debtors = session.scalar(select(Debtor.id).where(Debtor.client_id == client.id).limit(1))
+        if has_debtors:
+            raise ServiceError("the base currency cannot change once debtors are placed", field="base_currency")
+    for key, value in data.items():
+        setattr(client, key, value)
+    session.flush()
+    after = audit.snapshot(client, Client.AUDIT_FIELDS)
+    if before != after:
+        audit.record(session, "client.update", client, client_id=client.id, before=before, after=after)
+    return client
+
+
+def _contact_rows(debtor: Debtor, data: dict[str, Any]) -> list[DebtorContact]:
+    rows = []
+    if data.get("email"):
+        rows.append(DebtorContact(client_id=debtor.client_id, kind=ContactKind.EMAIL.value, value=data["email"], is_primary=True))
+    if data.get("phone"):
+        rows.append(DebtorContact(client_id=debtor.client_id, kind=ContactKind.PHONE.value, value=data["phone"], is_primary=True))
+    return rows
+
+
+def create_debtor(session: Session, client: Client, data: dict[str, Any]) -> Debtor:
+    """Add a debtor to one client; the external reference must be new for that client."""
+    data = dict(data)
+    email, phone = data.pop("email", None), data.pop("phone", None)
+    exists = select(Debtor.id).where(Debtor.client_id == client.id, Debtor.external_ref == data["external_ref"])
+    if session.scalar(exists):
+        raise ServiceError(f"{client.code} already has a debtor with reference {data['external_ref']}", field="external_ref")
+    debtor = Debtor(client_id=client.id, **data)
+    session.add(debtor)
+    session.flush()
+    for contact in _contact_rows(debtor, {"email": email, "phone": phone}):
+        contact.debtor_id = debtor.id
+        session.add(contact)
+    session.flush()
+    audit.record(session, "debtor.create", debtor, after=audit.snapshot(debtor, Debtor.AUDIT_FIELDS))
+    return debtor
+
+
+def update_debtor(session: Session, debtor: Debtor, data: dict[str, Any]) -> Debtor:
+    """Change a debtor's details (the external reference stays: it is the client's key)."""
+    before = audit.snapshot(debtor, Debtor.AUDIT_FIELDS)
+    for key in ("name", "timezone", "segment", "do_not_contact"):
+        if key in data:
+            setattr(debtor, key, data[key])
+    session.flush()
+    after = audit.snapshot(debtor, Debtor.AUDIT_FIELDS)
+    if before != after:
+        audit.record(session, "debtor.update", debtor, before=before, after=after)
+    return debtor

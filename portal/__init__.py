@@ -1,0 +1,1 @@
+"""What a client user sees: the portal and monthly reports."""

@@ -1,0 +1,156 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, g, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from provider.config import INSTANCE_DIR, load_settings
+from provider.core import jobs
+from provider.core.audit import Actor, current_actor, set_actor
+from provider.core.db import configure_engine
+from provider.core.tenancy import TenantScope, current_scope, set_scope
+from provider.extensions import csrf, db, limiter, login_manager, migrate
+
+
+def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
+    """Build the app. `environ` replaces os.environ (tests); `overrides` patch the Flask config."""
+    settings = load_settings(environ)
+    app = Flask("provider", instance_path=str(INSTANCE_DIR), instance_relative_config=False)
+    app.config.from_mapping(settings.flask_config())
+    app.config.update(overrides)
+    if settings.database_url.startswith("sqlite"):
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO if settings.env != "testing" else logging.WARNING)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(INSTANCE_DIR.parent / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    with app.app_context():
+        configure_engine(db.engine)
+
+    _import_models()
+    _register_blueprints(app)
+    _register_request_hooks(app)
+    _register_error_pages(app)
+    _register_template_helpers(app)
+
+    from provider.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _import_models() -> None:
+    """Import every model module so that metadata (and Alembic autogenerate) sees all tables."""
+    import clients.models  # noqa: F401
+    import provider.core.audit  # noqa: F401
+    import provider.models  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from clients.views import bp as clients_bp
+    from portal.views import bp as portal_bp
+    from provider.auth import bp as auth_bp
+    from provider.views import bp as provider_bp
+    from sla.views import bp as sla_bp
+    from worklists.views import bp as worklists_bp
+
+    for bp in (auth_bp, provider_bp, clients_bp, worklists_bp, sla_bp, portal_bp):
+        app.register_blueprint(bp)
+
+
+def _scope_for(user: Any) -> TenantScope:
+    from provider.access import scope_for_user
+
+    return scope_for_user(user)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def establish_tenant_scope() -> None:
+        """Resolve, once per request, whose rows this request may touch and who is acting."""
+        g.outer_scope, g.outer_actor = current_scope(), current_actor()
+        set_scope(TenantScope.nothing())
+        set_actor(Actor.system("anonymous"))
+        if request.endpoint == "static":
+            return
+        if current_user.is_authenticated:
+            set_actor(Actor(current_user.id, current_user.email))
+            g.scope = _scope_for(current_user)
+            set_scope(g.scope, db.session)
+
+    @app.teardown_request
+    def run_eager_jobs(exc: BaseException | None) -> None:
+        if exc is None and app.config.get("JOBS_MODE") == "eager":
+            jobs.drain()
+        set_scope(g.get("outer_scope", TenantScope.nothing()))
+        set_actor(g.get("outer_actor", Actor.system("anonymous")))
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        )
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _register_error_pages(app: Flask) -> None:
+    def page(code: int, title: str, message: str) -> tuple[str, int]:
+        return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(404)
+    def not_found(_e: Exception) -> tuple[str, int]:
+        return page(404, "Not found", "There is nothing here, or you do not have access to it.")
+
+    @app.errorhandler(405)
+    def not_allowed(_e: Exception) -> tuple[str, int]:
+        return page(405, "Method not allowed", "This address does not accept that kind of request.")
+
+    @app.errorhandler(413)
+    def too_large(_e: Exception) -> tuple[str, int]:
+        limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return page(413, "File too large", f"Uploads are limited to {limit} MB.")
+
+    @app.errorhandler(429)
+    def too_many(_e: Exception) -> tuple[str, int]:
+        return page(429, "Too many attempts", "Too many failed attempts. Wait a minute, then try again.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e: CSRFError) -> tuple[str, int]:
+        return page(400, "Form expired", f"The form could not be accepted ({e.description}). Reload and retry.")
+
+    @app.errorhandler(500)
+    def server_error(_e: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        return page(500, "Something went wrong", "The error was logged. Nothing was saved.")
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from provider.core.money import format_money
+    from provider.core.permissions import Permission
+    from provider.ui import nav_items, sort_link, url_with
+
+    app.jinja_env.globals.update(
+        Permission=Permission, nav_items=nav_items, url_with=url_with, sort_link=sort_link
+    )
+    app.jinja_env.filters["money"] = lambda minor, currency: format_money(minor, currency)
+    app.jinja_env.filters["dt"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""

@@ -1,0 +1,124 @@
+"""Money: integer minor units plus an ISO 4217 currency. Never floats.
+
+`Money(1050, "USD")` is USD 10.50; `Money(1050, "JPY")` is JPY 1,050. Arithmetic across currencies is
+refused with `CurrencyMismatch`. Parsing from text goes through `Decimal` and refuses sub-minor-unit
+precision instead of rounding it away.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+
+class CurrencyMismatch(ValueError):
+    """Two amounts in different currencies were combined."""
+
+
+class MoneyError(ValueError):
+    """An amount or currency could not be understood."""
+
+
+@lru_cache(maxsize=None)
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def validate_currency(code: str) -> str:
+    code = (code or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code) or code not in _known_currencies():
+        raise MoneyError(f"{code or '(empty)'!s} is not an ISO 4217 currency code")
+    return code
+
+
+@lru_cache(maxsize=None)
+def exponent(currency: str) -> int:
+    """Minor-unit exponent from ISO 4217 (JPY 0, USD 2, KWD 3)."""
+    return int(get_currency_precision(validate_currency(currency)))
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.minor, bool) or not isinstance(self.minor, int):
+            raise MoneyError(f"amount must be integer minor units, got {type(self.minor).__name__}")
+        object.__setattr__(self, "currency", validate_currency(self.currency))
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    @classmethod
+    def parse(cls, text: str | int | Decimal, currency: str) -> Money:
+        """Parse '1,234.50' (major units) into minor units; refuses more decimals than the currency has."""
+        exp = exponent(currency)
+        raw = str(text).strip().replace(",", "").replace("_", "").replace(" ", "")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise MoneyError(f"{text!r} is not a number") from None
+        if not value.is_finite():
+            raise MoneyError(f"{text!r} is not a finite amount")
+        scaled = value.scaleb(exp)
+        if scaled != scaled.to_integral_value():
+            raise MoneyError(f"{text!r} has more than {exp} decimal places for {currency}")
+        return cls(int(scaled), currency)
+
+    def _check(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.minor + other.minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.minor - other.minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._check(other)
+        return self.minor < other.minor
+
+    def __le__(self, other: Money) -> bool:
+        self._check(other)
+        return self.minor <= other.minor
+
+    def __gt__(self, other: Money) -> bool:
+        self._check(other)
+        return self.minor > other.minor
+
+    def __ge__(self, other: Money) -> bool:
+        self._check(other)
+        return self.minor >= other.minor
+
+    @property
+    def amount(self) -> Decimal:
+        """The value in major units as an exact Decimal (for display and export only)."""
+        return Decimal(self.minor).scaleb(-exponent(self.currency))
+
+    def format(self, locale: str = "en_US") -> str:
+        return format_money(self.minor, self.currency, locale)
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.amount:,.{exponent(self.currency)}f}"
+
+
+def format_money(minor: int | None, currency: str, locale: str = "en_US") -> str:
+    """'$1,234.50', '¥1,050', '€12.00' — the locale decides symbol and separators."""
+    if minor is None:
+        return ""
+    value = Decimal(int(minor)).scaleb(-exponent(currency))
+    return str(format_currency(value, currency, locale=locale, currency_digits=True))

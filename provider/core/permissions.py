@@ -1,0 +1,100 @@
+"""Permissions as named constants, granted to roles in one table and checked by one helper.
+
+Views never compare roles; they declare `@require(Permission.X)`. Object-level access (which client,
+which account) is the tenancy layer's job; this module answers "may this kind of user do this at all".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort
+from flask_login import current_user
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    COLLECTOR = "collector"
+    CLIENT_ADMIN = "client_admin"
+    CLIENT_VIEWER = "client_viewer"
+
+
+STAFF_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.COLLECTOR})
+CLIENT_ROLES = frozenset({Role.CLIENT_ADMIN, Role.CLIENT_VIEWER})
+
+
+class Permission(StrEnum):
+    """`scope:resource:action`."""
+
+    BACKOFFICE = "staff:backoffice:access"
+    CLIENTS_READ = "staff:clients:read"
+    CLIENTS_MANAGE = "staff:clients:manage"
+    DEBTORS_READ = "staff:debtors:read"
+    DEBTORS_MANAGE = "staff:debtors:manage"
+    WORKLISTS_WORK = "staff:worklists:work"
+    WORKLISTS_MANAGE = "staff:worklists:manage"
+    SLAS_READ = "staff:slas:read"
+    REPORTS_READ = "staff:reports:read"
+    USERS_MANAGE = "staff:users:manage"
+    AUDIT_READ = "staff:audit:read"
+    PORTAL = "client:portal:access"
+    PORTAL_USERS_MANAGE = "client:users:manage"
+
+
+_STAFF_COMMON = {
+    Permission.BACKOFFICE,
+    Permission.CLIENTS_READ,
+    Permission.DEBTORS_READ,
+    Permission.WORKLISTS_WORK,
+    Permission.SLAS_READ,
+    Permission.REPORTS_READ,
+}
+_MANAGER = _STAFF_COMMON | {Permission.CLIENTS_MANAGE, Permission.DEBTORS_MANAGE, Permission.WORKLISTS_MANAGE}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(_MANAGER | {Permission.USERS_MANAGE, Permission.AUDIT_READ}),
+    Role.MANAGER: frozenset(_MANAGER),
+    Role.COLLECTOR: frozenset(_STAFF_COMMON),
+    Role.CLIENT_ADMIN: frozenset({Permission.PORTAL, Permission.PORTAL_USERS_MANAGE}),
+    Role.CLIENT_VIEWER: frozenset({Permission.PORTAL}),
+}
+
+
+def has_permission(user: Any, permission: Permission) -> bool:
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    try:
+        role = Role(user.role)
+    except ValueError:
+        return False
+    return permission in ROLE_PERMISSIONS[role]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def require(*permissions: Permission) -> Callable[[F], F]:
+    """View decorator: 401 (to the login page) when anonymous, 404 when the permission is missing.
+
+    404 rather than 403 so that a client user probing staff URLs learns nothing about them.
+    """
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                from flask import current_app
+
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if not all(has_permission(current_user, p) for p in permissions):
+                abort(404)
+            return view(*args, **kwargs)
+
+        wrapped.required_permissions = permissions  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator

@@ -1,0 +1,91 @@
+"""Small helpers shared by the server-rendered pages: navigation, paging, sorting, query strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request, url_for
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy import Select
+
+from provider.core.permissions import Permission
+from provider.extensions import db
+
+PER_PAGE_CHOICES = (25, 50, 100, 200)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    endpoint: str
+    section: str
+    key: str  # access key (Alt+Shift+key in most browsers)
+
+
+_STAFF_NAV = (
+    (NavItem("Clients", "clients.index", "clients", "c"), Permission.CLIENTS_READ),
+    (NavItem("Worklists", "worklists.index", "worklists", "w"), Permission.WORKLISTS_WORK),
+    (NavItem("SLAs", "sla.index", "sla", "s"), Permission.SLAS_READ),
+    (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
+    (NavItem("Admin", "provider.users", "admin", "a"), Permission.USERS_MANAGE),
+)
+_PORTAL_NAV = (
+    (NavItem("Overview", "portal.index", "portal", "o"), Permission.PORTAL),
+    (NavItem("Debtors", "portal.debtors", "portal-debtors", "d"), Permission.PORTAL),
+    (NavItem("Users", "portal.users", "portal-users", "u"), Permission.PORTAL),
+)
+
+
+def nav_items() -> list[NavItem]:
+    if not current_user.is_authenticated:
+        return []
+    table = _PORTAL_NAV if current_user.is_client_user else _STAFF_NAV
+    return [item for item, perm in table if current_user.can(perm)]
+
+
+def url_with(**changes: Any) -> str:
+    """The current URL with some query arguments replaced (None removes one)."""
+    args = request.args.to_dict()
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return url_for(request.endpoint or "provider.home", **(request.view_args or {}), **args)
+
+
+def sort_link(column: str, label: str) -> Markup:
+    """A sortable table header link that toggles direction; marks the active column."""
+    current = request.args.get("sort", "")
+    direction = request.args.get("dir", "asc")
+    new_dir = "desc" if current == column and direction == "asc" else "asc"
+    arrow = ""
+    aria = "none"
+    if current == column:
+        arrow = " ▲" if direction == "asc" else " ▼"
+        aria = "ascending" if direction == "asc" else "descending"
+    href = url_with(sort=column, dir=new_dir, page=None)
+    return Markup(f'<a href="{escape(href)}" aria-sort="{aria}">{escape(label)}{arrow}</a>')
+
+
+def apply_sort(stmt: Select[Any], columns: dict[str, Any], default: str, tiebreak: Any = None) -> Select[Any]:
+    """Order by the whitelisted ?sort= column (?dir=asc|desc); unknown names fall back to `default`.
+
+    `tiebreak` (usually the primary key) makes the order total, so paging never repeats or skips rows.
+    """
+    key = request.args.get("sort", default)
+    column = columns.get(key, columns[default])
+    descending = request.args.get("dir", "asc") == "desc"
+    stmt = stmt.order_by(column.desc() if descending else column.asc())
+    return stmt.order_by(tiebreak) if tiebreak is not None else stmt
+
+
+def paginate(stmt: Select[Any], default_per_page: int = 50) -> Any:
+    """Flask-SQLAlchemy pagination with bounded page size; out-of-range pages are empty, not errors."""
+    per_page = request.args.get("per_page", default_per_page, type=int)
+    if per_page not in PER_PAGE_CHOICES:
+        per_page = default_per_page
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    return db.paginate(stmt, page=page, per_page=per_page, max_per_page=max(PER_PAGE_CHOICES), error_out=False)

@@ -1,0 +1,177 @@
+"""Back office pages of the agency itself: home, reports landing, user and team admin, audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from clients.models import Client
+from clients.queries import visible_clients
+from provider import services
+from provider.auth import home_for
+from provider.core.audit import AuditEvent
+from provider.core.errors import ServiceError
+from provider.core.permissions import Permission, require
+from provider.core.tenancy import get_visible_or_404
+from provider.extensions import db
+from provider.forms import load_form
+from provider.models import Team, User
+from provider.schemas import ALL_ROLES, TeamSchema, UserCreateSchema, UserUpdateSchema
+from provider.ui import apply_sort, paginate
+
+bp = Blueprint("provider", __name__, template_folder="templates")
+
+USER_SORTS = {"name": User.name, "email": User.email, "role": User.role, "last_login": User.last_login_at}
+
+
+@bp.get("/")
+def home() -> Any:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(home_for(current_user))
+
+
+@bp.get("/reports")
+@require(Permission.REPORTS_READ)
+def reports() -> Any:
+    stmt = apply_sort(visible_clients(), {"name": Client.name}, "name", tiebreak=Client.id)
+    return render_template("provider/reports.html", page=paginate(stmt))
+
+
+# --- users -----------------------------------------------------------------------------------------
+
+
+def _choices() -> dict[str, Any]:
+    return {
+        "roles": ALL_ROLES,
+        "teams": db.session.scalars(select(Team).order_by(Team.name)).all(),
+        "clients": db.session.scalars(select(Client).order_by(Client.name)).all(),
+    }
+
+
+@bp.get("/admin/users")
+@require(Permission.USERS_MANAGE)
+def users() -> Any:
+    stmt = select(User)
+    search = request.args.get("q", "").strip()
+    role = request.args.get("role", "")
+    if search:
+        like = f"%{search.lower()}%"
+        stmt = stmt.where(func.lower(User.name).like(like) | func.lower(User.email).like(like))
+    if role in ALL_ROLES:
+        stmt = stmt.where(User.role == role)
+    stmt = apply_sort(stmt, USER_SORTS, "name", tiebreak=User.id)
+    clients = {c.id: c for c in db.session.scalars(select(Client))}
+    teams = {t.id: t for t in db.session.scalars(select(Team))}
+    return render_template(
+        "provider/users.html", page=paginate(stmt), search=search, role=role, roles=ALL_ROLES,
+        clients=clients, teams=teams,
+    )
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@require(Permission.USERS_MANAGE)
+def create_user() -> Any:
+    if request.method == "GET":
+        return render_template("provider/user_form.html", user=None, values={"active": True}, errors={}, **_choices())
+    data, errors = load_form(UserCreateSchema(), request.form)
+    if not errors:
+        try:
+            user = services.create_user(db.session, data)
+            db.session.commit()
+            flash(f"User {user.email} created.", "success")
+            return redirect(url_for("provider.users"))
+        except ServiceError as exc:
+            db.session.rollback()
+            errors = {exc.field or "_schema": [str(exc)]}
+    values = request.form.to_dict()
+    values.pop("password", None)
+    return render_template("provider/user_form.html", user=None, values=values, errors=errors, **_choices()), 422
+
+
+@bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
+@require(Permission.USERS_MANAGE)
+def edit_user(user_id: int) -> Any:
+    user = db.get_or_404(User, user_id)
+    if request.method == "GET":
+        values = {"name": user.name, "role": user.role, "team_id": user.team_id, "active": user.active}
+        return render_template("provider/user_form.html", user=user, values=values, errors={}, **_choices())
+    data, errors = load_form(UserUpdateSchema(), request.form)
+    if not errors and user.id == current_user.id and (not data["active"] or data["role"] != user.role):
+        errors = {"_schema": ["you cannot deactivate yourself or change your own role"]}
+    if not errors:
+        try:
+            services.update_user(db.session, user, data)
+            db.session.commit()
+            flash(f"User {user.email} saved.", "success")
+            return redirect(url_for("provider.users"))
+        except ServiceError as exc:
+            db.session.rollback()
+            errors = {exc.field or "_schema": [str(exc)]}
+    values = request.form.to_dict()
+    values.pop("password", None)
+    return render_template("provider/user_form.html", user=user, values=values, errors=errors, **_choices()), 422
+
+
+# --- teams -----------------------------------------------------------------------------------------
+
+
+@bp.route("/admin/teams", methods=["GET", "POST"])
+@require(Permission.USERS_MANAGE)
+def teams() -> Any:
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        data, errors = load_form(TeamSchema(), request.form)
+        if not errors:
+            try:
+                team = services.create_team(db.session, data["name"])
+                db.session.commit()
+                flash(f"Team {team.name} created.", "success")
+                return redirect(url_for("provider.team", team_id=team.id))
+            except ServiceError as exc:
+                db.session.rollback()
+                errors = {exc.field or "_schema": [str(exc)]}
+    all_teams = db.session.scalars(select(Team).order_by(Team.name)).all()
+    status = 422 if errors else 200
+    return render_template("provider/teams.html", teams=all_teams, errors=errors, values=request.form), status
+
+
+@bp.route("/admin/teams/<int:team_id>", methods=["GET", "POST"])
+@require(Permission.USERS_MANAGE)
+def team(team_id: int) -> Any:
+    team = db.get_or_404(Team, team_id)
+    all_clients = db.session.scalars(select(Client).order_by(Client.name)).all()
+    if request.method == "POST":
+        valid = {c.id for c in all_clients}
+        chosen = {int(v) for v in request.form.getlist("client_id") if v.isdigit()}
+        unknown = chosen - valid
+        if unknown:
+            flash(f"Unknown client ids: {', '.join(map(str, sorted(unknown)))}. Nothing was changed.", "error")
+        else:
+            services.set_team_clients(db.session, team, chosen)
+            db.session.commit()
+            flash(f"Clients of {team.name} saved.", "success")
+            return redirect(url_for("provider.team", team_id=team.id))
+    granted = {c.id for c in team.clients}
+    return render_template("provider/team.html", team=team, clients=all_clients, granted=granted)
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+
+@bp.get("/admin/audit")
+@require(Permission.AUDIT_READ)
+def audit_log() -> Any:
+    stmt = select(AuditEvent)
+    action = request.args.get("action", "").strip()
+    client_id = request.args.get("client", type=int)
+    if action:
+        stmt = stmt.where(AuditEvent.action.like(f"{action}%"))
+    if client_id:
+        stmt = stmt.where(AuditEvent.client_id == get_visible_or_404(db.session, Client, client_id).id)
+    stmt = stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+    clients = {c.id: c for c in db.session.scalars(select(Client))}
+    return render_template("provider/audit.html", page=paginate(stmt), action=action, client_id=client_id, clients=clients)

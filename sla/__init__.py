@@ -1,0 +1,1 @@
+"""Contract terms, business calendars, SLA clocks and breaches, disputes."""

@@ -1,0 +1,143 @@
+"""Test fixtures: a real database per backend built from the migrations, one rolled-back transaction per test.
+
+Every test that uses `db_session` (directly or through `app`/`client`) runs once on PostgreSQL and once
+on SQLite (choose with --db). PostgreSQL tests connect as the application role, so row-level security
+is in force exactly as in production.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from provider.app import create_app
+from provider.core.audit import Actor, set_actor
+from provider.core.tenancy import TenantScope, set_scope
+from provider.extensions import db, limiter
+
+PG_ADMIN_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", choices=("both", "postgresql", "sqlite"), default="both", help="database backends")
+    parser.addoption("--pg-admin-url", default=PG_ADMIN_DEFAULT, help="superuser URL used to create test databases")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--db")
+        names = ["postgresql", "sqlite"] if choice == "both" else [choice]
+        metafunc.parametrize("backend", names, scope="session")
+
+
+def _environ(database_url: str, owner_url: str) -> dict[str, str]:
+    return {"AR_ENV": "testing", "DATABASE_URL": database_url, "DATABASE_OWNER_URL": owner_url}
+
+
+class Database:
+    """A throw-away database built by running the migrations."""
+
+    def __init__(self, backend: str, admin_url: str, tmp: Path) -> None:
+        self.backend = backend
+        self.admin_url = admin_url
+        self.name = f"ar_test_{uuid.uuid4().hex[:10]}"
+        if backend == "postgresql":
+            admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+            admin.dispose()
+            base = sa.make_url(admin_url)
+            self.owner_url = base.set(database=self.name).render_as_string(hide_password=False)
+            self.url = base.set(username="ar_app", password=None, database=self.name).render_as_string(
+                hide_password=False
+            )
+        else:
+            self.url = self.owner_url = f"sqlite:///{tmp / (self.name + '.db')}"
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return _environ(self.url, self.owner_url)
+
+    def drop(self) -> None:
+        if self.backend != "postgresql":
+            return
+        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    database = Database(backend, request.config.getoption("--pg-admin-url"), tmp_path_factory.mktemp(backend))
+    try:
+        yield database
+    finally:
+        database.drop()
+
+
+@pytest.fixture(scope="session")
+def app(database: Database) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    application = create_app(database.environ)
+    with application.app_context():
+        upgrade()
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Any]:
+    """One outer transaction per test, rolled back at the end; commits inside become savepoints."""
+    connection = db.engine.connect()
+    outer = connection.begin()
+    original = db.session
+    db.session = scoped_session(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
+    set_scope(TenantScope.agency())
+    set_actor(Actor.system("test"))
+    limiter.reset()
+    try:
+        yield db.session
+    finally:
+        db.session.remove()
+        db.session = original
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+        set_scope(TenantScope.nothing())
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Any) -> FlaskClient:
+    return app.test_client()
+
+
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def csrf_token(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1) or match.group(2)
+
+
+def login(client: FlaskClient, email: str, password: str = "correct-horse-battery") -> Any:
+    page = client.get("/login")
+    token = csrf_token(page.get_data(as_text=True))
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def fresh_csrf(client: FlaskClient, path: str = "/") -> str:
+    """A valid CSRF token for the client's current session (every signed-in page has the logout form)."""
+    return csrf_token(client.get(path, follow_redirects=True).get_data(as_text=True))

@@ -1,0 +1,69 @@
+"""Factories that build objects through the real services (so audit and validation run too)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from clients import services as client_services
+from clients.models import Client, Debtor
+from provider import services
+from provider.core.tenancy import TenantScope, scoped
+from provider.extensions import db
+from provider.models import Team, User
+
+PASSWORD = "correct-horse-battery"
+_seq = itertools.count(1)
+
+
+def make_client(**overrides: Any) -> Client:
+    n = next(_seq)
+    data = {
+        "name": f"Client {n} Ltd",
+        "code": f"C{n:04d}",
+        "base_currency": "EUR",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+        "debt_type": "commercial",
+        "status": "active",
+    }
+    data.update(overrides)
+    with scoped(TenantScope.agency(), db.session):
+        client = client_services.create_client(db.session, data)
+        db.session.commit()
+    return client
+
+
+def make_debtor(client: Client, **overrides: Any) -> Debtor:
+    n = next(_seq)
+    data = {"external_ref": f"D-{n:06d}", "name": f"Debtor {n}", "segment": "standard", "do_not_contact": False}
+    data.update(overrides)
+    with scoped(TenantScope.agency(), db.session):
+        debtor = client_services.create_debtor(db.session, client, data)
+        db.session.commit()
+    return debtor
+
+
+def make_team(*clients: Client, name: str | None = None) -> Team:
+    with scoped(TenantScope.agency(), db.session):
+        team = services.create_team(db.session, name or f"Team {next(_seq)}")
+        services.set_team_clients(db.session, team, {c.id for c in clients})
+        db.session.commit()
+    return team
+
+
+def make_user(role: str, *, client: Client | None = None, team: Team | None = None, **overrides: Any) -> User:
+    n = next(_seq)
+    data: dict[str, Any] = {
+        "email": f"user{n}@example.test",
+        "name": f"User {n}",
+        "role": role,
+        "password": PASSWORD,
+        "client_id": client.id if client else None,
+        "team_id": team.id if team else None,
+    }
+    data.update(overrides)
+    with scoped(TenantScope.agency(), db.session):
+        user = services.create_user(db.session, data)
+        db.session.commit()
+    return user

@@ -1,0 +1,71 @@
+"""Money: integer minor units, ISO 4217 exponents, no mixed-currency arithmetic."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from provider.core.money import CurrencyMismatch, Money, MoneyError, exponent, format_money
+
+CURRENCIES = ["USD", "EUR", "GBP", "JPY", "KWD", "CAD", "AUD", "CHF"]
+amounts = st.integers(min_value=-(10**15), max_value=10**15)
+
+
+@pytest.mark.parametrize(("code", "exp"), [("JPY", 0), ("USD", 2), ("EUR", 2), ("KWD", 3), ("BHD", 3), ("CLP", 0)])
+def test_iso4217_exponents(code: str, exp: int) -> None:
+    assert exponent(code) == exp
+
+
+@pytest.mark.parametrize("bad", ["", "US", "usdx", "XYZ", "12A"])
+def test_unknown_currency_refused(bad: str) -> None:
+    with pytest.raises(MoneyError):
+        Money(1, bad)
+
+
+def test_float_amounts_refused() -> None:
+    with pytest.raises(MoneyError):
+        Money(10.5, "USD")  # type: ignore[arg-type]
+
+
+def test_parse_refuses_precision_the_currency_does_not_have() -> None:
+    assert Money.parse("1,234.50", "USD") == Money(123450, "USD")
+    assert Money.parse("1050", "JPY") == Money(1050, "JPY")
+    with pytest.raises(MoneyError, match="decimal places"):
+        Money.parse("10.5", "JPY")
+    with pytest.raises(MoneyError, match="decimal places"):
+        Money.parse("0.001", "USD")
+    with pytest.raises(MoneyError, match="not a number"):
+        Money.parse("12,3a", "USD")
+    with pytest.raises(MoneyError):
+        Money.parse("NaN", "USD")
+
+
+def test_formatting_uses_the_currency_exponent() -> None:
+    assert format_money(123450, "USD") == "$1,234.50"
+    assert format_money(1050, "JPY") == "¥1,050"
+    assert format_money(1234567, "KWD").endswith("1,234.567")
+
+
+@given(a=amounts, b=amounts, code=st.sampled_from(CURRENCIES))
+def test_addition_is_exact_and_subtraction_inverts_it(a: int, b: int, code: str) -> None:
+    total = Money(a, code) + Money(b, code)
+    assert total.minor == a + b
+    assert total - Money(b, code) == Money(a, code)
+
+
+@given(a=amounts, codes=st.lists(st.sampled_from(CURRENCIES), min_size=2, max_size=2, unique=True))
+def test_mixed_currencies_never_combine(a: int, codes: list[str]) -> None:
+    with pytest.raises(CurrencyMismatch):
+        Money(a, codes[0]) + Money(a, codes[1])
+    with pytest.raises(CurrencyMismatch):
+        _ = Money(a, codes[0]) < Money(a, codes[1])
+
+
+@given(a=amounts, code=st.sampled_from(CURRENCIES))
+def test_parse_of_the_major_unit_text_round_trips(a: int, code: str) -> None:
+    money = Money(a, code)
+    assert Money.parse(str(money.amount), code) == money
+    assert money.amount == Decimal(a).scaleb(-exponent(code))

@@ -1,0 +1,1 @@
+"""Collector queues: scoring, assignment, actions, promises, payment plans, contact gates."""
