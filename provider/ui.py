@@ -8,7 +8,7 @@ from typing import Any
 from flask import request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 
 from provider.core.permissions import Permission
 from provider.extensions import db
@@ -82,10 +82,51 @@ def apply_sort(stmt: Select[Any], columns: dict[str, Any], default: str, tiebrea
     return stmt.order_by(tiebreak) if tiebreak is not None else stmt
 
 
-def paginate(stmt: Select[Any], default_per_page: int = 50) -> Any:
-    """Flask-SQLAlchemy pagination with bounded page size; out-of-range pages are empty, not errors."""
+@dataclass(frozen=True)
+class Page:
+    """One page of a query: `items` are objects (one-entity selects) or rows (multi-column selects)."""
+
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max((self.total + self.per_page - 1) // self.per_page, 1)
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int | None:
+        return self.page - 1 if self.has_prev else None
+
+    @property
+    def next_num(self) -> int | None:
+        return self.page + 1 if self.has_next else None
+
+    @property
+    def first(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.page * self.per_page, self.total)
+
+
+def paginate(stmt: Select[Any], default_per_page: int = 50) -> Page:
+    """Two queries (count, page) with a bounded page size; out-of-range pages are empty, not errors."""
     per_page = request.args.get("per_page", default_per_page, type=int)
     if per_page not in PER_PAGE_CHOICES:
         per_page = default_per_page
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    return db.paginate(stmt, page=page, per_page=per_page, max_per_page=max(PER_PAGE_CHOICES), error_out=False)
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    result = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
+    items = list(result.scalars()) if len(stmt.column_descriptions) == 1 else list(result.all())
+    return Page(items=items, page=page, per_page=per_page, total=total)

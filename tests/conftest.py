@@ -21,7 +21,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from provider.app import create_app
 from provider.core.audit import Actor, set_actor
-from provider.core.tenancy import TenantScope, set_scope
+from provider.core.tenancy import TenantScope, current_scope, set_scope
 from provider.extensions import db, limiter
 
 PG_ADMIN_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -118,8 +118,29 @@ def db_session(app: Flask) -> Iterator[Any]:
         set_scope(TenantScope.nothing())
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose requests start with an empty `g`, as each real request does.
+
+    The test session keeps one app context open (so tests can use the database between requests); Flask
+    reuses it for requests, and so would share `g` (Flask-Login's cached user, Flask-WTF's cached token).
+    In production the app context (and the database session) ends with each request.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        from flask import g
+
+        g.__dict__.clear()
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            g.__dict__.clear()
+            # the request may leave the test's transaction open with its own tenant settings: restore ours
+            set_scope(current_scope(), db.session)
+
+
 @pytest.fixture
 def client(app: Flask, db_session: Any) -> FlaskClient:
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 

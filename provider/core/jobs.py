@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -220,6 +221,11 @@ def rq_queue(name: str, app: Flask | None = None) -> Any:
     return Queue(name, connection=redis_connection(app), serializer=JSONSerializer)
 
 
+def rq_job_id(job_id: str) -> str:
+    """RQ allows letters, digits, `_` and `-` in ids: `report:12:2026-11` is stored as `report-12-2026-11`."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", job_id)
+
+
 def _to_rq(app: Flask, item: PendingJob) -> Any:
     from rq import Retry
     from rq.exceptions import NoSuchJobError
@@ -227,11 +233,12 @@ def _to_rq(app: Flask, item: PendingJob) -> Any:
     from rq.serializers import JSONSerializer
 
     queue = rq_queue(item.spec.queue, app)
-    if item.job_id:
+    job_id = rq_job_id(item.job_id) if item.job_id else None
+    if job_id:
         try:
-            existing = Job.fetch(item.job_id, connection=queue.connection, serializer=JSONSerializer)
+            existing = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
             if existing.get_status(refresh=False) in ACTIVE_STATUSES:
-                log.info("job %s already %s; not enqueued twice", item.job_id, existing.get_status())
+                log.info("job %s already %s; not enqueued twice", job_id, existing.get_status())
                 return existing
         except NoSuchJobError:
             pass
@@ -240,7 +247,7 @@ def _to_rq(app: Flask, item: PendingJob) -> Any:
         item.spec.path,
         args=item.args,
         kwargs=item.kwargs,
-        job_id=item.job_id,
+        job_id=job_id,
         job_timeout=item.spec.timeout,
         retry=retry,
         result_ttl=86400,

@@ -1,0 +1,175 @@
+/* AR Ops keyboard shortcuts and small UI helpers. No dependencies; loaded with `defer`.
+ *
+ *   /        focus the page's search box
+ *   g <key>  go to the nav section whose link has data-nav-key="<key>" (c Clients, w Worklists, s SLAs, ...)
+ *   j / k    move the highlighted row in tables marked data-nav-table
+ *   Enter    open the first link of the highlighted row
+ *   ?        open the shortcut help (<dialog data-help>)
+ */
+(function () {
+  "use strict";
+
+  var doc = document;
+  doc.documentElement.classList.add("has-js");
+
+  var PREFIX_TIMEOUT_MS = 1500;
+  var pendingG = false;
+  var pendingTimer = null;
+
+  function isTyping(target) {
+    if (!target || target === doc.body) return false;
+    if (target.isContentEditable) return true;
+    var tag = target.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag === "INPUT") {
+      var type = (target.getAttribute("type") || "text").toLowerCase();
+      return ["checkbox", "radio", "button", "submit", "reset", "image", "file", "range", "color"].indexOf(type) === -1;
+    }
+    return false;
+  }
+
+  function openDialog() {
+    var dialog = doc.querySelector("dialog[data-help]");
+    if (!dialog || dialog.open) return;
+    if (typeof dialog.showModal === "function") {
+      dialog.showModal();
+    } else {
+      dialog.setAttribute("open", "");
+    }
+  }
+
+  function anyDialogOpen() {
+    return !!doc.querySelector("dialog[open]");
+  }
+
+  function focusSearch() {
+    var box = doc.querySelector("[data-search]") || doc.querySelector('main input[type="search"]');
+    if (!box) return false;
+    box.focus();
+    if (typeof box.select === "function") box.select();
+    return true;
+  }
+
+  function goToSection(key) {
+    var link = doc.querySelector('a[data-nav-key="' + key + '"]');
+    if (!link) return false;
+    window.location.assign(link.href);
+    return true;
+  }
+
+  /* ---- j/k row navigation ---- */
+
+  function navTable() {
+    return doc.querySelector("table[data-nav-table]");
+  }
+
+  function navRows(table) {
+    var rows = table.tBodies.length ? table.tBodies[0].rows : [];
+    return Array.prototype.filter.call(rows, function (row) {
+      return !row.classList.contains("empty-row") && row.querySelector("a[href]");
+    });
+  }
+
+  function moveRow(step) {
+    var table = navTable();
+    if (!table) return false;
+    var rows = navRows(table);
+    if (!rows.length) return false;
+    var current = table.querySelector("tbody tr.is-current");
+    var index = rows.indexOf(current);
+    var next = index === -1 ? (step > 0 ? 0 : rows.length - 1) : Math.min(Math.max(index + step, 0), rows.length - 1);
+    if (current) current.classList.remove("is-current");
+    var row = rows[next];
+    row.classList.add("is-current");
+    row.setAttribute("tabindex", "-1");
+    row.focus({ preventScroll: true });
+    row.scrollIntoView({ block: "nearest" });
+    return true;
+  }
+
+  function openCurrentRow() {
+    var row = doc.querySelector("table[data-nav-table] tbody tr.is-current");
+    if (!row || doc.activeElement !== row) return false;
+    var link = row.querySelector("a[href]");
+    if (!link) return false;
+    link.click();
+    return true;
+  }
+
+  function clearPending() {
+    pendingG = false;
+    if (pendingTimer) {
+      clearTimeout(pendingTimer);
+      pendingTimer = null;
+    }
+  }
+
+  doc.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (isTyping(event.target) || anyDialogOpen()) {
+      clearPending();
+      return;
+    }
+    var key = event.key;
+    var handled = false;
+
+    if (pendingG) {
+      clearPending();
+      if (key.length === 1) handled = goToSection(key.toLowerCase());
+    } else if (key === "/") {
+      handled = focusSearch();
+    } else if (key === "?") {
+      openDialog();
+      handled = true;
+    } else if (key === "g") {
+      pendingG = true;
+      pendingTimer = setTimeout(clearPending, PREFIX_TIMEOUT_MS);
+      handled = true;
+    } else if (key === "j") {
+      handled = moveRow(1);
+    } else if (key === "k") {
+      handled = moveRow(-1);
+    } else if (key === "Enter") {
+      handled = openCurrentRow();
+    }
+
+    if (handled) event.preventDefault();
+  });
+
+  /* A row clicked with the mouse becomes the current one, so j/k continue from there. */
+  doc.addEventListener("click", function (event) {
+    var row = event.target.closest && event.target.closest("table[data-nav-table] tbody tr");
+    if (!row) return;
+    var old = row.parentNode.querySelector("tr.is-current");
+    if (old && old !== row) old.classList.remove("is-current");
+    row.classList.add("is-current");
+  });
+
+  /* ---- help button and narrow-screen menu ---- */
+
+  doc.addEventListener("DOMContentLoaded", function () {
+    var helpButton = doc.querySelector("[data-help-open]");
+    if (helpButton) helpButton.addEventListener("click", openDialog);
+
+    var dialog = doc.querySelector("dialog[data-help]");
+    if (dialog) {
+      /* Click on the backdrop closes the dialog. */
+      dialog.addEventListener("click", function (event) {
+        if (event.target !== dialog) return;
+        var box = dialog.getBoundingClientRect();
+        var inside = event.clientX >= box.left && event.clientX <= box.right &&
+          event.clientY >= box.top && event.clientY <= box.bottom;
+        if (!inside) dialog.close();
+      });
+    }
+
+    var toggle = doc.querySelector("[data-nav-toggle]");
+    var menu = doc.querySelector("[data-nav-menu]");
+    if (toggle && menu) {
+      toggle.addEventListener("click", function () {
+        var open = menu.classList.toggle("is-open");
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      });
+    }
+  });
+})();

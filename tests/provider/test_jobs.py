@@ -1,0 +1,106 @@
+"""Background jobs: enqueued only after commit, JSON arguments, deterministic ids, real RQ on Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import SimpleWorker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from sqlalchemy import select
+
+from clients.models import Client
+from provider.core import jobs
+from provider.core.audit import AuditEvent
+from provider.extensions import db
+from tests.factories import make_client
+from tests.provider.jobs_sample import touch_client_job
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def _touches(client_id: int) -> list[str]:
+    rows = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "job.touch", AuditEvent.client_id == client_id)
+    ).all()
+    return [r.changes["after"]["note"] for r in rows]
+
+
+def test_eager_job_runs_after_commit_and_not_after_rollback(db_session: Any) -> None:
+    client = make_client()
+    jobs.enqueue(touch_client_job, client.id, "rolled back")
+    db.session.rollback()
+    assert jobs.drain() == 0
+    jobs.enqueue(touch_client_job, client.id, "committed")
+    assert jobs.drain() == 0  # not before the commit
+    db.session.commit()
+    assert jobs.drain() == 1
+    assert _touches(client.id) == ["committed"]
+
+
+def test_job_arguments_must_be_json(db_session: Any) -> None:
+    client = db.session.scalar(select(Client).limit(1)) or make_client()
+    with pytest.raises(TypeError, match="JSON"):
+        jobs.enqueue(touch_client_job, client, "an ORM object is not an id")
+
+
+def test_undeclared_functions_cannot_be_enqueued(db_session: Any) -> None:
+    with pytest.raises(TypeError, match="@job"):
+        jobs.enqueue(print, 1)
+
+
+@pytest.fixture
+def rq_mode(app: Flask, db_session: Any) -> Iterator[Redis]:
+    redis = Redis.from_url(REDIS_URL)
+    redis.ping()
+    previous = {k: app.config[k] for k in ("JOBS_MODE", "REDIS_URL")}
+    app.config.update(JOBS_MODE="rq", REDIS_URL=REDIS_URL)
+    app.extensions.pop("ar_redis", None)
+    redis.flushdb()
+    try:
+        yield redis
+    finally:
+        redis.flushdb()
+        app.config.update(previous)
+        app.extensions.pop("ar_redis", None)
+
+
+def test_rq_job_is_queued_after_commit_once_per_id_and_runs_in_a_worker(app: Flask, rq_mode: Redis) -> None:
+    client = make_client()
+    job_id = f"touch:{client.id}:{uuid.uuid4().hex[:6]}"
+    queue = jobs.rq_queue("default")
+
+    jobs.enqueue(touch_client_job, client.id, "via rq", job_id=job_id)
+    assert queue.count == 0  # nothing reaches Redis before the transaction commits
+    db.session.commit()
+    stored_id = jobs.rq_job_id(job_id)
+    assert queue.job_ids == [stored_id]
+
+    jobs.enqueue(touch_client_job, client.id, "via rq", job_id=job_id)
+    db.session.commit()
+    assert queue.job_ids == [stored_id]  # the same work is not queued twice
+
+    stored = Job.fetch(stored_id, connection=rq_mode, serializer=JSONSerializer)
+    assert stored.func_name == "tests.provider.jobs_sample.touch_client_job"
+    assert stored.args == [client.id, "via rq"] or stored.args == (client.id, "via rq")
+    assert stored.timeout == 60
+
+    worker = SimpleWorker([queue], connection=rq_mode, serializer=JSONSerializer)
+    assert worker.work(burst=True) is True
+    finished = Job.fetch(stored_id, connection=rq_mode, serializer=JSONSerializer)
+    assert finished.get_status() == "finished", finished.latest_result()
+    assert finished.return_value() == f"touched {client.id}"
+    assert _touches(client.id) == ["via rq"]
+
+
+def test_rolled_back_work_never_reaches_redis(rq_mode: Redis) -> None:
+    client = make_client()
+    jobs.enqueue(touch_client_job, client.id, "never")
+    db.session.rollback()
+    db.session.commit()
+    assert jobs.rq_queue("default").count == 0

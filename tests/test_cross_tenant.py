@@ -1,0 +1,134 @@
+"""Walk every URL rule of the app as people who must not see client B, and prove they cannot.
+
+- A client user of A and a collector whose team works only A ask for B's objects: 404, with the same
+  body as an id that does not exist, for GET and for POST (with a valid CSRF token).
+- List pages (rules without ids) never show B's rows.
+- A new URL rule with an id this crawler does not know fails the test until it is added here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from provider.core.audit import AuditEvent
+from provider.core.tenancy import TenantScope, scoped
+from provider.extensions import db
+from tests.conftest import fresh_csrf, login
+from tests.factories import make_client, make_debtor, make_team, make_user
+
+MISSING_ID = 987_654_321
+SKIP_ENDPOINTS = {"static"}
+
+
+@dataclass
+class World:
+    a: Any
+    b: Any
+    b_objects: dict[str, int]
+    b_markers: list[str]
+    viewers: dict[str, str]
+
+
+@pytest.fixture
+def world(db_session: Any) -> World:
+    a = make_client(name="Alpha Shipping GmbH", code="ALPHA")
+    b = make_client(name="Bravo Secret Holdings", code="BRAVO", base_currency="GBP", country="GB",
+                    timezone="Europe/London")
+    make_debtor(a, name="Alpha Debtor One", external_ref="A-REF-1")
+    b_debtor = make_debtor(b, name="Bravo Hidden Debtor", external_ref="B-SECRET-REF", email="hidden@bravo.test")
+    team_a = make_team(a, name="Team A only")
+    team_b = make_team(b, name="Team B only")
+    b_user = make_user("client_admin", client=b, name="Bravo Person", email="person@bravo.test")
+    client_a_user = make_user("client_admin", client=a, email="alpha.admin@example.test")
+    collector_a = make_user("collector", team=team_a, email="collector.a@example.test")
+    return World(
+        a=a,
+        b=b,
+        b_objects={"client_id": b.id, "debtor_id": b_debtor.id, "user_id": b_user.id, "team_id": team_b.id},
+        b_markers=["Bravo Secret Holdings", "Bravo Hidden Debtor", "B-SECRET-REF", "hidden@bravo.test",
+                   "person@bravo.test"],
+        viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
+    )
+
+
+def _rules(app: Flask) -> list[Any]:
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.endpoint not in SKIP_ENDPOINTS), key=lambda r: r.rule
+    )
+
+
+_TOKEN = re.compile(r'value="[^"]+"(?=[^>]*name="csrf_token")|(?<=name="csrf_token" value=")[^"]+')
+
+
+def _body(response: Any) -> str:
+    """The page without its CSRF token (signed per request, so it differs between any two pages)."""
+    return _TOKEN.sub("", response.get_data(as_text=True))
+
+
+def _url(rule: Any, values: dict[str, int]) -> str:
+    path = rule.rule
+    for arg in rule.arguments:
+        path = path.replace(f"<int:{arg}>", str(values[arg])).replace(f"<{arg}>", str(values[arg]))
+    return path
+
+
+def test_the_crawler_knows_every_id_in_every_rule(app: Flask, world: World) -> None:
+    unknown = {(r.rule, a) for r in _rules(app) for a in r.arguments if a not in world.b_objects}
+    assert not unknown, f"teach the cross-tenant crawler these URL arguments: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("viewer", ["client user of A", "collector of A"])
+def test_every_object_url_of_b_is_a_404_like_a_missing_id(app: Flask, client: FlaskClient, world: World, viewer: str) -> None:
+    assert login(client, world.viewers[viewer]).status_code == 302
+    token = fresh_csrf(client)
+    with scoped(TenantScope.agency(), db.session):
+        audit_before = db.session.scalar(select(func.count()).select_from(AuditEvent))
+    checked = 0
+    for rule in _rules(app):
+        if not rule.arguments:
+            continue
+        missing = {k: MISSING_ID for k in rule.arguments}
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            data = {"csrf_token": token} if method == "POST" else None
+            foreign = client.open(_url(rule, world.b_objects), method=method, data=data)
+            absent = client.open(_url(rule, missing), method=method, data=data)
+            assert foreign.status_code == 404, f"{viewer}: {method} {rule.rule} gave {foreign.status_code}"
+            assert _body(foreign) == _body(absent), f"{viewer}: {method} {rule.rule} reveals existence"
+            checked += 1
+    assert checked >= 8
+    with scoped(TenantScope.agency(), db.session):
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == audit_before
+
+
+@pytest.mark.parametrize("viewer", ["client user of A", "collector of A"])
+def test_list_pages_never_show_b(app: Flask, client: FlaskClient, world: World, viewer: str) -> None:
+    assert login(client, world.viewers[viewer]).status_code == 302
+    seen_ok = 0
+    for rule in _rules(app):
+        if rule.arguments or "GET" not in rule.methods:
+            continue
+        for query in ("", "?q=Bravo", "?q=B-SECRET", "?per_page=200"):
+            response = client.get(rule.rule + query, follow_redirects=True)
+            assert response.status_code in (200, 404), f"{viewer}: GET {rule.rule}{query} gave {response.status_code}"
+            body = response.get_data(as_text=True)
+            leaked = [m for m in world.b_markers if m in body]
+            assert not leaked, f"{viewer}: GET {rule.rule}{query} shows {leaked}"
+            seen_ok += response.status_code == 200
+    assert seen_ok >= 3
+
+
+def test_collector_sees_own_clients_and_client_user_sees_own_portal(client: FlaskClient, world: World) -> None:
+    login(client, world.viewers["collector of A"])
+    assert "Alpha Shipping GmbH" in client.get("/clients").get_data(as_text=True)
+    assert client.get(f"/clients/{world.a.id}").status_code == 200
+    client.post("/logout", data={"csrf_token": fresh_csrf(client)})
+    login(client, world.viewers["client user of A"])
+    page = client.get("/portal/debtors").get_data(as_text=True)
+    assert "Alpha Debtor One" in page
