@@ -83,7 +83,8 @@ class Debtor(ClientOwned, db.Model):
 
     client: Mapped[Client] = relationship(lazy="joined", innerjoin=True)
     contacts: Mapped[list[DebtorContact]] = relationship(
-        back_populates="debtor", order_by="(DebtorContact.is_primary.desc(), DebtorContact.id)",
+        back_populates="debtor",
+        order_by="(DebtorContact.is_primary.desc(), DebtorContact.id)",
         cascade="all, delete-orphan",
     )
 

@@ -21,7 +21,9 @@ def create_client(session: Session, data: dict[str, Any]) -> Client:
     client = Client(**data)
     session.add(client)
     session.flush()
-    audit.record(session, "client.create", client, client_id=client.id, after=audit.snapshot(client, Client.AUDIT_FIELDS))
+    audit.record(
+        session, "client.create", client, client_id=client.id, after=audit.snapshot(client, Client.AUDIT_FIELDS)
+    )
     return client
 
 
@@ -48,9 +50,17 @@ def update_client(session: Session, client: Client, data: dict[str, Any]) -> Cli
 def _contact_rows(debtor: Debtor, data: dict[str, Any]) -> list[DebtorContact]:
     rows = []
     if data.get("email"):
-        rows.append(DebtorContact(client_id=debtor.client_id, kind=ContactKind.EMAIL.value, value=data["email"], is_primary=True))
+        rows.append(
+            DebtorContact(
+                client_id=debtor.client_id, kind=ContactKind.EMAIL.value, value=data["email"], is_primary=True
+            )
+        )
     if data.get("phone"):
-        rows.append(DebtorContact(client_id=debtor.client_id, kind=ContactKind.PHONE.value, value=data["phone"], is_primary=True))
+        rows.append(
+            DebtorContact(
+                client_id=debtor.client_id, kind=ContactKind.PHONE.value, value=data["phone"], is_primary=True
+            )
+        )
     return rows
 
 
@@ -60,7 +70,9 @@ def create_debtor(session: Session, client: Client, data: dict[str, Any]) -> Deb
     email, phone = data.pop("email", None), data.pop("phone", None)
     exists = select(Debtor.id).where(Debtor.client_id == client.id, Debtor.external_ref == data["external_ref"])
     if session.scalar(exists):
-        raise ServiceError(f"{client.code} already has a debtor with reference {data['external_ref']}", field="external_ref")
+        raise ServiceError(
+            f"{client.code} already has a debtor with reference {data['external_ref']}", field="external_ref"
+        )
     debtor = Debtor(client_id=client.id, **data)
     session.add(debtor)
     session.flush()

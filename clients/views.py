@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from clients import queries, services
-from clients.models import Client, ClientStatus, DebtType, Debtor
+from clients.models import Client, ClientStatus, Debtor, DebtType
 from clients.schemas import ClientSchema, DebtorSchema
 from provider.core.audit import AuditEvent
 from provider.core.errors import ServiceError
@@ -22,7 +22,9 @@ from provider.ui import apply_sort, paginate
 bp = Blueprint("clients", __name__, template_folder="templates")
 
 
-def _client_form(template_client: Client | None, values: dict[str, Any], errors: dict[str, list[str]], status: int = 200) -> Any:
+def _client_form(
+    template_client: Client | None, values: dict[str, Any], errors: dict[str, list[str]], status: int = 200
+) -> Any:
     return (
         render_template(
             "clients/client_form.html",
@@ -101,10 +103,16 @@ def edit(client_id: int) -> Any:
     return _client_form(client, request.form.to_dict(), errors, 422)
 
 
-def _debtor_form(client: Client, debtor: Debtor | None, values: dict[str, Any], errors: dict[str, list[str]], status: int = 200) -> Any:
+def _debtor_form(
+    client: Client, debtor: Debtor | None, values: dict[str, Any], errors: dict[str, list[str]], status: int = 200
+) -> Any:
     return (
         render_template(
-            "clients/debtor_form.html", client=client, debtor=debtor, values=values, errors=errors,
+            "clients/debtor_form.html",
+            client=client,
+            debtor=debtor,
+            values=values,
+            errors=errors,
             timezones=timezone_choices(),
         ),
         status,
@@ -137,8 +145,11 @@ def debtor(client_id: int, debtor_id: int) -> Any:
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
     history = db.session.scalars(
         select(AuditEvent)
-        .where(AuditEvent.client_id == client.id, AuditEvent.object_type == "Debtor",
-               AuditEvent.object_id == str(debtor.id))
+        .where(
+            AuditEvent.client_id == client.id,
+            AuditEvent.object_type == "Debtor",
+            AuditEvent.object_id == str(debtor.id),
+        )
         .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
         .limit(20)
     ).all()
@@ -161,4 +172,3 @@ def edit_debtor(client_id: int, debtor_id: int) -> Any:
         flash("Debtor saved.", "success")
         return redirect(url_for("clients.debtor", client_id=client.id, debtor_id=debtor.id))
     return _debtor_form(client, debtor, request.form.to_dict(), errors, 422)
-

@@ -33,8 +33,10 @@ def _my_client() -> Client:
 def index() -> Any:
     client = _my_client()
     segments = db.session.execute(
-        select(Debtor.segment, func.count(Debtor.id)).where(Debtor.client_id == client.id)
-        .group_by(Debtor.segment).order_by(func.count(Debtor.id).desc())
+        select(Debtor.segment, func.count(Debtor.id))
+        .where(Debtor.client_id == client.id)
+        .group_by(Debtor.segment)
+        .order_by(func.count(Debtor.id).desc())
     ).all()
     return render_template(
         "portal/index.html", client=client, debtor_total=queries.debtor_count(client.id), segments=segments
@@ -54,7 +56,9 @@ def debtors() -> Any:
 @require(Permission.PORTAL)
 def debtor(debtor_id: int) -> Any:
     client = _my_client()
-    return render_template("portal/debtor.html", client=client, debtor=get_for_client(db.session, Debtor, debtor_id, client.id))
+    return render_template(
+        "portal/debtor.html", client=client, debtor=get_for_client(db.session, Debtor, debtor_id, client.id)
+    )
 
 
 @bp.get("/users")

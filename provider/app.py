@@ -56,7 +56,7 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
 def _import_models() -> None:
     """Import every model module so that metadata (and Alembic autogenerate) sees all tables."""
     import clients.models  # noqa: F401
-    import provider.core.audit  # noqa: F401
+    import provider.core.audit
     import provider.models  # noqa: F401
 
 
@@ -149,8 +149,6 @@ def _register_template_helpers(app: Flask) -> None:
     from provider.core.permissions import Permission
     from provider.ui import nav_items, sort_link, url_with
 
-    app.jinja_env.globals.update(
-        Permission=Permission, nav_items=nav_items, url_with=url_with, sort_link=sort_link
-    )
+    app.jinja_env.globals.update(Permission=Permission, nav_items=nav_items, url_with=url_with, sort_link=sort_link)
     app.jinja_env.filters["money"] = lambda minor, currency: format_money(minor, currency)
     app.jinja_env.filters["dt"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""

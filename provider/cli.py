@@ -16,8 +16,13 @@ def register_cli(app: Flask) -> None:
 
 
 @click.command("demo")
-@click.option("--scale", type=click.IntRange(1, 1000), default=1, show_default=True,
-              help="Multiply the number of debtors (1 = ~3,000).")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Multiply the number of debtors (1 = ~3,000).",
+)
 @click.option("--seed", type=int, default=20261123, show_default=True)
 def demo_command(scale: int, seed: int) -> None:
     """Create (or complete) the demo agency. Idempotent and deterministic."""
@@ -42,7 +47,9 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
         raise click.ClickException("REDIS_URL is not set: without Redis, jobs run inside the web process.")
     unknown = set(queues) - set(jobs.QUEUES)
     if unknown:
-        raise click.ClickException(f"unknown queue(s) {', '.join(sorted(unknown))}; queues are {', '.join(jobs.QUEUES)}")
+        raise click.ClickException(
+            f"unknown queue(s) {', '.join(sorted(unknown))}; queues are {', '.join(jobs.QUEUES)}"
+        )
     jobs.run_worker(current_app._get_current_object(), list(queues) or None, burst=burst)
 
 
@@ -67,7 +74,9 @@ def create_admin_command(email: str, name: str, password: str) -> None:
 
     with acting_as(Actor.system("cli")):
         try:
-            user = services.create_user(db.session, {"email": email, "name": name, "role": "admin", "password": password})
+            user = services.create_user(
+                db.session, {"email": email, "name": name, "role": "admin", "password": password}
+            )
         except ServiceError as exc:
             raise click.ClickException(str(exc)) from None
         db.session.commit()

@@ -117,7 +117,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     default_db = f"sqlite:///{INSTANCE_DIR / 'ar.db'}"
     database_url = _database_url(env, "DATABASE_URL", default_db)
-    owner_url = _database_url(env, "DATABASE_OWNER_URL", database_url) if env.get("DATABASE_OWNER_URL") else database_url
+    owner_url = (
+        _database_url(env, "DATABASE_OWNER_URL", database_url) if env.get("DATABASE_OWNER_URL") else database_url
+    )
     if owner_url.split(":", 1)[0] != database_url.split(":", 1)[0]:
         raise ConfigError("DATABASE_OWNER_URL must point at the same kind of database as DATABASE_URL")
     role = env.get("DATABASE_APP_ROLE") or "ar_app"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from clients import services as client_services
-from clients.models import Client, ContactKind, DebtType, Debtor, DebtorContact
+from clients.models import Client, ContactKind, Debtor, DebtorContact, DebtType
 from provider import services
 from provider.core import audit
 from provider.core.tenancy import TenantScope, scoped
@@ -23,18 +23,54 @@ DEBTORS_PER_CLIENT = 500
 CHUNK = 5_000
 
 CLIENTS: list[dict[str, str]] = [
-    {"code": "NWIND", "name": "Northwind Medical Supplies Inc.", "base_currency": "USD",
-     "timezone": "America/New_York", "country": "US", "debt_type": DebtType.CONSUMER.value},
-    {"code": "RHEIN", "name": "Rheinland Maschinenbau GmbH", "base_currency": "EUR",
-     "timezone": "Europe/Berlin", "country": "DE", "debt_type": DebtType.COMMERCIAL.value},
-    {"code": "THAMES", "name": "Thames Utilities Ltd", "base_currency": "GBP",
-     "timezone": "Europe/London", "country": "GB", "debt_type": DebtType.CONSUMER.value},
-    {"code": "SAKURA", "name": "Sakura Logistics K.K.", "base_currency": "JPY",
-     "timezone": "Asia/Tokyo", "country": "JP", "debt_type": DebtType.COMMERCIAL.value},
-    {"code": "OUTBK", "name": "Outback Building Supplies Pty Ltd", "base_currency": "AUD",
-     "timezone": "Australia/Sydney", "country": "AU", "debt_type": DebtType.COMMERCIAL.value},
-    {"code": "MAPLE", "name": "Maple Leaf Telecom Corp.", "base_currency": "CAD",
-     "timezone": "America/Toronto", "country": "CA", "debt_type": DebtType.CONSUMER.value},
+    {
+        "code": "NWIND",
+        "name": "Northwind Medical Supplies Inc.",
+        "base_currency": "USD",
+        "timezone": "America/New_York",
+        "country": "US",
+        "debt_type": DebtType.CONSUMER.value,
+    },
+    {
+        "code": "RHEIN",
+        "name": "Rheinland Maschinenbau GmbH",
+        "base_currency": "EUR",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+        "debt_type": DebtType.COMMERCIAL.value,
+    },
+    {
+        "code": "THAMES",
+        "name": "Thames Utilities Ltd",
+        "base_currency": "GBP",
+        "timezone": "Europe/London",
+        "country": "GB",
+        "debt_type": DebtType.CONSUMER.value,
+    },
+    {
+        "code": "SAKURA",
+        "name": "Sakura Logistics K.K.",
+        "base_currency": "JPY",
+        "timezone": "Asia/Tokyo",
+        "country": "JP",
+        "debt_type": DebtType.COMMERCIAL.value,
+    },
+    {
+        "code": "OUTBK",
+        "name": "Outback Building Supplies Pty Ltd",
+        "base_currency": "AUD",
+        "timezone": "Australia/Sydney",
+        "country": "AU",
+        "debt_type": DebtType.COMMERCIAL.value,
+    },
+    {
+        "code": "MAPLE",
+        "name": "Maple Leaf Telecom Corp.",
+        "base_currency": "CAD",
+        "timezone": "America/Toronto",
+        "country": "CA",
+        "debt_type": DebtType.CONSUMER.value,
+    },
 ]
 TEAMS = {"Team Atlantic": ["NWIND", "RHEIN", "THAMES"], "Team Pacific": ["SAKURA", "OUTBK", "MAPLE"]}
 STAFF = [
@@ -44,19 +80,100 @@ STAFF = [
 ] + [
     (f"collector{i}@demo.test", name, "collector", "Team Atlantic" if i <= 4 else "Team Pacific")
     for i, name in enumerate(
-        ["Ana Silva", "Ben Okafor", "Chloe Martin", "Dev Patel", "Emi Tanaka", "Finn Murphy", "Gia Rossi", "Hugo Klein"],
+        [
+            "Ana Silva",
+            "Ben Okafor",
+            "Chloe Martin",
+            "Dev Patel",
+            "Emi Tanaka",
+            "Finn Murphy",
+            "Gia Rossi",
+            "Hugo Klein",
+        ],
         start=1,
     )
 ]
 
-FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
-         "Yuki", "Hans", "Sofia", "Liam", "Olivia", "Noah", "Amelia", "Lukas", "Emma", "Kenji"]
-LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Müller", "Schmidt",
-        "Sato", "Suzuki", "Taylor", "Wilson", "O'Brien", "Nguyen", "Fischer", "Walker", "Young", "King"]
-BIZ_A = ["Apex", "Blue River", "Cedar", "Delta", "Evergreen", "Falcon", "Granite", "Harbor", "Iron Bridge",
-         "Juniper", "Keystone", "Lakeside", "Meridian", "Northstar", "Oakwood", "Pioneer", "Quarry", "Redwood"]
-BIZ_B = ["Construction", "Foods", "Logistics", "Clinic", "Hotels", "Retail", "Engineering", "Farms", "Motors",
-         "Pharmacy", "Builders", "Textiles", "Print", "Energy"]
+FIRST = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "Yuki",
+    "Hans",
+    "Sofia",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Amelia",
+    "Lukas",
+    "Emma",
+    "Kenji",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Müller",
+    "Schmidt",
+    "Sato",
+    "Suzuki",
+    "Taylor",
+    "Wilson",
+    "O'Brien",
+    "Nguyen",
+    "Fischer",
+    "Walker",
+    "Young",
+    "King",
+]
+BIZ_A = [
+    "Apex",
+    "Blue River",
+    "Cedar",
+    "Delta",
+    "Evergreen",
+    "Falcon",
+    "Granite",
+    "Harbor",
+    "Iron Bridge",
+    "Juniper",
+    "Keystone",
+    "Lakeside",
+    "Meridian",
+    "Northstar",
+    "Oakwood",
+    "Pioneer",
+    "Quarry",
+    "Redwood",
+]
+BIZ_B = [
+    "Construction",
+    "Foods",
+    "Logistics",
+    "Clinic",
+    "Hotels",
+    "Retail",
+    "Engineering",
+    "Farms",
+    "Motors",
+    "Pharmacy",
+    "Builders",
+    "Textiles",
+    "Print",
+    "Energy",
+]
 SUFFIX = {"US": "LLC", "DE": "GmbH", "GB": "Ltd", "JP": "K.K.", "AU": "Pty Ltd", "CA": "Inc."}
 SEGMENTS_CONSUMER = ["standard", "standard", "standard", "hardship", "high-balance", "new"]
 SEGMENTS_COMMERCIAL = ["sme", "sme", "enterprise", "public-sector", "key-account"]
@@ -65,7 +182,7 @@ SEGMENTS_COMMERCIAL = ["sme", "sme", "enterprise", "public-sector", "key-account
 def _debtor_rows(client: Client, start: int, stop: int, rng_seed: int) -> list[dict[str, Any]]:
     rows = []
     for n in range(start, stop):
-        rng = random.Random(rng_seed * 1_000_003 + n)  # per-row seed: the same debtor whatever the scale
+        rng = random.Random(rng_seed * 1_000_003 + n)  # noqa: S311 - per-row seed: same debtor at any scale
         if client.debt_type == DebtType.CONSUMER.value:
             name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
             segment = rng.choice(SEGMENTS_CONSUMER)
@@ -90,10 +207,26 @@ def _contact_rows(client: Client, debtors: list[tuple[int, str, str]]) -> list[d
     for debtor_id, ref, name in debtors:
         local = "".join(ch for ch in name.lower() if ch.isalnum())[:20] or "debtor"
         number = int(ref.rsplit("-", 1)[-1])
-        rows.append({"client_id": client.id, "debtor_id": debtor_id, "kind": ContactKind.EMAIL.value,
-                     "value": f"{local}.{number}@example.com", "label": "billing", "is_primary": True})
-        rows.append({"client_id": client.id, "debtor_id": debtor_id, "kind": ContactKind.PHONE.value,
-                     "value": f"+1 555 {number % 1000:03d} {number % 10000:04d}", "label": "main", "is_primary": True})
+        rows.append(
+            {
+                "client_id": client.id,
+                "debtor_id": debtor_id,
+                "kind": ContactKind.EMAIL.value,
+                "value": f"{local}.{number}@example.com",
+                "label": "billing",
+                "is_primary": True,
+            }
+        )
+        rows.append(
+            {
+                "client_id": client.id,
+                "debtor_id": debtor_id,
+                "kind": ContactKind.PHONE.value,
+                "value": f"+1 555 {number % 1000:03d} {number % 10000:04d}",
+                "label": "main",
+                "is_primary": True,
+            }
+        )
     return rows
 
 
@@ -122,15 +255,31 @@ def _ensure_users(clients: list[Client], teams: dict[str, Team]) -> list[tuple[s
     for email, name, role, team in STAFF:
         logins.append((email, role))
         if email not in have:
-            services.create_user(db.session, {"email": email, "name": name, "role": role, "password": DEMO_PASSWORD,
-                                              "team_id": teams[team].id if team else None})
+            services.create_user(
+                db.session,
+                {
+                    "email": email,
+                    "name": name,
+                    "role": role,
+                    "password": DEMO_PASSWORD,
+                    "team_id": teams[team].id if team else None,
+                },
+            )
     for client in clients:
         for role, who in (("client_admin", "admin"), ("client_viewer", "viewer")):
             email = f"{who}@{client.code.lower()}.demo.test"
             logins.append((email, role))
             if email not in have:
-                services.create_user(db.session, {"email": email, "name": f"{client.code.title()} {who.title()}",
-                                                  "role": role, "client_id": client.id, "password": DEMO_PASSWORD})
+                services.create_user(
+                    db.session,
+                    {
+                        "email": email,
+                        "name": f"{client.code.title()} {who.title()}",
+                        "role": role,
+                        "client_id": client.id,
+                        "password": DEMO_PASSWORD,
+                    },
+                )
     return logins
 
 
@@ -150,8 +299,14 @@ def _ensure_debtors(client: Client, wanted: int, seed: int) -> int:
         db.session.execute(insert(DebtorContact), _contact_rows(client, [tuple(r) for r in new]))
         created += len(rows)
     if created:
-        audit.record(db.session, "debtor.bulk_create", "Debtor", client_id=client.id, object_id="*",
-                     after={"count": created, "source": "demo"})
+        audit.record(
+            db.session,
+            "debtor.bulk_create",
+            "Debtor",
+            client_id=client.id,
+            object_id="*",
+            after={"count": created, "source": "demo"},
+        )
     return created
 
 

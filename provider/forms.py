@@ -10,7 +10,9 @@ from werkzeug.datastructures import MultiDict
 IGNORED = frozenset({"csrf_token", "submit"})
 
 
-def load_form(schema: Schema, form: MultiDict[str, str], partial: bool = False) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def load_form(
+    schema: Schema, form: MultiDict[str, str], partial: bool = False
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Returns (data, errors). Blank fields count as not given; unknown fields are reported, not dropped."""
     raw = {k: v for k, v in form.items() if k not in IGNORED and v.strip() != ""}
     try:

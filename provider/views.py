@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from clients.models import Client
 from clients.queries import visible_clients
@@ -32,6 +32,13 @@ def home() -> Any:
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
     return redirect(home_for(current_user))
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    """Liveness + database check for load balancers (and the benchmarks' trivial-endpoint baseline)."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(status="ok")
 
 
 @bp.get("/reports")
@@ -67,8 +74,13 @@ def users() -> Any:
     clients = {c.id: c for c in db.session.scalars(select(Client))}
     teams = {t.id: t for t in db.session.scalars(select(Team))}
     return render_template(
-        "provider/users.html", page=paginate(stmt), search=search, role=role, roles=ALL_ROLES,
-        clients=clients, teams=teams,
+        "provider/users.html",
+        page=paginate(stmt),
+        search=search,
+        role=role,
+        roles=ALL_ROLES,
+        clients=clients,
+        teams=teams,
     )
 
 
@@ -174,4 +186,6 @@ def audit_log() -> Any:
         stmt = stmt.where(AuditEvent.client_id == get_visible_or_404(db.session, Client, client_id).id)
     stmt = stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
     clients = {c.id: c for c in db.session.scalars(select(Client))}
-    return render_template("provider/audit.html", page=paginate(stmt), action=action, client_id=client_id, clients=clients)
+    return render_template(
+        "provider/audit.html", page=paginate(stmt), action=action, client_id=client_id, clients=clients
+    )

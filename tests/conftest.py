@@ -77,7 +77,9 @@ class Database:
 
 
 @pytest.fixture(scope="session")
-def database(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def database(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
     database = Database(backend, request.config.getoption("--pg-admin-url"), tmp_path_factory.mktemp(backend))
     try:
         yield database

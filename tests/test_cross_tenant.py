@@ -39,8 +39,9 @@ class World:
 @pytest.fixture
 def world(db_session: Any) -> World:
     a = make_client(name="Alpha Shipping GmbH", code="ALPHA")
-    b = make_client(name="Bravo Secret Holdings", code="BRAVO", base_currency="GBP", country="GB",
-                    timezone="Europe/London")
+    b = make_client(
+        name="Bravo Secret Holdings", code="BRAVO", base_currency="GBP", country="GB", timezone="Europe/London"
+    )
     make_debtor(a, name="Alpha Debtor One", external_ref="A-REF-1")
     b_debtor = make_debtor(b, name="Bravo Hidden Debtor", external_ref="B-SECRET-REF", email="hidden@bravo.test")
     team_a = make_team(a, name="Team A only")
@@ -52,16 +53,19 @@ def world(db_session: Any) -> World:
         a=a,
         b=b,
         b_objects={"client_id": b.id, "debtor_id": b_debtor.id, "user_id": b_user.id, "team_id": team_b.id},
-        b_markers=["Bravo Secret Holdings", "Bravo Hidden Debtor", "B-SECRET-REF", "hidden@bravo.test",
-                   "person@bravo.test"],
+        b_markers=[
+            "Bravo Secret Holdings",
+            "Bravo Hidden Debtor",
+            "B-SECRET-REF",
+            "hidden@bravo.test",
+            "person@bravo.test",
+        ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
 
 
 def _rules(app: Flask) -> list[Any]:
-    return sorted(
-        (r for r in app.url_map.iter_rules() if r.endpoint not in SKIP_ENDPOINTS), key=lambda r: r.rule
-    )
+    return sorted((r for r in app.url_map.iter_rules() if r.endpoint not in SKIP_ENDPOINTS), key=lambda r: r.rule)
 
 
 _TOKEN = re.compile(r'value="[^"]+"(?=[^>]*name="csrf_token")|(?<=name="csrf_token" value=")[^"]+')
@@ -85,7 +89,9 @@ def test_the_crawler_knows_every_id_in_every_rule(app: Flask, world: World) -> N
 
 
 @pytest.mark.parametrize("viewer", ["client user of A", "collector of A"])
-def test_every_object_url_of_b_is_a_404_like_a_missing_id(app: Flask, client: FlaskClient, world: World, viewer: str) -> None:
+def test_every_object_url_of_b_is_a_404_like_a_missing_id(
+    app: Flask, client: FlaskClient, world: World, viewer: str
+) -> None:
     assert login(client, world.viewers[viewer]).status_code == 302
     token = fresh_csrf(client)
     with scoped(TenantScope.agency(), db.session):

@@ -242,7 +242,9 @@ def _to_rq(app: Flask, item: PendingJob) -> Any:
                 return existing
         except NoSuchJobError:
             pass
-    retry = Retry(max=item.spec.retries, interval=[10, 60, 300][: max(item.spec.retries, 1)]) if item.spec.retries else None
+    retry = (
+        Retry(max=item.spec.retries, interval=[10, 60, 300][: max(item.spec.retries, 1)]) if item.spec.retries else None
+    )
     return queue.enqueue(
         item.spec.path,
         args=item.args,
@@ -261,9 +263,7 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
     from rq.serializers import JSONSerializer
 
     names = queues or list(QUEUES)
-    worker = Worker(
-        [rq_queue(n, app) for n in names], connection=redis_connection(app), serializer=JSONSerializer
-    )
+    worker = Worker([rq_queue(n, app) for n in names], connection=redis_connection(app), serializer=JSONSerializer)
     return worker.work(burst=burst, with_scheduler=True)
 
 

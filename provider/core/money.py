@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
@@ -23,7 +23,7 @@ class MoneyError(ValueError):
     """An amount or currency could not be understood."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
@@ -35,7 +35,7 @@ def validate_currency(code: str) -> str:
     return code
 
 
-@lru_cache(maxsize=None)
+@cache
 def exponent(currency: str) -> int:
     """Minor-unit exponent from ISO 4217 (JPY 0, USD 2, KWD 3)."""
     return int(get_currency_precision(validate_currency(currency)))

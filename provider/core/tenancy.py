@@ -90,10 +90,9 @@ def current_scope() -> TenantScope:
 
 
 def _reapply(session: Session | scoped_session[Any] | None) -> None:
-    if isinstance(session, scoped_session):
-        session = session()
-    if session is not None and session.in_transaction():
-        _apply_gucs(session.connection())
+    real = session() if isinstance(session, scoped_session) else session
+    if real is not None and real.in_transaction():
+        _apply_gucs(real.connection())
 
 
 def set_scope(scope: TenantScope, session: Session | scoped_session[Any] | None = None) -> None:
@@ -118,7 +117,7 @@ class ClientOwned:
     """Mixin for every client-owned table: `client_id NOT NULL`, guarded by the ORM and by RLS."""
 
     @declared_attr
-    def client_id(cls) -> Mapped[int]:  # noqa: N805
+    def client_id(cls) -> Mapped[int]:
         return mapped_column(BigInteger, ForeignKey("clients.id", ondelete="RESTRICT"), nullable=False)
 
 
@@ -218,4 +217,3 @@ def _apply_gucs(connection: Any) -> None:
 @event.listens_for(Session, "after_begin")
 def _set_local_tenant(_session: Session, _transaction: Any, connection: Any) -> None:
     _apply_gucs(connection)
-

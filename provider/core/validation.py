@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from babel import Locale
+import pycountry
 from marshmallow import ValidationError, fields
 
 from provider.core.money import MoneyError, validate_currency
@@ -13,7 +13,7 @@ from provider.core.money import MoneyError, validate_currency
 
 @lru_cache(maxsize=1)
 def _countries() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
+    return frozenset(country.alpha_2 for country in pycountry.countries)
 
 
 @lru_cache(maxsize=1)

@@ -24,8 +24,15 @@ def test_create_and_update_record_actor_object_client_and_changes(db_session: An
     with acting_as(Actor(boss.id, boss.email)), scoped(TenantScope.agency(), db.session):
         client = client_services.create_client(
             db.session,
-            {"name": "Acme", "code": "ACME", "base_currency": "USD", "timezone": "America/Chicago", "country": "US",
-             "debt_type": "consumer", "status": "active"},
+            {
+                "name": "Acme",
+                "code": "ACME",
+                "base_currency": "USD",
+                "timezone": "America/Chicago",
+                "country": "US",
+                "debt_type": "consumer",
+                "status": "active",
+            },
         )
         client_services.update_client(db.session, client, {"name": "Acme Corp", "status": "paused"})
         db.session.commit()

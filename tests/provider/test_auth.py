@@ -63,8 +63,14 @@ def test_post_without_csrf_token_is_refused_and_changes_nothing(client: FlaskCli
     before = db.session.scalar(select(func.count()).select_from(AuditEvent))
     response = client.post(
         "/clients/new",
-        data={"name": "X", "code": "XX", "base_currency": "EUR", "timezone": "Europe/Paris", "country": "FR",
-              "debt_type": "commercial"},
+        data={
+            "name": "X",
+            "code": "XX",
+            "base_currency": "EUR",
+            "timezone": "Europe/Paris",
+            "country": "FR",
+            "debt_type": "commercial",
+        },
     )
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True)

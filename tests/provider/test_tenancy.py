@@ -119,13 +119,14 @@ def test_raw_sql_sees_only_the_current_tenant(pg: Any, two_tenants: dict[str, An
     assert pg.execute(sa.text("SELECT count(*) FROM debtors WHERE client_id = :b"), {"b": b}).scalar() == 0
     assert pg.execute(sa.text("SELECT id FROM clients")).scalars().all() == [a]
     # writes into another tenant are refused by the policy's WITH CHECK
-    with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
-        with pg.begin_nested():
-            pg.execute(
-                sa.text("INSERT INTO debtors (client_id, external_ref, name, segment, do_not_contact, created_at, "
-                        "updated_at) VALUES (:b, 'X-1', 'x', 'standard', false, now(), now())"),
-                {"b": b},
-            )
+    with pytest.raises(sa.exc.ProgrammingError, match="row-level security"), pg.begin_nested():
+        pg.execute(
+            sa.text(
+                "INSERT INTO debtors (client_id, external_ref, name, segment, do_not_contact, created_at, "
+                "updated_at) VALUES (:b, 'X-1', 'x', 'standard', false, now(), now())"
+            ),
+            {"b": b},
+        )
     # updates cannot reach another tenant's rows either
     changed = pg.execute(sa.text("UPDATE debtors SET name = 'hacked' WHERE client_id = :b"), {"b": b}).rowcount
     assert changed == 0

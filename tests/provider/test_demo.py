@@ -1,0 +1,43 @@
+"""`flask demo`: a deterministic, idempotent demo agency."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from clients.models import Client, Debtor
+from provider.core.tenancy import TenantScope, scoped
+from provider.demo import DEMO_PASSWORD, _debtor_rows, seed_demo
+from provider.extensions import db
+from provider.models import Team, User
+from tests.conftest import login
+
+
+def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
+    first = seed_demo()
+    with scoped(TenantScope.agency(), db.session):
+        clients = db.session.scalars(select(Client).order_by(Client.code)).all()
+        assert len(clients) == 6
+        assert {"USD", "EUR", "GBP", "JPY"} <= {c.base_currency for c in clients}
+        assert {c.debt_type for c in clients} == {"consumer", "commercial"}
+        assert len({c.timezone for c in clients}) == 6
+        assert db.session.scalar(select(func.count(Debtor.id))) == 3000 == first["debtors"]
+        roles = dict(db.session.execute(select(User.role, func.count()).group_by(User.role)).all())
+        assert roles == {"admin": 1, "manager": 2, "collector": 8, "client_admin": 6, "client_viewer": 6}
+        teams = db.session.scalars(select(Team)).all()
+        assert len(teams) == 2 and all(len(t.members) == 4 and len(t.clients) == 3 for t in teams)
+        sample = db.session.scalar(select(Debtor.name).where(Debtor.external_ref == "NWIND-000042"))
+
+    second = seed_demo()
+    assert second["created_debtors"] == 0 and second["debtors"] == 3000
+    with scoped(TenantScope.agency(), db.session):
+        assert db.session.scalar(select(func.count(User.id))) == 23
+        assert db.session.scalar(select(Debtor.name).where(Debtor.external_ref == "NWIND-000042")) == sample
+
+    assert login(client, "viewer@sakura.demo.test", DEMO_PASSWORD).status_code == 302
+    assert "Sakura Logistics" in client.get("/portal/").get_data(as_text=True)
+
+
+def test_demo_rows_do_not_depend_on_the_scale() -> None:
+    client = Client(id=7, code="X", debt_type="consumer", country="US")
+    assert _debtor_rows(client, 10, 20, 99) == _debtor_rows(client, 0, 20, 99)[10:]
