@@ -90,7 +90,8 @@ def main() -> None:
                 "/login",
                 data={"email": "maria.manager@demo.test", "password": DEMO_PASSWORD, "csrf_token": csrf_token(page)},
             )
-            assert login.status_code == 302, login.status_code
+            if login.status_code != 302:
+                raise SystemExit(f"sign-in failed with HTTP {login.status_code}")
             with app.app_context():
                 from clients.models import Client, Debtor
                 from provider.core.tenancy import TenantScope, scoped
