@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -56,7 +57,7 @@ class PendingJob:
 
 @dataclass(frozen=True)
 class Periodic:
-    """A periodic job: `cron` in the server's UTC time. Declared once in PERIODIC_JOBS."""
+    """A periodic job: `cron` is evaluated in UTC. Every one is declared in PERIODIC_JOBS."""
 
     path: str
     cron: str
@@ -267,11 +268,49 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
     return worker.work(burst=burst, with_scheduler=True)
 
 
-def run_cron(app: Flask) -> None:
-    """Run RQ's cron scheduler over PERIODIC_JOBS (one per deployment)."""
-    from rq.cron import CronScheduler
+def due_slot(cron: str, now: datetime) -> datetime:
+    """The most recent instant at or before `now` matched by `cron` (UTC)."""
+    from croniter import croniter
 
-    scheduler = CronScheduler(connection=redis_connection(app))
+    itr = croniter(cron, now.astimezone(UTC).replace(tzinfo=None) + timedelta(seconds=1))
+    return itr.get_prev(datetime).replace(tzinfo=UTC)
+
+
+def periodic_tick(app: Flask, now: datetime, table: list[Periodic] | None = None) -> list[str]:
+    """Enqueue every periodic job whose latest slot has not been enqueued yet. Returns the job ids queued.
+
+    A slot is claimed with SET NX in Redis, so several cron processes never double a run; a slot missed
+    while no cron process was running is caught up once, at the next tick (older missed slots collapse
+    into that one run: periodic jobs rebuild state, they do not count occurrences).
+    """
+    redis = redis_connection(app)
+    queued = []
+    for periodic in PERIODIC_JOBS if table is None else table:
+        slot = due_slot(periodic.cron, now)
+        name = periodic.path.rsplit(".", 1)[-1]
+        last_key = f"ar:periodic:{name}:last"
+        last = redis.get(last_key)
+        if last is not None and float(last) >= slot.timestamp():
+            continue
+        if not redis.set(f"ar:periodic:{name}:{int(slot.timestamp())}", "1", nx=True, ex=8 * 86400):
+            continue
+        spec = REGISTRY[periodic.path]
+        job_id = f"periodic:{name}:{slot:%Y%m%dT%H%M}"
+        _to_rq(app, PendingJob(spec, (), dict(periodic.kwargs), job_id))
+        redis.set(last_key, slot.timestamp())
+        queued.append(rq_job_id(job_id))
+    return queued
+
+
+def run_cron(app: Flask, interval: float = 30.0) -> None:
+    """The platform's periodic-job clock: tick every `interval` seconds (run one or more per deployment)."""
+    import time
+
     for periodic in PERIODIC_JOBS:
-        scheduler.register(_resolve(periodic.path), periodic.queue, kwargs=periodic.kwargs, cron=periodic.cron)
-    scheduler.start()
+        _resolve(periodic.path)  # fail at start-up, not at 2 a.m., if a path is wrong
+    log.info("cron: %d periodic jobs", len(PERIODIC_JOBS))
+    while True:
+        queued = periodic_tick(app, datetime.now(UTC))
+        if queued:
+            log.info("cron: queued %s", ", ".join(queued))
+        time.sleep(interval)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.factories import make_client
 from tests.provider.jobs_sample import touch_client_job
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
+pytestmark = pytest.mark.xdist_group("redis")  # one worker owns the Redis test database
 
 
 def _touches(client_id: int) -> list[str]:
@@ -104,3 +106,61 @@ def test_rolled_back_work_never_reaches_redis(rq_mode: Redis) -> None:
     db.session.rollback()
     db.session.commit()
     assert jobs.rq_queue("default").count == 0
+
+
+def test_periodic_jobs_run_once_per_slot_and_catch_up_after_downtime(app: Flask, rq_mode: Redis) -> None:
+    client = make_client()
+    nightly = jobs.Periodic(
+        "tests.provider.jobs_sample.touch_client_job",
+        "0 2 * * *",
+        queue="default",
+        kwargs={"client_id": client.id, "note": "nightly"},
+    )
+    day1 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    assert jobs.periodic_tick(app, day1, [nightly]) == ["periodic-touch_client_job-20261120T0200"]
+    assert jobs.periodic_tick(app, day1 + timedelta(minutes=30), [nightly]) == []  # same slot: not doubled
+    # the clock was down for two days: the next tick catches up once, with the latest slot
+    day3 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    assert jobs.periodic_tick(app, day3, [nightly]) == ["periodic-touch_client_job-20261122T0200"]
+    assert jobs.periodic_tick(app, day3, [nightly]) == []
+    assert jobs.rq_queue("default").count == 2
+
+
+def test_flask_worker_command_runs_jobs_in_its_own_app_context(tmp_path: Any) -> None:
+    """The real `flask worker --burst` process, on its own committed SQLite database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from flask_migrate import upgrade
+
+    from provider.app import create_app
+    from provider.core.tenancy import TenantScope, scoped
+
+    environ = {"AR_ENV": "testing", "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.db'}", "REDIS_URL": REDIS_URL}
+    other = create_app(environ)
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    with other.app_context():
+        upgrade()
+        with scoped(TenantScope.agency(), db.session):
+            client_id = make_client().id
+            jobs.enqueue(touch_client_job, client_id, "from a worker process", job_id=f"touch:{client_id}")
+            db.session.commit()  # handed to Redis here
+        assert jobs.rq_queue("default", other).count == 1
+        root = Path(__file__).resolve().parents[2]
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst", "-q", "default"],
+            cwd=root,
+            env={**os.environ, **environ},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        db.session.remove()
+        with scoped(TenantScope.agency(), db.session):
+            assert _touches(client_id) == ["from a worker process"]
+        db.session.remove()
+    redis.flushdb()
