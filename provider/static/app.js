@@ -89,7 +89,10 @@
 
   function openCurrentRow() {
     var row = doc.querySelector("table[data-nav-table] tbody tr.is-current");
-    if (!row || doc.activeElement !== row) return false;
+    if (!row) return false;
+    /* Only when nothing else would take the Enter key (a focused link or button handles it natively). */
+    var active = doc.activeElement;
+    if (active && active !== row && active !== doc.body && active.tagName !== "MAIN") return false;
     var link = row.querySelector("a[href]");
     if (!link) return false;
     link.click();
