@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from clients import queries
 from clients.models import Client, Debtor
-from provider.core.permissions import Permission, require
+from provider import services
+from provider.core.errors import ServiceError
+from provider.core.permissions import Permission, Role, require
 from provider.core.tenancy import get_for_client
 from provider.extensions import db
+from provider.forms import load_form
 from provider.models import User
+from provider.schemas import PortalUserSchema
 from provider.ui import apply_sort, paginate
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -22,8 +26,6 @@ bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templa
 def _my_client() -> Client:
     client = db.session.get(Client, current_user.client_id)
     if client is None:  # scope and binding disagree: never show anything
-        from flask import abort
-
         abort(404)
     return client
 
@@ -67,3 +69,44 @@ def users() -> Any:
     client = _my_client()
     people = db.session.scalars(select(User).where(User.client_id == client.id).order_by(User.name)).all()
     return render_template("portal/users.html", client=client, people=people)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@require(Permission.PORTAL_USERS_MANAGE)
+def create_user() -> Any:
+    """A client admin invites a colleague: always into their own company, always a client role."""
+    client = _my_client()
+    values: dict[str, Any] = {"role": Role.CLIENT_VIEWER.value}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        data, errors = load_form(PortalUserSchema(), request.form)
+        if not errors:
+            try:
+                user = services.create_user(db.session, {**data, "client_id": client.id, "team_id": None})
+                db.session.commit()
+                flash(f"{user.name} can now sign in as {user.email}.", "success")
+                return redirect(url_for("portal.users"))
+            except ServiceError as exc:
+                db.session.rollback()
+                errors = {exc.field or "_schema": [str(exc)]}
+        values = {k: v for k, v in request.form.items() if k != "password"}
+    status = 422 if errors else 200
+    return render_template("portal/user_form.html", client=client, values=values, errors=errors), status
+
+
+@bp.post("/users/<int:user_id>/access")
+@require(Permission.PORTAL_USERS_MANAGE)
+def set_access(user_id: int) -> Any:
+    """Disable or re-enable a colleague's sign-in (never one's own)."""
+    client = _my_client()
+    person = db.session.get(User, user_id)
+    if person is None or person.client_id != client.id:
+        abort(404)
+    if person.id == current_user.id:
+        flash("You cannot disable your own access.", "error")
+        return redirect(url_for("portal.users"))
+    enable = request.form.get("active") == "1"
+    services.update_user(db.session, person, {"active": enable})
+    db.session.commit()
+    flash(f"{person.name} {'can sign in again' if enable else 'can no longer sign in'}.", "success")
+    return redirect(url_for("portal.users"))

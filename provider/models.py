@@ -70,6 +70,7 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     team: Mapped[Team | None] = relationship(back_populates="members")
+    client: Mapped[Client | None] = relationship()
 
     AUDIT_FIELDS = ("email", "name", "role", "team_id", "client_id", "active")
 

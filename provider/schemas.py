@@ -40,3 +40,15 @@ class TeamSchema(Schema):
         unknown = RAISE
 
     name = Trimmed(required=True, validate=validate.Length(max=80))
+
+
+class PortalUserSchema(Schema):
+    """What a client admin may set for a colleague: never a staff role, never another company."""
+
+    class Meta:
+        unknown = RAISE
+
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = Trimmed(required=True, validate=validate.Length(max=120))
+    role = Trimmed(required=True, validate=validate.OneOf(sorted(r.value for r in CLIENT_ROLES)))
+    password = fields.String(required=True, validate=validate.Length(min=MIN_LENGTH, max=200))

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import selectinload
 
 from clients.models import Client
 from clients.queries import visible_clients
@@ -146,7 +147,9 @@ def teams() -> Any:
             except ServiceError as exc:
                 db.session.rollback()
                 errors = {exc.field or "_schema": [str(exc)]}
-    all_teams = db.session.scalars(select(Team).order_by(Team.name)).all()
+    all_teams = db.session.scalars(
+        select(Team).options(selectinload(Team.members), selectinload(Team.clients)).order_by(Team.name)
+    ).all()
     status = 422 if errors else 200
     return render_template("provider/teams.html", teams=all_teams, errors=errors, values=request.form), status
 
@@ -154,7 +157,7 @@ def teams() -> Any:
 @bp.route("/admin/teams/<int:team_id>", methods=["GET", "POST"])
 @require(Permission.USERS_MANAGE)
 def team(team_id: int) -> Any:
-    team = db.get_or_404(Team, team_id)
+    team = db.get_or_404(Team, team_id, options=[selectinload(Team.members), selectinload(Team.clients)])
     all_clients = db.session.scalars(select(Client).order_by(Client.name)).all()
     if request.method == "POST":
         valid = {c.id for c in all_clients}
