@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provider.core.clock import now_utc
@@ -68,7 +68,8 @@ class Debtor(ClientOwned, db.Model):
     __tablename__ = "debtors"
     __table_args__ = (
         UniqueConstraint("client_id", "external_ref"),
-        Index(None, "client_id", "name"),
+        UniqueConstraint("client_id", "id"),  # target of composite foreign keys: children share the tenant
+        Index(None, "client_id", "name", "id"),
         Index(None, "client_id", "segment"),
     )
 
@@ -101,11 +102,13 @@ class DebtorContact(ClientOwned, db.Model):
     __tablename__ = "debtor_contacts"
     __table_args__ = (
         CheckConstraint(_in("kind", ContactKind), name="kind"),
+        # (client_id, debtor_id) -> debtors(client_id, id): a contact can never belong to another tenant's debtor
+        ForeignKeyConstraint(["client_id", "debtor_id"], ["debtors.client_id", "debtors.id"], ondelete="CASCADE"),
         Index(None, "client_id", "debtor_id"),
     )
 
     id: Mapped[intpk]
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtors.id", ondelete="CASCADE"))
+    debtor_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(10))
     value: Mapped[str] = mapped_column(String(300))
     label: Mapped[str] = mapped_column(String(60), default="")

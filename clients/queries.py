@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
 from clients.models import Client, Debtor
 from provider.extensions import db
+from provider.ui import Page
 
 
 def visible_clients() -> Select[Any]:
-    """Clients the current scope may see, with their debtor counts (one grouped query)."""
-    counts = select(Debtor.client_id, func.count(Debtor.id).label("debtors")).group_by(Debtor.client_id).subquery()
-    return select(Client, func.coalesce(counts.c.debtors, 0).label("debtors")).outerjoin(
-        counts, counts.c.client_id == Client.id
+    """Clients the current scope may see (the ORM guard and RLS do the filtering)."""
+    return select(Client)
+
+
+def debtor_counts(client_ids: list[int]) -> dict[int, int]:
+    """Debtors per client, for one page of clients (an index-only count on PostgreSQL)."""
+    if not client_ids:
+        return {}
+    rows = db.session.execute(
+        select(Debtor.client_id, func.count()).where(Debtor.client_id.in_(client_ids)).group_by(Debtor.client_id)
     )
+    return {cid: n for cid, n in rows}
+
+
+def with_debtor_counts(page: Page) -> Page:
+    """The same page with `(client, debtors)` rows."""
+    counts = debtor_counts([c.id for c in page.items])
+    return replace(page, items=[(c, counts.get(c.id, 0)) for c in page.items])
 
 
 def debtors_of(client_id: int, search: str | None = None) -> Select[Any]:

@@ -48,7 +48,7 @@ def index() -> Any:
         like = f"%{search.lower()}%"
         stmt = stmt.where(func.lower(Client.name).like(like) | func.lower(Client.code).like(like))
     stmt = apply_sort(stmt, queries.CLIENT_SORTS, "name", tiebreak=Client.id)
-    return render_template("clients/index.html", page=paginate(stmt), search=search)
+    return render_template("clients/index.html", page=queries.with_debtor_counts(paginate(stmt)), search=search)
 
 
 @bp.route("/clients/new", methods=["GET", "POST"])

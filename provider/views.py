@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import selectinload
 
 from clients.models import Client
-from clients.queries import visible_clients
+from clients.queries import visible_clients, with_debtor_counts
 from provider import services
 from provider.auth import home_for
 from provider.core.audit import AuditEvent
@@ -46,7 +46,7 @@ def healthz() -> Any:
 @require(Permission.REPORTS_READ)
 def reports() -> Any:
     stmt = apply_sort(visible_clients(), {"name": Client.name}, "name", tiebreak=Client.id)
-    return render_template("provider/reports.html", page=paginate(stmt))
+    return render_template("provider/reports.html", page=with_debtor_counts(paginate(stmt)))
 
 
 # --- users -----------------------------------------------------------------------------------------

@@ -17,18 +17,28 @@ from sqlalchemy.dialects import postgresql
 # Client-owned tables and their tenant column. `clients` is the tenant root (its own id).
 TENANT_TABLES = {"clients": "id", "debtors": "client_id", "debtor_contacts": "client_id"}
 
-CID = "nullif(current_setting('app.client_id', true), '')"
-IDS = "coalesce(current_setting('app.client_ids', true), '')"
+# The tenant settings are read once per statement: the functions are wrapped in scalar sub-selects in
+# the policy, which PostgreSQL evaluates once as an InitPlan instead of once per row.
+TENANT_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION app_tenant_all() RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT nullif(current_setting('app.client_id', true), '') IS NULL
+       AND coalesce(current_setting('app.client_ids', true), '') = '*'
+$$;
+CREATE OR REPLACE FUNCTION app_tenant_ids() RETURNS bigint[] LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN nullif(current_setting('app.client_id', true), '') IS NOT NULL
+            THEN ARRAY[current_setting('app.client_id', true)::bigint]
+        WHEN coalesce(current_setting('app.client_ids', true), '') IN ('', '*')
+            THEN ARRAY[]::bigint[]
+        ELSE string_to_array(current_setting('app.client_ids', true), ',')::bigint[]
+    END
+$$;
+"""
 
 
 def tenant_predicate(column):
     """Visible when it is the current tenant, or (no tenant set) in the granted list, or '*' (agency-wide)."""
-    return (
-        f"(CASE WHEN {CID} IS NOT NULL THEN {column} = {CID}::bigint "
-        f"WHEN {IDS} = '*' THEN true "
-        f"WHEN {IDS} = '' THEN false "
-        f"ELSE {column} = ANY (string_to_array({IDS}, ',')::bigint[]) END)"
-    )
+    return f"((SELECT app_tenant_all()) OR {column} = ANY ((SELECT app_tenant_ids())::bigint[]))"
 
 
 def app_role():
@@ -95,10 +105,11 @@ def upgrade():
     sa.Column('client_id', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['client_id'], ['clients.id'], name=op.f('fk_debtors_client_id_clients'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_debtors')),
-    sa.UniqueConstraint('client_id', 'external_ref', name=op.f('uq_debtors_client_id_external_ref'))
+    sa.UniqueConstraint('client_id', 'external_ref', name=op.f('uq_debtors_client_id_external_ref')),
+    sa.UniqueConstraint('client_id', 'id', name=op.f('uq_debtors_client_id_id'))
     )
     with op.batch_alter_table('debtors', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_debtors_client_id_name'), ['client_id', 'name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_debtors_client_id_name_id'), ['client_id', 'name', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_debtors_client_id_segment'), ['client_id', 'segment'], unique=False)
 
     op.create_table('team_clients',
@@ -170,7 +181,7 @@ def upgrade():
 
     op.create_table('debtor_contacts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('debtor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('debtor_id', sa.BigInteger(), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
     sa.Column('value', sa.String(length=300), nullable=False),
     sa.Column('label', sa.String(length=60), nullable=False),
@@ -179,7 +190,7 @@ def upgrade():
     sa.Column('client_id', sa.BigInteger(), nullable=False),
     sa.CheckConstraint("kind IN ('phone', 'email', 'postal')", name=op.f('ck_debtor_contacts_kind')),
     sa.ForeignKeyConstraint(['client_id'], ['clients.id'], name=op.f('fk_debtor_contacts_client_id_clients'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['debtor_id'], ['debtors.id'], name=op.f('fk_debtor_contacts_debtor_id_debtors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['client_id', 'debtor_id'], ['debtors.client_id', 'debtors.id'], name=op.f('fk_debtor_contacts_client_id_debtors'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_debtor_contacts'))
     )
     with op.batch_alter_table('debtor_contacts', schema=None) as batch_op:
@@ -212,6 +223,12 @@ def upgrade_postgresql():
     op.execute(f"REVOKE ALL ON alembic_version FROM {role}")
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}")
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}")
+    # Substring search on names and references (`ILIKE '%smith%'`) uses trigram indexes on PostgreSQL.
+    # They are PostgreSQL-only, so they live here and not in the models (env.py skips `*_trgm` in checks).
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE INDEX ix_debtors_name_trgm ON debtors USING gin (lower(name) gin_trgm_ops)")
+    op.execute("CREATE INDEX ix_debtors_external_ref_trgm ON debtors USING gin (lower(external_ref) gin_trgm_ops)")
+    op.execute(TENANT_FUNCTIONS)
     for table, column in TENANT_TABLES.items():
         enable_rls(table, column)
     op.execute(APPEND_ONLY_PG)
@@ -229,6 +246,10 @@ def downgrade():
             op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
             op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
             op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        op.execute("DROP INDEX IF EXISTS ix_debtors_name_trgm")
+        op.execute("DROP INDEX IF EXISTS ix_debtors_external_ref_trgm")
+        op.execute("DROP FUNCTION IF EXISTS app_tenant_all()")
+        op.execute("DROP FUNCTION IF EXISTS app_tenant_ids()")
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_events_append_only_update")
         op.execute("DROP TRIGGER IF EXISTS audit_events_append_only_delete")
@@ -259,7 +280,7 @@ def downgrade():
     op.drop_table('team_clients')
     with op.batch_alter_table('debtors', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_debtors_client_id_segment'))
-        batch_op.drop_index(batch_op.f('ix_debtors_client_id_name'))
+        batch_op.drop_index(batch_op.f('ix_debtors_client_id_name_id'))
 
     op.drop_table('debtors')
     op.drop_table('teams')

@@ -145,3 +145,18 @@ def test_granted_list_and_agency_scope_in_rls(pg: Any, two_tenants: dict[str, An
     assert pg.execute(sa.text("SELECT DISTINCT client_id FROM debtors")).scalars().all() == [b]
     _gucs(pg, client_ids="*")
     assert set(pg.execute(sa.text("SELECT DISTINCT client_id FROM debtors")).scalars().all()) >= {a, b}
+
+
+def test_a_child_row_cannot_point_at_another_tenants_parent(two_tenants: dict[str, Any]) -> None:
+    """Composite foreign key (client_id, debtor_id) -> debtors(client_id, id), enforced by the database."""
+    from clients.models import DebtorContact
+
+    with scoped(TenantScope.agency(), db.session):
+        db.session.add(
+            DebtorContact(
+                client_id=two_tenants["a"], debtor_id=two_tenants["db"][0], kind="email", value="x@example.test"
+            )
+        )
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.flush()
+        db.session.rollback()
