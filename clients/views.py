@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func
 
 from clients import queries, services
 from clients.models import Client, ClientStatus, Debtor, DebtType
 from clients.schemas import ClientSchema, DebtorSchema
-from provider.core.audit import AuditEvent
-from provider.core.errors import ServiceError
+from provider.core import audit
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_for_client, get_visible_or_404
 from provider.core.validation import timezone_choices
 from provider.extensions import db
-from provider.forms import load_form
+from provider.forms import kept_values, submit_form
 from provider.ui import apply_sort, paginate
 
 bp = Blueprint("clients", __name__, template_folder="templates")
@@ -56,17 +55,11 @@ def index() -> Any:
 def create() -> Any:
     if request.method == "GET":
         return _client_form(None, {"debt_type": "commercial", "status": "active"}, {})
-    data, errors = load_form(ClientSchema(), request.form)
-    if not errors:
-        try:
-            client = services.create_client(db.session, data)
-            db.session.commit()
-            flash(f"Client {client.name} created.", "success")
-            return redirect(url_for("clients.detail", client_id=client.id))
-        except ServiceError as exc:
-            db.session.rollback()
-            errors = {exc.field or "_schema": [str(exc)]}
-    return _client_form(None, request.form.to_dict(), errors, 422)
+    client, errors = submit_form(ClientSchema(), request.form, lambda data: services.create_client(db.session, data))
+    if client is None:
+        return _client_form(None, kept_values(request.form), errors, 422)
+    flash(f"Client {client.name} created.", "success")
+    return redirect(url_for("clients.detail", client_id=client.id))
 
 
 @bp.get("/clients/<int:client_id>")
@@ -90,17 +83,13 @@ def edit(client_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     if request.method == "GET":
         return _client_form(client, {f: getattr(client, f) for f in Client.AUDIT_FIELDS}, {})
-    data, errors = load_form(ClientSchema(), request.form)
-    if not errors:
-        try:
-            services.update_client(db.session, client, data)
-            db.session.commit()
-            flash("Client settings saved.", "success")
-            return redirect(url_for("clients.detail", client_id=client.id))
-        except ServiceError as exc:
-            db.session.rollback()
-            errors = {exc.field or "_schema": [str(exc)]}
-    return _client_form(client, request.form.to_dict(), errors, 422)
+    saved, errors = submit_form(
+        ClientSchema(), request.form, lambda data: services.update_client(db.session, client, data)
+    )
+    if saved is None:
+        return _client_form(client, kept_values(request.form), errors, 422)
+    flash("Client settings saved.", "success")
+    return redirect(url_for("clients.detail", client_id=client.id))
 
 
 def _debtor_form(
@@ -125,17 +114,13 @@ def create_debtor(client_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     if request.method == "GET":
         return _debtor_form(client, None, {"segment": "standard"}, {})
-    data, errors = load_form(DebtorSchema(), request.form)
-    if not errors:
-        try:
-            debtor = services.create_debtor(db.session, client, data)
-            db.session.commit()
-            flash(f"Debtor {debtor.name} added.", "success")
-            return redirect(url_for("clients.debtor", client_id=client.id, debtor_id=debtor.id))
-        except ServiceError as exc:
-            db.session.rollback()
-            errors = {exc.field or "_schema": [str(exc)]}
-    return _debtor_form(client, None, request.form.to_dict(), errors, 422)
+    debtor, errors = submit_form(
+        DebtorSchema(), request.form, lambda data: services.create_debtor(db.session, client, data)
+    )
+    if debtor is None:
+        return _debtor_form(client, None, kept_values(request.form), errors, 422)
+    flash(f"Debtor {debtor.name} added.", "success")
+    return redirect(url_for("clients.debtor", client_id=client.id, debtor_id=debtor.id))
 
 
 @bp.get("/clients/<int:client_id>/debtors/<int:debtor_id>")
@@ -143,16 +128,7 @@ def create_debtor(client_id: int) -> Any:
 def debtor(client_id: int, debtor_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
-    history = db.session.scalars(
-        select(AuditEvent)
-        .where(
-            AuditEvent.client_id == client.id,
-            AuditEvent.object_type == "Debtor",
-            AuditEvent.object_id == str(debtor.id),
-        )
-        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        .limit(20)
-    ).all()
+    history = audit.history_of(db.session, debtor, client_id=client.id)
     return render_template("clients/debtor.html", client=client, debtor=debtor, history=history)
 
 
@@ -164,11 +140,9 @@ def edit_debtor(client_id: int, debtor_id: int) -> Any:
     if request.method == "GET":
         return _debtor_form(client, debtor, {f: getattr(debtor, f) for f in Debtor.AUDIT_FIELDS}, {})
     form = request.form.copy()
-    form["external_ref"] = debtor.external_ref
-    data, errors = load_form(DebtorSchema(), form)
-    if not errors:
-        services.update_debtor(db.session, debtor, data)
-        db.session.commit()
-        flash("Debtor saved.", "success")
-        return redirect(url_for("clients.debtor", client_id=client.id, debtor_id=debtor.id))
-    return _debtor_form(client, debtor, request.form.to_dict(), errors, 422)
+    form["external_ref"] = debtor.external_ref  # the client's key for the debtor never changes here
+    saved, errors = submit_form(DebtorSchema(), form, lambda data: services.update_debtor(db.session, debtor, data))
+    if saved is None:
+        return _debtor_form(client, debtor, kept_values(request.form), errors, 422)
+    flash("Debtor saved.", "success")
+    return redirect(url_for("clients.debtor", client_id=client.id, debtor_id=debtor.id))

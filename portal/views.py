@@ -15,7 +15,7 @@ from provider.core.errors import ServiceError
 from provider.core.permissions import Permission, Role, require
 from provider.core.tenancy import get_for_client
 from provider.extensions import db
-from provider.forms import load_form
+from provider.forms import kept_values, submit_form
 from provider.models import User
 from provider.schemas import PortalUserSchema
 from provider.ui import apply_sort, paginate
@@ -79,17 +79,15 @@ def create_user() -> Any:
     values: dict[str, Any] = {"role": Role.CLIENT_VIEWER.value}
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        data, errors = load_form(PortalUserSchema(), request.form)
-        if not errors:
-            try:
-                user = services.create_user(db.session, {**data, "client_id": client.id, "team_id": None})
-                db.session.commit()
-                flash(f"{user.name} can now sign in as {user.email}.", "success")
-                return redirect(url_for("portal.users"))
-            except ServiceError as exc:
-                db.session.rollback()
-                errors = {exc.field or "_schema": [str(exc)]}
-        values = {k: v for k, v in request.form.items() if k != "password"}
+        user, errors = submit_form(
+            PortalUserSchema(),
+            request.form,
+            lambda data: services.create_user(db.session, {**data, "client_id": client.id, "team_id": None}),
+        )
+        if user is not None:
+            flash(f"{user.name} can now sign in as {user.email}.", "success")
+            return redirect(url_for("portal.users"))
+        values = kept_values(request.form)
     status = 422 if errors else 200
     return render_template("portal/user_form.html", client=client, values=values, errors=errors), status
 
@@ -102,11 +100,12 @@ def set_access(user_id: int) -> Any:
     person = db.session.get(User, user_id)
     if person is None or person.client_id != client.id:
         abort(404)
-    if person.id == current_user.id:
-        flash("You cannot disable your own access.", "error")
-        return redirect(url_for("portal.users"))
     enable = request.form.get("active") == "1"
-    services.update_user(db.session, person, {"active": enable})
-    db.session.commit()
-    flash(f"{person.name} {'can sign in again' if enable else 'can no longer sign in'}.", "success")
+    try:
+        services.update_user(db.session, person, {"active": enable}, acting_user_id=current_user.id)
+        db.session.commit()
+        flash(f"{person.name} {'can sign in again' if enable else 'can no longer sign in'}.", "success")
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(f"Not changed: {exc}.", "error")
     return redirect(url_for("portal.users"))

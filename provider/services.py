@@ -53,10 +53,16 @@ def create_user(session: Session, data: dict[str, Any]) -> User:
     return user
 
 
-def update_user(session: Session, user: User, data: dict[str, Any]) -> User:
-    """Change name, role, team, active flag or password. Deactivation revokes the user's sessions."""
+def update_user(session: Session, user: User, data: dict[str, Any], acting_user_id: int | None = None) -> User:
+    """Change name, role, team, active flag or password. Deactivation revokes the user's sessions.
+
+    Nobody can disable themselves or change their own role (an agency must never lock out its last admin
+    by accident).
+    """
     before = audit.snapshot(user, User.AUDIT_FIELDS)
     role = data.get("role", user.role)
+    if acting_user_id == user.id and (data.get("active", True) is False or role != user.role):
+        raise ServiceError("you cannot disable yourself or change your own role")
     team_id = None if role in CLIENT_ROLES else data.get("team_id", user.team_id)
     if (role in CLIENT_ROLES) != (user.role in CLIENT_ROLES):
         raise ServiceError("a staff user cannot become a client user or the other way round", field="role")

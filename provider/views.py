@@ -14,11 +14,10 @@ from clients.queries import visible_clients, with_debtor_counts
 from provider import services
 from provider.auth import home_for
 from provider.core.audit import AuditEvent
-from provider.core.errors import ServiceError
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_visible_or_404
 from provider.extensions import db
-from provider.forms import load_form
+from provider.forms import kept_values, submit_form
 from provider.models import Team, User
 from provider.schemas import ALL_ROLES, TeamSchema, UserCreateSchema, UserUpdateSchema
 from provider.ui import apply_sort, paginate
@@ -90,19 +89,12 @@ def users() -> Any:
 def create_user() -> Any:
     if request.method == "GET":
         return render_template("provider/user_form.html", user=None, values={"active": True}, errors={}, **_choices())
-    data, errors = load_form(UserCreateSchema(), request.form)
-    if not errors:
-        try:
-            user = services.create_user(db.session, data)
-            db.session.commit()
-            flash(f"User {user.email} created.", "success")
-            return redirect(url_for("provider.users"))
-        except ServiceError as exc:
-            db.session.rollback()
-            errors = {exc.field or "_schema": [str(exc)]}
-    values = request.form.to_dict()
-    values.pop("password", None)
-    return render_template("provider/user_form.html", user=None, values=values, errors=errors, **_choices()), 422
+    user, errors = submit_form(UserCreateSchema(), request.form, lambda data: services.create_user(db.session, data))
+    if user is None:
+        values = kept_values(request.form)
+        return render_template("provider/user_form.html", user=None, values=values, errors=errors, **_choices()), 422
+    flash(f"User {user.email} created.", "success")
+    return redirect(url_for("provider.users"))
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
@@ -112,21 +104,16 @@ def edit_user(user_id: int) -> Any:
     if request.method == "GET":
         values = {"name": user.name, "role": user.role, "team_id": user.team_id, "active": user.active}
         return render_template("provider/user_form.html", user=user, values=values, errors={}, **_choices())
-    data, errors = load_form(UserUpdateSchema(), request.form)
-    if not errors and user.id == current_user.id and (not data["active"] or data["role"] != user.role):
-        errors = {"_schema": ["you cannot deactivate yourself or change your own role"]}
-    if not errors:
-        try:
-            services.update_user(db.session, user, data)
-            db.session.commit()
-            flash(f"User {user.email} saved.", "success")
-            return redirect(url_for("provider.users"))
-        except ServiceError as exc:
-            db.session.rollback()
-            errors = {exc.field or "_schema": [str(exc)]}
-    values = request.form.to_dict()
-    values.pop("password", None)
-    return render_template("provider/user_form.html", user=user, values=values, errors=errors, **_choices()), 422
+    saved, errors = submit_form(
+        UserUpdateSchema(),
+        request.form,
+        lambda data: services.update_user(db.session, user, data, acting_user_id=current_user.id),
+    )
+    if saved is None:
+        values = kept_values(request.form)
+        return render_template("provider/user_form.html", user=user, values=values, errors=errors, **_choices()), 422
+    flash(f"User {user.email} saved.", "success")
+    return redirect(url_for("provider.users"))
 
 
 # --- teams -----------------------------------------------------------------------------------------
@@ -137,16 +124,12 @@ def edit_user(user_id: int) -> Any:
 def teams() -> Any:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        data, errors = load_form(TeamSchema(), request.form)
-        if not errors:
-            try:
-                team = services.create_team(db.session, data["name"])
-                db.session.commit()
-                flash(f"Team {team.name} created.", "success")
-                return redirect(url_for("provider.team", team_id=team.id))
-            except ServiceError as exc:
-                db.session.rollback()
-                errors = {exc.field or "_schema": [str(exc)]}
+        team, errors = submit_form(
+            TeamSchema(), request.form, lambda data: services.create_team(db.session, data["name"])
+        )
+        if team is not None:
+            flash(f"Team {team.name} created.", "success")
+            return redirect(url_for("provider.team", team_id=team.id))
     all_teams = db.session.scalars(
         select(Team).options(selectinload(Team.members), selectinload(Team.clients)).order_by(Team.name)
     ).all()

@@ -131,6 +131,23 @@ def record(
     return event_row
 
 
+def history_of(session: Session, obj: Any, *, client_id: int | None, limit: int = 20) -> list[AuditEvent]:
+    """The latest audit events of one object, newest first (within its client)."""
+    from sqlalchemy import select
+
+    stmt = (
+        select(AuditEvent)
+        .where(
+            AuditEvent.client_id == client_id,
+            AuditEvent.object_type == type(obj).__name__,
+            AuditEvent.object_id == str(obj.id),
+        )
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 _append_only: list[type] = [AuditEvent]
 
 
