@@ -88,12 +88,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 summary = seed_demo(scale=scale)
                 seed_s = time.perf_counter() - t0
-            # planner statistics, as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) would keep them
+            # steady state: statistics and visibility map, as autovacuum (PostgreSQL) / ANALYZE (SQLite) keep them
             owner = sa.create_engine(
                 _psycopg(environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"])), poolclass=sa.NullPool
             )
-            with owner.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
+            with owner.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE" if args.db == "postgresql" else "ANALYZE")
             owner.dispose()
             client = app.test_client()
             page = client.get("/login").get_data(as_text=True)

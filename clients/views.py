@@ -68,13 +68,9 @@ def detail(client_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     search = request.args.get("q", "").strip()
     stmt = apply_sort(queries.debtors_of(client.id, search), queries.DEBTOR_SORTS, "name", tiebreak=Debtor.id)
-    return render_template(
-        "clients/detail.html",
-        client=client,
-        page=paginate(stmt),
-        search=search,
-        debtor_total=queries.debtor_count(client.id),
-    )
+    page = paginate(stmt)
+    total = queries.debtor_count(client.id) if search else page.total  # without a search they are the same count
+    return render_template("clients/detail.html", client=client, page=page, search=search, debtor_total=total)
 
 
 @bp.route("/clients/<int:client_id>/edit", methods=["GET", "POST"])
