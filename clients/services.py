@@ -7,11 +7,43 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clients.ledger import (  # the ledger verbs live in clients/ledger.py; this is the one place to import them
+    BatchRejected,
+    IdempotencyConflict,
+    PaymentResult,
+    RowError,
+    adjust,
+    allocate,
+    auto_allocate,
+    issue_credit_note,
+    place_invoices,
+    record_payment,
+    reverse,
+    write_off,
+)
 from clients.models import Client, ContactKind, Debtor, DebtorContact
 from provider.core import audit
 from provider.core.errors import ServiceError
 
-__all__ = ["ServiceError", "create_client", "create_debtor", "update_client", "update_debtor"]
+__all__ = [
+    "BatchRejected",
+    "IdempotencyConflict",
+    "PaymentResult",
+    "RowError",
+    "ServiceError",
+    "adjust",
+    "allocate",
+    "auto_allocate",
+    "create_client",
+    "create_debtor",
+    "issue_credit_note",
+    "place_invoices",
+    "record_payment",
+    "reverse",
+    "update_client",
+    "update_debtor",
+    "write_off",
+]
 
 
 def create_client(session: Session, data: dict[str, Any]) -> Client:

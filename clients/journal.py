@@ -1,0 +1,234 @@
+"""The AR journal: documents (invoices, payments, credit notes) and the append-only double-entry journal.
+
+Every business event posts one `JournalTransaction` whose `JournalEntry` rows sum to zero per currency.
+Amounts are integer minor units (debit positive, credit negative). The chart of accounts is the same small
+set for every client; each entry carries the client and the debtor (and the document it concerns), so a
+client's ledger is a filter on `client_id` and a balance is a sum of entries:
+
+    RECEIVABLE   what a debtor owes, per invoice            (invoice placed +, paid / credited / written off -)
+    UNAPPLIED    cash received but not yet allocated         (payment received -, allocated +)
+    CREDITS      credit notes not yet allocated              (credit note issued -, allocated +)
+    CASH_AGENCY  money the agency received for the client    (payment received +)
+    CASH_CLIENT  money the debtor paid the client directly   (payment received +)
+    SALES        credit sales placed with the agency         (invoice placed -, credit note +)
+    WRITE_OFF    bad debt written off                        (write-off +)
+    ADJUSTMENT   corrections of an invoice amount            (adjustment +/-)
+
+`Invoice.open_minor`, `Payment.unapplied_minor` and `CreditNote.unapplied_minor` are cached sums of the
+entries above, changed only by the posting code in the same transaction and proven equal to the recomputed
+sums by the tests. Journal rows refuse UPDATE and DELETE (ORM guard; triggers from the migrations).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from provider.core.audit import register_append_only
+from provider.core.db import UTCDateTime, created_at, intpk
+from provider.core.tenancy import ClientOwned
+from provider.extensions import db
+
+
+class Account(StrEnum):
+    RECEIVABLE = "receivable"
+    UNAPPLIED = "unapplied"
+    CREDITS = "credits"
+    CASH_AGENCY = "cash_agency"
+    CASH_CLIENT = "cash_client"
+    SALES = "sales"
+    WRITE_OFF = "write_off"
+    ADJUSTMENT = "adjustment"
+
+
+class TxKind(StrEnum):
+    INVOICE = "invoice_placed"
+    PAYMENT = "payment_received"
+    ALLOCATION = "allocation"
+    CREDIT_NOTE = "credit_note_issued"
+    WRITE_OFF = "write_off"
+    ADJUSTMENT = "adjustment"
+    REVERSAL = "reversal"
+
+
+class ReceivedBy(StrEnum):
+    AGENCY = "agency"
+    CLIENT = "client"
+
+
+class PaymentMethod(StrEnum):
+    BANK_TRANSFER = "bank_transfer"
+    CARD = "card"
+    DIRECT_DEBIT = "direct_debit"
+    CHEQUE = "cheque"
+    CASH = "cash"
+    OTHER = "other"
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+def _debtor_fk() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(["client_id", "debtor_id"], ["debtors.client_id", "debtors.id"], ondelete="RESTRICT")
+
+
+class Invoice(ClientOwned, db.Model):
+    """An invoice a client placed with the agency for collection."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("client_id", "number"),
+        UniqueConstraint("client_id", "id"),
+        _debtor_fk(),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("open_minor >= 0 AND open_minor <= amount_minor + adjusted_minor", name="open_in_range"),
+        CheckConstraint("due_date >= issue_date", name="due_after_issue"),
+        CheckConstraint("length(currency) = 3", name="currency_len"),
+        Index(None, "client_id", "debtor_id", "due_date"),
+        Index(None, "client_id", "due_date"),
+    )
+
+    id: Mapped[intpk]
+    debtor_id: Mapped[int] = mapped_column(BigInteger)
+    number: Mapped[str] = mapped_column(String(64))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    adjusted_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_minor: Mapped[int] = mapped_column(BigInteger)
+    po_reference: Mapped[str] = mapped_column(String(64), default="")
+    on_hold: Mapped[bool] = mapped_column(default=False)
+    placed_at: Mapped[created_at]
+
+    debtor = relationship("Debtor", viewonly=True)
+
+    AUDIT_FIELDS = ("number", "debtor_id", "issue_date", "due_date", "currency", "amount_minor", "po_reference")
+
+
+class Payment(ClientOwned, db.Model):
+    """Money a debtor paid, to the agency or directly to the client."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("client_id", "external_ref"),
+        UniqueConstraint("client_id", "idempotency_key"),
+        UniqueConstraint("client_id", "id"),
+        _debtor_fk(),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="unapplied_in_range"),
+        CheckConstraint(_in("received_by", ReceivedBy), name="received_by"),
+        CheckConstraint(_in("method", PaymentMethod), name="method"),
+        Index(None, "client_id", "debtor_id", "received_on"),
+    )
+
+    id: Mapped[intpk]
+    debtor_id: Mapped[int] = mapped_column(BigInteger)
+    external_ref: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    received_on: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    unapplied_minor: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(20), default=PaymentMethod.BANK_TRANSFER.value)
+    received_by: Mapped[str] = mapped_column(String(10), default=ReceivedBy.AGENCY.value)
+    reference: Mapped[str] = mapped_column(String(140), default="")
+    recorded_at: Mapped[created_at]
+
+
+class CreditNote(ClientOwned, db.Model):
+    """A credit the client granted a debtor; allocated to invoices like a payment."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        UniqueConstraint("client_id", "number"),
+        UniqueConstraint("client_id", "id"),
+        _debtor_fk(),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="unapplied_in_range"),
+        Index(None, "client_id", "debtor_id"),
+    )
+
+    id: Mapped[intpk]
+    debtor_id: Mapped[int] = mapped_column(BigInteger)
+    number: Mapped[str] = mapped_column(String(64))
+    issued_on: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    unapplied_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    recorded_at: Mapped[created_at]
+
+
+@register_append_only
+class JournalTransaction(ClientOwned, db.Model):
+    """One business event. Never changed; a correction is a new transaction that reverses it."""
+
+    __tablename__ = "journal_transactions"
+    __table_args__ = (
+        UniqueConstraint("client_id", "id"),
+        UniqueConstraint("reverses_id"),  # a transaction is reversed at most once
+        CheckConstraint(_in("kind", TxKind), name="kind"),
+        Index(None, "client_id", "posted_at"),
+    )
+
+    id: Mapped[intpk]
+    kind: Mapped[str] = mapped_column(String(24))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(254))
+    memo: Mapped[str] = mapped_column(String(300), default="")
+    reverses_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("journal_transactions.id"))
+
+    entries: Mapped[list[JournalEntry]] = relationship(
+        back_populates="transaction", order_by="JournalEntry.id", viewonly=True
+    )
+
+
+@register_append_only
+class JournalEntry(ClientOwned, db.Model):
+    """One line of a journal transaction: an amount (debit +, credit -) on an account, for a debtor."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["client_id", "transaction_id"], ["journal_transactions.client_id", "journal_transactions.id"]
+        ),
+        _debtor_fk(),
+        ForeignKeyConstraint(["client_id", "invoice_id"], ["invoices.client_id", "invoices.id"]),
+        ForeignKeyConstraint(["client_id", "payment_id"], ["payments.client_id", "payments.id"]),
+        ForeignKeyConstraint(["client_id", "credit_note_id"], ["credit_notes.client_id", "credit_notes.id"]),
+        CheckConstraint(_in("account", Account), name="account"),
+        CheckConstraint("amount_minor <> 0", name="amount_nonzero"),
+        Index(None, "client_id", "transaction_id"),
+        Index(None, "client_id", "invoice_id"),
+        Index(None, "client_id", "payment_id"),
+        Index(None, "client_id", "debtor_id", "account"),
+    )
+
+    id: Mapped[intpk]
+    transaction_id: Mapped[int] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(String(16))
+    debtor_id: Mapped[int] = mapped_column(BigInteger)
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+    payment_id: Mapped[int | None] = mapped_column(BigInteger)
+    credit_note_id: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    transaction: Mapped[JournalTransaction] = relationship(back_populates="entries", viewonly=True)
