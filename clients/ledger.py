@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +62,20 @@ class IdempotencyConflict(ServiceError):
 class PaymentResult:
     payment: Payment
     replayed: bool
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def atomic(service: F) -> F:
+    """Run a ledger verb inside a SAVEPOINT: if it refuses after its first write, none of its writes stay."""
+
+    @wraps(service)
+    def wrapper(session: Session, *args: Any, **kwargs: Any) -> Any:
+        with session.begin_nested():
+            return service(session, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _money(amount: int, currency: str) -> str:
@@ -123,6 +139,7 @@ def _normalised(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@atomic
 def place_invoices(session: Session, client: Client, rows: list[dict[str, Any]]) -> list[Invoice]:
     """Place invoices for collection: all or nothing, idempotent on (client, invoice number).
 
@@ -233,6 +250,7 @@ def _existing_payment(session: Session, client: Client, key: str | None, ref: st
     return found
 
 
+@atomic
 def record_payment(
     session: Session, client: Client, data: dict[str, Any], idempotency_key: str | None = None
 ) -> PaymentResult:
@@ -306,6 +324,7 @@ def record_payment(
 # --- allocation -------------------------------------------------------------------------------------
 
 
+@atomic
 def allocate(
     session: Session,
     client: Client,
@@ -350,6 +369,7 @@ def allocate(
     return tx
 
 
+@atomic
 def auto_allocate(session: Session, client: Client, payment: Payment) -> list[JournalTransaction]:
     """Allocate what is left of a payment: first to the invoice its reference names, then oldest due first."""
     session.refresh(payment)
@@ -379,6 +399,7 @@ def auto_allocate(session: Session, client: Client, payment: Payment) -> list[Jo
 # --- credit notes, write-offs, adjustments, reversals -----------------------------------------------
 
 
+@atomic
 def issue_credit_note(session: Session, client: Client, data: dict[str, Any]) -> CreditNote:
     """Record a credit note the client granted; allocate it with `allocate` (or to `invoice_id` at once)."""
     currency = _check_currency(data.get("currency", ""))
@@ -426,6 +447,7 @@ def issue_credit_note(session: Session, client: Client, data: dict[str, Any]) ->
     return note
 
 
+@atomic
 def write_off(
     session: Session, client: Client, invoice: Invoice, amount_minor: int | None = None, reason: str = ""
 ) -> JournalTransaction:
@@ -452,6 +474,7 @@ def write_off(
     return tx
 
 
+@atomic
 def adjust(session: Session, client: Client, invoice: Invoice, delta_minor: int, reason: str) -> JournalTransaction:
     """Correct an invoice's amount by `delta_minor` (+ adds, - reduces; not below what is already paid)."""
     if not isinstance(delta_minor, int) or delta_minor == 0:
@@ -472,6 +495,7 @@ def adjust(session: Session, client: Client, invoice: Invoice, delta_minor: int,
     return tx
 
 
+@atomic
 def reverse(session: Session, client: Client, transaction: JournalTransaction, reason: str) -> JournalTransaction:
     """Post the exact opposite of a transaction. Refused when it was reversed already, is itself a reversal,
     or when undoing it would take a document out of range (e.g. a payment whose money is allocated)."""
