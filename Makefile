@@ -24,7 +24,7 @@ demo: install
 	AR_ENV=demo $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

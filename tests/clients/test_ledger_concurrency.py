@@ -25,8 +25,6 @@ from tests.clients.ledger_helpers import allocated_from_payment, invoice_row, pa
 from tests.conftest import Database
 from tests.factories import make_client, make_debtor
 
-pytestmark = pytest.mark.xdist_group("pg-concurrency")
-
 
 @pytest.fixture(scope="module")
 def live_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,8 +23,8 @@ from provider.extensions import db
 from tests.factories import make_client
 from tests.provider.jobs_sample import touch_client_job
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
-pytestmark = pytest.mark.xdist_group("redis")  # one worker owns the Redis test database
+# each xdist worker owns one Redis database (13, 14, ...), so flushing it never disturbs another worker
+REDIS_URL = f"redis://127.0.0.1:6379/{13 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
 
 
 def _touches(client_id: int) -> list[str]:
@@ -128,7 +129,6 @@ def test_periodic_jobs_run_once_per_slot_and_catch_up_after_downtime(app: Flask,
 
 def test_flask_worker_command_runs_jobs_in_its_own_app_context(tmp_path: Any) -> None:
     """The real `flask worker --burst` process, on its own committed SQLite database."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
