@@ -7,10 +7,12 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
-from clients import queries, services
+from clients import ledger_queries, queries, services
+from clients.ledger_queries import account_context
 from clients.models import Client, ClientStatus, Debtor, DebtType
 from clients.schemas import ClientSchema, DebtorSchema
 from provider.core import audit
+from provider.core.clock import today_utc
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_for_client, get_visible_or_404
 from provider.core.validation import timezone_choices
@@ -70,7 +72,14 @@ def detail(client_id: int) -> Any:
     stmt = apply_sort(queries.debtors_of(client.id, search), queries.DEBTOR_SORTS, "name", tiebreak=Debtor.id)
     page = paginate(stmt)
     total = queries.debtor_count(client.id) if search else page.total  # without a search they are the same count
-    return render_template("clients/detail.html", client=client, page=page, search=search, debtor_total=total)
+    return render_template(
+        "clients/detail.html",
+        client=client,
+        page=page,
+        search=search,
+        debtor_total=total,
+        agings=ledger_queries.aging(client.id, today_utc()),
+    )
 
 
 @bp.route("/clients/<int:client_id>/edit", methods=["GET", "POST"])
@@ -125,7 +134,9 @@ def debtor(client_id: int, debtor_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
     history = audit.history_of(db.session, debtor, client_id=client.id)
-    return render_template("clients/debtor.html", client=client, debtor=debtor, history=history)
+    return render_template(
+        "clients/debtor.html", client=client, debtor=debtor, history=history, **account_context(client.id, debtor.id)
+    )
 
 
 @bp.route("/clients/<int:client_id>/debtors/<int:debtor_id>/edit", methods=["GET", "POST"])

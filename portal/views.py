@@ -8,9 +8,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from clients import queries
+from clients import ledger_queries, queries
+from clients.ledger_queries import account_context
 from clients.models import Client, Debtor
 from provider import services
+from provider.core.clock import today_utc
 from provider.core.errors import ServiceError
 from provider.core.permissions import Permission, Role, require
 from provider.core.tenancy import get_for_client
@@ -41,7 +43,11 @@ def index() -> Any:
         .order_by(func.count(Debtor.id).desc())
     ).all()
     return render_template(
-        "portal/index.html", client=client, debtor_total=queries.debtor_count(client.id), segments=segments
+        "portal/index.html",
+        client=client,
+        debtor_total=queries.debtor_count(client.id),
+        segments=segments,
+        agings=ledger_queries.aging(client.id, today_utc()),
     )
 
 
@@ -58,9 +64,8 @@ def debtors() -> Any:
 @require(Permission.PORTAL)
 def debtor(debtor_id: int) -> Any:
     client = _my_client()
-    return render_template(
-        "portal/debtor.html", client=client, debtor=get_for_client(db.session, Debtor, debtor_id, client.id)
-    )
+    debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
+    return render_template("portal/debtor.html", client=client, debtor=debtor, **account_context(client.id, debtor.id))
 
 
 @bp.get("/users")

@@ -147,10 +147,18 @@ def _register_error_pages(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
+    from clients.ledger_queries import BUCKETS, bucket_of
     from provider.core.money import format_money
     from provider.core.permissions import Permission
     from provider.ui import nav_items, sort_link, url_with
 
-    app.jinja_env.globals.update(Permission=Permission, nav_items=nav_items, url_with=url_with, sort_link=sort_link)
+    app.jinja_env.globals.update(
+        Permission=Permission,
+        nav_items=nav_items,
+        url_with=url_with,
+        sort_link=sort_link,
+        buckets=BUCKETS,
+        bucket_of=bucket_of,
+    )
     app.jinja_env.filters["money"] = lambda minor, currency: format_money(minor, currency)
     app.jinja_env.filters["dt"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""

@@ -31,7 +31,7 @@ def demo_command(scale: int, seed: int) -> None:
     summary = seed_demo(scale=scale, seed=seed)
     click.echo(
         f"Demo ready: {summary['clients']} clients, {summary['debtors']} debtors, {summary['users']} users "
-        f"({summary['created_debtors']} debtors created now)."
+        f"({summary['created_debtors']} debtors and {summary['created_invoices']} invoices created now)."
     )
     click.echo(f"Logins (password for all: {DEMO_PASSWORD}):")
     for email, role in summary["logins"]:

@@ -15,11 +15,14 @@ from clients.models import Client, ContactKind, Debtor, DebtorContact, DebtType
 from provider import services
 from provider.core import audit
 from provider.core.tenancy import TenantScope, scoped
+from provider.demo_ledger import seed_ledger
 from provider.extensions import db
 from provider.models import Team, TeamClient, User
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - published demo credential
 DEBTORS_PER_CLIENT = 500
+LEDGER_DEBTORS_PER_CLIENT = 250  # debtors with invoices (the others have none yet)
+INVOICES_PER_DEBTOR = 2
 CHUNK = 5_000
 
 CLIENTS: list[dict[str, str]] = [
@@ -318,11 +321,14 @@ def seed_demo(scale: int = 1, seed: int = 20261123) -> dict[str, Any]:
         logins = _ensure_users(clients, teams)
         created = sum(_ensure_debtors(c, DEBTORS_PER_CLIENT * scale, seed) for c in clients)
         db.session.commit()
+        invoices = seed_ledger(clients, LEDGER_DEBTORS_PER_CLIENT, INVOICES_PER_DEBTOR, seed)
+        db.session.commit()
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {
         "clients": len(clients),
         "debtors": total,
         "created_debtors": created,
+        "created_invoices": invoices,
         "users": len(logins),
         "logins": logins,
     }
