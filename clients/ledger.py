@@ -392,7 +392,10 @@ def auto_allocate(session: Session, client: Client, payment: Payment) -> list[Jo
     for invoice in ordered:
         if payment.unapplied_minor == 0:
             break
-        done.append(allocate(session, client, payment, invoice, min(payment.unapplied_minor, invoice.open_minor)))
+        amount = min(payment.unapplied_minor, invoice.open_minor)
+        done.append(
+            allocate(session, client, payment, invoice, amount, on=max(payment.received_on, invoice.issue_date))
+        )
     return done
 
 
