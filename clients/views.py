@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
-from clients import ledger_queries, queries, services
+from clients import import_views, ledger_queries, queries, services
 from clients.ledger_queries import account_context
 from clients.models import Client, ClientStatus, Debtor, DebtType
 from clients.schemas import ClientSchema, DebtorSchema
@@ -153,3 +153,17 @@ def edit_debtor(client_id: int, debtor_id: int) -> Any:
         return _debtor_form(client, debtor, kept_values(request.form), errors, 422)
     flash("Debtor saved.", "success")
     return redirect(url_for("clients.debtor", client_id=client.id, debtor_id=debtor.id))
+
+
+@bp.route("/clients/<int:client_id>/imports", methods=["GET", "POST"])
+@require(Permission.DEBTORS_MANAGE)
+def imports(client_id: int) -> Any:
+    client = get_visible_or_404(db.session, Client, client_id)
+    return import_views.imports_page(client, import_views.back_office_urls(client), "clients/imports.html")
+
+
+@bp.get("/clients/<int:client_id>/imports/<int:batch_id>")
+@require(Permission.DEBTORS_MANAGE)
+def import_batch(client_id: int, batch_id: int) -> Any:
+    client = get_visible_or_404(db.session, Client, client_id)
+    return import_views.batch_page(client, batch_id, import_views.back_office_urls(client), "clients/import_batch.html")

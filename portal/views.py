@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from clients import ledger_queries, queries
+from clients import import_views, ledger_queries, queries
 from clients.ledger_queries import account_context
 from clients.models import Client, Debtor
 from provider import services
@@ -114,3 +114,15 @@ def set_access(user_id: int) -> Any:
         db.session.rollback()
         flash(f"Not changed: {exc}.", "error")
     return redirect(url_for("portal.users"))
+
+
+@bp.route("/placements", methods=["GET", "POST"])
+@require(Permission.PORTAL_PLACE)
+def imports() -> Any:
+    return import_views.imports_page(_my_client(), import_views.portal_urls(), "clients/imports.html")
+
+
+@bp.get("/placements/<int:batch_id>")
+@require(Permission.PORTAL_PLACE)
+def import_batch(batch_id: int) -> Any:
+    return import_views.batch_page(_my_client(), batch_id, import_views.portal_urls(), "clients/import_batch.html")

@@ -34,6 +34,7 @@ _STAFF_NAV = (
 _PORTAL_NAV = (
     (NavItem("Overview", "portal.index", "portal", "o"), Permission.PORTAL),
     (NavItem("Debtors", "portal.debtors", "portal-debtors", "d"), Permission.PORTAL),
+    (NavItem("Placements", "portal.imports", "portal-imports", "p"), Permission.PORTAL_PLACE),
     (NavItem("Users", "portal.users", "portal-users", "u"), Permission.PORTAL),
 )
 

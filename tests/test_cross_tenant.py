@@ -49,16 +49,28 @@ def world(db_session: Any) -> World:
     b_user = make_user("client_admin", client=b, name="Bravo Person", email="person@bravo.test")
     client_a_user = make_user("client_admin", client=a, email="alpha.admin@example.test")
     collector_a = make_user("collector", team=team_a, email="collector.a@example.test")
+    from clients.imports import start_placement_import
+    from provider.extensions import db as _db
+
+    b_batch = start_placement_import(_db.session, b, "bravo-secret.csv", b"invoice_number\n")
+    _db.session.commit()
     return World(
         a=a,
         b=b,
-        b_objects={"client_id": b.id, "debtor_id": b_debtor.id, "user_id": b_user.id, "team_id": team_b.id},
+        b_objects={
+            "client_id": b.id,
+            "debtor_id": b_debtor.id,
+            "user_id": b_user.id,
+            "team_id": team_b.id,
+            "batch_id": b_batch.id,
+        },
         b_markers=[
             "Bravo Secret Holdings",
             "Bravo Hidden Debtor",
             "B-SECRET-REF",
             "hidden@bravo.test",
             "person@bravo.test",
+            "bravo-secret.csv",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )

@@ -43,6 +43,7 @@ class Permission(StrEnum):
     AUDIT_READ = "staff:audit:read"
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
+    PORTAL_PLACE = "client:placements:upload"
 
 
 _STAFF_COMMON = {
@@ -59,7 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(_MANAGER | {Permission.USERS_MANAGE, Permission.AUDIT_READ}),
     Role.MANAGER: frozenset(_MANAGER),
     Role.COLLECTOR: frozenset(_STAFF_COMMON),
-    Role.CLIENT_ADMIN: frozenset({Permission.PORTAL, Permission.PORTAL_USERS_MANAGE}),
+    Role.CLIENT_ADMIN: frozenset({Permission.PORTAL, Permission.PORTAL_USERS_MANAGE, Permission.PORTAL_PLACE}),
     Role.CLIENT_VIEWER: frozenset({Permission.PORTAL}),
 }
 

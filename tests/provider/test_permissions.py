@@ -38,6 +38,8 @@ class FakeUser:
         (Role.CLIENT_ADMIN, Permission.BACKOFFICE, False),
         (Role.CLIENT_VIEWER, Permission.PORTAL, True),
         (Role.CLIENT_VIEWER, Permission.PORTAL_USERS_MANAGE, False),
+        (Role.CLIENT_ADMIN, Permission.PORTAL_PLACE, True),
+        (Role.CLIENT_VIEWER, Permission.PORTAL_PLACE, False),
         (Role.CLIENT_VIEWER, Permission.CLIENTS_READ, False),
     ],
 )
