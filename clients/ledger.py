@@ -82,6 +82,12 @@ def _money(amount: int, currency: str) -> str:
     return format_money(amount, currency)
 
 
+def _only_open(invoice: Invoice) -> ServiceError:
+    return ServiceError(
+        f"invoice {invoice.number} has only {_money(invoice.open_minor, invoice.currency)} open", field="amount"
+    )
+
+
 def _check_currency(code: str) -> str:
     try:
         return validate_currency(code)
@@ -352,9 +358,7 @@ def allocate(
             f"the {what} has only {_money(source.unapplied_minor, source.currency)} left to allocate", field="amount"
         )
     if amount_minor > invoice.open_minor:
-        raise ServiceError(
-            f"invoice {invoice.number} has only {_money(invoice.open_minor, invoice.currency)} open", field="amount"
-        )
+        raise _only_open(invoice)
     doc = {"payment_id": source.id} if isinstance(source, Payment) else {"credit_note_id": source.id}
     account = Account.UNAPPLIED if isinstance(source, Payment) else Account.CREDITS
     lines = [
@@ -465,9 +469,7 @@ def write_off(
             field="amount",
         )
     if amount > invoice.open_minor:
-        raise ServiceError(
-            f"invoice {invoice.number} has only {_money(invoice.open_minor, invoice.currency)} open", field="amount"
-        )
+        raise _only_open(invoice)
     lines = [
         Line(Account.WRITE_OFF, invoice.debtor_id, invoice.currency, amount, invoice_id=invoice.id),
         Line(Account.RECEIVABLE, invoice.debtor_id, invoice.currency, -amount, invoice_id=invoice.id),
@@ -486,9 +488,7 @@ def adjust(session: Session, client: Client, invoice: Invoice, delta_minor: int,
         raise ServiceError("say why the invoice is adjusted", field="reason")
     session.refresh(invoice)
     if invoice.open_minor + delta_minor < 0:
-        raise ServiceError(
-            f"invoice {invoice.number} has only {_money(invoice.open_minor, invoice.currency)} open", field="amount"
-        )
+        raise _only_open(invoice)
     lines = [
         Line(Account.RECEIVABLE, invoice.debtor_id, invoice.currency, delta_minor, invoice_id=invoice.id),
         Line(Account.ADJUSTMENT, invoice.debtor_id, invoice.currency, -delta_minor, invoice_id=invoice.id),
@@ -510,7 +510,7 @@ def reverse(session: Session, client: Client, transaction: JournalTransaction, r
         raise ServiceError(f"transaction #{transaction.id} was already reversed")
     if not reason.strip():
         raise ServiceError("say why the transaction is reversed", field="reason")
-    lines = [line.negated() for line in lines_of(session, transaction)]
+    lines = [line.negated() for line in lines_of(transaction)]
     tx = post(
         session,
         client.id,

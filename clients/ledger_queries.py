@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, Payment
+from provider.core.clock import today_utc
 from provider.extensions import db
 
 BUCKETS = ("Current", "1-30", "31-60", "61-90", "91-120", "120+")
@@ -174,8 +175,6 @@ def debtor_history(client_id: int, debtor_id: int, limit: int = 50) -> list[Hist
 
 def account_context(client_id: int, debtor_id: int) -> dict[str, Any]:
     """Everything a debtor account page shows, for the back office and the portal alike."""
-    from provider.core.clock import today_utc
-
     as_of = today_utc()
     return {
         "as_of": as_of,

@@ -185,7 +185,7 @@ def _guarded(session: Session, stmt: Any, message: str) -> None:
         raise ServiceError(message)
 
 
-def lines_of(session: Session, transaction: JournalTransaction) -> list[Line]:
+def lines_of(transaction: JournalTransaction) -> list[Line]:
     return [
         Line(Account(e.account), e.debtor_id, e.currency, e.amount_minor, e.invoice_id, e.payment_id, e.credit_note_id)
         for e in transaction.entries

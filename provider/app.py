@@ -19,7 +19,8 @@ from provider.extensions import csrf, db, limiter, login_manager, migrate
 
 
 def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Flask:
-    """Build the app. `environ` replaces os.environ (tests); `overrides` patch the Flask config."""
+    """Build the app. `environ` stands in for the process environment (tests, benchmarks); `overrides` patch
+    the Flask config. Reading the environment itself is provider.config's job."""
     settings = load_settings(environ)
     app = Flask("provider", instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     app.config.from_mapping(settings.flask_config())
