@@ -9,14 +9,17 @@ never duplicates one; debtors are matched (or created) by their external referen
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
-from datetime import datetime
+import re
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,23 +29,23 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    insert,
-    select,
     text,
 )
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
-from clients.ledger import BatchRejected, RowError, place_invoices
-from clients.models import Client, Debtor
+from clients.ledger import MAX_FUTURE_DAYS, RowError
+from clients.models import Client
+from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
 from provider.core import audit
-from provider.core.clock import now_utc
+from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.jobs import enqueue, job
-from provider.core.money import Money, MoneyError
+from provider.core.money import Money, MoneyError, exponent
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
 
-CHUNK = 5_000
+CHUNK = 10_000  # checked rows per write to the staging table
+PROGRESS_EVERY = 50_000
 MAX_ERRORS = 5_000  # beyond this the report says how many more there were
 FIELDS = ("invoice_number", "debtor_ref", "debtor_name", "issue_date", "due_date", "amount", "currency", "po_reference")
 REQUIRED = ("invoice_number", "debtor_ref", "issue_date", "due_date", "amount", "currency")
@@ -84,6 +87,17 @@ class ImportBatch(ClientOwned, db.Model):
     created_at: Mapped[created_at]
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    @property
+    def progress_pct(self) -> int:
+        """How far the import is: checking the rows is the first third of the work, posting the rest."""
+        if self.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
+            return 100
+        if not self.total_rows:
+            return 0
+        checked = min(self.processed_rows / self.total_rows, 1.0)
+        posted = min((self.posted_rows + self.skipped_rows) / self.total_rows, 1.0)
+        return min(int(100 * (checked / 3 + posted * 2 / 3)), 99)
+
 
 class FileRejected(ValueError):
     """The upload is not a readable CSV/XLSX file (the message says why)."""
@@ -91,68 +105,92 @@ class FileRejected(ValueError):
 
 # --- reading files ----------------------------------------------------------------------------------
 
+Rows = Iterator[tuple[int, list[str]]]
 
-def read_rows(filename: str, content: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and data rows (with their line/row numbers as a spreadsheet shows them)."""
+
+def read_rows(filename: str, content: bytes) -> tuple[list[str], Rows]:
+    """Header and an iterator over the data rows (numbered as a spreadsheet shows them), read as a stream."""
     if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
         return _read_xlsx(content)
     if b"\x00" in content[:65536]:
         raise FileRejected("this is not a CSV file (it contains binary data); upload a .csv or .xlsx export")
+    stream = io.TextIOWrapper(io.BytesIO(content), encoding=_encoding(content), newline="")
     try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = content.decode("cp1252")
-        except UnicodeDecodeError:
-            raise FileRejected("the file is neither UTF-8 nor Windows-1252 text") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+        dialect: Any = csv.Sniffer().sniff(stream.read(8192), delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    rows = [(i, row) for i, row in enumerate(reader, start=1) if any(cell.strip() for cell in row)]
-    if not rows:
+    stream.seek(0)
+    rows = ((i, row) for i, row in enumerate(csv.reader(stream, dialect), start=1) if any(c.strip() for c in row))
+    first = next(rows, None)
+    if first is None:
         raise FileRejected("the file is empty")
-    header = [h.strip() for h in rows[0][1]]
-    return header, rows[1:]
+    return [h.strip() for h in first[1]], rows
 
 
-def _read_xlsx(content: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _encoding(content: bytes) -> str:
+    """UTF-8 (with or without BOM) or Windows-1252, checked in 1 MB steps without a second copy of the file."""
+    for name, label in (("utf-8", "utf-8-sig"), ("cp1252", "cp1252")):
+        decoder = codecs.getincrementaldecoder(name)()
+        try:
+            for start in range(0, len(content), 1 << 20):
+                decoder.decode(content[start : start + (1 << 20)])
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return label
+    raise FileRejected("the file is neither UTF-8 nor Windows-1252 text")
+
+
+def _read_xlsx(content: bytes) -> tuple[list[str], Rows]:
     from openpyxl import load_workbook
 
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
     except Exception as exc:  # openpyxl raises many types for a broken file
         raise FileRejected(f"the spreadsheet cannot be read ({type(exc).__name__})") from None
-    sheet = book.worksheets[0]
-    rows = []
-    for i, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-        cells = ["" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v)) for v in values]
-        if any(c.strip() for c in cells):
-            rows.append((i, cells))
-    book.close()
-    if not rows:
+
+    def cells() -> Rows:
+        try:
+            for i, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+                row = [
+                    "" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v)) for v in values
+                ]
+                if any(c.strip() for c in row):
+                    yield i, row
+        finally:
+            book.close()
+
+    rows = cells()
+    first = next(rows, None)
+    if first is None:
         raise FileRejected("the spreadsheet's first sheet is empty")
-    return [h.strip() for h in rows[0][1]], rows[1:]
+    return [h.strip() for h in first[1]], rows
 
 
-# --- validating rows --------------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.date().isoformat() if isinstance(value, datetime) else str(value)
+
+
+# --- checking rows ----------------------------------------------------------------------------------
 
 
 class PlacementRow(Schema):
-    """One invoice line of a placement file (after column mapping)."""
+    """One invoice line of a placement file (after column mapping): the definition of a valid row."""
 
     class Meta:
         unknown = EXCLUDE
 
-    invoice_number = fields.String(required=True, validate=lambda s: 0 < len(s.strip()) <= 64)
-    debtor_ref = fields.String(required=True, validate=lambda s: 0 < len(s.strip()) <= 64)
+    invoice_number = fields.String(required=True, validate=validate.Length(1, 64))
+    debtor_ref = fields.String(required=True, validate=validate.Length(1, 64))
     debtor_name = fields.String(load_default="")
     issue_date = fields.Date(required=True, error_messages={"invalid": "not a valid date; use YYYY-MM-DD"})
     due_date = fields.Date(required=True, error_messages={"invalid": "not a valid date; use YYYY-MM-DD"})
     amount = fields.String(required=True)
     currency = fields.String(required=True)
-    po_reference = fields.String(load_default="")
+    po_reference = fields.String(load_default="", validate=validate.Length(max=64))
 
     @validates_schema
     def _amount_and_dates(self, data: dict[str, Any], **_: Any) -> None:
@@ -167,6 +205,8 @@ class PlacementRow(Schema):
             raise ValidationError(
                 f"due date {data['due_date']} is before the issue date {data['issue_date']}", "due_date"
             )
+        if data["issue_date"] > today_utc() + timedelta(days=MAX_FUTURE_DAYS):
+            raise ValidationError(f"issue date {data['issue_date']} is in the future", "issue_date")
         data["amount_minor"], data["currency"] = money.minor, money.currency
 
 
@@ -183,96 +223,112 @@ def map_columns(header: list[str], mapping: dict[str, str]) -> tuple[dict[str, i
     return found, errors
 
 
-def validate_rows(
-    header: list[str], rows: list[tuple[int, list[str]]], mapping: dict[str, str]
-) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
-    positions, errors = map_columns(header, mapping)
-    if errors:
-        return [], errors
-    schema, good = PlacementRow(), []
-    seen: dict[str, int] = {}
-    for line, cells in rows:
-        raw = {f: (cells[i].strip() if i < len(cells) else "") for f, i in positions.items()}
-        raw = {k: v for k, v in raw.items() if v != ""}
-        try:
-            data = schema.load(raw)
-        except ValidationError as exc:
-            for field, messages in sorted(exc.normalized_messages().items()):
-                column = mapping.get(field, field)
-                text = "; ".join(messages if isinstance(messages, list) else [str(messages)])
-                errors.append(RowError(line, column, text.replace("Missing data for required field.", "required")))
-            continue
-        number = data["invoice_number"].strip()
-        if number in seen:
-            errors.append(
-                RowError(
-                    line,
-                    mapping.get("invoice_number", "invoice_number"),
-                    f"invoice {number} appears twice in this file (row {seen[number]})",
-                )
-            )
-            continue
-        seen[number] = line
-        good.append((line, data))
-    return good, errors
+_PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,4}))?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-# --- posting ----------------------------------------------------------------------------------------
+class RowChecker:
+    """Checks one mapped row at a time.
 
+    The marshmallow schema `PlacementRow` is the definition of a valid row and writes every message. A
+    fast path accepts only rows that are plainly valid under that schema (ISO dates, a plain decimal
+    amount, a known currency, lengths within limits) and builds the same values without it; any other
+    row goes through the schema, which either accepts it (e.g. "1,000.50") or says exactly what is wrong.
+    A property test holds the fast path to the schema.
+    """
 
-def _debtor_ids(session: Session, client: Client, rows: list[dict[str, Any]]) -> dict[str, int]:
-    refs = {r["debtor_ref"].strip(): r.get("debtor_name") or r["debtor_ref"] for r in rows}
-    known = dict(
-        session.execute(
-            select(Debtor.external_ref, Debtor.id).where(Debtor.client_id == client.id, Debtor.external_ref.in_(refs))
-        ).all()
-    )
-    missing = [
-        {
-            "client_id": client.id,
-            "external_ref": ref,
-            "name": name.strip()[:200],
-            "segment": "standard",
-            "do_not_contact": False,
-        }
-        for ref, name in refs.items()
-        if ref not in known
-    ]
-    if missing:
-        session.execute(insert(Debtor), missing)
-        known.update(
-            session.execute(
-                select(Debtor.external_ref, Debtor.id).where(
-                    Debtor.client_id == client.id, Debtor.external_ref.in_([m["external_ref"] for m in missing])
-                )
-            ).all()
+    def __init__(self, positions: dict[str, int], mapping: dict[str, str]) -> None:
+        self.positions = positions
+        self.mapping = mapping
+        self.schema = PlacementRow()
+        self.width = max(positions.values()) + 1
+        self.latest_issue = today_utc() + timedelta(days=MAX_FUTURE_DAYS)
+        self.exponents: dict[str, int] = {}
+        p = positions
+        self.at = (
+            p["invoice_number"],
+            p["debtor_ref"],
+            p.get("debtor_name"),
+            p["issue_date"],
+            p["due_date"],
+            p["amount"],
+            p["currency"],
+            p.get("po_reference"),
         )
-    return known
+
+    def _exponent(self, code: str) -> int | None:
+        if code not in self.exponents:
+            try:
+                self.exponents[code] = exponent(code)
+            except MoneyError:
+                return None
+        return self.exponents[code]
+
+    def fast(self, line: int, cells: list[str]) -> StageRow | None:
+        if len(cells) < self.width:
+            return None
+        i_num, i_ref, i_name, i_issue, i_due, i_amount, i_cur, i_po = self.at
+        number, ref = cells[i_num].strip(), cells[i_ref].strip()
+        name = cells[i_name].strip() if i_name is not None else ""
+        po = cells[i_po].strip() if i_po is not None else ""
+        issue_s, due_s = cells[i_issue].strip(), cells[i_due].strip()
+        if not (0 < len(number) <= 64 and 0 < len(ref) <= 64 and len(po) <= 64):
+            return None
+        if not (_ISO_DATE.fullmatch(issue_s) and _ISO_DATE.fullmatch(due_s)):
+            return None
+        currency = cells[i_cur].strip().upper()
+        exp = self._exponent(currency) if len(currency) == 3 else None
+        amount = _PLAIN_AMOUNT.fullmatch(cells[i_amount].strip())
+        if exp is None or amount is None:
+            return None
+        whole, frac = amount.group(1), amount.group(2) or ""
+        if len(frac) > exp:
+            return None
+        minor = int(whole) * 10**exp + (int(frac.ljust(exp, "0")) if exp else 0)
+        try:
+            issue, due = date.fromisoformat(issue_s), date.fromisoformat(due_s)
+        except ValueError:
+            return None
+        if minor <= 0 or due < issue or issue > self.latest_issue:
+            return None
+        return StageRow(line, number, ref, name[:200], issue, due, currency, minor, po)
+
+    def check(self, line: int, cells: list[str]) -> tuple[StageRow | None, list[RowError]]:
+        row = self.fast(line, cells)
+        if row is not None:
+            return row, []
+        raw = {f: (cells[i].strip() if i < len(cells) else "") for f, i in self.positions.items()}
+        try:
+            data = self.schema.load({k: v for k, v in raw.items() if v != ""})
+        except ValidationError as exc:
+            errors = []
+            for field, messages in sorted(exc.normalized_messages().items()):
+                text = "; ".join(messages if isinstance(messages, list) else [str(messages)])
+                errors.append(
+                    RowError(
+                        line,
+                        self.mapping.get(field, field),
+                        text.replace("Missing data for required field.", "required"),
+                    )
+                )
+            return None, errors
+        return (
+            StageRow(
+                line,
+                data["invoice_number"].strip(),
+                data["debtor_ref"].strip(),
+                (data.get("debtor_name") or "").strip()[:200],
+                data["issue_date"],
+                data["due_date"],
+                data["currency"],
+                data["amount_minor"],
+                (data.get("po_reference") or "").strip(),
+            ),
+            [],
+        )
 
 
-def _post_chunk(
-    session: Session, client: Client, chunk: list[tuple[int, dict[str, Any]]]
-) -> tuple[int, int, list[RowError]]:
-    """Returns (posted, skipped as already placed, errors) for one chunk, posting it all or not at all."""
-    debtors = _debtor_ids(session, client, [d for _, d in chunk])
-    rows = [
-        {
-            "debtor_id": debtors[d["debtor_ref"].strip()],
-            "number": d["invoice_number"].strip(),
-            "issue_date": d["issue_date"],
-            "due_date": d["due_date"],
-            "currency": d["currency"],
-            "amount_minor": d["amount_minor"],
-            "po_reference": d.get("po_reference") or "",
-        }
-        for _, d in chunk
-    ]
-    try:
-        placed = place_invoices(session, client, rows)
-    except BatchRejected as exc:
-        lines = [line for line, _ in chunk]
-        return 0, 0, [RowError(lines[e.row - 1], e.field, e.message) for e in exc.errors]
-    return len(placed), len(rows) - len(placed), []
+# --- running an import ------------------------------------------------------------------------------
 
 
 def start_placement_import(
@@ -303,76 +359,117 @@ def start_placement_import(
     return batch
 
 
-def _finish(batch: ImportBatch, status: BatchStatus, errors: list[RowError]) -> None:
+def _finish(batch: ImportBatch, status: BatchStatus, errors: list[RowError], error_count: int | None = None) -> None:
     batch.status = status.value
-    batch.error_count = len(errors)
-    batch.errors = [{"row": e.row, "column": e.field, "message": e.message} for e in errors[:MAX_ERRORS]]
+    batch.error_count = len(errors) if error_count is None else error_count
+    ordered = sorted(errors, key=lambda e: (e.row, e.field))[:MAX_ERRORS]
+    batch.errors = [{"row": e.row, "column": e.field, "message": e.message} for e in ordered]
     batch.finished_at = now_utc()
 
 
-def _report_progress(session: Session, batch: ImportBatch, processed: int) -> None:
+def _report_progress(session: Session, batch: ImportBatch) -> None:
     """Publish progress outside the import's own transaction, so the progress bar moves while it runs.
 
     PostgreSQL only: SQLite has one writer at a time, so there the figures appear when the import ends.
     """
-    batch.processed_rows = processed
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return
     with bind.engine.connect() as conn:
         conn.execute(text("SELECT set_config('app.client_id', :c, true)"), {"c": str(batch.client_id)})
         conn.execute(
-            text("UPDATE import_batches SET processed_rows = :n, status = 'running' WHERE id = :id"),
-            {"n": processed, "id": batch.id},
+            text(
+                "UPDATE import_batches SET status = 'running', total_rows = :total, processed_rows = :checked, "
+                "posted_rows = :posted WHERE id = :id"
+            ),
+            {"total": batch.total_rows, "checked": batch.processed_rows, "posted": batch.posted_rows, "id": batch.id},
         )
         conn.commit()
 
 
-def _post_all(
-    session: Session, client: Client, batch: ImportBatch, good: list[tuple[int, dict[str, Any]]]
-) -> list[RowError]:
+def _estimated_rows(content: bytes) -> int:
+    return max(content.count(b"\n") - 1, 1) if content[:2] != b"PK" else 0
+
+
+def _load(session: Session, batch: ImportBatch, stage: Stage, checker: RowChecker, rows: Rows) -> list[RowError]:
+    """Check every row, streaming the good ones into the stage; returns the problems found (all of them)."""
     errors: list[RowError] = []
-    for start in range(0, len(good), CHUNK):
-        chunk = good[start : start + CHUNK]
-        posted, skipped, chunk_errors = _post_chunk(session, client, chunk)
-        if chunk_errors and batch.post_valid:  # drop the rows the ledger refused, post the rest of the chunk
-            bad = {e.row for e in chunk_errors}
-            posted, skipped, more = _post_chunk(session, client, [(n, d) for n, d in chunk if n not in bad])
-            chunk_errors += more
-        errors += chunk_errors
-        if errors and not batch.post_valid:
-            break
-        batch.posted_rows += posted
-        batch.skipped_rows += skipped
-        _report_progress(session, batch, start + len(chunk))
+    good: list[StageRow] = []
+    checked = 0
+    for line, cells in rows:
+        row, problems = checker.check(line, cells)
+        checked += 1
+        if row is not None:
+            good.append(row)
+        else:
+            batch.error_count += len(problems)
+            if len(errors) < MAX_ERRORS:  # rows come in order: these are the first problems of the file
+                errors += problems
+        if len(good) >= CHUNK:
+            stage.write(good)
+            good = []
+        if checked % PROGRESS_EVERY == 0:
+            batch.processed_rows = checked
+            batch.total_rows = max(batch.total_rows, checked)
+            _report_progress(session, batch)
+    stage.write(good)
+    batch.processed_rows = batch.total_rows = checked
     return errors
 
 
 def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
-    """Validate the whole file; post it (all, or the valid rows when asked) in chunks with progress."""
+    """Check the whole file; post it (all, or the valid rows when asked) set-based, with progress."""
     client = session.get_one(Client, batch.client_id)
     batch.status = BatchStatus.RUNNING.value
+    batch.total_rows = _estimated_rows(batch.content)
+    batch.processed_rows = batch.posted_rows = batch.skipped_rows = 0
+    session.flush()  # also takes SQLite's write lock before any id is chosen
     try:
         header, rows = read_rows(batch.filename, batch.content)
     except FileRejected as exc:
         _finish(batch, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
         return batch
-    batch.total_rows = len(rows)
-    good, errors = validate_rows(header, rows, batch.mapping)
-    if not (errors and not batch.post_valid):
-        savepoint = session.begin_nested()  # every chunk or none, unless the user chose "post the valid rows"
-        errors += _post_all(session, client, batch, good)
-        if errors and not batch.post_valid:
-            savepoint.rollback()
-        else:
-            savepoint.commit()
-    if errors and not batch.post_valid:
+    positions, errors = map_columns(header, batch.mapping)
+    if errors:
+        _finish(batch, BatchStatus.REJECTED, errors)
+        return batch
+
+    savepoint = session.begin_nested()  # all or nothing, unless the user chose "post the valid rows"
+    stage = Stage(session, client.id, batch.id)
+    batch.error_count = 0
+    errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows)
+    error_count = batch.error_count
+    stage.prepare()
+    dupes, dupe_count = stage.duplicate_numbers(MAX_ERRORS)
+    placed_before, skipped, conflicting = stage.already_placed(MAX_ERRORS)
+    column = batch.mapping.get("invoice_number") or "invoice_number"
+    errors += [RowError(e.row, column, e.message) for e in dupes + placed_before]
+    error_count += dupe_count + conflicting
+    if error_count and not batch.post_valid:
+        savepoint.rollback()
         batch.posted_rows = batch.skipped_rows = 0
-        status = BatchStatus.REJECTED
-    else:
-        status = BatchStatus.PARTIAL if errors else BatchStatus.POSTED
-    batch.processed_rows = len(rows)
-    _finish(batch, status, sorted(errors, key=lambda e: (e.row, e.field)))
+        _finish(batch, BatchStatus.REJECTED, errors, error_count)
+        return batch
+    batch.skipped_rows = skipped
+    new_debtors = stage.create_debtors()
+    if new_debtors >= STATISTICS_AFTER:
+        refresh_statistics(session, "debtors")
+    _report_progress(session, batch)
+    for posted in stage.post(memo=f"placement file {batch.filename} (import #{batch.id})"):
+        batch.posted_rows += posted
+        _report_progress(session, batch)
+    stage.drop()
+    savepoint.commit()
+    if batch.posted_rows:
+        audit.record(
+            session,
+            "invoice.place",
+            "Invoice",
+            client_id=client.id,
+            object_id="*",
+            after={"count": batch.posted_rows, "import": batch.id, "new_debtors": new_debtors},
+        )
+    _finish(batch, BatchStatus.PARTIAL if error_count else BatchStatus.POSTED, errors, error_count)
     return batch
 
 

@@ -1,0 +1,356 @@
+"""Set-based posting of a placement file: rows go to a temporary staging table, then SQL does the rest.
+
+Checked rows are streamed into a per-import TEMP table (PostgreSQL `COPY`, SQLite `executemany`), and the
+ledger rows are written with a handful of `INSERT ... SELECT` statements per chunk of lines instead of a
+round trip per invoice. What the row-by-row `place_invoices` guarantees holds here too:
+
+- an invoice number twice in the file is a problem on its second row (the first is kept);
+- a number placed before with the same details is skipped, with other details it is a problem;
+- debtors are matched by external reference and created (with the file's name for them) when new;
+- every invoice gets its own balanced journal transaction: receivable +amount, sales -amount;
+- the cached open balance starts at the amount, so it equals the sum of the invoice's entries.
+
+Ids come from the tables' sequences on PostgreSQL (column defaults of the staging table, filled during
+the COPY); on SQLite they are the current maximum plus the file line, read after the transaction holds
+the write lock, so no other writer can take them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, TxKind
+from clients.ledger import RowError
+from clients.models import Debtor
+from provider.core import audit
+from provider.core.clock import now_utc
+from provider.core.db import UTCDateTime
+
+POST_CHUNK = 100_000  # lines per INSERT ... SELECT round (progress moves between rounds)
+STATISTICS_AFTER = 500  # rows: a bulk load this big refreshes the planner's statistics of the tables it grew
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    line: int
+    number: str
+    debtor_ref: str
+    debtor_name: str
+    issue_date: date
+    due_date: date
+    currency: str
+    amount_minor: int
+    po_reference: str
+
+
+COLUMNS = tuple(StageRow.__dataclass_fields__)
+ENTRY_COLUMNS = ["client_id", "transaction_id", "account", "debtor_id", "invoice_id", "currency", "amount_minor"]
+
+
+class Stage:
+    """The TEMP table of one import, on the session's own connection (inside its transaction)."""
+
+    def __init__(self, session: Session, client_id: int, batch_id: int) -> None:
+        self.session = session
+        self.client_id = client_id
+        self.pg = session.get_bind().dialect.name == "postgresql"
+        self.name = f"import_stage_{batch_id}"
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            self.name,
+            metadata,
+            sa.Column("line", sa.Integer),
+            sa.Column("number", sa.String(64)),
+            sa.Column("debtor_ref", sa.String(64)),
+            sa.Column("debtor_name", sa.String(200)),
+            sa.Column("issue_date", sa.Date),
+            sa.Column("due_date", sa.Date),
+            sa.Column("currency", sa.String(3)),
+            sa.Column("amount_minor", sa.BigInteger),
+            sa.Column("po_reference", sa.String(64)),
+            sa.Column("invoice_id", sa.BigInteger),
+            sa.Column("tx_id", sa.BigInteger),
+            prefixes=["TEMPORARY"],
+        )
+        self._create()
+
+    def _create(self) -> None:
+        ddl = (
+            f"CREATE TEMPORARY TABLE {self.name} (line integer NOT NULL, number varchar(64) NOT NULL, "
+            "debtor_ref varchar(64) NOT NULL, debtor_name varchar(200) NOT NULL, issue_date date NOT NULL, "
+            "due_date date NOT NULL, currency varchar(3) NOT NULL, amount_minor bigint NOT NULL, "
+            "po_reference varchar(64) NOT NULL, "
+        )
+        if self.pg:
+            ddl += (
+                "invoice_id bigint DEFAULT nextval(pg_get_serial_sequence('invoices', 'id')), "
+                "tx_id bigint DEFAULT nextval(pg_get_serial_sequence('journal_transactions', 'id'))) ON COMMIT DROP"
+            )
+        else:
+            ddl += "invoice_id bigint, tx_id bigint)"
+        self.session.execute(sa.text(ddl))
+
+    def drop(self) -> None:
+        self.session.execute(sa.text(f"DROP TABLE IF EXISTS {self.name}"))
+
+    # --- loading ------------------------------------------------------------------------------------
+
+    def write(self, rows: Sequence[StageRow]) -> None:
+        if not rows:
+            return
+        raw = self.session.connection().connection.dbapi_connection
+        if raw is None:  # pragma: no cover - a checked-out connection always has one
+            raise RuntimeError("no database connection")
+        if self.pg:
+            columns = ", ".join(COLUMNS)
+            with raw.cursor() as cur, cur.copy(f"COPY {self.name} ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(
+                        (
+                            row.line,
+                            row.number,
+                            row.debtor_ref,
+                            row.debtor_name,
+                            row.issue_date,
+                            row.due_date,
+                            row.currency,
+                            row.amount_minor,
+                            row.po_reference,
+                        )
+                    )
+        else:
+            marks = ", ".join("?" for _ in COLUMNS)
+            cur = raw.cursor()
+            cur.executemany(
+                f"INSERT INTO {self.name} ({', '.join(COLUMNS)}) VALUES ({marks})",  # noqa: S608 - our own names
+                [
+                    (
+                        r.line,
+                        r.number,
+                        r.debtor_ref,
+                        r.debtor_name,
+                        r.issue_date.isoformat(),
+                        r.due_date.isoformat(),
+                        r.currency,
+                        r.amount_minor,
+                        r.po_reference,
+                    )
+                    for r in rows
+                ],
+            )
+            cur.close()
+
+    def prepare(self) -> None:
+        """Index the staging rows by line and number once they are all in."""
+        self.session.execute(sa.text(f"CREATE INDEX {self.name}_line ON {self.name} (line)"))
+        self.session.execute(sa.text(f"CREATE INDEX {self.name}_number ON {self.name} (number)"))
+        self.session.execute(sa.text(f"ANALYZE {self.name}"))
+
+    # --- checks against the file itself and the ledger ----------------------------------------------
+
+    def duplicate_numbers(self, limit: int) -> tuple[list[RowError], int]:
+        """Second and later rows of a number that appears more than once; they are dropped from the stage."""
+        s = self.table.c
+        first = sa.func.min(s.line).over(partition_by=s.number)
+        ranked = sa.select(s.line, s.number, first.label("first")).subquery()
+        dupes = sa.select(ranked.c.line, ranked.c.number, ranked.c.first).where(ranked.c.line != ranked.c.first)
+        found = self.session.execute(dupes.order_by(ranked.c.line).limit(limit)).all()
+        problems = [
+            RowError(ln, "invoice_number", f"invoice {num} appears twice in this file (row {f})")
+            for ln, num, f in found
+        ]
+        count = len(problems)
+        if found:
+            count = self.session.scalar(sa.select(sa.func.count()).select_from(dupes.subquery())) or 0
+            self.session.execute(sa.delete(self.table).where(s.line.in_(sa.select(dupes.subquery().c.line))))
+        return problems, count
+
+    def already_placed(self, limit: int) -> tuple[list[RowError], int, int]:
+        """Numbers placed before: identical ones are skipped, different ones are problems. Both leave the stage."""
+        s = self.table.c
+        inv, deb = Invoice.__table__.c, Debtor.__table__.c
+        same = sa.and_(
+            deb.external_ref == s.debtor_ref,
+            inv.issue_date == s.issue_date,
+            inv.due_date == s.due_date,
+            inv.currency == s.currency,
+            inv.amount_minor == s.amount_minor,
+            inv.po_reference == s.po_reference,
+        )
+        joined = self.table.join(
+            Invoice.__table__, sa.and_(inv.client_id == self.client_id, inv.number == s.number)
+        ).join(Debtor.__table__, sa.and_(deb.client_id == inv.client_id, deb.id == inv.debtor_id))
+        counts = self.session.execute(
+            sa.select(
+                sa.func.count().filter(same),
+                sa.func.count().filter(sa.not_(same)),
+            ).select_from(joined)
+        ).one()
+        skipped, conflicting = int(counts[0] or 0), int(counts[1] or 0)
+        problems = [
+            RowError(ln, "invoice_number", f"invoice {num} was placed before with different details")
+            for ln, num in self.session.execute(
+                sa.select(s.line, s.number).select_from(joined).where(sa.not_(same)).order_by(s.line).limit(limit)
+            ).all()
+        ]
+        if skipped or conflicting:
+            placed = sa.select(inv.number).where(inv.client_id == self.client_id)
+            self.session.execute(sa.delete(self.table).where(s.number.in_(placed)))
+        return problems, skipped, conflicting
+
+    def drop_lines(self, lines: set[int]) -> None:
+        if lines:
+            self.session.execute(sa.delete(self.table).where(self.table.c.line.in_(sorted(lines))))
+
+    def count(self) -> int:
+        return self.session.scalar(sa.select(sa.func.count()).select_from(self.table)) or 0
+
+    # --- posting ------------------------------------------------------------------------------------
+
+    def create_debtors(self) -> int:
+        """Debtors of the file that the client does not have yet, named as on their first row."""
+        s, deb = self.table.c, Debtor.__table__.c
+        first_rows = sa.select(sa.func.min(s.line)).group_by(s.debtor_ref)
+        known = sa.select(deb.external_ref).where(deb.client_id == self.client_id)
+        now = sa.literal(now_utc(), UTCDateTime())
+        name = sa.case((s.debtor_name == "", s.debtor_ref), else_=s.debtor_name)
+        source = sa.select(
+            sa.literal(self.client_id), s.debtor_ref, name, sa.literal("standard"), sa.false(), now, now
+        ).where(s.line.in_(first_rows), s.debtor_ref.not_in(known))
+        before = self.session.scalar(sa.select(sa.func.count()).where(deb.client_id == self.client_id)) or 0
+        self.session.execute(
+            sa.insert(Debtor.__table__).from_select(
+                ["client_id", "external_ref", "name", "segment", "do_not_contact", "created_at", "updated_at"],
+                source,
+            )
+        )
+        after = self.session.scalar(sa.select(sa.func.count()).where(deb.client_id == self.client_id)) or 0
+        return after - before
+
+    def _id_bases(self) -> tuple[int, int]:
+        """SQLite only: ids are max(id) + line; the transaction already holds the write lock here."""
+        inv = self.session.scalar(sa.select(sa.func.coalesce(sa.func.max(Invoice.__table__.c.id), 0)))
+        tx = self.session.scalar(sa.select(sa.func.coalesce(sa.func.max(JournalTransaction.__table__.c.id), 0)))
+        return int(inv or 0), int(tx or 0)
+
+    def post(self, memo: str) -> Iterator[int]:
+        """Insert invoices, their transactions and entries, a chunk of lines at a time; yields rows posted."""
+        s = self.table.c
+        inv_t, tx_t, entry_t, deb = (
+            Invoice.__table__,
+            JournalTransaction.__table__,
+            JournalEntry.__table__,
+            Debtor.__table__.c,
+        )
+        if self.pg:
+            invoice_id, tx_id = s.invoice_id, s.tx_id
+        else:
+            inv_base, tx_base = self._id_bases()
+            invoice_id, tx_id = s.line + inv_base, s.line + tx_base
+        actor = audit.current_actor()
+        now = sa.literal(now_utc(), UTCDateTime())
+        client = sa.literal(self.client_id, sa.BigInteger)
+        with_debtor = self.table.join(
+            Debtor.__table__, sa.and_(deb.client_id == self.client_id, deb.external_ref == s.debtor_ref)
+        )
+        lines = self.session.execute(sa.select(sa.func.min(s.line), sa.func.max(s.line))).one()
+        if lines[0] is None:
+            return
+        first = int(lines[0])
+        for low in range(first, int(lines[1]) + 1, POST_CHUNK):
+            in_chunk = sa.and_(s.line >= low, s.line < low + POST_CHUNK)
+            self.session.execute(
+                sa.insert(inv_t).from_select(
+                    [
+                        "id",
+                        "client_id",
+                        "debtor_id",
+                        "number",
+                        "issue_date",
+                        "due_date",
+                        "currency",
+                        "amount_minor",
+                        "adjusted_minor",
+                        "open_minor",
+                        "po_reference",
+                        "on_hold",
+                        "placed_at",
+                    ],
+                    sa.select(
+                        invoice_id,
+                        client,
+                        deb.id,
+                        s.number,
+                        s.issue_date,
+                        s.due_date,
+                        s.currency,
+                        s.amount_minor,
+                        sa.literal(0, sa.BigInteger),
+                        s.amount_minor,
+                        s.po_reference,
+                        sa.false(),
+                        now,
+                    )
+                    .select_from(with_debtor)
+                    .where(in_chunk),
+                )
+            )
+            # every staged row has its debtor by now, so the chunk's rows are the invoices just placed
+            # (Core INSERT ... SELECT reports no rowcount through psycopg, so count them)
+            posted = self.session.scalar(sa.select(sa.func.count()).where(in_chunk)) or 0
+            self.session.execute(
+                sa.insert(tx_t).from_select(
+                    ["id", "client_id", "kind", "occurred_on", "posted_at", "actor_user_id", "actor_label", "memo"],
+                    sa.select(
+                        tx_id,
+                        client,
+                        sa.literal(TxKind.INVOICE.value),
+                        s.issue_date,
+                        now,
+                        sa.literal(actor.user_id, sa.BigInteger),
+                        sa.literal(actor.label),
+                        sa.literal(memo),
+                    ).where(in_chunk),
+                )
+            )
+            if low == first and posted >= STATISTICS_AFTER:
+                refresh_statistics(self.session, "invoices", "journal_transactions")
+            for account, sign in ((Account.RECEIVABLE, 1), (Account.SALES, -1)):
+                self.session.execute(
+                    sa.insert(entry_t).from_select(
+                        [
+                            "client_id",
+                            "transaction_id",
+                            "account",
+                            "debtor_id",
+                            "invoice_id",
+                            "currency",
+                            "amount_minor",
+                        ],
+                        sa.select(
+                            client,
+                            tx_id,
+                            sa.literal(account.value),
+                            deb.id,
+                            invoice_id,
+                            s.currency,
+                            s.amount_minor * sign,
+                        )
+                        .select_from(with_debtor)
+                        .where(in_chunk),
+                    )
+                )
+            yield posted
+
+
+def refresh_statistics(session: Session, *tables: str) -> None:
+    """After a bulk load, let the planner see the new size of these tables (PostgreSQL; see migration 0004)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        session.execute(sa.text("SELECT app_analyze(:t)"), {"t": table})
