@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -31,7 +31,11 @@ def saved_mapping(client_id: int) -> dict[str, str]:
     """The client's column mapping: the one used by its latest import that posted, else the standard names."""
     last = db.session.scalar(
         select(ImportBatch.mapping)
-        .where(ImportBatch.client_id == client_id, ImportBatch.status.in_(("posted", "partial")))
+        .where(
+            ImportBatch.client_id == client_id,
+            ImportBatch.kind == "placements",
+            ImportBatch.status.in_(("posted", "partial")),
+        )
         .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc())
         .limit(1)
     )
@@ -86,6 +90,8 @@ def imports_page(client: Client, urls: dict[str, Any], template: str) -> Any:
 
 def batch_page(client: Client, batch_id: int, urls: dict[str, Any], template: str) -> Any:
     batch = get_for_client(db.session, ImportBatch, batch_id, client.id)
+    if batch.kind != "placements":  # a payments file has its own page
+        abort(404)
     return render_template(template, client=client, batch=batch, urls=urls, labels=LABELS)
 
 

@@ -13,8 +13,10 @@ import codecs
 import csv
 import hashlib
 import io
+import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -31,6 +33,7 @@ from sqlalchemy import (
     String,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
 from clients.ledger import MAX_FUTURE_DAYS, RowError
@@ -43,6 +46,8 @@ from provider.core.jobs import enqueue, job
 from provider.core.money import Money, MoneyError, exponent
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
+
+log = logging.getLogger(__name__)
 
 CHUNK = 10_000  # checked rows per write to the staging table
 PROGRESS_EVERY = 50_000
@@ -359,117 +364,141 @@ def start_placement_import(
     return batch
 
 
-def _finish(batch: ImportBatch, status: BatchStatus, errors: list[RowError], error_count: int | None = None) -> None:
+@dataclass
+class Tally:
+    """The running figures of one import. They stay off the batch row until the end: on PostgreSQL the
+    progress connection updates that row meanwhile, and a write to it from the import's own transaction
+    would hold a row lock that the progress update then waits for (forever, in the same process)."""
+
+    total: int = 0
+    checked: int = 0
+    posted: int = 0
+    skipped: int = 0
+    problems: int = 0
+
+
+def _finish(batch: ImportBatch, tally: Tally, status: BatchStatus, errors: list[RowError]) -> None:
     batch.status = status.value
-    batch.error_count = len(errors) if error_count is None else error_count
+    batch.total_rows, batch.processed_rows = tally.total, tally.checked
+    batch.posted_rows, batch.skipped_rows = tally.posted, tally.skipped
+    batch.error_count = max(tally.problems, len(errors))
     ordered = sorted(errors, key=lambda e: (e.row, e.field))[:MAX_ERRORS]
     batch.errors = [{"row": e.row, "column": e.field, "message": e.message} for e in ordered]
     batch.finished_at = now_utc()
 
 
-def _report_progress(session: Session, batch: ImportBatch) -> None:
+def _report_progress(session: Session, batch_id: int, client_id: int, tally: Tally) -> bool:
     """Publish progress outside the import's own transaction, so the progress bar moves while it runs.
 
-    PostgreSQL only: SQLite has one writer at a time, so there the figures appear when the import ends.
+    Best effort: it never waits more than a moment for a lock and never fails the import. PostgreSQL only:
+    SQLite has one writer at a time, so there the figures appear when the import ends.
     """
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
-        return
-    with bind.engine.connect() as conn:
-        conn.execute(text("SELECT set_config('app.client_id', :c, true)"), {"c": str(batch.client_id)})
-        conn.execute(
-            text(
-                "UPDATE import_batches SET status = 'running', total_rows = :total, processed_rows = :checked, "
-                "posted_rows = :posted WHERE id = :id"
-            ),
-            {"total": batch.total_rows, "checked": batch.processed_rows, "posted": batch.posted_rows, "id": batch.id},
-        )
-        conn.commit()
+        return False
+    try:
+        with bind.engine.connect() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+            conn.execute(text("SELECT set_config('app.client_id', :c, true)"), {"c": str(client_id)})
+            updated = conn.execute(
+                text(
+                    "UPDATE import_batches SET status = 'running', total_rows = :total, processed_rows = :checked, "
+                    "posted_rows = :posted, skipped_rows = :skipped WHERE id = :id AND status IN ('queued', 'running')"
+                ),
+                {
+                    "total": max(tally.total, tally.checked),
+                    "checked": tally.checked,
+                    "posted": tally.posted,
+                    "skipped": tally.skipped,
+                    "id": batch_id,
+                },
+            )
+            conn.commit()
+            return bool(updated.rowcount)
+    except DBAPIError as exc:
+        log.warning("import %s: progress not published (%s)", batch_id, exc.__class__.__name__)
+        return False
 
 
 def _estimated_rows(content: bytes) -> int:
     return max(content.count(b"\n") - 1, 1) if content[:2] != b"PK" else 0
 
 
-def _load(session: Session, batch: ImportBatch, stage: Stage, checker: RowChecker, rows: Rows) -> list[RowError]:
-    """Check every row, streaming the good ones into the stage; returns the problems found (all of them)."""
+def _load(
+    session: Session, batch: ImportBatch, stage: Stage, checker: RowChecker, rows: Rows, tally: Tally
+) -> list[RowError]:
+    """Check every row, streaming the good ones into the stage; returns the first problems (all are counted)."""
     errors: list[RowError] = []
     good: list[StageRow] = []
-    checked = 0
     for line, cells in rows:
         row, problems = checker.check(line, cells)
-        checked += 1
+        tally.checked += 1
         if row is not None:
             good.append(row)
         else:
-            batch.error_count += len(problems)
+            tally.problems += len(problems)
             if len(errors) < MAX_ERRORS:  # rows come in order: these are the first problems of the file
                 errors += problems
         if len(good) >= CHUNK:
             stage.write(good)
             good = []
-        if checked % PROGRESS_EVERY == 0:
-            batch.processed_rows = checked
-            batch.total_rows = max(batch.total_rows, checked)
-            _report_progress(session, batch)
+        if tally.checked % PROGRESS_EVERY == 0:
+            _report_progress(session, batch.id, batch.client_id, tally)
     stage.write(good)
-    batch.processed_rows = batch.total_rows = checked
+    tally.total = tally.checked
     return errors
 
 
 def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     """Check the whole file; post it (all, or the valid rows when asked) set-based, with progress."""
     client = session.get_one(Client, batch.client_id)
-    batch.status = BatchStatus.RUNNING.value
-    batch.total_rows = _estimated_rows(batch.content)
-    batch.processed_rows = batch.posted_rows = batch.skipped_rows = 0
-    session.flush()  # also takes SQLite's write lock before any id is chosen
+    tally = Tally(total=_estimated_rows(batch.content))
+    if session.get_bind().dialect.name == "sqlite":
+        batch.status = BatchStatus.RUNNING.value
+        session.flush()  # takes SQLite's write lock before any id is chosen (no progress connection there)
     try:
         header, rows = read_rows(batch.filename, batch.content)
     except FileRejected as exc:
-        _finish(batch, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
+        _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
         return batch
     positions, errors = map_columns(header, batch.mapping)
     if errors:
-        _finish(batch, BatchStatus.REJECTED, errors)
+        _finish(batch, tally, BatchStatus.REJECTED, errors)
         return batch
 
     savepoint = session.begin_nested()  # all or nothing, unless the user chose "post the valid rows"
     stage = Stage(session, client.id, batch.id)
-    batch.error_count = 0
-    errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows)
-    error_count = batch.error_count
+    errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows, tally)
     stage.prepare()
     dupes, dupe_count = stage.duplicate_numbers(MAX_ERRORS)
-    placed_before, skipped, conflicting = stage.already_placed(MAX_ERRORS)
+    placed_before, tally.skipped, conflicting = stage.already_placed(MAX_ERRORS)
     column = batch.mapping.get("invoice_number") or "invoice_number"
     errors += [RowError(e.row, column, e.message) for e in dupes + placed_before]
-    error_count += dupe_count + conflicting
-    if error_count and not batch.post_valid:
+    tally.problems += dupe_count + conflicting
+    if tally.problems and not batch.post_valid:
         savepoint.rollback()
-        batch.posted_rows = batch.skipped_rows = 0
-        _finish(batch, BatchStatus.REJECTED, errors, error_count)
+        tally.skipped = 0
+        _finish(batch, tally, BatchStatus.REJECTED, errors)
         return batch
-    batch.skipped_rows = skipped
     new_debtors = stage.create_debtors()
     if new_debtors >= STATISTICS_AFTER:
         refresh_statistics(session, "debtors")
-    _report_progress(session, batch)
+    _report_progress(session, batch.id, client.id, tally)
     for posted in stage.post(memo=f"placement file {batch.filename} (import #{batch.id})"):
-        batch.posted_rows += posted
-        _report_progress(session, batch)
+        tally.posted += posted
+        _report_progress(session, batch.id, client.id, tally)
     stage.drop()
     savepoint.commit()
-    if batch.posted_rows:
+    if tally.posted:
         audit.record(
             session,
             "invoice.place",
             "Invoice",
             client_id=client.id,
             object_id="*",
-            after={"count": batch.posted_rows, "import": batch.id, "new_debtors": new_debtors},
+            after={"count": tally.posted, "import": batch.id, "new_debtors": new_debtors},
         )
-    _finish(batch, BatchStatus.PARTIAL if error_count else BatchStatus.POSTED, errors, error_count)
+    _finish(batch, tally, BatchStatus.PARTIAL if tally.problems else BatchStatus.POSTED, errors)
     return batch
 
 

@@ -64,6 +64,10 @@ def _import_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from clients.ledger_views import bp as ledger_bp
+    from clients.ledger_views import portal_bp as portal_ledger_bp
+    from clients.payment_views import bp as payments_bp
+    from clients.payment_views import portal_bp as portal_payments_bp
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
     from provider.auth import bp as auth_bp
@@ -71,7 +75,9 @@ def _register_blueprints(app: Flask) -> None:
     from sla.views import bp as sla_bp
     from worklists.views import bp as worklists_bp
 
-    for bp in (auth_bp, provider_bp, clients_bp, worklists_bp, sla_bp, portal_bp):
+    for bp in (auth_bp, provider_bp, clients_bp, ledger_bp, worklists_bp, sla_bp, portal_bp, portal_ledger_bp):
+        app.register_blueprint(bp)
+    for bp in (payments_bp, portal_payments_bp):
         app.register_blueprint(bp)
 
 

@@ -34,7 +34,9 @@ _STAFF_NAV = (
 _PORTAL_NAV = (
     (NavItem("Overview", "portal.index", "portal", "o"), Permission.PORTAL),
     (NavItem("Debtors", "portal.debtors", "portal-debtors", "d"), Permission.PORTAL),
+    (NavItem("Ledger", "portal_ledger.index", "portal-ledger", "l"), Permission.PORTAL),
     (NavItem("Placements", "portal.imports", "portal-imports", "p"), Permission.PORTAL_PLACE),
+    (NavItem("Payments", "portal_payments.index", "portal_payments", "y"), Permission.PORTAL),
     (NavItem("Users", "portal.users", "portal-users", "u"), Permission.PORTAL),
 )
 

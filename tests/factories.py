@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from datetime import date
 from typing import Any
 
 from clients import services as client_services
+from clients.journal import Invoice, Payment
 from clients.models import Client, Debtor
 from provider import services
 from provider.core.tenancy import TenantScope, scoped
@@ -67,3 +69,44 @@ def make_user(role: str, *, client: Client | None = None, team: Team | None = No
         user = services.create_user(db.session, data)
         db.session.commit()
     return user
+
+
+def make_invoice(client: Client, debtor: Debtor, number: str, amount_minor: int, **overrides: Any) -> Invoice:
+    """One invoice placed through the ledger (default: EUR, issued 2026-01-05, due 2026-02-04)."""
+    from clients.ledger import place_invoices
+
+    row = {
+        "debtor_id": debtor.id,
+        "number": number,
+        "issue_date": date(2026, 1, 5),
+        "due_date": date(2026, 2, 4),
+        "currency": "EUR",
+        "amount_minor": amount_minor,
+        "po_reference": "",
+    }
+    row.update(overrides)
+    with scoped(TenantScope.agency(), db.session):
+        (invoice,) = place_invoices(db.session, client, [row])
+        db.session.commit()
+    return invoice
+
+
+def make_payment(client: Client, debtor: Debtor, ref: str, amount_minor: int, **overrides: Any) -> Payment:
+    """One payment recorded through the ledger, left unapplied (default: EUR, received 2026-03-01 by the agency)."""
+    from clients.ledger import record_payment
+
+    data = {
+        "debtor_id": debtor.id,
+        "external_ref": ref,
+        "received_on": date(2026, 3, 1),
+        "currency": "EUR",
+        "amount_minor": amount_minor,
+        "method": "bank_transfer",
+        "received_by": "agency",
+        "reference": "",
+    }
+    data.update(overrides)
+    with scoped(TenantScope.agency(), db.session):
+        payment = record_payment(db.session, client, data).payment
+        db.session.commit()
+    return payment

@@ -21,7 +21,7 @@ from provider.core.audit import AuditEvent
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from tests.conftest import fresh_csrf, login
-from tests.factories import make_client, make_debtor, make_team, make_user
+from tests.factories import make_client, make_debtor, make_invoice, make_payment, make_team, make_user
 
 MISSING_ID = 987_654_321
 SKIP_ENDPOINTS = {"static"}
@@ -53,6 +53,11 @@ def world(db_session: Any) -> World:
     from provider.extensions import db as _db
 
     b_batch = start_placement_import(_db.session, b, "bravo-secret.csv", b"invoice_number\n")
+    from clients.payment_imports import start_payment_import
+
+    b_payment = make_payment(b, b_debtor, "B-SECRET-PAY", 1234, currency="GBP")
+    b_invoice = make_invoice(b, b_debtor, "BRAVO-INV-7734", 123_45, currency="GBP")
+    b_payment_batch = start_payment_import(_db.session, b, "bravo-payments.csv", b"payment_ref\n")
     _db.session.commit()
     return World(
         a=a,
@@ -63,6 +68,9 @@ def world(db_session: Any) -> World:
             "user_id": b_user.id,
             "team_id": team_b.id,
             "batch_id": b_batch.id,
+            "payment_id": b_payment.id,
+            "payment_batch_id": b_payment_batch.id,
+            "invoice_id": b_invoice.id,
         },
         b_markers=[
             "Bravo Secret Holdings",
@@ -71,6 +79,9 @@ def world(db_session: Any) -> World:
             "hidden@bravo.test",
             "person@bravo.test",
             "bravo-secret.csv",
+            "B-SECRET-PAY",
+            "bravo-payments.csv",
+            "BRAVO-INV-7734",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )

@@ -41,9 +41,12 @@ class Permission(StrEnum):
     REPORTS_READ = "staff:reports:read"
     USERS_MANAGE = "staff:users:manage"
     AUDIT_READ = "staff:audit:read"
+    PAYMENTS_IMPORT = "staff:payments:import"
+    PAYMENTS_ALLOCATE = "staff:payments:allocate"
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
+    PORTAL_PAYMENTS = "client:payments:upload"
 
 
 _STAFF_COMMON = {
@@ -53,14 +56,22 @@ _STAFF_COMMON = {
     Permission.WORKLISTS_WORK,
     Permission.SLAS_READ,
     Permission.REPORTS_READ,
+    Permission.PAYMENTS_ALLOCATE,  # a collector working an account applies the cash the debtor says is for it
 }
-_MANAGER = _STAFF_COMMON | {Permission.CLIENTS_MANAGE, Permission.DEBTORS_MANAGE, Permission.WORKLISTS_MANAGE}
+_MANAGER = _STAFF_COMMON | {
+    Permission.CLIENTS_MANAGE,
+    Permission.DEBTORS_MANAGE,
+    Permission.WORKLISTS_MANAGE,
+    Permission.PAYMENTS_IMPORT,  # posting a file of cash is a manager's job, not a collector's
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(_MANAGER | {Permission.USERS_MANAGE, Permission.AUDIT_READ}),
     Role.MANAGER: frozenset(_MANAGER),
     Role.COLLECTOR: frozenset(_STAFF_COMMON),
-    Role.CLIENT_ADMIN: frozenset({Permission.PORTAL, Permission.PORTAL_USERS_MANAGE, Permission.PORTAL_PLACE}),
+    Role.CLIENT_ADMIN: frozenset(
+        {Permission.PORTAL, Permission.PORTAL_USERS_MANAGE, Permission.PORTAL_PLACE, Permission.PORTAL_PAYMENTS}
+    ),
     Role.CLIENT_VIEWER: frozenset({Permission.PORTAL}),
 }
 

@@ -70,3 +70,31 @@ def test_missing_or_wrong_file_is_refused_and_viewers_cannot_upload(client: Flas
     viewer = make_user("client_viewer", client=acme)
     login(client, viewer.email)
     assert client.get("/portal/placements").status_code == 404
+
+
+def test_a_payments_file_neither_sets_the_placement_mapping_nor_opens_as_a_placement(
+    client: FlaskClient, db_session: Any
+) -> None:
+    from clients.imports import ImportBatch
+    from provider.core.tenancy import TenantScope, scoped
+
+    acme = make_client()
+    with scoped(TenantScope.single(acme.id), db.session):
+        payments = ImportBatch(
+            client_id=acme.id,
+            kind="payments",
+            filename="cash.csv",
+            sha256="0" * 64,
+            content=b"",
+            mapping={"invoice_number": "PaymentRefColumn"},
+            status="posted",
+            errors=[],
+        )
+        db.session.add(payments)
+        db.session.flush()
+        payments_id = payments.id
+    make_user("manager", email="m2@example.test")
+    login(client, "m2@example.test")
+    form = client.get(f"/clients/{acme.id}/imports").get_data(as_text=True)
+    assert "PaymentRefColumn" not in form
+    assert client.get(f"/clients/{acme.id}/imports/{payments_id}").status_code == 404

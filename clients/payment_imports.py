@@ -1,0 +1,631 @@
+"""Payment files: CSV or XLSX of payments received, mapped, validated, recorded and allocated; plus cash
+application by hand for the payments that stayed unmatched.
+
+A payments file lists money a client's debtors paid: to the client directly (reported by the client) or to
+the agency. The job validates every row with marshmallow and reports each problem by row number, column and
+reason. By default nothing is posted when any row is invalid; with `post_valid` the valid rows are posted
+and the rest are kept in the report for correction. Each posted row records one payment (`record_payment`)
+and allocates it at once (`auto_allocate`: the invoice its reference names, then oldest due first); what
+cannot be allocated stays unapplied and shows up in the unmatched payments list.
+
+Payments are idempotent on (client, payment reference): a row whose reference is already recorded with the
+same details is skipped and counted as "already recorded"; with different details it is a row error. So a
+re-uploaded or overlapping file never posts a payment twice.
+
+The batch mapping holds the column names per field plus two upload options: `received_by_default` (the
+receiver of rows without one) and `channel`, where the file came from ("portal" uploads may only report
+payments made to the client directly: the agency's own receipts are the agency's to record).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
+from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
+from clients.ledger import RowError, allocate, auto_allocate, record_payment
+from clients.models import Client, Debtor
+from provider.core import audit
+from provider.core.clock import now_utc
+from provider.core.errors import ServiceError
+from provider.core.jobs import enqueue, job
+from provider.core.money import Money, MoneyError, format_money, validate_currency
+from provider.core.tenancy import TenantScope, scoped
+from provider.extensions import db
+
+KIND = "payments"
+MAX_ERRORS = 5_000  # beyond this the report says how many more there were
+LOOKUP_CHUNK = 1_000  # references per IN (...) lookup
+PROGRESS_EVERY = 250  # rows between progress reports
+FIELDS = ("payment_ref", "debtor_ref", "received_on", "amount", "currency", "method", "received_by", "reference")
+REQUIRED = ("payment_ref", "debtor_ref", "received_on", "amount", "currency")
+DEFAULT_MAPPING = {f: f for f in FIELDS}
+CHANNELS = ("back_office", "portal")
+METHODS = tuple(m.value for m in PaymentMethod)
+COMPARED = ("debtor_id", "received_on", "currency", "amount_minor", "method", "received_by", "reference")
+
+
+# --- validating rows --------------------------------------------------------------------------------
+
+
+class _Choice(fields.String):
+    """A word from a fixed list, read forgivingly: 'Bank transfer', 'BANK-TRANSFER' → 'bank_transfer'."""
+
+    def __init__(self, choices: Iterable[str], what: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices, self.what = tuple(choices), what
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        word = super()._deserialize(value, attr, data, **kwargs).strip().lower().replace(" ", "_").replace("-", "_")
+        if word not in self.choices:
+            raise ValidationError(f"{value!r} is not a {self.what}; use one of {', '.join(self.choices)}")
+        return word
+
+
+_DATE_ERROR = {"invalid": "not a valid date; use YYYY-MM-DD"}
+
+
+class PaymentRow(Schema):
+    """One payment line of a payments file (after column mapping). `today` is the client's local date."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    payment_ref = fields.String(required=True, validate=lambda s: 0 < len(s.strip()) <= 64)
+    debtor_ref = fields.String(required=True, validate=lambda s: 0 < len(s.strip()) <= 64)
+    received_on = fields.Date(required=True, error_messages=_DATE_ERROR)
+    amount = fields.String(required=True)
+    currency = fields.String(required=True)
+    method = _Choice(METHODS, "payment method", load_default=PaymentMethod.BANK_TRANSFER.value)
+    received_by = _Choice((r.value for r in ReceivedBy), "receiver (agency or client)", load_default=None)
+    reference = fields.String(load_default="", validate=lambda s: len(s) <= 140)
+
+    def __init__(self, today: date, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.today = today
+
+    @validates_schema(skip_on_field_errors=False)
+    def _amount_and_date(self, data: dict[str, Any], **_: Any) -> None:
+        """Every cross-field problem at once (not only the first), so the report names them all."""
+        problems: dict[str, list[str]] = {}
+        if "received_on" in data and data["received_on"] > self.today:
+            problems["received_on"] = [f"{data['received_on']} is in the future (today is {self.today})"]
+        if "currency" in data:
+            try:
+                data["currency"] = validate_currency(data["currency"])
+            except MoneyError as exc:
+                problems["currency"] = [str(exc)]
+        if "amount" in data and "currency" not in problems and "currency" in data:
+            try:
+                money = Money.parse(data["amount"], data["currency"])
+            except MoneyError as exc:
+                problems["amount"] = [str(exc)]
+            else:
+                if money.minor <= 0:
+                    problems["amount"] = ["must be a positive amount"]
+                data["amount_minor"] = money.minor
+        if problems:
+            raise ValidationError(problems)
+
+
+def map_columns(header: list[str], mapping: dict[str, str]) -> tuple[dict[str, int], list[RowError]]:
+    """Where each field is in the file; a missing required column is an error for row 1."""
+    positions = {h.strip().lower(): i for i, h in enumerate(header)}
+    found, errors = {}, []
+    for name in FIELDS:
+        source = (mapping.get(name) or name).strip().lower()
+        if source in positions:
+            found[name] = positions[source]
+        elif name in REQUIRED:
+            errors.append(RowError(1, mapping.get(name) or name, f"column missing (needed for {name})"))
+    return found, errors
+
+
+def _messages(exc: ValidationError) -> dict[str, str]:
+    out = {}
+    for name, messages in exc.normalized_messages().items():
+        items = messages if isinstance(messages, list) else [str(messages)]
+        out[name] = "; ".join(str(m) for m in items).replace("Missing data for required field.", "required")
+    return out
+
+
+@dataclass
+class Checked:
+    """What reading a file found: rows that passed, every problem, the number of rows, and the debtor
+    references of the rows that failed (still checked against the ledger, so that no problem goes unnamed)."""
+
+    good: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    count: int = 0
+    other_debtor_refs: list[tuple[int, str]] = field(default_factory=list)
+
+
+def validate_rows(
+    rows: Iterable[tuple[int, list[str]]], positions: dict[str, int], mapping: dict[str, str], today: date
+) -> Checked:
+    """Check every row on its own and against the others (the rows are read once).
+
+    A payment reference used on several rows is an error on each of them, naming the others: which of the
+    rows is right cannot be known, so none is posted.
+    """
+    schema, out = PaymentRow(today), Checked()
+    lines_of_ref: dict[str, list[int]] = {}
+    column = mapping.get
+    for line, cells in rows:
+        out.count += 1
+        raw = {f: (cells[i].strip() if i < len(cells) else "") for f, i in positions.items()}
+        raw = {k: v for k, v in raw.items() if v != ""}
+        if raw.get("payment_ref"):
+            lines_of_ref.setdefault(raw["payment_ref"], []).append(line)
+        try:
+            data = schema.load(raw)
+        except ValidationError as exc:
+            messages = _messages(exc)
+            out.errors += [RowError(line, column(f, f), m) for f, m in sorted(messages.items())]
+            if raw.get("debtor_ref") and "debtor_ref" not in messages:
+                out.other_debtor_refs.append((line, raw["debtor_ref"]))
+            continue
+        data["payment_ref"], data["debtor_ref"] = data["payment_ref"].strip(), data["debtor_ref"].strip()
+        out.good.append((line, data))
+    repeated = {ref: lines for ref, lines in lines_of_ref.items() if len(lines) > 1}
+    for ref, lines in repeated.items():
+        where = ", ".join(str(n) for n in lines)
+        message = f"payment {ref} appears on {len(lines)} rows ({where})"
+        out.errors += [RowError(n, column("payment_ref", "payment_ref"), message) for n in lines]
+    out.other_debtor_refs += [(line, d["debtor_ref"]) for line, d in out.good if d["payment_ref"] in repeated]
+    out.good = [(line, d) for line, d in out.good if d["payment_ref"] not in repeated]
+    return out
+
+
+# --- checking rows against the ledger ---------------------------------------------------------------
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
+
+
+def _debtor_ids(session: Session, client: Client, refs: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(refs)):
+        found.update(
+            session.execute(
+                select(Debtor.external_ref, Debtor.id).where(
+                    Debtor.client_id == client.id, Debtor.external_ref.in_(chunk)
+                )
+            ).all()
+        )
+    return found
+
+
+def _recorded(session: Session, client: Client, refs: set[str]) -> dict[str, Payment]:
+    found: dict[str, Payment] = {}
+    for chunk in _chunks(sorted(refs)):
+        stmt = select(Payment).where(Payment.client_id == client.id, Payment.external_ref.in_(chunk))
+        found.update((p.external_ref, p) for p in session.scalars(stmt))
+    return found
+
+
+def _differences(row: dict[str, Any], payment: Payment) -> list[str]:
+    """What differs between a file row and the payment recorded under its reference, in words."""
+    labels = {"received_on": "date", "amount_minor": "amount", "received_by": "received by"}
+    out = []
+    for key in COMPARED:
+        now, was = row[key], getattr(payment, key)
+        if now == was or (key == "amount_minor" and row["currency"] != payment.currency):
+            continue  # a different currency already says the amount differs
+        if key == "debtor_id":
+            out.append("another debtor")
+        elif key == "amount_minor":
+            out.append(
+                f"amount {format_money(now, row['currency'])} here, {format_money(was, payment.currency)} recorded"
+            )
+        else:
+            out.append(f"{labels.get(key, key)} {now or '(none)'} here, {was or '(none)'} recorded")
+    return out
+
+
+def _unknown_debtor(client: Client, line: int, ref: str, mapping: dict[str, str]) -> RowError:
+    return RowError(
+        line,
+        mapping.get("debtor_ref", "debtor_ref"),
+        f"no debtor of {client.code} has reference {ref} (place the debtor's invoices first, or correct the reference)",
+    )
+
+
+def check_against_ledger(
+    session: Session,
+    client: Client,
+    good: list[tuple[int, dict[str, Any]]],
+    mapping: dict[str, str],
+    other_debtor_refs: Sequence[tuple[int, str]] = (),
+) -> tuple[list[tuple[int, dict[str, Any]]], int, list[RowError]]:
+    """Resolve debtors and find payments recorded before: (rows to post, rows already recorded, errors).
+    `other_debtor_refs` (rows refused already) are only checked for an unknown debtor."""
+    column = mapping.get
+    debtors = _debtor_ids(session, client, {d["debtor_ref"] for _, d in good} | {r for _, r in other_debtor_refs})
+    recorded = _recorded(session, client, {d["payment_ref"] for _, d in good})
+    fresh, skipped = [], 0
+    errors = [_unknown_debtor(client, line, ref, mapping) for line, ref in other_debtor_refs if ref not in debtors]
+    for line, data in good:
+        if data["debtor_ref"] not in debtors:
+            errors.append(_unknown_debtor(client, line, data["debtor_ref"], mapping))
+            continue
+        data["debtor_id"] = debtors[data["debtor_ref"]]
+        earlier = recorded.get(data["payment_ref"])
+        if earlier is None:
+            fresh.append((line, data))
+            continue
+        different = _differences(data, earlier)
+        if not different:
+            skipped += 1
+        else:
+            errors.append(
+                RowError(
+                    line,
+                    column("payment_ref", "payment_ref"),
+                    f"payment {data['payment_ref']} was already recorded with other details: {'; '.join(different)}",
+                )
+            )
+    return fresh, skipped, errors
+
+
+# --- posting ----------------------------------------------------------------------------------------
+
+
+def _ledger_data(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "debtor_id": data["debtor_id"],
+        "external_ref": data["payment_ref"],
+        "received_on": data["received_on"],
+        "currency": data["currency"],
+        "amount_minor": data["amount_minor"],
+        "method": data["method"],
+        "received_by": data["received_by"],
+        "reference": data["reference"],
+    }
+
+
+# the ledger's field names → the file's fields (for errors the ledger raises while posting)
+_LEDGER_FIELDS = {"external_ref": "payment_ref", "key": "payment_ref", "debtor_id": "debtor_ref", "amount": "amount"}
+
+
+def _post_rows(
+    session: Session,
+    client: Client,
+    batch: ImportBatch,
+    rows: list[tuple[int, dict[str, Any]]],
+    progress: tuple[int, int],
+) -> tuple[int, int, list[RowError]]:
+    """Record and auto-allocate each row, each row in its own savepoint: (posted, replayed, errors)."""
+    done_before, total = progress
+    posted, replayed, errors = 0, 0, []
+    for i, (line, data) in enumerate(rows, start=1):
+        try:
+            with session.begin_nested():
+                result = record_payment(session, client, _ledger_data(data))
+                if not result.replayed:
+                    auto_allocate(session, client, result.payment)
+        except ServiceError as exc:
+            field = _LEDGER_FIELDS.get(exc.field or "", exc.field or "payment_ref")
+            errors.append(RowError(line, batch.mapping.get(field, field), str(exc)))
+            if not batch.post_valid:
+                break  # nothing of this file will be posted: stop here
+            continue
+        replayed += result.replayed
+        posted += not result.replayed
+        if i % PROGRESS_EVERY == 0:
+            _report_progress(session, batch, done_before + i, total)
+    return posted, replayed, errors
+
+
+def _report_progress(session: Session, batch: ImportBatch, processed: int, total: int) -> None:
+    """Publish progress outside the import's own transaction, so the progress bar moves while it runs.
+
+    The job never writes the batch row before it ends (a row it had updated would stay locked, and this
+    second connection would wait for it). PostgreSQL only: SQLite has one writer at a time.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    with bind.engine.connect() as conn:
+        conn.execute(text("SELECT set_config('app.client_id', :c, true)"), {"c": str(batch.client_id)})
+        conn.execute(
+            text("UPDATE import_batches SET processed_rows = :n, total_rows = :t, status = 'running' WHERE id = :id"),
+            {"n": processed, "t": total, "id": batch.id},
+        )
+        conn.commit()
+
+
+def _client_today(client: Client) -> date:
+    return now_utc().astimezone(ZoneInfo(client.timezone)).date()
+
+
+def _finish(batch: ImportBatch, status: BatchStatus, counts: tuple[int, int, int, int], errors: list[RowError]) -> None:
+    batch.total_rows, batch.processed_rows, batch.posted_rows, batch.skipped_rows = counts
+    batch.status = status.value
+    errors = sorted(errors, key=lambda e: (e.row, e.field))
+    batch.error_count = len(errors)
+    batch.errors = [{"row": e.row, "column": e.field, "message": e.message} for e in errors[:MAX_ERRORS]]
+    batch.finished_at = now_utc()
+
+
+def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
+    """Validate the whole file, then record and allocate its payments: all or none, or the valid rows."""
+    client = session.get_one(Client, batch.client_id)
+    mapping = batch.mapping
+    try:
+        header, rows = read_rows(batch.filename, batch.content)
+    except FileRejected as exc:
+        _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", str(exc))])
+        return batch
+    positions, errors = map_columns(header, mapping)
+    if errors:
+        _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), errors)
+        return batch
+    try:
+        checked = validate_rows(rows, positions, mapping, _client_today(client))
+    except (FileRejected, csv.Error, UnicodeDecodeError) as exc:  # the rows are read as a stream: late failures
+        _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", f"the file cannot be read: {exc}")])
+        return batch
+    total, errors = checked.count, checked.errors
+    good, more = _with_receiver(checked.good, mapping)
+    errors += more
+    fresh, skipped, more = check_against_ledger(session, client, good, mapping, checked.other_debtor_refs)
+    errors += more
+    posted = 0
+    if batch.post_valid or not errors:
+        savepoint = session.begin_nested()  # every row or none, unless the user chose "post the valid rows"
+        posted, replayed, more = _post_rows(session, client, batch, fresh, (total - len(fresh), total))
+        errors += more
+        skipped += replayed
+        if errors and not batch.post_valid:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+    if errors and not batch.post_valid:
+        _finish(batch, BatchStatus.REJECTED, (total, total, 0, 0), errors)
+    else:
+        status = BatchStatus.PARTIAL if errors else BatchStatus.POSTED
+        _finish(batch, status, (total, total, posted, skipped), errors)
+    return batch
+
+
+def _with_receiver(
+    rows: list[tuple[int, dict[str, Any]]], mapping: dict[str, str]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+    """Fill in the default receiver; through the portal a client reports only payments made to itself."""
+    default = mapping.get("received_by_default") or ReceivedBy.AGENCY.value
+    portal = mapping.get("channel") == "portal"
+    good, errors = [], []
+    for line, data in rows:
+        data["received_by"] = data.get("received_by") or default
+        if portal and data["received_by"] != ReceivedBy.CLIENT.value:
+            message = "only payments made to you directly can be reported here; the agency records its own receipts"
+            errors.append(RowError(line, mapping.get("received_by", "received_by"), message))
+        else:
+            good.append((line, data))
+    return good, errors
+
+
+def start_payment_import(
+    session: Session,
+    client: Client,
+    filename: str,
+    content: bytes,
+    mapping: dict[str, str] | None = None,
+    post_valid: bool = False,
+    received_by: str = ReceivedBy.AGENCY.value,
+    channel: str = "back_office",
+    user_id: int | None = None,
+) -> ImportBatch:
+    """Store the upload and queue the import job (after commit). `received_by` is the default for rows
+    without one; `channel` is where the file came from ('portal' uploads report payments to the client)."""
+    if received_by not in {r.value for r in ReceivedBy}:
+        raise ServiceError("received by must be 'agency' or 'client'", field="received_by")
+    if channel not in CHANNELS:
+        raise ServiceError(f"unknown upload channel {channel!r}", field="channel")
+    columns = {f: (v or f) for f, v in {**DEFAULT_MAPPING, **(mapping or {})}.items() if f in FIELDS}
+    batch = ImportBatch(
+        client_id=client.id,
+        kind=KIND,
+        filename=filename[:200],
+        sha256=hashlib.sha256(content).hexdigest(),
+        content=content,
+        mapping={**columns, "received_by_default": received_by, "channel": channel},
+        post_valid=post_valid,
+        created_by=user_id,
+        errors=[],
+    )
+    session.add(batch)
+    session.flush()
+    audit.record(
+        session, "import.start", batch, after={"kind": KIND, "filename": batch.filename, "sha256": batch.sha256}
+    )
+    enqueue(import_payments_job, batch.id, client.id, job_id=f"import:{client.id}:{batch.id}")
+    return batch
+
+
+@job(queue="imports", timeout=3600, retries=1)
+def import_payments_job(batch_id: int, client_id: int) -> str:
+    with scoped(TenantScope.single(client_id), db.session):
+        batch = db.session.get_one(ImportBatch, batch_id)
+        if batch.kind != KIND or batch.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
+            return batch.status  # at-least-once delivery: a finished batch is never run twice
+        run_payment_import(db.session, batch)
+        audit.record(
+            db.session,
+            "import.finish",
+            batch,
+            after={"status": batch.status, "posted": batch.posted_rows, "errors": batch.error_count},
+        )
+        db.session.flush()  # inside the tenant scope (the job's commit runs after the scope has ended)
+        return batch.status
+
+
+# --- what a batch's payments became -----------------------------------------------------------------
+
+
+def batch_summary(session: Session, batch: ImportBatch) -> list[dict[str, Any]]:
+    """Per currency: how many of the file's payments are recorded, their total, what is allocated and what
+    is still unapplied now. Payments are not linked to their batch (no column yet), so they are found by
+    the payment references the file holds; a payment the file only repeated counts too."""
+    if batch.status not in (BatchStatus.POSTED.value, BatchStatus.PARTIAL.value):
+        return []
+    try:
+        header, rows = read_rows(batch.filename, batch.content)
+    except FileRejected:
+        return []
+    positions, problems = map_columns(header, batch.mapping)
+    if problems:
+        return []
+    at = positions["payment_ref"]
+    refs = {cells[at].strip() for _, cells in rows if at < len(cells) and cells[at].strip()}
+    sums: dict[str, dict[str, Any]] = {}
+    client = session.get_one(Client, batch.client_id)
+    for payment in _recorded(session, client, refs).values():
+        s = sums.setdefault(payment.currency, {"currency": payment.currency, "count": 0, "amount": 0, "unapplied": 0})
+        s["count"] += 1
+        s["amount"] += payment.amount_minor
+        s["unapplied"] += payment.unapplied_minor
+    return [{**s, "allocated": s["amount"] - s["unapplied"]} for _, s in sorted(sums.items())]
+
+
+# --- cash application by hand -----------------------------------------------------------------------
+
+
+class AllocationRejected(ServiceError):
+    """Some lines of a manual allocation are refused; nothing was allocated. `errors` maps invoice id (or
+    None for the whole form) to the reason."""
+
+    def __init__(self, errors: dict[int | None, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def allocatable_invoices(session: Session, payment: Payment) -> list[Invoice]:
+    """The debtor's open invoices in the payment's currency, in the order auto-allocation would use:
+    those the payment's reference names first, then oldest due first (on-hold invoices included, shown
+    as such: they cannot take money until their dispute is settled)."""
+    invoices = list(
+        session.scalars(
+            select(Invoice)
+            .where(
+                Invoice.client_id == payment.client_id,
+                Invoice.debtor_id == payment.debtor_id,
+                Invoice.currency == payment.currency,
+                Invoice.open_minor > 0,
+            )
+            .order_by(Invoice.due_date, Invoice.id)
+        )
+    )
+    reference = payment.reference.lower()
+    named = [inv for inv in invoices if inv.number and inv.number.lower() in reference]
+    return named + [inv for inv in invoices if inv not in named]
+
+
+def suggested_split(payment: Payment, invoices: list[Invoice]) -> dict[int, int]:
+    """How auto-allocation would spread the unapplied money over `invoices` (in their order)."""
+    left, split = payment.unapplied_minor, {}
+    for inv in invoices:
+        if left <= 0:
+            break
+        if inv.on_hold:
+            continue
+        split[inv.id] = min(left, inv.open_minor)
+        left -= split[inv.id]
+    return split
+
+
+def allocation_problems(
+    session: Session, client: Client, payment: Payment, amounts: dict[int, int]
+) -> dict[int | None, str]:
+    """What `allocate_by_hand` would refuse in these amounts (by invoice id; None for the whole), writing nothing."""
+    return _check_allocation(session, client, payment, {i: m for i, m in amounts.items() if m})[1]
+
+
+def _check_allocation(
+    session: Session, client: Client, payment: Payment, amounts: dict[int, int]
+) -> tuple[dict[int, Invoice], dict[int | None, str]]:
+    if not amounts:
+        return {}, {None: "enter the amount to allocate to at least one invoice"}
+    session.refresh(payment)
+    invoices = {
+        inv.id: inv
+        for inv in session.scalars(select(Invoice).where(Invoice.client_id == client.id, Invoice.id.in_(amounts)))
+    }
+    errors: dict[int | None, str] = {}
+    for inv_id, minor in amounts.items():
+        inv = invoices.get(inv_id)
+        if inv is None or inv.debtor_id != payment.debtor_id or inv.currency != payment.currency:
+            errors[inv_id] = "not an open invoice of this debtor in the payment's currency"
+        elif minor < 0:
+            errors[inv_id] = "must be a positive amount"
+        elif inv.on_hold:
+            errors[inv_id] = f"invoice {inv.number} is on hold (disputed)"
+        elif minor > inv.open_minor:
+            errors[inv_id] = f"only {format_money(inv.open_minor, inv.currency)} is open on invoice {inv.number}"
+    total = sum(amounts.values())
+    if total > payment.unapplied_minor:
+        errors[None] = (
+            f"the amounts add up to {format_money(total, payment.currency)} but only "
+            f"{format_money(payment.unapplied_minor, payment.currency)} of the payment is unapplied"
+        )
+    return invoices, errors
+
+
+def allocate_by_hand(
+    session: Session, client: Client, payment: Payment, amounts: dict[int, int]
+) -> list[JournalTransaction]:
+    """Apply one payment to several invoices of its debtor at once: every line, or none.
+
+    Refuses (with `AllocationRejected`, before the first write) an invoice that is not an open invoice of the
+    payment's debtor and currency, one on hold, an amount above an invoice's open amount, and a total above
+    what is left of the payment; a refusal by the ledger after the first write undoes every line.
+    """
+    if payment.client_id != client.id:
+        raise ServiceError("an allocation cannot cross clients")
+    amounts = {inv_id: minor for inv_id, minor in amounts.items() if minor}
+    invoices, errors = _check_allocation(session, client, payment, amounts)
+    if errors:
+        raise AllocationRejected(errors)
+    done = []
+    current = None
+    try:
+        with session.begin_nested():
+            for inv_id, minor in amounts.items():
+                current = inv_id
+                done.append(allocate(session, client, payment, invoices[inv_id], minor))
+    except ServiceError as exc:
+        raise AllocationRejected({current: str(exc)}) from None
+    audit.record(
+        session,
+        "payment.allocate",
+        payment,
+        after={"invoices": {invoices[i].number: m for i, m in amounts.items()}, "unapplied": payment.unapplied_minor},
+    )
+    return done
+
+
+__all__ = [
+    "FIELDS",
+    "AllocationRejected",
+    "allocatable_invoices",
+    "allocate_by_hand",
+    "allocation_problems",
+    "batch_summary",
+    "import_payments_job",
+    "run_payment_import",
+    "start_payment_import",
+    "suggested_split",
+]

@@ -1,0 +1,406 @@
+"""Payment pages: payment files (upload, result), the payments list, unmatched payments and cash application by
+hand. The back office works per client (`payments` blueprint); the portal shows a client user their own
+payments and lets a client admin report direct payments (`portal_payments` blueprint). Client users do not
+allocate: applying cash is the agency's job, so one set of hands keeps each ledger consistent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from sqlalchemy import Select, func, or_, select
+
+from clients.imports import BatchStatus, ImportBatch
+from clients.journal import Invoice, Payment, ReceivedBy
+from clients.models import Client, Debtor
+from clients.payment_imports import (
+    DEFAULT_MAPPING,
+    FIELDS,
+    KIND,
+    REQUIRED,
+    AllocationRejected,
+    allocatable_invoices,
+    allocate_by_hand,
+    allocation_problems,
+    batch_summary,
+    start_payment_import,
+    suggested_split,
+)
+from provider.core.money import Money, MoneyError, format_money
+from provider.core.permissions import Permission, require
+from provider.core.tenancy import get_for_client, get_visible_or_404
+from provider.extensions import db
+from provider.ui import apply_sort, paginate
+
+bp = Blueprint("payments", __name__, template_folder="templates")
+portal_bp = Blueprint("portal_payments", __name__, url_prefix="/portal/payments", template_folder="templates")
+
+ALLOWED = (".csv", ".txt", ".xlsx")
+LABELS = {
+    "payment_ref": "Payment reference",
+    "debtor_ref": "Debtor reference",
+    "received_on": "Received on",
+    "amount": "Amount",
+    "currency": "Currency",
+    "method": "Method",
+    "received_by": "Received by (agency / client)",
+    "reference": "Reference quoted by the debtor",
+}
+PAYMENT_SORTS = {
+    "received_on": Payment.received_on,
+    "ref": Payment.external_ref,
+    "debtor": Debtor.name,
+    "amount": Payment.amount_minor,
+    "unapplied": Payment.unapplied_minor,
+}
+
+
+# --- parsing forms ----------------------------------------------------------------------------------
+
+
+def _upload_schema() -> Schema:
+    """Options of the upload form: where each field is in the file, the default receiver, post-valid."""
+    columns = {f"map_{f}": fields.String(load_default=f, validate=validate.Length(max=80)) for f in FIELDS}
+    return Schema.from_dict(
+        {
+            **columns,
+            "received_by": fields.String(
+                load_default=ReceivedBy.AGENCY.value, validate=validate.OneOf([r.value for r in ReceivedBy])
+            ),
+            "post_valid": fields.Boolean(load_default=False),
+        }
+    )(unknown=EXCLUDE)
+
+
+class _MinorUnits(fields.String):
+    """An amount typed in major units ('1,250.00'), read in the currency's minor units; blank is 0."""
+
+    def __init__(self, currency: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.currency = currency
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        typed = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not typed:
+            return 0
+        try:
+            minor = Money.parse(typed, self.currency).minor
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from None
+        if minor < 0:
+            raise ValidationError("must be a positive amount")
+        return minor
+
+
+def _allocation_schema(invoices: list[Invoice], currency: str) -> Schema:
+    return Schema.from_dict({f"amount_{inv.id}": _MinorUnits(currency, load_default="") for inv in invoices})(
+        unknown=EXCLUDE
+    )
+
+
+def _major(minor: int, currency: str) -> str:
+    """Minor units as the plain number a person types ('1250.00'), for prefilled amount fields."""
+    return str(Money(minor, currency).amount)
+
+
+# --- pages shared by the back office and the portal -------------------------------------------------
+
+
+def saved_mapping(client_id: int) -> dict[str, str]:
+    """The client's payment file columns: those of its latest payments import that posted, else the defaults."""
+    last = db.session.scalar(
+        select(ImportBatch.mapping)
+        .where(
+            ImportBatch.client_id == client_id,
+            ImportBatch.kind == KIND,
+            ImportBatch.status.in_((BatchStatus.POSTED.value, BatchStatus.PARTIAL.value)),
+        )
+        .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc())
+        .limit(1)
+    )
+    return {f: (last or {}).get(f) or DEFAULT_MAPPING[f] for f in FIELDS}
+
+
+def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
+    """GET: upload form + earlier payment files. POST: store the file and queue the import."""
+    errors: list[str] = []
+    mapping = saved_mapping(client.id)
+    received_by = ReceivedBy.CLIENT.value if channel == "portal" else ReceivedBy.AGENCY.value
+    post_valid = False
+    if request.method == "POST":
+        upload = request.files.get("file")
+        try:
+            form = _upload_schema().load({k: v for k, v in request.form.items() if v.strip()})
+        except ValidationError as exc:
+            form = None
+            errors += [f"{k.removeprefix('map_')}: {' '.join(v)}" for k, v in exc.normalized_messages().items()]
+        if form is not None:
+            mapping = {f: form[f"map_{f}"].strip() or f for f in FIELDS}
+            received_by = ReceivedBy.CLIENT.value if channel == "portal" else form["received_by"]
+            post_valid = form["post_valid"]
+        if upload is None or not upload.filename:
+            errors.append("Choose a CSV or XLSX file to upload.")
+        elif not upload.filename.lower().endswith(ALLOWED):
+            errors.append(f"{upload.filename}: only .csv and .xlsx files can be imported.")
+        elif not errors:
+            content = upload.read()
+            if not content:
+                errors.append(f"{upload.filename} is empty.")
+            else:
+                batch = start_payment_import(
+                    db.session,
+                    client,
+                    upload.filename,
+                    content,
+                    mapping=mapping,
+                    post_valid=post_valid,
+                    received_by=received_by,
+                    channel=channel,
+                    user_id=current_user.id,
+                )
+                db.session.commit()
+                flash(f"{upload.filename} received; the import is running.", "info")
+                return redirect(urls["batch"](batch.id))
+    stmt = (
+        select(ImportBatch)
+        .where(ImportBatch.client_id == client.id, ImportBatch.kind == KIND)
+        .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc())
+    )
+    return render_template(
+        "clients/payment_imports.html",
+        client=client,
+        page=paginate(stmt, default_per_page=25),
+        mapping=mapping,
+        fields=FIELDS,
+        required=REQUIRED,
+        labels=LABELS,
+        errors=errors,
+        urls=urls,
+        portal=channel == "portal",
+        received_by=received_by,
+        post_valid=post_valid,
+    ), (422 if errors else 200)
+
+
+def _batch_page(client: Client, batch_id: int, urls: dict[str, Any]) -> Any:
+    batch = get_for_client(db.session, ImportBatch, batch_id, client.id)
+    if batch.kind != KIND:  # a placement file has its own page
+        abort(404)
+    return render_template(
+        "clients/payment_batch.html",
+        client=client,
+        batch=batch,
+        urls=urls,
+        summary=batch_summary(db.session, batch),
+    )
+
+
+def _payments_stmt(client: Client) -> Select[Any]:
+    return (
+        select(Payment, Debtor.name, Debtor.external_ref)
+        .join(Debtor, (Debtor.client_id == Payment.client_id) & (Debtor.id == Payment.debtor_id))
+        .where(Payment.client_id == client.id)
+    )
+
+
+def _payments_page(client: Client, urls: dict[str, Any]) -> Any:
+    """Every payment of the client: newest first unless sorted, searchable, filterable to unapplied ones."""
+    stmt = _payments_stmt(client)
+    search = request.args.get("q", "").strip()
+    unapplied_only = request.args.get("unapplied") == "1"
+    if search:
+        like = f"%{search.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Payment.external_ref).like(like),
+                func.lower(Payment.reference).like(like),
+                func.lower(Debtor.name).like(like),
+                func.lower(Debtor.external_ref).like(like),
+            )
+        )
+    if unapplied_only:
+        stmt = stmt.where(Payment.unapplied_minor > 0)
+    if "sort" in request.args:
+        stmt = apply_sort(stmt, PAYMENT_SORTS, "received_on", tiebreak=Payment.id)
+    else:
+        stmt = stmt.order_by(Payment.received_on.desc(), Payment.id.desc())
+    return render_template(
+        "clients/payments.html",
+        client=client,
+        page=paginate(stmt),
+        search=search,
+        unapplied_only=unapplied_only,
+        urls=urls,
+    )
+
+
+# --- back office ------------------------------------------------------------------------------------
+
+
+def _back_office_urls(client: Client) -> dict[str, Any]:
+    def debtor(debtor_id: int) -> str:
+        return url_for("clients.debtor", client_id=client.id, debtor_id=debtor_id)
+
+    return {
+        "payments": url_for("payments.index", client_id=client.id),
+        "unmatched": url_for("payments.unmatched", client_id=client.id),
+        "imports": url_for("payments.imports", client_id=client.id),
+        "batch": lambda batch_id: url_for("payments.import_batch", client_id=client.id, payment_batch_id=batch_id),
+        "allocate": lambda payment_id: url_for("payments.allocate", client_id=client.id, payment_id=payment_id),
+        "debtor": debtor,
+    }
+
+
+@bp.get("/clients/<int:client_id>/payments")
+@require(Permission.DEBTORS_READ)
+def index(client_id: int) -> Any:
+    client = get_visible_or_404(db.session, Client, client_id)
+    return _payments_page(client, _back_office_urls(client))
+
+
+@bp.route("/clients/<int:client_id>/payments/imports", methods=["GET", "POST"])
+@require(Permission.PAYMENTS_IMPORT)
+def imports(client_id: int) -> Any:
+    client = get_visible_or_404(db.session, Client, client_id)
+    return _uploads_page(client, _back_office_urls(client), "back_office")
+
+
+@bp.get("/clients/<int:client_id>/payments/imports/<int:payment_batch_id>")
+@require(Permission.PAYMENTS_IMPORT)
+def import_batch(client_id: int, payment_batch_id: int) -> Any:
+    client = get_visible_or_404(db.session, Client, client_id)
+    return _batch_page(client, payment_batch_id, _back_office_urls(client))
+
+
+@bp.get("/clients/<int:client_id>/payments/unmatched")
+@require(Permission.PAYMENTS_ALLOCATE)
+def unmatched(client_id: int) -> Any:
+    """Payments with money not yet applied to an invoice, oldest first, with what their debtor has open."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    open_same = (
+        select(func.coalesce(func.sum(Invoice.open_minor), 0))
+        .where(
+            Invoice.client_id == Payment.client_id,
+            Invoice.debtor_id == Payment.debtor_id,
+            Invoice.currency == Payment.currency,
+            Invoice.open_minor > 0,
+            Invoice.on_hold.is_(False),
+        )
+        .correlate(Payment)
+        .scalar_subquery()
+    )
+    stmt = _payments_stmt(client).add_columns(open_same.label("debtor_open")).where(Payment.unapplied_minor > 0)
+    stmt = apply_sort(stmt, PAYMENT_SORTS, "received_on", tiebreak=Payment.id)
+    totals = db.session.execute(
+        select(Payment.currency, func.count(), func.sum(Payment.unapplied_minor))
+        .where(Payment.client_id == client.id, Payment.unapplied_minor > 0)
+        .group_by(Payment.currency)
+        .order_by(Payment.currency)
+    ).all()
+    return render_template(
+        "clients/payments_unmatched.html",
+        client=client,
+        page=paginate(stmt),
+        totals=totals,
+        urls=_back_office_urls(client),
+    )
+
+
+@bp.route("/clients/<int:client_id>/payments/<int:payment_id>/allocate", methods=["GET", "POST"])
+@require(Permission.PAYMENTS_ALLOCATE)
+def allocate(client_id: int, payment_id: int) -> Any:
+    """Apply an unmatched payment to the debtor's open invoices by hand: every line or none."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    payment = get_for_client(db.session, Payment, payment_id, client.id)
+    invoices = allocatable_invoices(db.session, payment)
+    values = {f"amount_{i}": _major(m, payment.currency) for i, m in suggested_split(payment, invoices).items()}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        values = {k: v for k, v in request.form.items() if k.startswith("amount_")}
+        errors = _allocate_from_form(client, payment, invoices)
+        if not errors:
+            return redirect(url_for("payments.unmatched", client_id=client.id))
+    return render_template(
+        "clients/payment_allocate.html",
+        client=client,
+        payment=payment,
+        debtor=db.session.get_one(Debtor, payment.debtor_id),
+        invoices=invoices,
+        values=values,
+        errors=errors,
+        urls=_back_office_urls(client),
+    ), (422 if errors else 200)
+
+
+def _allocate_from_form(client: Client, payment: Payment, invoices: list[Invoice]) -> dict[str, list[str]]:
+    """Parse the amounts, allocate them, commit; else every problem by form field (unreadable amounts and
+    refused ones together), with nothing written."""
+    errors: dict[str, list[str]] = {}
+    try:
+        amounts = _allocation_schema(invoices, payment.currency).load(request.form)
+    except ValidationError as exc:
+        amounts = exc.valid_data or {}
+        errors = {k: v if isinstance(v, list) else [str(v)] for k, v in exc.normalized_messages().items()}
+    by_invoice = {int(k.removeprefix("amount_")): v for k, v in amounts.items()}
+    if errors:
+        problems = allocation_problems(db.session, client, payment, by_invoice) if any(by_invoice.values()) else {}
+        return {**_by_field(problems), **errors}
+    try:
+        allocate_by_hand(db.session, client, payment, by_invoice)
+    except AllocationRejected as exc:
+        db.session.rollback()
+        return _by_field(exc.errors)
+    db.session.commit()
+    left = format_money(payment.unapplied_minor, payment.currency)
+    applied = format_money(sum(by_invoice.values()), payment.currency)
+    flash(f"Payment {payment.external_ref}: {applied} allocated, {left} left unapplied.", "success")
+    return {}
+
+
+def _by_field(problems: dict[int | None, str]) -> dict[str, list[str]]:
+    return {("_schema" if i is None else f"amount_{i}"): [m] for i, m in problems.items()}
+
+
+# --- portal -----------------------------------------------------------------------------------------
+
+
+def _my_client() -> Client:
+    client = db.session.get(Client, current_user.client_id)
+    if client is None:  # scope and binding disagree: never show anything
+        abort(404)
+    return client
+
+
+def _portal_urls() -> dict[str, Any]:
+    def debtor(debtor_id: int) -> str:
+        return url_for("portal.debtor", debtor_id=debtor_id)
+
+    return {
+        "payments": url_for("portal_payments.index"),
+        "unmatched": None,
+        "imports": url_for("portal_payments.imports"),
+        "batch": lambda batch_id: url_for("portal_payments.import_batch", payment_batch_id=batch_id),
+        "allocate": None,
+        "debtor": debtor,
+    }
+
+
+@portal_bp.get("/", endpoint="index")
+@require(Permission.PORTAL)
+def index_portal() -> Any:
+    return _payments_page(_my_client(), _portal_urls())
+
+
+@portal_bp.route("/imports", methods=["GET", "POST"], endpoint="imports")
+@require(Permission.PORTAL_PAYMENTS)
+def imports_portal() -> Any:
+    return _uploads_page(_my_client(), _portal_urls(), "portal")
+
+
+@portal_bp.get("/imports/<int:payment_batch_id>", endpoint="import_batch")
+@require(Permission.PORTAL_PAYMENTS)
+def import_batch_portal(payment_batch_id: int) -> Any:
+    return _batch_page(_my_client(), payment_batch_id, _portal_urls())
