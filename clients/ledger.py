@@ -11,11 +11,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,9 +32,9 @@ from clients.journal import (
     TxKind,
 )
 from clients.models import Client, Debtor
-from clients.posting import Line, apply_to_documents, lines_of, post, post_many
+from clients.posting import Line, apply_to_documents, apply_to_documents_bulk, lines_of, post, post_many
 from provider.core import audit
-from provider.core.clock import today_utc
+from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
 from provider.core.money import MoneyError, format_money, validate_currency
 
@@ -241,6 +243,43 @@ def _fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _payment_fields(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A payment request normalised (currency upper-case, defaults filled, reference stripped) and every
+    problem with it as (field, message), in the order `record_payment` reports the first one."""
+    problems: list[tuple[str, str]] = []
+    try:
+        currency = validate_currency(data.get("currency") or "")
+    except MoneyError as exc:
+        currency = ""
+        problems.append(("currency", str(exc)))
+    clean = {
+        **data,
+        "external_ref": (data.get("external_ref") or "").strip(),
+        "currency": currency,
+        "method": data.get("method") or PaymentMethod.BANK_TRANSFER.value,
+        "received_by": data.get("received_by") or ReceivedBy.AGENCY.value,
+        "reference": data.get("reference") or "",
+    }
+    amount, received_on = clean.get("amount_minor"), clean.get("received_on")
+    if not clean["external_ref"]:
+        problems.append(("external_ref", "a payment needs its external reference"))
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        problems.append(("amount", "the amount must be positive"))
+    if clean["method"] not in _METHODS:
+        problems.append(("method", f"unknown payment method {clean['method']!r}"))
+    if clean["received_by"] not in _RECEIVERS:
+        problems.append(("received_by", "received by must be 'agency' or 'client'"))
+    if not isinstance(received_on, date) or isinstance(received_on, datetime):
+        problems.append(("received_on", "the date received must be a date"))
+    elif received_on > today_utc() + timedelta(days=MAX_FUTURE_DAYS):
+        problems.append(("received_on", f"received on {received_on.isoformat()} is in the future"))
+    return clean, problems
+
+
+_METHODS = frozenset(m.value for m in PaymentMethod)
+_RECEIVERS = frozenset(r.value for r in ReceivedBy)
+
+
 def _existing_payment(session: Session, client: Client, key: str | None, ref: str, digest: str) -> Payment | None:
     found = None
     if key:
@@ -256,75 +295,222 @@ def _existing_payment(session: Session, client: Client, key: str | None, ref: st
     return found
 
 
-@atomic
+def _payment_lines(payment_id: int, data: dict[str, Any]) -> list[Line]:
+    """Cash (the agency's or the client's, by who received it) against UNAPPLIED."""
+    cash = Account.CASH_AGENCY if data["received_by"] == ReceivedBy.AGENCY.value else Account.CASH_CLIENT
+    debtor_id, currency, amount = data["debtor_id"], data["currency"], data["amount_minor"]
+    return [
+        Line(cash, debtor_id, currency, amount, payment_id=payment_id),
+        Line(Account.UNAPPLIED, debtor_id, currency, -amount, payment_id=payment_id),
+    ]
+
+
+# Statements of the single-payment path, built once (building them costs more than running them on SQLite).
+_DEBTOR_AND_PAYMENT = (
+    select(Debtor.id, Payment)
+    .select_from(Debtor)
+    .outerjoin(Payment, and_(Payment.client_id == Debtor.client_id, Payment.external_ref == bindparam("ref")))
+    .where(Debtor.client_id == bindparam("client_id"), Debtor.id == bindparam("debtor_id"))
+)
+_INSERT_PAYMENT = {
+    name: dialect_insert(Payment).on_conflict_do_nothing().returning(Payment)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def _debtor_and_payment(session: Session, client: Client, debtor_id: Any, ref: str) -> tuple[bool, Payment | None]:
+    """One query: is `debtor_id` a debtor of the client, and which payment (if any) carries `ref`."""
+    if isinstance(debtor_id, bool) or not isinstance(debtor_id, int):
+        return False, None
+    row = session.execute(_DEBTOR_AND_PAYMENT, {"client_id": client.id, "debtor_id": debtor_id, "ref": ref}).first()
+    return (True, row[1]) if row is not None else (False, None)
+
+
 def record_payment(
     session: Session, client: Client, data: dict[str, Any], idempotency_key: str | None = None
 ) -> PaymentResult:
     """Record money received from a debtor. Idempotent on (client, external reference) and on the key:
-    the same request again returns the first payment (`replayed=True`); different content is refused."""
-    data = {
-        **data,
-        "currency": _check_currency(data.get("currency", "")),
-        "method": data.get("method") or PaymentMethod.BANK_TRANSFER.value,
-        "received_by": data.get("received_by") or ReceivedBy.AGENCY.value,
-        "reference": data.get("reference") or "",
-    }
-    ref = (data.get("external_ref") or "").strip()
-    if not ref:
-        raise ServiceError("a payment needs its external reference", field="external_ref")
-    if not isinstance(data.get("amount_minor"), int) or data["amount_minor"] <= 0:
-        raise ServiceError("the amount must be positive", field="amount")
-    if data["method"] not in {m.value for m in PaymentMethod}:
-        raise ServiceError(f"unknown payment method {data['method']!r}", field="method")
-    if data["received_by"] not in {r.value for r in ReceivedBy}:
-        raise ServiceError("received by must be 'agency' or 'client'", field="received_by")
-    _not_future(data["received_on"], "received_on")
-    debtor = _debtor(session, client, data["debtor_id"])
-    digest = _fingerprint({**data, "external_ref": ref})
-    found = _existing_payment(session, client, idempotency_key, ref, digest)
-    if found is not None:
-        return PaymentResult(found, replayed=True)
+    the same request again returns the first payment (`replayed=True`); different content is refused.
 
-    payment = Payment(
-        client_id=client.id,
-        debtor_id=debtor.id,
-        external_ref=ref,
-        idempotency_key=idempotency_key,
-        request_hash=digest,
-        received_on=data["received_on"],
-        currency=data["currency"],
-        amount_minor=data["amount_minor"],
-        unapplied_minor=data["amount_minor"],
-        method=data["method"],
-        received_by=data["received_by"],
-        reference=data["reference"],
-    )
-    try:
-        with session.begin_nested():
-            session.add(payment)
-            session.flush()
-    except IntegrityError:  # a concurrent twin won the race: return what it recorded
+    Every check (fields, debtor of this client, reference or key seen before) happens before the first
+    write; after it nothing can refuse, so the verb is atomic without a SAVEPOINT. The debtor and a
+    previous payment with the same reference come from one query; the payment is inserted with
+    ON CONFLICT DO NOTHING, so a concurrent twin that won the race makes this call a replay, not an error.
+    """
+    data, problems = _payment_fields(data)
+    if problems:
+        field, message = problems[0]
+        raise ServiceError(message, field=field)
+    ref = data["external_ref"]
+    digest = _fingerprint(data)
+    known, found = _debtor_and_payment(session, client, data.get("debtor_id"), ref)
+    if not known:
+        raise ServiceError(f"debtor #{data.get('debtor_id')} is not a debtor of {client.code}", field="debtor_id")
+    if idempotency_key or found is not None:
+        found = _existing_payment(session, client, idempotency_key, ref, digest) if idempotency_key else found
+        if found is not None and found.request_hash != digest:
+            raise IdempotencyConflict(
+                f"payment reference {ref} was already recorded with different details", field="external_ref"
+            )
+        if found is not None:
+            return PaymentResult(found, replayed=True)
+    values = {
+        "client_id": client.id,
+        "debtor_id": data["debtor_id"],
+        "external_ref": ref,
+        "idempotency_key": idempotency_key,
+        "request_hash": digest,
+        "received_on": data["received_on"],
+        "currency": data["currency"],
+        "amount_minor": data["amount_minor"],
+        "unapplied_minor": data["amount_minor"],
+        "method": data["method"],
+        "received_by": data["received_by"],
+        "reference": data["reference"],
+        "recorded_at": now_utc(),
+    }
+    payment = session.scalars(_INSERT_PAYMENT[session.connection().dialect.name], [values]).one_or_none()
+    if payment is None:  # a concurrent twin recorded it first: return what it recorded (or refuse it)
         found = _existing_payment(session, client, idempotency_key, ref, digest)
         if found is None:
-            raise
+            raise ServiceError(f"payment reference {ref} could not be recorded; try again", field="external_ref")
         return PaymentResult(found, replayed=True)
-    cash = Account.CASH_AGENCY if payment.received_by == ReceivedBy.AGENCY.value else Account.CASH_CLIENT
+    post_many(session, client.id, TxKind.PAYMENT.value, [(payment.received_on, _payment_lines(payment.id, data))])
+    audit.record(session, "payment.record", payment, after=audit.snapshot(payment, PAYMENT_KEYS))
+    return PaymentResult(payment, replayed=False)
+
+
+def _chunks(items: list[Any], size: int = 5_000) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def record_payments(session: Session, client: Client, rows: list[dict[str, Any]]) -> list[PaymentResult]:
+    """Record many payments at once: all or nothing, with `record_payment`'s validation and idempotency.
+
+    Per row: a (client, external reference) recorded before with the same content is a replay (nothing
+    posted, the first payment returned with `replayed=True`); with different content it is refused. Every
+    problem of every row (including a reference twice in the batch, naming both rows) is collected and
+    raised as `BatchRejected` before the first write. Otherwise the new payments are inserted in bulk and
+    posted as one balanced transaction each (cash vs UNAPPLIED); one audit event records the batch.
+    Returns one result per row, in row order. Rows carry no Idempotency-Key (use `record_payment`).
+    """
+    for attempt in (1, 2):
+        try:
+            with session.begin_nested():
+                return _record_payments(session, client, rows)
+        except IntegrityError:  # a concurrent batch recorded some of these references first: look again
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _record_payments(session: Session, client: Client, rows: list[dict[str, Any]]) -> list[PaymentResult]:
+    errors: list[RowError] = []
+    cleaned: list[dict[str, Any]] = []
+    first_row: dict[str, int] = {}
+    for i, row in enumerate(rows, start=1):
+        clean, problems = _payment_fields(row)
+        errors += [RowError(i, f, m) for f, m in problems]
+        ref = clean["external_ref"]
+        if ref in first_row:
+            errors.append(
+                RowError(
+                    i,
+                    "external_ref",
+                    f"payment reference {ref} appears twice in this batch (rows {first_row[ref]} and {i})",
+                )
+            )
+        elif ref:
+            first_row[ref] = i
+        cleaned.append(clean)
+
+    wanted = sorted({d for c in cleaned if isinstance(d := c.get("debtor_id"), int) and not isinstance(d, bool)})
+    known: set[int] = set()
+    for chunk in _chunks(wanted):
+        known.update(session.scalars(select(Debtor.id).where(Debtor.client_id == client.id, Debtor.id.in_(chunk))))
+    existing: dict[str, Payment] = {}
+    for chunk in _chunks(list(first_row)):
+        stmt = select(Payment).where(Payment.client_id == client.id, Payment.external_ref.in_(chunk))
+        existing.update((p.external_ref, p) for p in session.scalars(stmt))
+
+    results: list[PaymentResult | None] = [None] * len(rows)
+    fresh: list[tuple[int, dict[str, Any]]] = []
+    for i, clean in enumerate(cleaned, start=1):
+        if clean.get("debtor_id") not in known:
+            errors.append(
+                RowError(i, "debtor_id", f"debtor #{clean.get('debtor_id')} is not a debtor of {client.code}")
+            )
+        clean["request_hash"] = digest = _fingerprint(clean)
+        old = existing.get(clean["external_ref"])
+        if old is None:
+            fresh.append((i - 1, clean))
+        elif first_row.get(clean["external_ref"]) != i:
+            continue  # the in-batch duplicate is reported already
+        elif old.request_hash != digest:
+            errors.append(
+                RowError(
+                    i,
+                    "external_ref",
+                    f"payment reference {old.external_ref} was already recorded with different details",
+                )
+            )
+        else:
+            results[i - 1] = PaymentResult(old, replayed=True)
+    if errors:
+        raise BatchRejected(sorted(errors, key=lambda e: (e.row, e.field)))
+    if fresh:
+        _insert_payments(session, client, fresh, results)
+    return [r for r in results if r is not None]
+
+
+def _insert_payments(
+    session: Session,
+    client: Client,
+    fresh: list[tuple[int, dict[str, Any]]],
+    results: list[PaymentResult | None],
+) -> None:
+    values = [
+        {
+            "client_id": client.id,
+            "debtor_id": c["debtor_id"],
+            "external_ref": c["external_ref"],
+            "idempotency_key": None,
+            "request_hash": c["request_hash"],
+            "received_on": c["received_on"],
+            "currency": c["currency"],
+            "amount_minor": c["amount_minor"],
+            "unapplied_minor": c["amount_minor"],
+            "method": c["method"],
+            "received_by": c["received_by"],
+            "reference": c["reference"],
+        }
+        for _, c in fresh
+    ]
+    payments = list(session.scalars(insert(Payment).returning(Payment, sort_by_parameter_order=True), values))
     post_many(
         session,
         client.id,
         TxKind.PAYMENT.value,
-        [
-            (
-                payment.received_on,
-                [
-                    Line(cash, debtor.id, payment.currency, payment.amount_minor, payment_id=payment.id),
-                    Line(Account.UNAPPLIED, debtor.id, payment.currency, -payment.amount_minor, payment_id=payment.id),
-                ],
-            )
-        ],
+        [(p.received_on, _payment_lines(p.id, c)) for p, (_, c) in zip(payments, fresh, strict=True)],
     )
-    audit.record(session, "payment.record", payment, after=audit.snapshot(payment, PAYMENT_KEYS))
-    return PaymentResult(payment, replayed=False)
+    for payment, (index, _) in zip(payments, fresh, strict=True):
+        results[index] = PaymentResult(payment, replayed=False)
+    totals: dict[str, int] = {}
+    for v in values:
+        totals[v["currency"]] = totals.get(v["currency"], 0) + v["amount_minor"]
+    audit.record(
+        session,
+        "payment.record_batch",
+        "Payment",
+        client_id=client.id,
+        object_id="*",
+        after={
+            "count": len(values),
+            "first": values[0]["external_ref"],
+            "last": values[-1]["external_ref"],
+            "total_minor": totals,
+        },
+    )
 
 
 # --- allocation -------------------------------------------------------------------------------------
@@ -401,6 +587,122 @@ def auto_allocate(session: Session, client: Client, payment: Payment) -> list[Jo
             allocate(session, client, payment, invoice, amount, on=max(payment.received_on, invoice.issue_date))
         )
     return done
+
+
+@dataclass(frozen=True)
+class _Allocation:
+    payment_id: int
+    debtor_id: int
+    currency: str
+    invoice_id: int
+    invoice_number: str
+    amount_minor: int
+    on: date
+
+
+@atomic
+def auto_allocate_many(session: Session, client: Client, payments: list[Payment] | list[int]) -> list[int]:
+    """`auto_allocate` for many payments at once (e.g. a whole bank file): for each payment, in the given
+    order, what is left of it goes first to the invoices its reference names, then oldest due first.
+
+    Balances are read fresh from the database (two queries per 5,000 payments), the allocations are posted
+    with `post_many` (one balanced transaction each, dated like `auto_allocate`'s) and the cached balances
+    moved by `apply_to_documents_bulk`, whose guards refuse the whole call if a concurrent session spent
+    the same money first. Invoices on hold are skipped. Returns the allocation transaction ids.
+    """
+    ids = [p.id if isinstance(p, Payment) else int(p) for p in payments]
+    sources: dict[int, Any] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        sources.update(
+            (row.id, row)
+            for row in session.execute(
+                select(
+                    Payment.id,
+                    Payment.debtor_id,
+                    Payment.currency,
+                    Payment.unapplied_minor,
+                    Payment.received_on,
+                    Payment.reference,
+                ).where(Payment.client_id == client.id, Payment.id.in_(chunk), Payment.unapplied_minor > 0)
+            )
+        )
+    open_by_key: dict[tuple[int, str], list[list[Any]]] = {}
+    for chunk in _chunks(sorted({row.debtor_id for row in sources.values()})):
+        stmt = (
+            select(
+                Invoice.id, Invoice.debtor_id, Invoice.currency, Invoice.number, Invoice.open_minor, Invoice.issue_date
+            )
+            .where(
+                Invoice.client_id == client.id,
+                Invoice.debtor_id.in_(chunk),
+                Invoice.open_minor > 0,
+                Invoice.on_hold.is_(False),
+            )
+            .order_by(Invoice.due_date, Invoice.id)
+        )
+        for inv_id, debtor_id, currency, number, open_minor, issued in session.execute(stmt):
+            open_by_key.setdefault((debtor_id, currency), []).append([inv_id, number, open_minor, issued])
+    plan: list[_Allocation] = []
+    for payment_id in dict.fromkeys(ids):  # each payment once, in the order given
+        source = sources.get(payment_id)
+        if source is None:
+            continue
+        candidates = open_by_key.get((source.debtor_id, source.currency), [])
+        reference = source.reference.lower()
+        named = [c for c in candidates if c[1] and c[1].lower() in reference]
+        left = source.unapplied_minor
+        for cand in named + [c for c in candidates if c not in named]:
+            if left == 0:
+                break
+            amount = min(left, cand[2])
+            if amount <= 0:
+                continue
+            cand[2] -= amount
+            left -= amount
+            plan.append(
+                _Allocation(
+                    payment_id,
+                    source.debtor_id,
+                    source.currency,
+                    cand[0],
+                    cand[1],
+                    amount,
+                    max(source.received_on, cand[3]),
+                )
+            )
+    return _post_allocations(session, client, plan)
+
+
+def _post_allocations(session: Session, client: Client, plan: list[_Allocation]) -> list[int]:
+    if not plan:
+        return []
+    batch = [
+        (
+            a.on,
+            [
+                Line(
+                    Account.UNAPPLIED,
+                    a.debtor_id,
+                    a.currency,
+                    a.amount_minor,
+                    invoice_id=a.invoice_id,
+                    payment_id=a.payment_id,
+                ),
+                Line(
+                    Account.RECEIVABLE,
+                    a.debtor_id,
+                    a.currency,
+                    -a.amount_minor,
+                    invoice_id=a.invoice_id,
+                    payment_id=a.payment_id,
+                ),
+            ],
+        )
+        for a in plan
+    ]
+    apply_to_documents_bulk(session, client.id, [line for _, lines in batch for line in lines])
+    memos = [f"payment → invoice {a.invoice_number}" for a in plan]
+    return post_many(session, client.id, TxKind.ALLOCATION.value, batch, memos=memos)
 
 
 # --- credit notes, write-offs, adjustments, reversals -----------------------------------------------
@@ -532,9 +834,11 @@ __all__ = [
     "allocate",
     "apply_to_documents",
     "auto_allocate",
+    "auto_allocate_many",
     "issue_credit_note",
     "place_invoices",
     "record_payment",
+    "record_payments",
     "reverse",
     "write_off",
 ]

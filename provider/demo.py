@@ -21,8 +21,7 @@ from provider.models import Team, TeamClient, User
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - published demo credential
 DEBTORS_PER_CLIENT = 500
-LEDGER_DEBTORS_PER_CLIENT = 250  # debtors with invoices (the others have none yet)
-INVOICES_PER_DEBTOR = 2
+INVOICES_PER_CLIENT = 6_667  # about 40,000 invoices over 18 months across the six clients
 CHUNK = 5_000
 
 CLIENTS: list[dict[str, str]] = [
@@ -313,15 +312,18 @@ def _ensure_debtors(client: Client, wanted: int, seed: int) -> int:
     return created
 
 
-def seed_demo(scale: int = 1, seed: int = 20261123) -> dict[str, Any]:
-    """Create whatever of the demo agency is missing and commit. Returns counts and the demo logins."""
+def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = INVOICES_PER_CLIENT) -> dict[str, Any]:
+    """Create whatever of the demo agency is missing and commit. Returns counts and the demo logins.
+
+    `scale` multiplies the debtors; the ledger (about `invoices_per_client` invoices for each client that
+    has none yet, with their payments, credit notes and write-offs) does not grow with it."""
     with audit.acting_as(audit.Actor.system("demo")), scoped(TenantScope.agency(), db.session):
         clients = _ensure_clients()
         teams = _ensure_teams(clients)
         logins = _ensure_users(clients, teams)
         created = sum(_ensure_debtors(c, DEBTORS_PER_CLIENT * scale, seed) for c in clients)
         db.session.commit()
-        invoices = seed_ledger(clients, LEDGER_DEBTORS_PER_CLIENT, INVOICES_PER_DEBTOR, seed)
+        invoices = seed_ledger(clients, invoices_per_client, seed)
         db.session.commit()
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {

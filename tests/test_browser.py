@@ -41,7 +41,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app = create_app({"AR_ENV": "testing", "DATABASE_URL": f"sqlite:///{db_file}"})
     with app.app_context():
         upgrade()
-        seed_demo()
+        seed_demo(invoices_per_client=120)  # a small ledger: the browser test needs pages, not volume
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

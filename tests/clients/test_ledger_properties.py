@@ -1,9 +1,10 @@
 """Property test: any sequence of ledger operations keeps the books sound.
 
-A hypothesis state machine places invoices, records and replays payments, allocates, credits, writes off
-and reverses, in any order and with any amounts (many of them refused, which must change nothing). After
-every step: every journal transaction balances; every invoice's open balance lies in 0..amount; no payment
-has more allocated than it brought; cached balances equal the sums of the journal; replays post nothing.
+A hypothesis state machine places invoices, records and replays payments (one by one and in batches),
+allocates (one payment, or many at once), credits, writes off and reverses, in any order and with any
+amounts (many of them refused, which must change nothing). After every step: every journal transaction
+balances; every invoice's open balance lies in 0..amount; no payment has more allocated than it brought;
+cached balances equal the sums of the journal; replays post nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import func, select
 
 from clients import services
@@ -73,6 +82,20 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not result.replayed
         return (request, result.payment.id)
 
+    @rule(target=requests, debtor=st.integers(0, 1), batch=st.lists(amounts, min_size=1, max_size=4))
+    def pay_batch(self, debtor: int, batch: list[int]) -> Any:
+        rows = [payment_data(self.debtors[debtor], f"PAY-{next(_numbers)}", amount) for amount in batch]
+        results = services.record_payments(db.session, self.client, rows)
+        assert [r.replayed for r in results] == [False] * len(rows)
+        return multiple(*[((row, None), r.payment.id) for row, r in zip(rows, results, strict=True)])
+
+    @rule(reqs=st.lists(requests, min_size=1, max_size=3, unique_by=lambda req: req[1]))
+    def replay_batch(self, reqs: list[Any]) -> None:
+        before = self._entries()
+        results = services.record_payments(db.session, self.client, [req[0][0] for req in reqs])
+        assert all(r.replayed for r in results) and [r.payment.id for r in results] == [req[1] for req in reqs]
+        assert self._entries() == before
+
     @rule(target=payments, req=requests)
     def payment_of(self, req: Any) -> Any:
         return req[1]
@@ -94,6 +117,11 @@ class LedgerMachine(RuleBasedStateMachine):
     def auto(self, payment: int) -> Any:
         txs = services.auto_allocate(db.session, self.client, db.session.get(Payment, payment))
         return txs[0].id if txs else None
+
+    @rule(target=transactions, pays=st.lists(payments, min_size=1, max_size=3))
+    def auto_many(self, pays: list[int]) -> Any:
+        txs = services.auto_allocate_many(db.session, self.client, pays)
+        return txs[0] if txs else None
 
     @rule(target=notes, debtor=st.integers(0, 1), amount=amounts)
     def credit(self, debtor: int, amount: int) -> Any:

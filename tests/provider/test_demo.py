@@ -5,16 +5,20 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from clients.journal import CreditNote, Invoice, Payment
 from clients.models import Client, Debtor
 from provider.core.tenancy import TenantScope, scoped
 from provider.demo import DEMO_PASSWORD, _debtor_rows, seed_demo
 from provider.extensions import db
 from provider.models import Team, User
+from tests.clients.ledger_helpers import cache_mismatches, unbalanced_transactions
 from tests.conftest import login
+
+SMALL_LEDGER = 150  # invoices per client (the real demo has about 6,700)
 
 
 def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
-    first = seed_demo()
+    first = seed_demo(invoices_per_client=SMALL_LEDGER)
     with scoped(TenantScope.agency(), db.session):
         clients = db.session.scalars(select(Client).order_by(Client.code)).all()
         assert len(clients) == 6
@@ -27,15 +31,42 @@ def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
         teams = db.session.scalars(select(Team)).all()
         assert len(teams) == 2 and all(len(t.members) == 4 and len(t.clients) == 3 for t in teams)
         sample = db.session.scalar(select(Debtor.name).where(Debtor.external_ref == "NWIND-000042"))
+        invoices = db.session.scalar(select(func.count(Invoice.id)))
+        assert invoices == first["created_invoices"] and 0.7 * 6 * SMALL_LEDGER < invoices < 1.3 * 6 * SMALL_LEDGER
+        ledger = _ledger_shape()
+        assert ledger["paid"] > ledger["part_paid"] > 0 and ledger["open"] > 0
+        assert ledger["to_agency"] > ledger["to_client"] > 0
+        assert ledger["credit_notes"] > 0
+        for c in clients:
+            assert unbalanced_transactions(c.id) == [] and cache_mismatches(c.id) == []
 
-    second = seed_demo()
+    second = seed_demo(invoices_per_client=SMALL_LEDGER)
     assert second["created_debtors"] == 0 and second["debtors"] == 3000
+    assert second["created_invoices"] == 0
     with scoped(TenantScope.agency(), db.session):
         assert db.session.scalar(select(func.count(User.id))) == 23
         assert db.session.scalar(select(Debtor.name).where(Debtor.external_ref == "NWIND-000042")) == sample
+        assert db.session.scalar(select(func.count(Invoice.id))) == invoices and _ledger_shape() == ledger
 
     assert login(client, "viewer@sakura.demo.test", DEMO_PASSWORD).status_code == 302
     assert "Sakura Logistics" in client.get("/portal/").get_data(as_text=True)
+
+
+def _ledger_shape() -> dict[str, int]:
+    def count(*where: object) -> int:
+        return db.session.scalar(select(func.count(Invoice.id)).where(*where)) or 0
+
+    def payments(by: str) -> int:
+        return db.session.scalar(select(func.count(Payment.id)).where(Payment.received_by == by)) or 0
+
+    return {
+        "paid": count(Invoice.open_minor == 0),
+        "part_paid": count(Invoice.open_minor > 0, Invoice.open_minor < Invoice.amount_minor),
+        "open": count(Invoice.open_minor == Invoice.amount_minor),
+        "to_agency": payments("agency"),
+        "to_client": payments("client"),
+        "credit_notes": db.session.scalar(select(func.count(CreditNote.id))) or 0,
+    }
 
 
 def test_demo_rows_do_not_depend_on_the_scale() -> None:
