@@ -4,9 +4,10 @@ application by hand for the payments that stayed unmatched.
 A payments file lists money a client's debtors paid: to the client directly (reported by the client) or to
 the agency. The job validates every row with marshmallow and reports each problem by row number, column and
 reason. By default nothing is posted when any row is invalid; with `post_valid` the valid rows are posted
-and the rest are kept in the report for correction. Each posted row records one payment (`record_payment`)
-and allocates it at once (`auto_allocate`: the invoice its reference names, then oldest due first); what
-cannot be allocated stays unapplied and shows up in the unmatched payments list.
+and the rest are kept in the report for correction. Rows are posted 1,000 at a time through the ledger's
+batch verbs: `record_payments` (one payment and one balanced transaction per row) and `auto_allocate_many`
+(the invoice a payment's reference names, then oldest due first); what cannot be allocated stays unapplied
+and shows up in the unmatched payments list.
 
 Payments are idempotent on (client, payment reference): a row whose reference is already recorded with the
 same details is skipped and counted as "already recorded"; with different details it is a row error. So a
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
-from clients.ledger import RowError, allocate, auto_allocate, record_payment
+from clients.ledger import BatchRejected, RowError, allocate, auto_allocate_many, record_payments
 from clients.models import Client, Debtor
 from provider.core import audit
 from provider.core.clock import now_utc
@@ -46,7 +47,7 @@ from provider.extensions import db
 KIND = "payments"
 MAX_ERRORS = 5_000  # beyond this the report says how many more there were
 LOOKUP_CHUNK = 1_000  # references per IN (...) lookup
-PROGRESS_EVERY = 250  # rows between progress reports
+POST_CHUNK = 1_000  # payments per call of the ledger's batch verbs (progress is reported after each)
 FIELDS = ("payment_ref", "debtor_ref", "received_on", "amount", "currency", "method", "received_by", "reference")
 REQUIRED = ("payment_ref", "debtor_ref", "received_on", "amount", "currency")
 DEFAULT_MAPPING = {f: f for f in FIELDS}
@@ -307,25 +308,31 @@ def _post_rows(
     rows: list[tuple[int, dict[str, Any]]],
     progress: tuple[int, int],
 ) -> tuple[int, int, list[RowError]]:
-    """Record and auto-allocate each row, each row in its own savepoint: (posted, replayed, errors)."""
+    """Record and auto-allocate the rows through the ledger's batch verbs, a chunk at a time:
+    (posted, replayed, errors). A chunk the ledger refuses is reported row by row; with "post the valid
+    rows" the refused rows are dropped and the rest of the chunk is posted."""
     done_before, total = progress
     posted, replayed, errors = 0, 0, []
-    for i, (line, data) in enumerate(rows, start=1):
-        try:
-            with session.begin_nested():
-                result = record_payment(session, client, _ledger_data(data))
-                if not result.replayed:
-                    auto_allocate(session, client, result.payment)
-        except ServiceError as exc:
-            field = _LEDGER_FIELDS.get(exc.field or "", exc.field or "payment_ref")
-            errors.append(RowError(line, batch.mapping.get(field, field), str(exc)))
-            if not batch.post_valid:
-                break  # nothing of this file will be posted: stop here
-            continue
-        replayed += result.replayed
-        posted += not result.replayed
-        if i % PROGRESS_EVERY == 0:
-            _report_progress(session, batch, done_before + i, total)
+    for start in range(0, len(rows), POST_CHUNK):
+        chunk = rows[start : start + POST_CHUNK]
+        while chunk:
+            try:
+                results = record_payments(session, client, [_ledger_data(d) for _, d in chunk])
+            except BatchRejected as exc:
+                refused = {e.row for e in exc.errors}
+                for e in exc.errors:
+                    field = _LEDGER_FIELDS.get(e.field, e.field)
+                    errors.append(RowError(chunk[e.row - 1][0], batch.mapping.get(field, field), e.message))
+                if not batch.post_valid:
+                    return posted, replayed, errors  # nothing of this file will be posted: stop here
+                chunk = [row for i, row in enumerate(chunk, start=1) if i not in refused]
+                continue
+            fresh = [r.payment for r in results if not r.replayed]
+            auto_allocate_many(session, client, fresh)
+            posted += len(fresh)
+            replayed += len(results) - len(fresh)
+            break
+        _report_progress(session, batch, done_before + min(start + POST_CHUNK, len(rows)), total)
     return posted, replayed, errors
 
 
