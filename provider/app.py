@@ -61,6 +61,7 @@ def _import_models() -> None:
     import clients.models  # noqa: F401
     import provider.core.audit
     import provider.models  # noqa: F401
+    import worklists.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

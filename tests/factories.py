@@ -110,3 +110,17 @@ def make_payment(client: Client, debtor: Debtor, ref: str, amount_minor: int, **
         payment = record_payment(db.session, client, data).payment
         db.session.commit()
     return payment
+
+
+def make_work_items(client: Client) -> dict[int, int]:
+    """Build the client's worklist (as the nightly job does). Returns {debtor id: work item id}."""
+    from sqlalchemy import select
+
+    from worklists.models import WorkItem
+    from worklists.scoring import rescore
+
+    with scoped(TenantScope.agency(), db.session):
+        rescore(db.session, [client.id])
+        db.session.commit()
+        rows = db.session.execute(select(WorkItem.debtor_id, WorkItem.id).where(WorkItem.client_id == client.id))
+        return {debtor_id: item_id for debtor_id, item_id in rows}

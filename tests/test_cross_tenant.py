@@ -21,7 +21,15 @@ from provider.core.audit import AuditEvent
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from tests.conftest import fresh_csrf, login
-from tests.factories import make_client, make_debtor, make_invoice, make_payment, make_team, make_user
+from tests.factories import (
+    make_client,
+    make_debtor,
+    make_invoice,
+    make_payment,
+    make_team,
+    make_user,
+    make_work_items,
+)
 
 MISSING_ID = 987_654_321
 SKIP_ENDPOINTS = {"static"}
@@ -59,6 +67,7 @@ def world(db_session: Any) -> World:
     b_invoice = make_invoice(b, b_debtor, "BRAVO-INV-7734", 123_45, currency="GBP")
     b_payment_batch = start_payment_import(_db.session, b, "bravo-payments.csv", b"payment_ref\n")
     _db.session.commit()
+    b_item = make_work_items(b)[b_debtor.id]  # B's debtor is overdue: a work item of B's worklist
     return World(
         a=a,
         b=b,
@@ -71,6 +80,7 @@ def world(db_session: Any) -> World:
             "payment_id": b_payment.id,
             "payment_batch_id": b_payment_batch.id,
             "invoice_id": b_invoice.id,
+            "item_id": b_item,
         },
         b_markers=[
             "Bravo Secret Holdings",

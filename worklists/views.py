@@ -1,17 +1,35 @@
-"""Collector worklists. Until accounts carry balances (ledger issue) this shows who works which clients."""
+"""Collector worklists: my queue, "next account", the account screen and its actions, the manager view.
+
+Views load through the tenant (another client's item is a 404 like a missing one), call one service and
+commit once.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+import worklists.jobs  # noqa: F401 - registers the worklist jobs (nightly rebuild) with the job registry
+from clients.ledger_queries import account_context
+from clients.models import Client, Debtor
+from provider.core.clock import now_utc
+from provider.core.errors import ServiceError
+from provider.core.money import Money, MoneyError
 from provider.core.permissions import Permission, require
+from provider.core.tenancy import get_visible_or_404
 from provider.extensions import db
+from provider.forms import load_form
 from provider.models import Team
+from provider.ui import apply_sort, paginate
+from worklists import assignment, promises, queries, queue, services
+from worklists.contact_rules import CALL, EMAIL
+from worklists.models import CallOutcome, ItemState, WorkItem
+from worklists.schemas import ActionSchema, AssignSchema, BalanceSchema, CollectorSchema
 
 bp = Blueprint("worklists", __name__, template_folder="templates")
 
@@ -19,7 +37,220 @@ bp = Blueprint("worklists", __name__, template_folder="templates")
 @bp.get("/worklists")
 @require(Permission.WORKLISTS_WORK)
 def index() -> Any:
-    stmt = select(Team).options(selectinload(Team.members), selectinload(Team.clients)).order_by(Team.name)
-    if not current_user.can(Permission.WORKLISTS_MANAGE):
-        stmt = stmt.where(Team.id == current_user.team_id)
-    return render_template("worklists/index.html", teams=db.session.scalars(stmt).all())
+    now = now_utc()
+    stmt = apply_sort(queries.queue_rows(current_user, now), queries.QUEUE_SORTS, "score", tiebreak=WorkItem.id)
+    if request.args.get("sort") is None:
+        stmt = stmt.order_by(None).order_by(WorkItem.score.desc(), WorkItem.id)
+    return render_template(
+        "worklists/index.html",
+        page=paginate(stmt),
+        summary=queries.queue_summary(current_user, now),
+        claim=queries.my_claim(current_user, now),
+        today=now.date(),
+    )
+
+
+@bp.post("/worklists/next")
+@require(Permission.WORKLISTS_WORK)
+def next_account() -> Any:
+    pulled = queue.next_account_for(db.session, current_user)
+    db.session.commit()
+    if pulled.item is None:
+        extra = f" ({pulled.skipped} passed over by the contact rules)" if pulled.skipped else ""
+        flash(f"Nothing to work right now: no account you may contact is waiting{extra}.", "info")
+        return redirect(url_for("worklists.index"))
+    return redirect(url_for("worklists.item", item_id=pulled.item.id))
+
+
+@bp.get("/worklists/items/<int:item_id>")
+@require(Permission.WORKLISTS_WORK)
+def item(item_id: int) -> Any:
+    work = get_visible_or_404(db.session, WorkItem, item_id)
+    return _account_page(work, {}, {})
+
+
+def _account_page(work: WorkItem, values: dict[str, Any], errors: dict[str, list[str]], status: int = 200) -> Any:
+    now = now_utc()
+    debtor = db.session.scalar(select(Debtor).where(Debtor.client_id == work.client_id, Debtor.id == work.debtor_id))
+    client = debtor.client
+    return (
+        render_template(
+            "worklists/item.html",
+            item=work,
+            debtor=debtor,
+            client=client,
+            call_gate=queue.gate(db.session, work, CALL, now),
+            email_gate=queue.gate(db.session, work, EMAIL, now),
+            held_by_other=queue.held_by_other(work, current_user, now),
+            mine=work.claimed_by == current_user.id and work.claim_expires_at and work.claim_expires_at > now,
+            outcomes=[o.value for o in CallOutcome],
+            values=values,
+            errors=errors,
+            today=now.date(),
+            default_due=(now.date() + timedelta(days=7)).isoformat(),
+            **queries.account_extras(work),
+            **account_context(client.id, debtor.id),
+        ),
+        status,
+    )
+
+
+def _minor(text: str | None, currency: str) -> int:
+    try:
+        return Money.parse(text or "", currency).minor
+    except MoneyError as exc:
+        raise ServiceError(str(exc), field="amount") from None
+
+
+def _perform(work: WorkItem, data: dict[str, Any]) -> str:
+    """Run one action; returns the confirmation message."""
+    user, kind, note = current_user, data["action"], data.get("note", "")
+    if kind == "call":
+        if "outcome" not in data:
+            raise ServiceError("choose the outcome of the call", field="outcome")
+        services.log_call(db.session, work, user, data["outcome"], note)
+        return "Call logged."
+    if kind == "email":
+        services.log_email(db.session, work, user, note)
+        return "E-mail logged."
+    if kind == "note":
+        services.add_note(db.session, work, user, note)
+        return "Note added."
+    if kind == "promise":
+        if "due_on" not in data:
+            raise ServiceError("give the promised date", field="due_on")
+        promises.record_promise(db.session, work, user, _minor(data.get("amount"), work.currency), data["due_on"], note)
+        return "Promise to pay recorded."
+    if kind == "plan":
+        if "first_due_on" not in data or "instalments" not in data:
+            raise ServiceError("give the number of instalments and the first date", field="instalments")
+        total = _minor(data.get("amount"), work.currency)
+        promises.create_plan(
+            db.session, work, user, total, data["instalments"], data["first_due_on"], data["every_days"], note
+        )
+        return "Payment plan set up."
+    if kind == "escalate":
+        services.escalate(db.session, work, user, note)
+        return "Escalated to a manager."
+    if kind == "next_action":
+        if "next_action_on" not in data:
+            raise ServiceError("give the date of the next action", field="next_action_on")
+        services.set_next_action(db.session, work, user, data["next_action_on"], note)
+        return "Next action set."
+    if kind == "cease":
+        services.record_cease(db.session, work, user, note)
+        return "Cease-communication request recorded: no more calls or e-mails."
+    if kind == "claim":
+        if not queue.claim(db.session, work, user):
+            raise ServiceError("another collector is working this account right now")
+        return "The account is yours while you work it."
+    if kind == "release":
+        queue.release(db.session, work, user)
+        return "Account given back to the queue."
+    if not user.can(Permission.WORKLISTS_MANAGE):  # reopen an escalated account
+        raise ServiceError("only a manager sends an escalated account back")
+    services.reopen_escalated(db.session, work, user, note)
+    return "Account back in the queue."
+
+
+@bp.post("/worklists/items/<int:item_id>/actions")
+@require(Permission.WORKLISTS_WORK)
+def act(item_id: int) -> Any:
+    work = get_visible_or_404(db.session, WorkItem, item_id)
+    data, errors = load_form(ActionSchema(), request.form)
+    if not errors:
+        try:
+            message = _perform(work, data)
+            db.session.commit()
+        except ServiceError as exc:
+            db.session.rollback()
+            errors = {exc.field or "_schema": [str(exc)]}
+    if errors:
+        db.session.refresh(work)
+        return _account_page(work, request.form.to_dict(), errors, 422)
+    flash(message, "success")
+    if request.form.get("then") == "next":
+        return next_account()
+    return redirect(url_for("worklists.item", item_id=work.id))
+
+
+# --- manager --------------------------------------------------------------------------------------------
+
+
+@bp.get("/worklists/manage")
+@require(Permission.WORKLISTS_MANAGE)
+def manage() -> Any:
+    now = now_utc()
+    dates, per_collector = queries.actions_per_collector(now.date())
+    orphan_total, orphan_rows = queries.orphans(now.date())
+    teams = db.session.scalars(select(Team).options(selectinload(Team.clients)).order_by(Team.name)).all()
+    loads = {team.id: assignment.team_load(db.session, team.id) for team in teams}
+    return render_template(
+        "worklists/manage.html",
+        sizes=queries.queue_sizes(),
+        ageing=queries.work_ageing(now),
+        age_buckets=queries.AGE_BUCKETS,
+        dates=dates,
+        per_collector=per_collector,
+        orphan_total=orphan_total,
+        orphans=orphan_rows,
+        teams=teams,
+        loads=loads,
+        clients=db.session.scalars(select(Client).order_by(Client.name)).all(),
+        collectors=queries.active_collectors(),
+        states=[s.value for s in ItemState],
+    )
+
+
+def _manager_post(schema: Any, action: Any, done: str) -> Any:
+    data, errors = load_form(schema, request.form)
+    if not errors:
+        try:
+            result = action(data)
+            db.session.commit()
+            flash(done.format(result=result), "success")
+        except ServiceError as exc:
+            db.session.rollback()
+            errors = {exc.field or "_schema": [str(exc)]}
+    for messages in errors.values():
+        flash(" ".join(messages), "error")
+    return redirect(url_for("worklists.manage"))
+
+
+@bp.post("/worklists/manage/assign")
+@require(Permission.WORKLISTS_MANAGE)
+def assign() -> Any:
+    def run(data: dict[str, Any]) -> int:
+        client = get_visible_or_404(db.session, Client, data["client_id"])
+        return assignment.assign(
+            db.session,
+            client.id,
+            segment=data["segment"],
+            owner_id=data["owner_id"],
+            team_id=data["team_id"],
+            only_unowned=data["only_unowned"],
+        )
+
+    return _manager_post(AssignSchema(), run, "{result} accounts assigned.")
+
+
+@bp.post("/worklists/manage/balance")
+@require(Permission.WORKLISTS_MANAGE)
+def balance() -> Any:
+    def run(data: dict[str, Any]) -> int:
+        team = db.session.get(Team, data["team_id"])  # teams are agency-side: any manager may balance any
+        if team is None:
+            raise ServiceError("no such team", field="team_id")
+        return sum(assignment.balance(db.session, team.id).values())
+
+    return _manager_post(BalanceSchema(), run, "{result} accounts handed out by capacity.")
+
+
+@bp.post("/worklists/manage/collectors")
+@require(Permission.WORKLISTS_MANAGE)
+def collector() -> Any:
+    def run(data: dict[str, Any]) -> str:
+        assignment.set_collector(db.session, data["user_id"], data["capacity"], data["away"])
+        return "away" if data["away"] else "present"
+
+    return _manager_post(CollectorSchema(), run, "Collector saved ({result}).")

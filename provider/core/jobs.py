@@ -66,7 +66,9 @@ class Periodic:
 
 
 # Every periodic job of the platform, in one table (domain packages append at import time).
-PERIODIC_JOBS: list[Periodic] = []
+PERIODIC_JOBS: list[Periodic] = [
+    Periodic("worklists.jobs.rebuild_worklists_job", "30 1 * * *"),  # promises kept/broken, then rescoring
+]
 
 REGISTRY: dict[str, JobSpec] = {}
 F = TypeVar("F", bound=Callable[..., Any])
