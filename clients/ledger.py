@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
+from blinker import Namespace
 from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -58,6 +59,13 @@ class BatchRejected(ServiceError):
 
 class IdempotencyConflict(ServiceError):
     """The same idempotency key (or external reference) was used before with different content."""
+
+
+_signals = Namespace()
+payments_posted = _signals.signal("payments-posted")
+"""Sent inside the posting transaction when payments were recorded or a payment was reversed, as
+`send(session, client_id=..., debtor_ids=[...])`. Other parts of the platform subscribe (the worklists check
+promises and rescore the accounts); the ledger itself imports none of them."""
 
 
 @dataclass(frozen=True)
@@ -377,6 +385,7 @@ def record_payment(
         return PaymentResult(found, replayed=True)
     post_many(session, client.id, TxKind.PAYMENT.value, [(payment.received_on, _payment_lines(payment.id, data))])
     audit.record(session, "payment.record", payment, after=audit.snapshot(payment, PAYMENT_KEYS))
+    payments_posted.send(session, client_id=client.id, debtor_ids=[payment.debtor_id])
     return PaymentResult(payment, replayed=False)
 
 
@@ -397,7 +406,11 @@ def record_payments(session: Session, client: Client, rows: list[dict[str, Any]]
     for attempt in (1, 2):
         try:
             with session.begin_nested():
-                return _record_payments(session, client, rows)
+                results = _record_payments(session, client, rows)
+                fresh = sorted({r.payment.debtor_id for r in results if not r.replayed})
+                if fresh:
+                    payments_posted.send(session, client_id=client.id, debtor_ids=fresh)
+                return results
         except IntegrityError:  # a concurrent batch recorded some of these references first: look again
             if attempt == 2:
                 raise
@@ -822,6 +835,8 @@ def reverse(session: Session, client: Client, transaction: JournalTransaction, r
         memo=f"reverses #{transaction.id}: {reason}"[:300],
         reverses_id=transaction.id,
     )
+    if transaction.kind == TxKind.PAYMENT.value:
+        payments_posted.send(session, client_id=client.id, debtor_ids=sorted({line.debtor_id for line in lines}))
     return tx
 
 

@@ -61,7 +61,8 @@ def _import_models() -> None:
     import clients.models  # noqa: F401
     import provider.core.audit
     import provider.models  # noqa: F401
-    import worklists.models  # noqa: F401
+    import worklists.models
+    import worklists.promises  # noqa: F401 - subscribes to the ledger's payments_posted signal
 
 
 def _register_blueprints(app: Flask) -> None:

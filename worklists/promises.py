@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from clients.journal import Account, JournalEntry, JournalTransaction
+from clients.ledger import payments_posted
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
@@ -247,9 +248,14 @@ def check_promises(
     client_ids: list[int] | None = None,
     debtor_ids: list[int] | None = None,
     as_of: date | None = None,
+    keep_only: bool = False,
 ) -> dict[str, int]:
     """Mark open promises kept or broken as of `as_of` (default today) and carry the consequences to their
-    plans and accounts. Idempotent: a resolved promise is never looked at again. Returns counts."""
+    plans and accounts. Idempotent: a resolved promise is never looked at again. Returns counts.
+
+    With `keep_only` (a payment just posted) only promises the payments now cover are marked kept: a
+    payment can keep a promise but never break one; breaking is the clock's job (the nightly check), so
+    backdated payments entered one by one are not judged before the last of them is in."""
     as_of = as_of or today_utc()
     kept: list[Promise] = []
     broken: list[Promise] = []
@@ -258,7 +264,7 @@ def check_promises(
         if paid >= promise.threshold_minor:
             _resolve(session, promise, PromiseStatus.KEPT, paid)
             kept.append(promise)
-        elif as_of > promise.due_on:
+        elif as_of > promise.due_on and not keep_only:
             _resolve(session, promise, PromiseStatus.BROKEN, paid)
             broken.append(promise)
         elif paid != promise.paid_minor:
@@ -348,6 +354,12 @@ def _items_follow(session: Session, kept: list[Promise], broken: list[Promise]) 
 def on_payments_posted(session: Session, client_id: int, debtor_ids: list[int]) -> dict[str, int]:
     """The ledger's hook: payments were posted (or reversed) for these debtors of one client. Checks their
     open promises now and rescores their accounts. Call inside the posting transaction, after the posting."""
-    result = check_promises(session, [client_id], sorted(set(debtor_ids)))
+    result = check_promises(session, [client_id], sorted(set(debtor_ids)), keep_only=True)
     scoring.rescore(session, [client_id], sorted(set(debtor_ids)))
     return result
+
+
+@payments_posted.connect
+def _on_ledger_payments(session: Session, *, client_id: int, debtor_ids: list[int], **_: Any) -> None:
+    """Subscribed to the ledger's `payments_posted` signal (worklists.promises is imported by the app)."""
+    on_payments_posted(session, client_id, debtor_ids)

@@ -101,14 +101,24 @@ def test_broken_promise_raises_priority(account: dict) -> None:
     assert item_of(account["debtor"]).score > before
 
 
-def test_payments_posted_hook_keeps_the_promise_at_once(account: dict) -> None:
-    promise = _promise(account)
-    _pay(account, ("2026-03-15", 100_00, "EUR"))
-    with working_day(datetime(2026, 3, 15, 12, tzinfo=UTC)), scoped(TenantScope.agency(), db.session):
-        result = promises.on_payments_posted(db.session, account["client"].id, [account["debtor"].id])
-        db.session.commit()
+def _status(promise: Promise) -> str:
+    with scoped(TenantScope.agency(), db.session):
         db.session.refresh(promise)
-    assert result == {"kept": 1, "broken": 0} and promise.status == "kept"
+        return promise.status
+
+
+def test_a_payment_posted_through_the_ledger_keeps_the_promise_at_once(account: dict) -> None:
+    promise = _promise(account)
+    _pay(account, ("2026-03-15", 100_00, "EUR"))  # record_payment signals payments_posted; no nightly run
+    assert _status(promise) == "kept"
+
+
+def test_a_payment_never_breaks_a_promise_only_the_clock_does(account: dict) -> None:
+    promise = _promise(account)
+    _pay(account, ("2026-03-15", 40_00, "EUR"))  # posted after the due date, still short of the promise
+    assert _status(promise) == "open"
+    _check("2026-03-21")
+    assert _status(promise) == "broken"
 
 
 def test_plan_instalments_are_checked_cumulatively(account: dict) -> None:
