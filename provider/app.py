@@ -60,7 +60,9 @@ def _import_models() -> None:
     import clients.journal
     import clients.models  # noqa: F401
     import provider.core.audit
-    import provider.models  # noqa: F401
+    import provider.models
+    import provider.reporting.models  # noqa: F401
+    import sla.models  # noqa: F401
     import worklists.models
     import worklists.promises  # noqa: F401 - subscribes to the ledger's payments_posted signal
 
@@ -73,13 +75,16 @@ def _register_blueprints(app: Flask) -> None:
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
     from provider.auth import bp as auth_bp
+    from provider.reporting.views import bp as reporting_bp
+    from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.views import bp as provider_bp
     from sla.views import bp as sla_bp
+    from sla.views import portal_bp as sla_portal_bp
     from worklists.views import bp as worklists_bp
 
     for bp in (auth_bp, provider_bp, clients_bp, ledger_bp, worklists_bp, sla_bp, portal_bp, portal_ledger_bp):
         app.register_blueprint(bp)
-    for bp in (payments_bp, portal_payments_bp):
+    for bp in (payments_bp, portal_payments_bp, sla_portal_bp, reporting_bp, portal_reports_bp):
         app.register_blueprint(bp)
 
 

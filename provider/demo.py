@@ -18,6 +18,7 @@ from provider.core.tenancy import TenantScope, scoped
 from provider.demo_ledger import seed_ledger
 from provider.extensions import db
 from provider.models import Team, TeamClient, User
+from sla.demo import seed_sla_demo
 from worklists.jobs import seed_worklists
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - published demo credential
@@ -326,6 +327,7 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         db.session.commit()
         invoices = seed_ledger(clients, invoices_per_client, seed)
         db.session.commit()
+        seed_sla_demo(clients)  # contract terms, disputes and their SLA clocks
         seed_worklists([c.id for c in clients])  # the overdue accounts' work items, as the nightly job builds them
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {

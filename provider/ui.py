@@ -37,6 +37,8 @@ _PORTAL_NAV = (
     (NavItem("Ledger", "portal_ledger.index", "portal-ledger", "l"), Permission.PORTAL),
     (NavItem("Placements", "portal.imports", "portal-imports", "p"), Permission.PORTAL_PLACE),
     (NavItem("Payments", "portal_payments.index", "portal_payments", "y"), Permission.PORTAL),
+    (NavItem("Disputes", "sla_portal.index", "sla_portal", "i"), Permission.PORTAL),
+    (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
     (NavItem("Users", "portal.users", "portal-users", "u"), Permission.PORTAL),
 )
 

@@ -10,7 +10,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import selectinload
 
 from clients.models import Client
-from clients.queries import visible_clients, with_debtor_counts
 from provider import services
 from provider.auth import home_for
 from provider.core.audit import AuditEvent
@@ -44,8 +43,7 @@ def healthz() -> Any:
 @bp.get("/reports")
 @require(Permission.REPORTS_READ)
 def reports() -> Any:
-    stmt = apply_sort(visible_clients(), {"name": Client.name}, "name", tiebreak=Client.id)
-    return render_template("provider/reports.html", page=with_debtor_counts(paginate(stmt)))
+    return redirect(url_for("reporting.dashboard"))  # the agency dashboard (provider/reporting/views.py)
 
 
 # --- users -----------------------------------------------------------------------------------------

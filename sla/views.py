@@ -1,20 +1,39 @@
-"""SLAs. Until contract terms exist (SLA issue) this shows each client's business calendar."""
+"""SLA pages of the back office: the manager dashboard and each client's calendar and contract terms.
+
+The dispute pages live in `sla.dispute_views` (back office) and `sla.portal_views` (portal); importing this
+module registers them on the blueprints."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import holidays
-from flask import Blueprint, render_template
-from sqlalchemy import select
+from flask import render_template, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
+import sla.dispute_views
+import sla.jobs
+import sla.portal_views
+import sla.terms_views  # noqa: F401 - registers the contract terms pages
 from clients.models import Client
-from provider.core.clock import today_utc
+from provider.core.clock import now_utc, today_utc
 from provider.core.permissions import Permission, require
 from provider.extensions import db
+from provider.ui import apply_sort, paginate
+from sla.blueprints import bp, portal_bp
+from sla.models import ContractTerms, DisputeReason, SlaClock, SlaCode, SlaNotification
+from sla.queries import AGE_BUCKETS, attention_clocks, compliance, disputes_by_age_and_reason, month_bounds
 
-bp = Blueprint("sla", __name__, template_folder="templates")
+__all__ = ["bp", "portal_bp"]
+
+CLOCK_SORTS = {
+    "time_left": func.coalesce(SlaClock.deadline_at, SlaClock.breached_at),
+    "client": Client.name,
+    "sla": SlaClock.code,
+    "started": SlaClock.started_at,
+}
 
 
 def upcoming_holidays(country: str, days: int = 60) -> list[tuple[Any, str]]:
@@ -27,9 +46,71 @@ def upcoming_holidays(country: str, days: int = 60) -> list[tuple[Any, str]]:
     return sorted((d, name) for d, name in calendar.items() if start <= d <= end)
 
 
+def _month() -> tuple[int, int]:
+    raw = request.args.get("month", "")
+    try:
+        year, month = (int(p) for p in raw.split("-", 1))
+        date(year, month, 1)
+        return year, month
+    except ValueError:
+        today = today_utc()
+        return today.year, today.month
+
+
 @bp.get("/slas")
 @require(Permission.SLAS_READ)
 def index() -> Any:
+    """Across all visible clients: clocks at risk or breached, compliance for the month, disputes by age."""
+    now = now_utc()
+    year, month = _month()
     clients = db.session.scalars(select(Client).order_by(Client.name)).all()
-    calendars = {c.id: upcoming_holidays(c.country) for c in clients}
-    return render_template("sla/index.html", clients=clients, calendars=calendars)
+    by_id = {c.id: c for c in clients}
+    rows = compliance(db.session, {c.id: month_bounds(c.timezone, year, month) for c in clients})
+    matrix = disputes_by_age_and_reason(db.session, now)
+    notices = db.session.execute(
+        select(SlaNotification, SlaClock.dispute_id, SlaClock.code)
+        .join(SlaClock, (SlaClock.client_id == SlaNotification.client_id) & (SlaClock.id == SlaNotification.clock_id))
+        .order_by(SlaNotification.created_at.desc(), SlaNotification.id.desc())
+        .limit(20)
+    ).all()
+    page = paginate(apply_sort(attention_clocks(now), CLOCK_SORTS, "time_left", tiebreak=SlaClock.id))
+    return render_template(
+        "sla/index.html",
+        page=page,
+        now=now,
+        month=f"{year}-{month:02d}",
+        clients=by_id,
+        compliance=rows,
+        per_sla=_per_sla(rows),
+        matrix={(r, b): n for r, b, n in matrix},
+        reasons=list(DisputeReason),
+        buckets=[label for _, label in AGE_BUCKETS],
+        notices=notices,
+    )
+
+
+def _per_sla(rows: list[Any]) -> list[tuple[str, int, int]]:
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        t = totals.setdefault(r.code, [0, 0])
+        t[0] += r.decided
+        t[1] += r.met
+    return [(code, n, met) for code, (n, met) in sorted(totals.items())]
+
+
+@bp.get("/slas/calendars")
+@require(Permission.SLAS_READ)
+def calendars() -> Any:
+    clients = db.session.scalars(select(Client).order_by(Client.name)).all()
+    terms = {}
+    stmt = select(ContractTerms).options(selectinload(ContractTerms.targets))
+    for t in db.session.scalars(stmt.order_by(ContractTerms.client_id, ContractTerms.effective_from)):
+        if t.effective_from <= today_utc():
+            terms[t.client_id] = t  # the version in force today
+    return render_template(
+        "sla/calendars.html",
+        clients=clients,
+        calendars={c.id: upcoming_holidays(c.country) for c in clients},
+        terms=terms,
+        codes=list(SlaCode),
+    )

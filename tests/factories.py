@@ -112,6 +112,33 @@ def make_payment(client: Client, debtor: Debtor, ref: str, amount_minor: int, **
     return payment
 
 
+def make_contract_terms(client: Client, effective_from: date = date(2025, 1, 1), **kwargs: Any) -> Any:
+    """A version of the client's contract terms (default: the agency's standard SLAs)."""
+    from sla.services import add_contract_terms
+
+    with scoped(TenantScope.agency(), db.session):
+        terms = add_contract_terms(db.session, client, effective_from, **kwargs)
+        db.session.commit()
+    return terms
+
+
+def make_dispute(client: Client, debtor: Debtor, invoices: list[Invoice], **overrides: Any) -> Any:
+    """A dispute opened through the service (default: pricing, the invoices' full open amount)."""
+    from sla.disputes import open_dispute
+
+    data: dict[str, Any] = {
+        "reason": "pricing",
+        "summary": "Price differs from the quote",
+        "amount_minor": sum(i.open_minor for i in invoices),
+        "invoice_ids": [i.id for i in invoices],
+    }
+    data.update(overrides)
+    with scoped(TenantScope.agency(), db.session):
+        dispute = open_dispute(db.session, client, debtor, data)
+        db.session.commit()
+    return dispute
+
+
 def make_work_items(client: Client) -> dict[int, int]:
     """Build the client's worklist (as the nightly job does). Returns {debtor id: work item id}."""
     from sqlalchemy import select

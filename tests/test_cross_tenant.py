@@ -24,6 +24,7 @@ from tests.conftest import fresh_csrf, login
 from tests.factories import (
     make_client,
     make_debtor,
+    make_dispute,
     make_invoice,
     make_payment,
     make_team,
@@ -67,7 +68,21 @@ def world(db_session: Any) -> World:
     b_invoice = make_invoice(b, b_debtor, "BRAVO-INV-7734", 123_45, currency="GBP")
     b_payment_batch = start_payment_import(_db.session, b, "bravo-payments.csv", b"payment_ref\n")
     _db.session.commit()
+    from provider.reporting.jobs import start_run
+    from provider.reporting.reports import generate_report
+
+    with scoped(TenantScope.agency(), _db.session):
+        b_report = generate_report(_db.session, b, "2026-01").report
+        b_run = start_run("2026-01", [b.id], trigger="manual")
+        _db.session.info.pop("pending_jobs", None)  # the crawler needs the run row, not its jobs
+        _db.session.commit()
     b_item = make_work_items(b)[b_debtor.id]  # B's debtor is overdue: a work item of B's worklist
+    from sla.evidence import add_evidence
+
+    b_disputed = make_invoice(b, b_debtor, "BRAVO-INV-7735", 50_00, currency="GBP")
+    b_dispute = make_dispute(b, b_debtor, [b_disputed], summary="Bravo secret dispute summary")
+    b_evidence = add_evidence(_db.session, b_dispute, "bravo-evidence.txt", b"bravo secret evidence")
+    _db.session.commit()
     return World(
         a=a,
         b=b,
@@ -80,7 +95,11 @@ def world(db_session: Any) -> World:
             "payment_id": b_payment.id,
             "payment_batch_id": b_payment_batch.id,
             "invoice_id": b_invoice.id,
+            "report_id": b_report.id,
+            "run_id": b_run.id,
             "item_id": b_item,
+            "dispute_id": b_dispute.id,
+            "evidence_id": b_evidence.id,
         },
         b_markers=[
             "Bravo Secret Holdings",
@@ -92,6 +111,8 @@ def world(db_session: Any) -> World:
             "B-SECRET-PAY",
             "bravo-payments.csv",
             "BRAVO-INV-7734",
+            "Bravo secret dispute summary",
+            "bravo-evidence.txt",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
@@ -107,6 +128,18 @@ _TOKEN = re.compile(r'value="[^"]+"(?=[^>]*name="csrf_token")|(?<=name="csrf_tok
 def _body(response: Any) -> str:
     """The page without its CSRF token (signed per request, so it differs between any two pages)."""
     return _TOKEN.sub("", response.get_data(as_text=True))
+
+
+def _text_of(response: Any) -> str:
+    """A page or download as text; an XLSX workbook as the text of all its cells (checked by content)."""
+    if response.mimetype.endswith("spreadsheetml.sheet"):
+        import io
+
+        from openpyxl import load_workbook
+
+        book = load_workbook(io.BytesIO(response.get_data()), read_only=True)
+        return " ".join(str(v) for sheet in book for row in sheet.iter_rows(values_only=True) for v in row)
+    return response.get_data(as_text=True)
 
 
 def _url(rule: Any, values: dict[str, int]) -> str:
@@ -156,7 +189,7 @@ def test_list_pages_never_show_b(app: Flask, client: FlaskClient, world: World, 
         for query in ("", "?q=Bravo", "?q=B-SECRET", "?per_page=200"):
             response = client.get(rule.rule + query, follow_redirects=True)
             assert response.status_code in (200, 404), f"{viewer}: GET {rule.rule}{query} gave {response.status_code}"
-            body = response.get_data(as_text=True)
+            body = _text_of(response)
             leaked = [m for m in world.b_markers if m in body]
             assert not leaked, f"{viewer}: GET {rule.rule}{query} shows {leaked}"
             seen_ok += response.status_code == 200

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from clients.journal import Account, JournalEntry, JournalTransaction
 from clients.ledger import payments_posted
-from provider.core import audit
+from provider.core import audit, jobs
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
 from provider.core.money import format_money
@@ -353,9 +353,17 @@ def _items_follow(session: Session, kept: list[Promise], broken: list[Promise]) 
 
 def on_payments_posted(session: Session, client_id: int, debtor_ids: list[int]) -> dict[str, int]:
     """The ledger's hook: payments were posted (or reversed) for these debtors of one client. Checks their
-    open promises now and rescores their accounts. Call inside the posting transaction, after the posting."""
-    result = check_promises(session, [client_id], sorted(set(debtor_ids)), keep_only=True)
-    scoring.rescore(session, [client_id], sorted(set(debtor_ids)))
+    open promises now (a payment can keep one, never break one) and queues the client's rescoring. Runs
+    inside the posting transaction, after the posting (through the ledger's `payments_posted` signal)."""
+    debtors = sorted(set(debtor_ids))
+    result = {"kept": 0, "broken": 0}
+    promised = select(Promise.id).where(
+        Promise.client_id == client_id, Promise.debtor_id.in_(debtors), Promise.status == PromiseStatus.OPEN.value
+    )
+    if session.scalar(promised.limit(1)) is not None:  # one indexed lookup when nobody promised anything
+        result = check_promises(session, [client_id], debtors, keep_only=True)
+    # the score moves with the balance: rescored by a job after commit, queued once per burst of payments
+    jobs.enqueue(scoring.rescore_client_job, client_id, job_id=f"worklist-rescore:{client_id}")
     return result
 
 

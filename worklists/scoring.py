@@ -35,9 +35,11 @@ from sqlalchemy.orm import Session, aliased
 
 from clients.journal import Invoice
 from clients.models import Client, Debtor
+from provider.core import jobs
 from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime
 from provider.core.money import exponent
+from provider.core.tenancy import TenantScope, scoped
 from worklists.models import ItemState, Promise, PromiseStatus, SegmentWeight, Strategy, WorkItem
 
 # Reference units (≈ EUR) per major unit. Coarse on purpose: the score ranks, it never converts money.
@@ -332,3 +334,15 @@ def close_settled(
         ).execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
+
+
+@jobs.job(queue="low", timeout=3600)
+def rescore_client_job(client_id: int) -> dict[str, int]:
+    """Rescore one client's accounts after ledger events (queued with the id `worklist-rescore:{client}`,
+    so a burst of payments queues it once while it waits)."""
+    from provider.extensions import db
+
+    with scoped(TenantScope.single(client_id), db.session):
+        counts = rescore(db.session, [client_id])
+        db.session.flush()
+    return counts

@@ -68,6 +68,9 @@ class Periodic:
 # Every periodic job of the platform, in one table (domain packages append at import time).
 PERIODIC_JOBS: list[Periodic] = [
     Periodic("worklists.jobs.rebuild_worklists_job", "30 1 * * *"),  # promises kept/broken, then rescoring
+    Periodic("provider.reporting.jobs.snapshot_kpis_job", "15 2 * * *"),  # daily KPI snapshots for dashboards
+    Periodic("provider.reporting.jobs.schedule_reports_job", "0 * * * *"),  # monthly reports due (Nth business day)
+    Periodic("sla.jobs.sweep_sla_clocks_job", "*/5 * * * *", queue="high"),  # SLA breaches, notified once
 ]
 
 REGISTRY: dict[str, JobSpec] = {}
@@ -137,6 +140,8 @@ def enqueue(func: Callable[..., Any], *args: Any, job_id: str | None = None, **k
     except TypeError as exc:
         raise TypeError(f"job arguments must be JSON (pass ids, not objects): {exc}") from None
     pending = db.session().info.setdefault("pending_jobs", [])
+    if job_id is not None and any(p.job_id == job_id for p in pending):
+        return  # the same deterministic job is already waiting for this commit
     pending.append(PendingJob(spec, tuple(args), dict(kwargs), job_id))
 
 
@@ -153,7 +158,9 @@ def _dispatch_after_commit(session: Session) -> None:
         elif mode == "thread":
             _executor().submit(_run_in_thread, app, item)
         else:
-            session.info.setdefault("ready_jobs", []).append(item)
+            ready = session.info.setdefault("ready_jobs", [])
+            if item.job_id is None or all(r.job_id != item.job_id for r in ready):  # queued once, like RQ
+                ready.append(item)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -38,7 +38,11 @@ class Permission(StrEnum):
     WORKLISTS_WORK = "staff:worklists:work"
     WORKLISTS_MANAGE = "staff:worklists:manage"
     SLAS_READ = "staff:slas:read"
+    DISPUTES_WORK = "staff:disputes:work"
+    DISPUTES_RESOLVE = "staff:disputes:resolve"
+    SLAS_MANAGE = "staff:slas:manage"
     REPORTS_READ = "staff:reports:read"
+    REPORTS_MANAGE = "staff:reports:manage"
     USERS_MANAGE = "staff:users:manage"
     AUDIT_READ = "staff:audit:read"
     PAYMENTS_IMPORT = "staff:payments:import"
@@ -47,6 +51,7 @@ class Permission(StrEnum):
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
     PORTAL_PAYMENTS = "client:payments:upload"
+    PORTAL_DISPUTES = "client:disputes:answer"
 
 
 _STAFF_COMMON = {
@@ -57,12 +62,16 @@ _STAFF_COMMON = {
     Permission.SLAS_READ,
     Permission.REPORTS_READ,
     Permission.PAYMENTS_ALLOCATE,  # a collector working an account applies the cash the debtor says is for it
+    Permission.DISPUTES_WORK,  # open, acknowledge, investigate, ask the client, message, add evidence
 }
 _MANAGER = _STAFF_COMMON | {
     Permission.CLIENTS_MANAGE,
     Permission.DEBTORS_MANAGE,
     Permission.WORKLISTS_MANAGE,
     Permission.PAYMENTS_IMPORT,  # posting a file of cash is a manager's job, not a collector's
+    Permission.DISPUTES_RESOLVE,  # a resolution can post a credit note or a write-off
+    Permission.SLAS_MANAGE,  # contract terms (SLA targets) and business calendars
+    Permission.REPORTS_MANAGE,  # generate and re-issue monthly reports, follow their runs
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -70,7 +79,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MANAGER: frozenset(_MANAGER),
     Role.COLLECTOR: frozenset(_STAFF_COMMON),
     Role.CLIENT_ADMIN: frozenset(
-        {Permission.PORTAL, Permission.PORTAL_USERS_MANAGE, Permission.PORTAL_PLACE, Permission.PORTAL_PAYMENTS}
+        {
+            Permission.PORTAL,
+            Permission.PORTAL_USERS_MANAGE,
+            Permission.PORTAL_PLACE,
+            Permission.PORTAL_PAYMENTS,
+            Permission.PORTAL_DISPUTES,
+        }
     ),
     Role.CLIENT_VIEWER: frozenset({Permission.PORTAL}),
 }

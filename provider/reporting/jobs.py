@@ -1,0 +1,122 @@
+"""Background work of reporting: daily KPI snapshots, the monthly report schedule, one render per client.
+
+snapshot_kpis_job       periodic (daily): one snapshot_client_job per client
+snapshot_client_job     a client's KPIs as of its today, upserted into kpi_snapshots
+schedule_reports_job    periodic (daily): clients on or past their Nth business day whose report for
+                        last month is missing get a render job (`report:{client}:{yyyy-mm}`); a day
+                        missed is caught up the next day, never doubled (the report is unique)
+render_report_job       renders and stores one report; the row with its PDF is one INSERT, so a
+                        worker killed mid-render leaves nothing and the retry makes exactly one
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from clients.models import Client, ClientStatus
+from provider.core import audit, jobs
+from provider.core.clock import now_utc
+from provider.core.jobs import job
+from provider.core.tenancy import TenantScope, scoped
+from provider.extensions import db
+from provider.reporting import figures as fig
+from provider.reporting.models import KpiSnapshot, ReportRun
+from provider.reporting.reports import current_report, generate_report
+from provider.reporting.schedule import client_today, due_period
+
+PROGRESS_TTL = 7 * 86400
+
+
+def progress_key(client_id: int, period: str) -> str:
+    return f"ar:report:{client_id}:{period}:state"
+
+
+def _mark(client_id: int, period: str, state: str) -> None:
+    """Tell managers (and the kill -9 test) where a render is; only with Redis."""
+    if current_app.config.get("JOBS_MODE") == "rq":
+        jobs.redis_connection().set(progress_key(client_id, period), state, ex=PROGRESS_TTL)
+
+
+def report_job_id(client_id: int, period: str) -> str:
+    return f"report:{client_id}:{period}"
+
+
+@job(queue="reports", timeout=1800, retries=3)
+def render_report_job(client_id: int, period: str, run_id: int | None = None) -> str:
+    with scoped(TenantScope.single(client_id), db.session):
+        client = db.session.get(Client, client_id)
+        if client is None:
+            return f"client {client_id} is gone"
+        _mark(client_id, period, "rendering")
+        result = generate_report(db.session, client, period, run_id=run_id)
+        if result.created:
+            # TODO(notifications): e-mail the client's contacts once the platform has an outbox; until then
+            # the portal lists the new report and this event records that it was published.
+            audit.record(db.session, "report.published", result.report, after={"period": period})
+        db.session.flush()
+    _mark(client_id, period, "done")
+    return f"report {result.report.id} {'created' if result.created else 'existed'}"
+
+
+@job(queue="low", timeout=600)
+def schedule_reports_job() -> list[str]:
+    """Queue the reports that are due and missing; one run per month (managers follow its progress)."""
+    now = now_utc()
+    with scoped(TenantScope.agency(), db.session):
+        due: dict[str, list[int]] = {}
+        for client in db.session.scalars(select(Client).where(Client.status == ClientStatus.ACTIVE.value)):
+            period = due_period(client, now)
+            if period and current_report(db.session, client.id, period) is None:
+                due.setdefault(period, []).append(client.id)
+        queued = []
+        for period, client_ids in sorted(due.items()):
+            start_run(period, client_ids, trigger="schedule")
+            queued += [report_job_id(c, period) for c in client_ids]
+        db.session.flush()
+    return queued
+
+
+def start_run(period: str, client_ids: list[int], trigger: str, by: str = "") -> ReportRun:
+    """Record a run and queue one render job per client (handed to RQ when the transaction commits)."""
+    run = ReportRun(period=period, client_ids=sorted(client_ids), trigger=trigger, created_by=by)
+    db.session.add(run)
+    db.session.flush()
+    for client_id in run.client_ids:
+        jobs.enqueue(render_report_job, client_id, period, run.id, job_id=report_job_id(client_id, period))
+    return run
+
+
+@job(queue="low", timeout=600)
+def snapshot_kpis_job() -> int:
+    with scoped(TenantScope.agency(), db.session):
+        client_ids = list(db.session.scalars(select(Client.id).where(Client.status == ClientStatus.ACTIVE.value)))
+    for client_id in client_ids:
+        jobs.enqueue(snapshot_client_job, client_id, job_id=f"snapshot:{client_id}:{now_utc():%Y%m%d}")
+    return len(client_ids)
+
+
+@job(queue="low", timeout=900)
+def snapshot_client_job(client_id: int) -> str:
+    with scoped(TenantScope.single(client_id), db.session):
+        client = db.session.get(Client, client_id)
+        if client is None:
+            return "gone"
+        snap = take_snapshot(client)
+    return f"snapshot {snap.as_of}"
+
+
+def take_snapshot(client: Client) -> KpiSnapshot:
+    """Upsert the client's snapshot for its today (a re-run the same day refreshes it)."""
+    today = client_today(client, now_utc())
+    figures: dict[str, Any] = fig.derive(fig.collect_inputs(client.id, today))
+    snap = db.session.scalar(select(KpiSnapshot).where(KpiSnapshot.client_id == client.id, KpiSnapshot.as_of == today))
+    if snap is None:
+        snap = KpiSnapshot(client_id=client.id, as_of=today, figures=figures)
+        db.session.add(snap)
+    else:
+        snap.figures = figures
+    db.session.flush()
+    return snap

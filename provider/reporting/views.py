@@ -1,0 +1,307 @@
+"""Reporting pages: the agency dashboard, a client's live KPIs, stored monthly reports (HTML, PDF),
+re-issue, run progress; and the portal's list of the client's own reports."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from clients.models import Client
+from clients.queries import visible_clients
+from provider.core import jobs
+from provider.core.clock import now_utc
+from provider.core.errors import ServiceError
+from provider.core.permissions import Permission, require
+from provider.core.tenancy import get_visible_or_404
+from provider.extensions import db
+from provider.reporting import charts, render, reports
+from provider.reporting import figures as fig
+from provider.reporting import formulas as f
+from provider.reporting.jobs import progress_key, report_job_id, start_run
+from provider.reporting.models import KpiSnapshot, MonthlyReport, ReportRun, ReportStatus
+from provider.reporting.schedule import client_today
+from provider.reporting.summary import summarize
+
+bp = Blueprint("reporting", __name__)
+portal_bp = Blueprint("portal_reports", __name__, url_prefix="/portal")
+
+SORTS = ("name", "ar", "overdue", "dso", "cei", "collected")
+
+
+def _dashboard_rows() -> list[dict[str, Any]]:
+    """Latest snapshot per visible client (two queries; no journal scan)."""
+    clients = list(db.session.scalars(visible_clients().order_by(Client.name)))
+    latest = (
+        select(KpiSnapshot.client_id, func.max(KpiSnapshot.as_of).label("as_of"))
+        .where(KpiSnapshot.client_id.in_([c.id for c in clients] or [-1]))
+        .group_by(KpiSnapshot.client_id)
+        .subquery()
+    )
+    snaps = {
+        s.client_id: s
+        for s in db.session.scalars(
+            select(KpiSnapshot).join(
+                latest, (latest.c.client_id == KpiSnapshot.client_id) & (latest.c.as_of == KpiSnapshot.as_of)
+            )
+        )
+    }
+    rows = []
+    for client in clients:
+        snap = snaps.get(client.id)
+        row: dict[str, Any] = {"client": client, "snapshot": snap, "currency": None}
+        if snap is not None:
+            currency = fig.primary_currency(snap.figures, client.base_currency)
+            data = snap.figures["currencies"].get(currency) if currency else None
+            if data:
+                now = data["current"]
+                row.update(
+                    currency=currency,
+                    ar=data["aging_total"],
+                    overdue=data["overdue_share"],
+                    dso=now["dso"],
+                    cei=data["previous"]["cei"] if data["previous"] else None,
+                    collected=now["collected"],
+                    spark=charts.data_uri(
+                        charts.sparkline([float(m["dso"]) if m["dso"] else None for m in data["trend"]])
+                    ),
+                )
+        rows.append(row)
+    return rows
+
+
+def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    key = request.args.get("sort", "name")
+    key = key if key in SORTS else "name"
+    descending = request.args.get("dir", "asc") == "desc"
+    if key == "name":
+        return sorted(rows, key=lambda r: r["client"].name.lower(), reverse=descending)
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    return sorted(present, key=lambda r: Decimal(str(r[key])), reverse=descending) + missing
+
+
+@bp.get("/reports/dashboard")
+@require(Permission.REPORTS_READ)
+def dashboard() -> Any:
+    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()))
+
+
+def _as_of(client: Client) -> tuple[date, list[str]]:
+    today = client_today(client, now_utc())
+    raw = (request.args.get("as_of") or "").strip()
+    if not raw:
+        return today, []
+    try:
+        as_of = date.fromisoformat(raw)
+    except ValueError:
+        return today, [f"“{raw}” is not a date (YYYY-MM-DD); showing today."]
+    return (as_of, []) if as_of <= today else (today, [f"{as_of} is in the future; showing today."])
+
+
+@bp.get("/reports/clients/<int:client_id>")
+@require(Permission.REPORTS_READ)
+def client_kpis(client_id: int) -> Any:
+    """Live KPIs of one client as of any date (default today), from the journal."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    as_of, errors = _as_of(client)
+    figures = fig.derive(fig.collect_inputs(client.id, as_of))
+    context = render.report_context(client, f.month_key(as_of), figures, [])
+    history = db.session.scalars(
+        select(MonthlyReport)
+        .where(MonthlyReport.client_id == client.id)
+        .order_by(MonthlyReport.period.desc(), MonthlyReport.version.desc())
+        .limit(36)
+    ).all()
+    last_month = f.month_key(f.add_months(client_today(client, now_utc()), -1))
+    return render_template(
+        "reports/client.html",
+        ctx=context,
+        client=client,
+        as_of=as_of,
+        errors=errors,
+        history=history,
+        last_month=last_month,
+    )
+
+
+@bp.post("/reports/clients/<int:client_id>/generate")
+@require(Permission.REPORTS_MANAGE)
+def generate(client_id: int) -> Any:
+    client = get_visible_or_404(db.session, Client, client_id)
+    period = (request.form.get("period") or "").strip()
+    existing = reports.current_report(db.session, client.id, period)
+    if existing is not None:
+        same = reports.reproduces(existing)
+        flash(
+            f"The {period} report exists (version {existing.version}); regenerating gives "
+            + ("the same figures." if same else "different figures now: re-issue it to publish a new version."),
+            "info" if same else "warning",
+        )
+        return redirect(url_for("reporting.report", report_id=existing.id))
+    try:
+        f.parse_month(period)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("reporting.client_kpis", client_id=client.id))
+    run = start_run(period, [client.id], trigger="manual", by=current_user.email)
+    db.session.commit()
+    flash(f"The {period} report of {client.name} is being made.", "info")
+    return redirect(url_for("reporting.run", run_id=run.id))
+
+
+def _stored(report_id: int) -> tuple[MonthlyReport, Client]:
+    report = get_visible_or_404(db.session, MonthlyReport, report_id)
+    client = get_visible_or_404(db.session, Client, report.client_id)
+    return report, client
+
+
+def _report_page(report: MonthlyReport, client: Client, pdf_url: str, versions: list[MonthlyReport]) -> Any:
+    context = render.report_context(client, report.period, report.figures, report.summary.splitlines())
+    return render_template("reports/report.html", ctx=context, report=report, pdf_url=pdf_url, versions=versions)
+
+
+def _versions(report: MonthlyReport) -> list[MonthlyReport]:
+    return list(
+        db.session.scalars(
+            select(MonthlyReport)
+            .where(MonthlyReport.client_id == report.client_id, MonthlyReport.period == report.period)
+            .order_by(MonthlyReport.version.desc())
+        )
+    )
+
+
+def _pdf(report: MonthlyReport, client: Client) -> Response:
+    name = f"report-{client.code}-{report.period}-v{report.version}.pdf"
+    return Response(
+        report.pdf, mimetype="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@bp.get("/reports/monthly/<int:report_id>")
+@require(Permission.REPORTS_READ)
+def report(report_id: int) -> Any:
+    stored, client = _stored(report_id)
+    return _report_page(stored, client, url_for("reporting.report_pdf", report_id=stored.id), _versions(stored))
+
+
+@bp.get("/reports/monthly/<int:report_id>.pdf")
+@require(Permission.REPORTS_READ)
+def report_pdf(report_id: int) -> Any:
+    return _pdf(*_stored(report_id))
+
+
+@bp.post("/reports/monthly/<int:report_id>/reissue")
+@require(Permission.REPORTS_MANAGE)
+def reissue(report_id: int) -> Any:
+    stored, client = _stored(report_id)
+    try:
+        result = reports.reissue_report(db.session, client, stored.period, request.form.get("reason", ""))
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("reporting.report", report_id=stored.id))
+    db.session.commit()
+    flash(f"Version {result.report.version} issued; version {stored.version} is kept as superseded.", "info")
+    return redirect(url_for("reporting.report", report_id=result.report.id))
+
+
+@bp.get("/reports/runs/<int:run_id>")
+@require(Permission.REPORTS_MANAGE)
+def run(run_id: int) -> Any:
+    """Progress of a run: per client, the stored report or the state of its job."""
+    report_run = db.session.get(ReportRun, run_id)
+    if report_run is None:
+        abort(404)
+    clients = {c.id: c for c in db.session.scalars(select(Client).where(Client.id.in_(report_run.client_ids or [-1])))}
+    stored = {
+        r.client_id: r
+        for r in db.session.scalars(
+            select(MonthlyReport).where(
+                MonthlyReport.client_id.in_(list(clients) or [-1]),
+                MonthlyReport.period == report_run.period,
+                MonthlyReport.status == ReportStatus.CURRENT.value,
+            )
+        )
+    }
+    rows = [
+        (clients[cid], stored.get(cid), _job_state(cid, report_run.period))
+        for cid in report_run.client_ids
+        if cid in clients
+    ]
+    done = sum(1 for _, r, _ in rows if r is not None)
+    return render_template("reports/run.html", run=report_run, rows=rows, done=done)
+
+
+def _job_state(client_id: int, period: str) -> str:
+    from flask import current_app
+
+    if current_app.config.get("JOBS_MODE") != "rq":
+        return ""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    redis = jobs.redis_connection()
+    try:
+        status = Job.fetch(
+            jobs.rq_job_id(report_job_id(client_id, period)), connection=redis, serializer=JSONSerializer
+        )
+        state = str(status.get_status())
+    except NoSuchJobError:
+        state = "not queued"
+    step = redis.get(progress_key(client_id, period))
+    return f"{state} ({step.decode()})" if step else state
+
+
+# --- portal -----------------------------------------------------------------------------------------
+
+
+def _my_client() -> Client:
+    client = db.session.get(Client, current_user.client_id)
+    if client is None:
+        abort(404)
+    return client
+
+
+@portal_bp.get("/reports")
+@require(Permission.PORTAL)
+def portal_index() -> Any:
+    client = _my_client()
+    items = db.session.scalars(
+        select(MonthlyReport)
+        .where(MonthlyReport.client_id == client.id, MonthlyReport.status == ReportStatus.CURRENT.value)
+        .order_by(MonthlyReport.period.desc())
+        .limit(60)
+    ).all()
+    return render_template("reports/portal_index.html", client=client, items=items)
+
+
+def _portal_report(report_id: int) -> tuple[MonthlyReport, Client]:
+    client = _my_client()
+    stored = get_visible_or_404(db.session, MonthlyReport, report_id)
+    if stored.client_id != client.id:
+        abort(404)
+    return stored, client
+
+
+@portal_bp.get("/reports/<int:report_id>")
+@require(Permission.PORTAL)
+def portal_report(report_id: int) -> Any:
+    stored, client = _portal_report(report_id)
+    return _report_page(stored, client, url_for("portal_reports.portal_report_pdf", report_id=stored.id), [])
+
+
+@portal_bp.get("/reports/<int:report_id>.pdf")
+@require(Permission.PORTAL)
+def portal_report_pdf(report_id: int) -> Any:
+    return _pdf(*_portal_report(report_id))
+
+
+def summary_lines(report: MonthlyReport, client: Client) -> list[str]:
+    currency = fig.primary_currency(report.figures, client.base_currency)
+    return summarize(report.figures, currency, client.name)

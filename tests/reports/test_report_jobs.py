@@ -1,0 +1,133 @@
+"""Report jobs on real Redis with real worker processes: a worker killed mid-render leaves nothing, and
+the retry stores exactly one report; the schedule queues each client once, on its Nth business day."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pypdf import PdfReader
+from redis import Redis
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from provider.core import jobs
+from provider.core.clock import frozen_time
+from provider.core.tenancy import TenantScope, scoped
+from provider.extensions import db
+from provider.reporting import jobs as report_jobs
+from provider.reporting.models import MonthlyReport, ReportRun
+from tests.reports.ledger_world import march_world
+
+ROOT = Path(__file__).resolve().parents[2]
+# a Redis database of its own (the generic job tests flush 13, 14, ... while they run)
+REDIS_URL = f"redis://127.0.0.1:6379/{12 - int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+
+
+def _reports(client_id: int) -> int:
+    db.session.remove()
+    with scoped(TenantScope.agency(), db.session):
+        count = db.session.scalar(select(func.count()).where(MonthlyReport.client_id == client_id))
+    db.session.remove()
+    return int(count or 0)
+
+
+def _worker(environ: dict[str, str], burst: bool) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-q", "reports"] + (["--burst"] if burst else [])
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: kill -9 reaches the work horse too
+    )
+
+
+def test_kill_9_mid_render_leaves_no_report_and_the_retry_makes_exactly_one(tmp_path: Any) -> None:
+    from flask_migrate import upgrade
+
+    from provider.app import create_app
+
+    environ = {"AR_ENV": "testing", "DATABASE_URL": f"sqlite:///{tmp_path / 'reports.db'}", "REDIS_URL": REDIS_URL}
+    app = create_app(environ)
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    with app.app_context():
+        upgrade()
+        with scoped(TenantScope.agency(), db.session):
+            client_id = march_world().client.id
+            jobs.enqueue(
+                report_jobs.render_report_job, client_id, "2026-03", None, job_id=f"report:{client_id}:2026-03"
+            )
+            db.session.commit()
+        db.session.remove()
+        job_id = jobs.rq_job_id(f"report:{client_id}:2026-03")
+        key = report_jobs.progress_key(client_id, "2026-03")
+
+        worker = _worker(environ, burst=False)
+        deadline = time.monotonic() + 90
+        while redis.get(key) != b"rendering":
+            assert worker.poll() is None, worker.stdout.read() if worker.stdout else ""
+            assert time.monotonic() < deadline, "the worker never started rendering"
+            time.sleep(0.005)
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-render
+        worker.wait(timeout=30)
+        if worker.stdout:
+            worker.stdout.close()
+
+        assert _reports(client_id) == 0, "a killed render must leave no report"
+        job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+        assert job.get_status() == "started"  # abandoned: RQ finds it when its heartbeat expires
+        # what the next worker does once the dead worker's heartbeat has expired (here: at once)
+        StartedJobRegistry(queue=jobs.rq_queue("reports", app)).cleanup(timestamp=time.time() + 3600)
+        assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status() == "scheduled"
+        time.sleep(11)  # the retry interval of jobs.Retry (10 s)
+
+        done = _worker(environ, burst=True)
+        out, _ = done.communicate(timeout=180)
+        assert done.returncode == 0, out[-3000:]
+        assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status() == "finished", out[-3000:]
+        assert _reports(client_id) == 1
+        with scoped(TenantScope.agency(), db.session):
+            report = db.session.scalar(select(MonthlyReport).where(MonthlyReport.client_id == client_id))
+            assert report is not None and report.version == 1
+            assert len(PdfReader(io.BytesIO(report.pdf)).pages) == report.pdf_pages >= 1
+            # running the job again (a duplicate delivery) changes nothing
+            assert report_jobs.render_report_job(client_id, "2026-03").endswith("existed")
+        assert _reports(client_id) == 1
+        assert redis.get(key) == b"done"
+        db.session.remove()
+    redis.flushdb()
+
+
+def test_schedule_queues_each_due_client_once_on_its_nth_business_day(db_session: Any) -> None:
+    w = march_world(country="DE", timezone="Europe/Berlin")
+    # April 2026 in Germany: 1 Wed, 2 Thu, (3 Good Friday, 6 Easter Monday), 7 Tue, 8 Wed, 9 Thu: the 5th is the 9th
+    with frozen_time(datetime(2026, 4, 8, 12, tzinfo=UTC)):
+        assert report_jobs.schedule_reports_job() == []
+    with frozen_time(datetime(2026, 4, 9, 12, tzinfo=UTC)):
+        queued = report_jobs.schedule_reports_job()
+    assert f"report:{w.client.id}:2026-03" in queued
+    jobs.drain()  # eager mode: the render jobs run once the scheduling job has committed
+    with scoped(TenantScope.agency(), db.session):
+        assert _count(w.client.id) == 1
+        run = db.session.scalars(select(ReportRun).order_by(ReportRun.id.desc())).first()
+        assert run is not None and run.period == "2026-03" and w.client.id in run.client_ids
+    with frozen_time(datetime(2026, 4, 10, 12, tzinfo=UTC)):
+        assert f"report:{w.client.id}:2026-03" not in report_jobs.schedule_reports_job()  # never doubled
+    assert date(2026, 4, 9).weekday() == 3
+
+
+def _count(client_id: int) -> int:
+    return int(db.session.scalar(select(func.count()).where(MonthlyReport.client_id == client_id)) or 0)

@@ -1,0 +1,165 @@
+"""The breach sweep: breaches are marked in one set-based pass and notified once — run twice, by two
+workers at once, or through RQ on the real Redis."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from provider.core import jobs
+from provider.core.audit import AuditEvent
+from provider.core.clock import frozen_time
+from provider.core.tenancy import TenantScope, scoped
+from provider.extensions import db
+from sla.calendars import Calendar
+from sla.clocks import start_clock, stop_clock
+from sla.jobs import sweep_sla_clocks_job
+from sla.models import SlaClock, SlaClockEvent, SlaNotification
+from sla.sweep import sweep
+from tests.conftest import Database
+from tests.factories import make_client, make_contract_terms
+
+BERLIN = Calendar("Europe/Berlin", "DE")
+MONDAY_9 = datetime(2026, 5, 18, 7, 0, tzinfo=UTC)
+REDIS_URL = "redis://127.0.0.1:6379/11"  # not the db the job tests flush
+
+
+def _count(model: Any, *where: Any) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def _clocks(client_id: int, n: int, code: str = "dispute_ack", first: int = 1) -> list[SlaClock]:
+    return [start_clock(db.session, BERLIN, client_id, code, ("dispute", first + i), at=MONDAY_9) for i in range(n)]
+
+
+@pytest.fixture
+def client_with_terms(db_session: Any) -> Any:
+    client = make_client()
+    make_contract_terms(client, targets={"dispute_ack": ("business_days", 1), "query_answer": ("business_hours", 4)})
+    return client
+
+
+def test_the_sweep_marks_breaches_and_notifies_once_when_run_twice(client_with_terms: Any) -> None:
+    late = _clocks(client_with_terms.id, 3)  # due Monday 17:00
+    fine = _clocks(client_with_terms.id, 2, code="query_answer", first=10)  # due Monday 13:00
+    stop_clock(db.session, fine[0], BERLIN, at=MONDAY_9 + timedelta(hours=1))
+    tuesday = MONDAY_9 + timedelta(days=1)
+    assert sweep(db.session, tuesday) == {"breached": 4, "notified": 4}  # 3 acks + the running query
+    assert sweep(db.session, tuesday) == {"breached": 0, "notified": 0}
+    assert sweep(db.session, tuesday + timedelta(days=3)) == {"breached": 0, "notified": 0}
+    assert _count(SlaNotification, SlaNotification.client_id == client_with_terms.id) == 4
+    assert _count(AuditEvent, AuditEvent.action == "sla.breach", AuditEvent.client_id == client_with_terms.id) == 4
+    assert _count(SlaClockEvent, SlaClockEvent.event == "breach") == 4
+    db.session.refresh(late[0])
+    assert late[0].breached_at == MONDAY_9 + timedelta(hours=8)
+    # completing a breached clock later neither un-breaches it nor notifies again
+    stop_clock(db.session, late[0], BERLIN, at=tuesday + timedelta(hours=1))
+    assert late[0].breached_at == MONDAY_9 + timedelta(hours=8)
+    assert _count(SlaNotification, SlaNotification.client_id == client_with_terms.id) == 4
+
+
+def test_a_breach_found_when_the_clock_stops_is_notified_once_too(client_with_terms: Any) -> None:
+    (clock,) = _clocks(client_with_terms.id, 1)
+    stop_clock(db.session, clock, BERLIN, at=MONDAY_9 + timedelta(days=1))  # late, before any sweep ran
+    assert clock.breached_at == MONDAY_9 + timedelta(hours=8)
+    assert sweep(db.session, MONDAY_9 + timedelta(days=2)) == {"breached": 0, "notified": 0}
+    assert _count(SlaNotification, SlaNotification.clock_id == clock.id) == 1
+
+
+def test_a_paused_clock_never_breaches_in_the_sweep(client_with_terms: Any) -> None:
+    from sla.clocks import pause_clock
+
+    (clock,) = _clocks(client_with_terms.id, 1)
+    pause_clock(db.session, clock, BERLIN, at=MONDAY_9 + timedelta(hours=7))
+    assert sweep(db.session, MONDAY_9 + timedelta(days=30)) == {"breached": 0, "notified": 0}
+
+
+@pytest.fixture
+def rq_redis(app: Flask, db_session: Any) -> Iterator[Redis]:
+    redis = Redis.from_url(REDIS_URL)
+    redis.ping()
+    previous = {k: app.config[k] for k in ("JOBS_MODE", "REDIS_URL")}
+    app.config.update(JOBS_MODE="rq", REDIS_URL=REDIS_URL)
+    app.extensions.pop("ar_redis", None)
+    redis.flushdb()
+    try:
+        yield redis
+    finally:
+        redis.flushdb()
+        app.config.update(previous)
+        app.extensions.pop("ar_redis", None)
+
+
+def test_the_periodic_sweep_through_rq_notifies_once(app: Flask, rq_redis: Redis, client_with_terms: Any) -> None:
+    _clocks(client_with_terms.id, 2)
+    db.session.commit()
+    with frozen_time(MONDAY_9 + timedelta(days=1)):
+        jobs.enqueue(sweep_sla_clocks_job, job_id="sla-sweep:a")
+        jobs.enqueue(sweep_sla_clocks_job, job_id="sla-sweep:b")  # a retry or a second scheduler
+        db.session.commit()
+        queue = jobs.rq_queue("high")
+        assert queue.count == 2
+        worker = SimpleWorker([queue], connection=rq_redis, serializer=JSONSerializer)
+        assert worker.work(burst=True) is True
+    assert _count(SlaNotification, SlaNotification.client_id == client_with_terms.id) == 2
+    assert "sla.jobs.sweep_sla_clocks_job" in {p.path for p in jobs.PERIODIC_JOBS}
+
+
+@pytest.fixture(scope="module")
+def live_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    from provider.app import create_app
+
+    if request.config.getoption("--db") == "sqlite":
+        pytest.skip("two concurrent workers run on PostgreSQL")
+    database = Database("postgresql", request.config.getoption("--pg-admin-url"), tmp_path_factory.mktemp("sweep"))
+    app = create_app(database.environ)
+    try:
+        with app.app_context():
+            upgrade()
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        database.drop()
+
+
+def test_two_workers_sweeping_at_once_notify_once(live_app: Flask) -> None:
+    with live_app.app_context(), scoped(TenantScope.agency(), db.session):
+        client = make_client()
+        make_contract_terms(client, date(2025, 1, 1), targets={"dispute_ack": ("business_days", 1)})
+        client_id = client.id
+        _clocks(client_id, 300)
+        db.session.commit()
+        db.session.remove()
+    barrier = threading.Barrier(2)
+
+    def worker(_: int) -> dict[str, int]:
+        with live_app.app_context():
+            barrier.wait(timeout=30)
+            try:
+                return sweep_sla_clocks_job()
+            finally:
+                db.session.remove()
+
+    with frozen_time(MONDAY_9 + timedelta(days=1)), ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(worker, range(2)))
+    assert sum(r["notified"] for r in results) == 300, results
+    assert sum(r["breached"] for r in results) == 300, results
+    with live_app.app_context(), scoped(TenantScope.agency(), db.session):
+        assert _count(SlaNotification, SlaNotification.client_id == client_id) == 300
+        assert _count(AuditEvent, AuditEvent.action == "sla.breach", AuditEvent.client_id == client_id) == 300
+        assert _count(SlaClockEvent, SlaClockEvent.client_id == client_id, SlaClockEvent.event == "breach") == 300
+        db.session.remove()
