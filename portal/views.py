@@ -1,25 +1,27 @@
-"""The client portal: a client user sees their own company only (scope = their client)."""
+"""The client portal: a client user sees their own company only (scope = their client).
+
+This module: the overview, the receivables (debtors list with filters and exports, the debtor page with
+the agency's work on it), recalling an account, and placements. People, report recipients and the audit
+trail are in `portal.admin_views` (same blueprint).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 
-from clients import import_views, ledger_queries, queries
+from clients import import_views, ledger_list
 from clients.ledger_queries import account_context
 from clients.models import Client, Debtor
-from provider import services
-from provider.core.clock import today_utc
+from portal import charts, exports, queries, services
+from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
-from provider.core.permissions import Permission, Role, require
-from provider.core.tenancy import get_for_client
+from provider.core.permissions import Permission, require
+from provider.core.tenancy import TenantScope, get_for_client, scoped
 from provider.extensions import db
-from provider.forms import kept_values, submit_form
-from provider.models import User
-from provider.schemas import PortalUserSchema
 from provider.ui import apply_sort, paginate
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -32,32 +34,102 @@ def _my_client() -> Client:
     return client
 
 
+def _filename_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+# --- overview ----------------------------------------------------------------------------------------
+
+
 @bp.get("/")
 @require(Permission.PORTAL)
 def index() -> Any:
     client = _my_client()
-    segments = db.session.execute(
-        select(Debtor.segment, func.count(Debtor.id))
-        .where(Debtor.client_id == client.id)
-        .group_by(Debtor.segment)
-        .order_by(func.count(Debtor.id).desc())
-    ).all()
+    today = ledger_list.client_today(client)
+    data = queries.overview(client, today, now_utc())
+    primary = next((a for a in data.agings if a.currency == client.base_currency), None) or (
+        max(data.agings, key=lambda a: a.total) if data.agings else None
+    )
     return render_template(
         "portal/index.html",
         client=client,
-        debtor_total=queries.debtor_count(client.id),
-        segments=segments,
-        agings=ledger_queries.aging(client.id, today_utc()),
+        today=today,
+        data=data,
+        primary=primary,
+        bars=charts.aging_bars(primary) if primary else [],
+        dso_trend=charts.trend_line(data.kpis.trend, "dso") if data.kpis else None,
+        cei_trend=charts.trend_line(data.kpis.trend, "cei") if data.kpis else None,
     )
+
+
+# --- receivables ---------------------------------------------------------------------------------------
+
+
+def _receivables(client: Client) -> tuple[Any, queries.DebtorFilters]:
+    filters = queries.parse_debtor_filters(request.args)
+    stmt, sorts = queries.receivables(client.id, filters, ledger_list.client_today(client))
+    return apply_sort(stmt, sorts, "name", tiebreak=Debtor.id), filters
 
 
 @bp.get("/debtors")
 @require(Permission.PORTAL)
 def debtors() -> Any:
     client = _my_client()
-    search = request.args.get("q", "").strip()
-    stmt = apply_sort(queries.debtors_of(client.id, search), queries.DEBTOR_SORTS, "name", tiebreak=Debtor.id)
-    return render_template("portal/debtors.html", client=client, page=paginate(stmt), search=search)
+    stmt, filters = _receivables(client)
+    return render_template(
+        "portal/debtors.html",
+        client=client,
+        page=paginate(stmt),
+        filters=filters,
+        search=filters.search,
+        statuses=queries.DEBTOR_STATUSES,
+        segments=queries.segments(client.id),
+    )
+
+
+@bp.get("/debtors.csv")
+@require(Permission.PORTAL)
+def debtors_csv() -> Any:
+    client = _my_client()
+    stmt, _ = _receivables(client)
+    client_id = client.id
+
+    def generate() -> Any:
+        # the rows are read while the response streams, after the view returned: same client scope again
+        with scoped(TenantScope.single(client_id), db.session):
+            yield from exports.csv_chunks(exports.DEBTOR_HEADER, exports.debtor_records(stmt))
+
+    name = f"debtors-{_filename_part(client.code)}-{ledger_list.client_today(client).isoformat()}.csv"
+    return Response(stream_with_context(generate()), mimetype="text/csv", headers=_attachment(name))
+
+
+@bp.get("/debtors.xlsx")
+@require(Permission.PORTAL)
+def debtors_xlsx() -> Any:
+    client = _my_client()
+    stmt, _ = _receivables(client)
+    body = exports.xlsx_bytes("Debtors", exports.DEBTOR_HEADER, exports.debtor_records(stmt))
+    name = f"debtors-{_filename_part(client.code)}-{ledger_list.client_today(client).isoformat()}.xlsx"
+    return Response(body, mimetype=exports.XLSX_MIME, headers=_attachment(name))
+
+
+@bp.get("/ledger.xlsx")
+@require(Permission.PORTAL)
+def ledger_xlsx() -> Any:
+    """The filtered invoice ledger (same filters and order as /portal/ledger) as a workbook."""
+    client = _my_client()
+    filters = ledger_list.parse_filters(request.args)
+    as_of = ledger_list.client_today(client)
+    records = exports.ledger_records(
+        client.id, filters, as_of, request.args.get("sort", ""), request.args.get("dir", "asc")
+    )
+    body = exports.xlsx_bytes("Invoices", exports.LEDGER_HEADER, records)
+    name = f"ledger-{_filename_part(client.code)}-{as_of.isoformat()}.xlsx"
+    return Response(body, mimetype=exports.XLSX_MIME, headers=_attachment(name))
 
 
 @bp.get("/debtors/<int:debtor_id>")
@@ -65,55 +137,60 @@ def debtors() -> Any:
 def debtor(debtor_id: int) -> Any:
     client = _my_client()
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
-    return render_template("portal/debtor.html", client=client, debtor=debtor, **account_context(client.id, debtor.id))
+    return render_template(
+        "portal/debtor.html",
+        client=client,
+        debtor=debtor,
+        actions=queries.agency_actions(client.id, debtor.id),
+        promises=queries.promises_of(client.id, debtor.id),
+        item=queries.work_item_of(client.id, debtor.id),
+        recalls=queries.recalls_of(client.id, debtor.id),
+        **account_context(client.id, debtor.id),
+    )
 
 
-@bp.get("/users")
-@require(Permission.PORTAL)
-def users() -> Any:
+@bp.route("/debtors/<int:debtor_id>/recall", methods=["GET", "POST"])
+@require(Permission.PORTAL_RECALL)
+def recall(debtor_id: int) -> Any:
+    """Take the account back from the agency: a confirmation page with a reason, then the recall."""
     client = _my_client()
-    people = db.session.scalars(select(User).where(User.client_id == client.id).order_by(User.name)).all()
-    return render_template("portal/users.html", client=client, people=people)
-
-
-@bp.route("/users/new", methods=["GET", "POST"])
-@require(Permission.PORTAL_USERS_MANAGE)
-def create_user() -> Any:
-    """A client admin invites a colleague: always into their own company, always a client role."""
-    client = _my_client()
-    values: dict[str, Any] = {"role": Role.CLIENT_VIEWER.value}
+    debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
     errors: dict[str, list[str]] = {}
+    values = {"reason": ""}
     if request.method == "POST":
-        user, errors = submit_form(
-            PortalUserSchema(),
-            request.form,
-            lambda data: services.create_user(db.session, {**data, "client_id": client.id, "team_id": None}),
-        )
-        if user is not None:
-            flash(f"{user.name} can now sign in as {user.email}.", "success")
-            return redirect(url_for("portal.users"))
-        values = kept_values(request.form)
+        values["reason"] = request.form.get("reason", "")
+        if request.form.get("confirm") != "1":
+            errors["confirm"] = ["Tick the box to confirm the recall."]
+        else:
+            try:
+                result = services.recall_account(db.session, debtor, values["reason"], current_user)
+                db.session.commit()
+            except ServiceError as exc:
+                db.session.rollback()
+                errors[exc.field or "_schema"] = [str(exc)]
+            else:
+                held = result["held"]
+                flash(
+                    f"{debtor.name} is recalled: {held} open invoice{'' if held == 1 else 's'} on hold, "
+                    "no longer worked by the agency.",
+                    "success",
+                )
+                return redirect(url_for("portal.debtor", debtor_id=debtor.id))
+    context = account_context(client.id, debtor.id)
     status = 422 if errors else 200
-    return render_template("portal/user_form.html", client=client, values=values, errors=errors), status
+    return render_template(
+        "portal/recall.html",
+        client=client,
+        debtor=debtor,
+        values=values,
+        errors=errors,
+        balances=context["balances"],
+        open_items=context["open_items"],
+        item=queries.work_item_of(client.id, debtor.id),
+    ), status
 
 
-@bp.post("/users/<int:user_id>/access")
-@require(Permission.PORTAL_USERS_MANAGE)
-def set_access(user_id: int) -> Any:
-    """Disable or re-enable a colleague's sign-in (never one's own)."""
-    client = _my_client()
-    person = db.session.get(User, user_id)
-    if person is None or person.client_id != client.id:
-        abort(404)
-    enable = request.form.get("active") == "1"
-    try:
-        services.update_user(db.session, person, {"active": enable}, acting_user_id=current_user.id)
-        db.session.commit()
-        flash(f"{person.name} {'can sign in again' if enable else 'can no longer sign in'}.", "success")
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(f"Not changed: {exc}.", "error")
-    return redirect(url_for("portal.users"))
+# --- placements (the ledger issue's import, with the client's saved mapping) ----------------------------
 
 
 @bp.route("/placements", methods=["GET", "POST"])
@@ -126,3 +203,6 @@ def imports() -> Any:
 @require(Permission.PORTAL_PLACE)
 def import_batch(batch_id: int) -> Any:
     return import_views.batch_page(_my_client(), batch_id, import_views.portal_urls(), "clients/import_batch.html")
+
+
+from portal import admin_views  # noqa: E402,F401 - registers the people, reports and audit pages on `bp`

@@ -39,7 +39,7 @@ _PORTAL_NAV = (
     (NavItem("Payments", "portal_payments.index", "portal_payments", "y"), Permission.PORTAL),
     (NavItem("Disputes", "sla_portal.index", "sla_portal", "i"), Permission.PORTAL),
     (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
-    (NavItem("Users", "portal.users", "portal-users", "u"), Permission.PORTAL),
+    (NavItem("People", "portal.users", "portal-users", "u"), Permission.PORTAL),
 )
 
 

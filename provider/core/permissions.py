@@ -52,6 +52,8 @@ class Permission(StrEnum):
     PORTAL_PLACE = "client:placements:upload"
     PORTAL_PAYMENTS = "client:payments:upload"
     PORTAL_DISPUTES = "client:disputes:answer"
+    PORTAL_RECALL = "client:accounts:recall"
+    PORTAL_AUDIT = "client:audit:read"
 
 
 _STAFF_COMMON = {
@@ -85,6 +87,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PORTAL_PLACE,
             Permission.PORTAL_PAYMENTS,
             Permission.PORTAL_DISPUTES,
+            Permission.PORTAL_RECALL,
+            Permission.PORTAL_AUDIT,
         }
     ),
     Role.CLIENT_VIEWER: frozenset({Permission.PORTAL}),
