@@ -59,6 +59,7 @@ def _import_models() -> None:
     import clients.imports
     import clients.journal
     import clients.models  # noqa: F401
+    import provider.api.models
     import provider.core.audit
     import provider.models
     import provider.reporting.models  # noqa: F401
@@ -84,8 +85,13 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (auth_bp, provider_bp, clients_bp, ledger_bp, worklists_bp, sla_bp, portal_bp, portal_ledger_bp):
         app.register_blueprint(bp)
-    for bp in (payments_bp, portal_payments_bp, sla_portal_bp, reporting_bp, portal_reports_bp):
+    for bp in (payments_bp, portal_payments_bp, sla_portal_bp):
         app.register_blueprint(bp)
+    for bp in (reporting_bp, portal_reports_bp):
+        app.register_blueprint(bp)
+    from provider.api import register as register_api
+
+    register_api(app)
 
 
 def _scope_for(user: Any) -> TenantScope:

@@ -30,6 +30,7 @@ _STAFF_NAV = (
     (NavItem("SLAs", "sla.index", "sla", "s"), Permission.SLAS_READ),
     (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
     (NavItem("Admin", "provider.users", "admin", "a"), Permission.USERS_MANAGE),
+    (NavItem("API", "api_admin.tokens", "api", "k"), Permission.API_TOKENS_MANAGE),
 )
 _PORTAL_NAV = (
     (NavItem("Overview", "portal.index", "portal", "o"), Permission.PORTAL),
@@ -40,6 +41,7 @@ _PORTAL_NAV = (
     (NavItem("Disputes", "sla_portal.index", "sla_portal", "i"), Permission.PORTAL),
     (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
     (NavItem("People", "portal.users", "portal-users", "u"), Permission.PORTAL),
+    (NavItem("API", "api_portal.tokens_portal", "portal-api", "k"), Permission.PORTAL_API_MANAGE),
 )
 
 

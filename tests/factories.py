@@ -151,3 +151,25 @@ def make_work_items(client: Client) -> dict[int, int]:
         db.session.commit()
         rows = db.session.execute(select(WorkItem.debtor_id, WorkItem.id).where(WorkItem.client_id == client.id))
         return {debtor_id: item_id for debtor_id, item_id in rows}
+
+
+def make_api_token(client: Client | None, access: str = "read_write", name: str = "ERP sync") -> str:
+    """An API token of the client (None: a staff integration's token). Returns the secret (shown once)."""
+    from provider.api.tokens import create_token
+
+    with scoped(TenantScope.agency(), db.session):
+        issued = create_token(
+            db.session, name=name, access=access, client_id=client.id if client else None, created_by_id=None
+        )
+        db.session.commit()
+    return issued.secret
+
+
+def make_webhook_endpoint(client: Client, url: str, events: list[str] | None = None) -> Any:
+    """A webhook endpoint of the client subscribed to `events` (default: all)."""
+    from provider.api.webhooks import EVENT_TYPES, create_endpoint
+
+    with scoped(TenantScope.agency(), db.session):
+        endpoint = create_endpoint(db.session, client.id, url, events or list(EVENT_TYPES))
+        db.session.commit()
+    return endpoint

@@ -83,6 +83,7 @@ def world(db_session: Any) -> World:
     b_dispute = make_dispute(b, b_debtor, [b_disputed], summary="Bravo secret dispute summary")
     b_evidence = add_evidence(_db.session, b_dispute, "bravo-evidence.txt", b"bravo secret evidence")
     _db.session.commit()
+    b_api = _api_objects_of_b(b, b_debtor, b_invoice, b_user.id)
     return World(
         a=a,
         b=b,
@@ -100,6 +101,7 @@ def world(db_session: Any) -> World:
             "item_id": b_item,
             "dispute_id": b_dispute.id,
             "evidence_id": b_evidence.id,
+            **b_api,
         },
         b_markers=[
             "Bravo Secret Holdings",
@@ -113,13 +115,61 @@ def world(db_session: Any) -> World:
             "BRAVO-INV-7734",
             "Bravo secret dispute summary",
             "bravo-evidence.txt",
+            "BRAVO-CN-55",
+            "bravo-hooks.test",
+            "Bravo ERP token",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
 
 
+def _api_objects_of_b(b: Any, b_debtor: Any, b_invoice: Any, b_user_id: int) -> dict[str, int]:
+    """B's API token, credit note, webhook endpoint and delivery (the API and webhook pages' URL arguments)."""
+    from datetime import date
+
+    from sqlalchemy import select as _select
+
+    from clients.ledger import issue_credit_note
+    from provider.api.models import ApiToken, WebhookDelivery
+    from provider.api.webhooks import emit_event
+    from tests.factories import make_api_token, make_webhook_endpoint
+
+    make_api_token(b, name="Bravo ERP token")
+    endpoint = make_webhook_endpoint(b, "https://bravo-hooks.test/ar", ["report.ready"])
+    with scoped(TenantScope.agency(), db.session):
+        note = issue_credit_note(
+            db.session,
+            b,
+            {
+                "debtor_id": b_debtor.id,
+                "number": "BRAVO-CN-55",
+                "issued_on": date(2026, 1, 6),
+                "currency": "GBP",
+                "amount_minor": 1_00,
+            },
+        )
+        emit_event(db.session, b.id, "report.ready", {"period": "2026-01"}, dedupe_key="bravo:report")
+        db.session.info.pop("pending_jobs", None)  # no delivery to the fake host
+        db.session.commit()
+        token_id = db.session.scalar(_select(ApiToken.id).where(ApiToken.client_id == b.id))
+        delivery_id = db.session.scalar(_select(WebhookDelivery.id).where(WebhookDelivery.client_id == b.id))
+    return {"token_id": token_id, "credit_note_id": note.id, "endpoint_id": endpoint.id, "delivery_id": delivery_id}
+
+
+def _is_api(rule: Any) -> bool:
+    """Token-authenticated API rules: a session gets 401 there; they are crawled with A's token below."""
+    return rule.rule.startswith("/api/v1/") and rule.endpoint not in ("api.openapi_json", "api.docs")
+
+
 def _rules(app: Flask) -> list[Any]:
-    return sorted((r for r in app.url_map.iter_rules() if r.endpoint not in SKIP_ENDPOINTS), key=lambda r: r.rule)
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.endpoint not in SKIP_ENDPOINTS and not _is_api(r)),
+        key=lambda r: r.rule,
+    )
+
+
+def _api_rules(app: Flask) -> list[Any]:
+    return sorted((r for r in app.url_map.iter_rules() if _is_api(r)), key=lambda r: r.rule)
 
 
 _TOKEN = re.compile(r'value="[^"]+"(?=[^>]*name="csrf_token")|(?<=name="csrf_token" value=")[^"]+')
@@ -204,3 +254,45 @@ def test_collector_sees_own_clients_and_client_user_sees_own_portal(client: Flas
     login(client, world.viewers["client user of A"])
     page = client.get("/portal/debtors").get_data(as_text=True)
     assert "Alpha Debtor One" in page
+
+
+def test_the_crawler_knows_every_id_in_every_api_rule(app: Flask, world: World) -> None:
+    unknown = {(r.rule, a) for r in _api_rules(app) for a in r.arguments if a not in world.b_objects}
+    assert not unknown, f"teach the cross-tenant crawler these URL arguments: {sorted(unknown)}"
+
+
+def test_api_rules_with_a_session_but_no_token_are_401(app: Flask, client: FlaskClient, world: World) -> None:
+    assert login(client, world.viewers["client user of A"]).status_code == 302
+    for rule in _api_rules(app):
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            response = client.open(_url(rule, world.b_objects), method=method, json={})
+            assert response.status_code == 401, f"{method} {rule.rule} gave {response.status_code} to a session"
+
+
+def test_every_api_url_of_b_is_a_404_like_a_missing_id_for_a_token_of_a(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    from tests.factories import make_api_token
+
+    headers = {"Authorization": f"Bearer {make_api_token(world.a, name='Alpha ERP')}"}
+    client.get("/api/v1/openapi.json")  # the fixture's queued import jobs run (eagerly) after a first request
+    with scoped(TenantScope.agency(), db.session):
+        audit_before = db.session.scalar(select(func.count()).select_from(AuditEvent))
+    checked = 0
+    for rule in _api_rules(app):
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            if rule.arguments:
+                missing = {k: MISSING_ID for k in rule.arguments}
+                foreign = client.open(_url(rule, world.b_objects), method=method, json={}, headers=headers)
+                absent = client.open(_url(rule, missing), method=method, json={}, headers=headers)
+                assert foreign.status_code == 404, f"{method} {rule.rule} gave {foreign.status_code}"
+                assert foreign.get_data() == absent.get_data(), f"{method} {rule.rule} reveals existence"
+                checked += 1
+            elif method == "GET":
+                for query in ("", "?q=Bravo", "?external_ref=B-SECRET-REF", "?limit=200", "?as_of=2026-06-30"):
+                    body = client.get(rule.rule + query, headers=headers).get_data(as_text=True)
+                    leaked = [m for m in world.b_markers if m in body]
+                    assert not leaked, f"GET {rule.rule}{query} shows {leaked}"
+    assert checked >= 6
+    with scoped(TenantScope.agency(), db.session):
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == audit_before

@@ -45,6 +45,7 @@ class Permission(StrEnum):
     REPORTS_MANAGE = "staff:reports:manage"
     USERS_MANAGE = "staff:users:manage"
     AUDIT_READ = "staff:audit:read"
+    API_TOKENS_MANAGE = "staff:api:manage"  # API tokens for staff integrations (agency admins)
     PAYMENTS_IMPORT = "staff:payments:import"
     PAYMENTS_ALLOCATE = "staff:payments:allocate"
     PORTAL = "client:portal:access"
@@ -54,6 +55,7 @@ class Permission(StrEnum):
     PORTAL_DISPUTES = "client:disputes:answer"
     PORTAL_RECALL = "client:accounts:recall"
     PORTAL_AUDIT = "client:audit:read"
+    PORTAL_API_MANAGE = "client:api:manage"  # the client's API tokens and webhook endpoints
 
 
 _STAFF_COMMON = {
@@ -77,7 +79,7 @@ _MANAGER = _STAFF_COMMON | {
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(_MANAGER | {Permission.USERS_MANAGE, Permission.AUDIT_READ}),
+    Role.ADMIN: frozenset(_MANAGER | {Permission.USERS_MANAGE, Permission.AUDIT_READ, Permission.API_TOKENS_MANAGE}),
     Role.MANAGER: frozenset(_MANAGER),
     Role.COLLECTOR: frozenset(_STAFF_COMMON),
     Role.CLIENT_ADMIN: frozenset(
@@ -87,6 +89,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PORTAL_PLACE,
             Permission.PORTAL_PAYMENTS,
             Permission.PORTAL_DISPUTES,
+            Permission.PORTAL_API_MANAGE,
             Permission.PORTAL_RECALL,
             Permission.PORTAL_AUDIT,
         }

@@ -6,7 +6,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pycountry
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, missing
 
 from provider.core.money import MoneyError, validate_currency
 
@@ -43,12 +43,18 @@ def check_country(value: str) -> None:
 class Trimmed(fields.String):
     """A string with surrounding whitespace removed; empty after trimming counts as missing."""
 
+    def deserialize(self, value, attr=None, data=None, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(value, str) and not value.strip():  # blank counts as missing; no validator sees it
+            if self.required:
+                raise self.make_error("required")
+            default = self.load_default
+            if default is missing:
+                return None
+            return default() if callable(default) else default
+        return super().deserialize(value, attr, data, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
-        text = super()._deserialize(value, attr, data, **kwargs)
-        text = text.strip() if text else text
-        if not text and self.required:
-            raise self.make_error("required")
-        return text or None
+        return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
 class Upper(Trimmed):

@@ -1,0 +1,202 @@
+"""Invoice placement through the API's batch endpoint against the placement file import, in the same run.
+
+    python -m bench.api_batch [--quick] [--db postgresql|sqlite] [--rows N]
+
+Builds N invoices (default 100,000; --quick 10,000) for N/10 debtors that exist already, then
+  baseline: the file import path (clients.imports: upload, validate, stage, INSERT ... SELECT) of a CSV of
+            the N rows for client 1;
+  product:  POST /api/v1/invoices/batch with 1,000 invoices per request (JSON bodies built beforehand,
+            sent through the full WSGI stack: token auth, rate limit, marshmallow, place_invoices, commit)
+            for client 2.
+ratio = API rows/s / file-import rows/s (the issue's goal: at least 0.5, "within 2x").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import tempfile
+import time
+from datetime import date, timedelta
+
+from bench.pages import _environ
+
+BATCH = 1_000
+
+
+def _rows(n: int, debtors: int) -> list[dict]:
+    rng = random.Random(42)
+    start = date(2025, 1, 1)
+    out = []
+    for i in range(n):
+        issued = start + timedelta(days=rng.randrange(400))
+        out.append(
+            {
+                "debtor": rng.randrange(debtors),
+                "number": f"INV-{i:08d}",
+                "issue_date": issued.isoformat(),
+                "due_date": (issued + timedelta(days=30)).isoformat(),
+                "amount_minor": rng.randrange(100, 5_000_000),
+            }
+        )
+    return out
+
+
+def _debtors(client_id: int, count: int) -> list[int]:
+    from sqlalchemy import insert, select
+
+    from clients.models import Debtor
+    from provider.extensions import db
+
+    db.session.execute(
+        insert(Debtor),
+        [
+            {
+                "client_id": client_id,
+                "external_ref": f"D-{d:07d}",
+                "name": f"Debtor {d}",
+                "segment": "standard",
+                "do_not_contact": False,
+            }
+            for d in range(count)
+        ],
+    )
+    ids = dict(db.session.execute(select(Debtor.external_ref, Debtor.id).where(Debtor.client_id == client_id)).all())
+    return [ids[f"D-{d:07d}"] for d in range(count)]
+
+
+def _csv(rows: list[dict]) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(
+        ["invoice_number", "debtor_ref", "debtor_name", "issue_date", "due_date", "amount", "currency", "po_reference"]
+    )
+    for r in rows:
+        w.writerow(
+            [
+                r["number"],
+                f"D-{r['debtor']:07d}",
+                f"Debtor {r['debtor']}",
+                r["issue_date"],
+                r["due_date"],
+                f"{r['amount_minor'] / 100:.2f}",
+                "EUR",
+                "",
+            ]
+        )
+    return out.getvalue().encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--rows", type=int, default=None)
+    args = parser.parse_args()
+    n = args.rows or (10_000 if args.quick else 100_000)
+    debtors = max(n // 10, 1)
+
+    from flask_migrate import upgrade
+
+    from clients.imports import run_placement_import, start_placement_import
+    from clients.models import Client
+    from provider.app import create_app
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+    from tests.factories import make_api_token, make_client
+
+    rows = _rows(n, debtors)
+    with tempfile.TemporaryDirectory() as tmp:
+        environ, drop = _environ(args.db, tmp)
+        try:
+            app = create_app(environ, API_RATE_LIMIT="100000/minute")
+            with app.app_context():
+                upgrade()
+                with scoped(TenantScope.agency(), db.session):
+                    file_client, api_client = make_client().id, make_client().id
+                    _debtors(file_client, debtors)
+                    api_ids = _debtors(api_client, debtors)
+                    db.session.commit()
+                    token = make_api_token(db.session.get(Client, api_client))
+                db.session.remove()
+                content = _csv(rows)
+                start = time.perf_counter()
+                with scoped(TenantScope.single(file_client), db.session):
+                    batch = start_placement_import(
+                        db.session, db.session.get_one(Client, file_client), "bench.csv", content
+                    )
+                    run_placement_import(db.session, batch)
+                    db.session.commit()
+                    file_status, file_posted = batch.status, batch.posted_rows
+                file_s = time.perf_counter() - start
+                db.session.remove()
+            bodies = [
+                json.dumps(
+                    {
+                        "invoices": [
+                            {
+                                "debtor_id": api_ids[r["debtor"]],
+                                "number": r["number"],
+                                "issue_date": r["issue_date"],
+                                "due_date": r["due_date"],
+                                "currency": "EUR",
+                                "amount_minor": r["amount_minor"],
+                            }
+                            for r in rows[i : i + BATCH]
+                        ]
+                    }
+                ).encode()
+                for i in range(0, n, BATCH)
+            ]
+            http = app.test_client()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            latencies, errors = [], 0
+            start = time.perf_counter()
+            for body in bodies:
+                t0 = time.perf_counter()
+                response = http.post("/api/v1/invoices/batch", data=body, headers=headers)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                errors += response.status_code != 201
+            api_s = time.perf_counter() - start
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        finally:
+            drop()
+
+    latencies.sort()
+    p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95) - 1 if len(latencies) > 1 else 0]
+    api_rate, file_rate = n / api_s, n / file_s
+    print(f"\nInvoice placement on {args.db}: {n:,} invoices, {debtors:,} existing debtors")
+    print(
+        f"  baseline file import      {file_s:8.2f} s  {file_rate:10,.0f} rows/s  "
+        f"status={file_status} posted={file_posted:,}"
+    )
+    print(
+        f"  product  API batch x{BATCH}  {api_s:8.2f} s  {api_rate:10,.0f} rows/s  "
+        f"p50={p50:.0f} ms p95={p95:.0f} ms errors={errors}"
+    )
+    print(f"  ratio {api_rate / file_rate:.3f} (goal >= 0.5)\n")
+    print(
+        json.dumps(
+            {
+                "bench": "api_batch",
+                "db": args.db,
+                "size": n,
+                "value": round(api_rate, 1),
+                "unit": "rows/s",
+                "baseline": round(file_rate, 1),
+                "ratio": round(api_rate / file_rate, 4),
+                "p50_ms": round(p50, 1),
+                "p95_ms": round(p95, 1),
+                "errors": errors,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The OpenAPI 3 document, generated from the operations' marshmallow schemas (apispec), and the docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import current_app, jsonify, render_template
+
+from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
+from provider.api.idempotency import HEADER, REPLAY_HEADER
+
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+ERRORS = {
+    400: "bad request (a staff token without X-Client-Id)",
+    401: "missing, unknown or revoked token",
+    404: "no such object for this token's client (another client's object looks exactly the same)",
+    405: "method not allowed",
+    429: "rate limit of the token exceeded",
+}
+WRITE_ERRORS = {403: "the token is read-only", 409: "a request with this Idempotency-Key is in flight", 415: "not JSON"}
+DESCRIPTION = """JSON API for client businesses' ERP integrations.
+
+**Auth**: `Authorization: Bearer <token>`. A client token sees and changes only its client's ledger; a staff
+token names the client with `X-Client-Id`. Read tokens cannot write (403).
+
+**Money**: `amount_minor` is an integer in the currency's minor unit (cents; yen; fils) and `currency` an ISO 4217
+code; responses add `amount`, the same value as a decimal string with the currency's exponent.
+
+**Lists**: `?limit=` (1-200), `?sort=field` or `-field`, `?cursor=` from the previous page's `next_cursor`.
+
+**Errors**: `application/problem+json` with `type`, `title`, `status`, `detail` and per-field `errors`.
+
+**Idempotency**: every POST accepts `Idempotency-Key`; a retry returns the stored response with
+`Idempotent-Replayed: true`; the same key with another body is a 422; while the first is running, a 409.
+
+**Webhooks**: signed `X-AR-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+"""
+
+
+def _responses(op: Any) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "OK"}
+    if op.response is not None:
+        ok["content"] = {op.content_type: {"schema": op.response}}
+    if op.idempotent:
+        ok["headers"] = {REPLAY_HEADER: {"schema": {"type": "string"}, "description": "true on a stored replay"}}
+    out: dict[str, Any] = {str(op.status): ok}
+    for code, text in op.extra_responses.items():
+        out[str(code)] = {**ok, "description": text}
+    errors = dict(ERRORS)
+    if op.query or op.body:
+        errors[422] = "invalid input; per-field errors, nothing written"
+    if op.write:
+        errors |= WRITE_ERRORS
+        errors[422] = "invalid input or refused by the ledger; per-field errors, nothing written"
+    for code, text in errors.items():
+        out.setdefault(str(code), {"description": text, "content": {"application/problem+json": {"schema": PROBLEM}}})
+    return out
+
+
+def build_spec() -> dict[str, Any]:
+    spec = APISpec(
+        title="AR Ops API",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": DESCRIPTION},
+        servers=[{"url": "/api/v1"}],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        params: list[dict[str, Any]] = [
+            {"in": "path", "name": name[1:-1], "required": True, "schema": {"type": "integer", "minimum": 1}}
+            for name in _path_args(op.path)
+        ]
+        if op.query is not None:
+            params.append({"in": "query", "schema": op.query})
+        if op.idempotent:
+            params.append(
+                {
+                    "in": "header",
+                    "name": HEADER,
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            )
+        item: dict[str, Any] = {
+            "operationId": op.endpoint,
+            "summary": op.summary,
+            "description": op.description,
+            "tags": [op.tag],
+            "security": [{"bearer": []}],
+            "parameters": params,
+            "responses": _responses(op),
+        }
+        if op.body is not None:
+            item["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+        paths.setdefault(op.path, {})[op.method.lower()] = item
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _path_args(path: str) -> list[str]:
+    return [part for part in path.split("/") if part.startswith("{")]
+
+
+def _public(view: Any) -> Any:
+    view.required_permissions = PUBLIC_MARK
+    return view
+
+
+@bp.route("/openapi.json")
+@_public
+def openapi_json() -> Any:
+    cached = current_app.extensions.get("ar_openapi")
+    if cached is None:
+        cached = current_app.extensions["ar_openapi"] = build_spec()
+    return jsonify(cached)
+
+
+@bp.route("/docs")
+@_public
+def docs() -> Any:
+    spec = current_app.extensions.get("ar_openapi") or build_spec()
+    return render_template("api/docs.html", spec=spec)

@@ -1,0 +1,422 @@
+"""Marshmallow schemas of the API (the OpenAPI document is generated from them).
+
+Money is `amount_minor` (an integer in the currency's minor unit: cents, yen, fils) plus `currency`
+(ISO 4217); responses add `amount`, the same value as a decimal string with the currency's exponent
+("1234.50" EUR, "1234" JPY, "1.234" KWD). Requests take `amount_minor` only: no floats anywhere.
+The debtor schema is the one the back office's forms validate with (clients.schemas.DebtorSchema).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from clients.journal import PaymentMethod, ReceivedBy
+from clients.ledger_queries import BUCKETS
+from clients.schemas import DebtorSchema
+from provider.core.money import exponent
+from provider.core.validation import Trimmed, Upper, check_currency, check_timezone
+
+MAX_AMOUNT = 10**15  # well inside BIGINT; a trillion in major units
+MAX_ID = 2**53  # JSON-safe integers
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+BATCH_LIMIT = 1_000
+
+
+def _clean_text(value: str | None) -> None:
+    if value is None:
+        return
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("must be valid Unicode text") from None
+
+
+class Text(Trimmed):
+    """A trimmed string without NUL or lone surrogates (PostgreSQL refuses both); blank is "" (not None,
+    which the length validators would choke on)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        _clean_text(text)
+        return text or ""
+
+
+class Code(Upper):
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        _clean_text(text)
+        return text
+
+
+def Id(**kw: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)
+
+
+def Amount(**kw: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_AMOUNT), **kw)
+
+
+def Day(**kw: Any) -> fields.Date:
+    return fields.Date(validate=validate.Range(min=EARLIEST, max=LATEST), **kw)
+
+
+@lru_cache(maxsize=512)
+def _places(currency: str) -> int:
+    return exponent(currency)
+
+
+def decimal_amount(minor: int, currency: str) -> str:
+    places = _places(currency)
+    return str((Decimal(minor) / (Decimal(10) ** places)).quantize(Decimal(1).scaleb(-places)))
+
+
+class MoneyOut(Schema):
+    amount = fields.Method("_amount", metadata={"description": "decimal string with the currency's exponent"})
+
+    def _amount(self, obj: Any) -> str:
+        return decimal_amount(obj.amount_minor, obj.currency)
+
+
+# --- queries ----------------------------------------------------------------------------------------------
+
+
+class ListQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = Text(load_default=None, validate=validate.Length(max=500))
+
+
+def sort_field(names: list[str], default: str = "id") -> fields.String:
+    choices = [*names, *[f"-{n}" for n in names]]
+    return fields.String(
+        load_default=default, validate=validate.OneOf(choices), metadata={"description": "- = descending"}
+    )
+
+
+class DebtorQuery(ListQuery):
+    sort = sort_field(["id", "name", "external_ref"])
+    external_ref = Text(validate=validate.Length(max=64))
+    segment = Text(validate=validate.Length(max=40))
+    q = Text(validate=validate.Length(max=100), metadata={"description": "name contains"})
+
+
+class InvoiceQuery(ListQuery):
+    sort = sort_field(["id", "due_date", "issue_date", "number", "amount_minor", "open_minor"])
+    debtor_id = Id()
+    number = Text(validate=validate.Length(max=64))
+    status = fields.String(validate=validate.OneOf(["open", "settled"]))
+    currency = Code(validate=check_currency)
+    due_before = Day()
+    due_after = Day()
+
+
+class PaymentQuery(ListQuery):
+    sort = sort_field(["id", "received_on", "amount_minor"])
+    debtor_id = Id()
+    external_ref = Text(validate=validate.Length(max=64))
+    unapplied = fields.Boolean()
+
+
+class CreditNoteQuery(ListQuery):
+    sort = sort_field(["id", "issued_on", "amount_minor"])
+    debtor_id = Id()
+
+
+class WorkHistoryQuery(ListQuery):
+    sort = sort_field(["id", "occurred_at"], default="-occurred_at")
+
+
+class DisputeQuery(ListQuery):
+    sort = sort_field(["id", "opened_at"])
+    debtor_id = Id()
+    status = fields.String(
+        validate=validate.OneOf(["open", "acknowledged", "investigating", "awaiting_client", "resolved", "withdrawn"])
+    )
+
+
+class AsOfQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    as_of = Day(required=True)
+    debtor_id = Id()
+
+
+class KpiQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    as_of = Day(required=True)
+    days = fields.Integer(load_default=90, validate=validate.Range(min=1, max=366))
+
+
+# --- inputs ---------------------------------------------------------------------------------------------
+
+
+class DebtorIn(DebtorSchema):
+    """The back office's debtor schema, with the API's text rules (no NUL) on top. The blank-able text fields
+    are redeclared with `Text` because the shared `Trimmed` turns "" into None and then runs the length
+    validator on None (a TypeError, i.e. a 500; reported to the owners of provider/core/validation.py)."""
+
+    segment = Text(load_default="standard", validate=validate.Length(max=40))
+    timezone = Text(load_default=None, allow_none=True, validate=lambda v: v == "" or check_timezone(v) is None)
+    phone = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(r"^(\+?[0-9 ()./-]{5,30})?$", error="not a phone number (digits, spaces, + - ( ))"),
+    )
+
+    @post_load
+    def _blanks(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {
+            **data,
+            "segment": data.get("segment") or "standard",
+            "timezone": data.get("timezone") or None,
+            "phone": data.get("phone") or None,
+        }
+
+    @validates_schema
+    def _text(self, data: dict[str, Any], **_: Any) -> None:
+        for key, value in data.items():
+            if isinstance(value, str):
+                try:
+                    _clean_text(value)
+                except ValidationError as exc:
+                    raise ValidationError(exc.messages, field_name=key) from None
+
+
+class InvoiceIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    debtor_id = Id(required=True)
+    number = Text(required=True, validate=validate.Length(min=1, max=64))
+    issue_date = Day(required=True)
+    due_date = Day(required=True)
+    currency = Code(required=True, validate=check_currency)
+    amount_minor = Amount(required=True)
+    po_reference = Text(load_default="", validate=validate.Length(max=64))
+
+    @validates_schema
+    def _dates(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("issue_date") and data.get("due_date") and data["due_date"] < data["issue_date"]:
+            raise ValidationError("the due date is before the issue date", field_name="due_date")
+
+
+class InvoiceBatchIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    invoices = fields.List(fields.Nested(InvoiceIn), required=True, validate=validate.Length(min=1, max=BATCH_LIMIT))
+
+
+class PaymentIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    debtor_id = Id(required=True)
+    external_ref = Text(required=True, validate=validate.Length(min=1, max=64))
+    received_on = Day(required=True)
+    currency = Code(required=True, validate=check_currency)
+    amount_minor = Amount(required=True)
+    method = fields.String(load_default=PaymentMethod.BANK_TRANSFER.value, validate=validate.OneOf(list(PaymentMethod)))
+    received_by = fields.String(load_default=ReceivedBy.AGENCY.value, validate=validate.OneOf(list(ReceivedBy)))
+    reference = Text(load_default="", validate=validate.Length(max=140))
+
+
+class AllocationIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    invoice_id = Id(metadata={"description": "allocate to this invoice; omit to auto-allocate (named, then oldest)"})
+    amount_minor = Amount()
+
+
+class CreditNoteIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    debtor_id = Id(required=True)
+    number = Text(required=True, validate=validate.Length(min=1, max=64))
+    issued_on = Day(required=True)
+    currency = Code(required=True, validate=check_currency)
+    amount_minor = Amount(required=True)
+    reason = Text(load_default="", validate=validate.Length(max=200))
+    invoice_id = Id(metadata={"description": "allocate at once to this invoice"})
+
+
+class DisputeIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    debtor_id = Id(required=True)
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            [
+                "pricing",
+                "quantity",
+                "not_received",
+                "damaged",
+                "duplicate_billing",
+                "already_paid",
+                "service_quality",
+                "other",
+            ]
+        ),
+    )
+    summary = Text(load_default="", validate=validate.Length(max=300))
+    amount_minor = Amount(required=True)
+    invoice_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=100))
+    message = Text(load_default="", validate=validate.Length(max=5000))
+
+
+class CommentIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    body = Text(required=True, validate=validate.Length(min=1, max=5000))
+
+
+# --- outputs --------------------------------------------------------------------------------------------
+
+
+class DebtorOut(Schema):
+    id = fields.Integer()
+    external_ref = fields.String()
+    name = fields.String()
+    timezone = fields.String(allow_none=True)
+    segment = fields.String()
+    do_not_contact = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class InvoiceOut(MoneyOut):
+    id = fields.Integer()
+    debtor_id = fields.Integer()
+    number = fields.String()
+    issue_date = fields.Date()
+    due_date = fields.Date()
+    currency = fields.String()
+    amount_minor = fields.Integer()
+    adjusted_minor = fields.Integer()
+    open_minor = fields.Integer()
+    po_reference = fields.String()
+    on_hold = fields.Boolean()
+    placed_at = fields.DateTime()
+
+
+class InvoiceBatchOut(Schema):
+    placed = fields.Integer(metadata={"description": "invoices placed by this call"})
+    unchanged = fields.Integer(metadata={"description": "rows placed before with the same details (skipped)"})
+    invoices = fields.List(fields.Nested(InvoiceOut))
+
+
+class PaymentOut(MoneyOut):
+    id = fields.Integer()
+    debtor_id = fields.Integer()
+    external_ref = fields.String()
+    received_on = fields.Date()
+    currency = fields.String()
+    amount_minor = fields.Integer()
+    unapplied_minor = fields.Integer()
+    method = fields.String()
+    received_by = fields.String()
+    reference = fields.String()
+    recorded_at = fields.DateTime()
+
+
+class AllocationOut(Schema):
+    payment = fields.Nested(PaymentOut)
+    transaction_ids = fields.List(fields.Integer())
+
+
+class CreditNoteOut(MoneyOut):
+    id = fields.Integer()
+    debtor_id = fields.Integer()
+    number = fields.String()
+    issued_on = fields.Date()
+    currency = fields.String()
+    amount_minor = fields.Integer()
+    unapplied_minor = fields.Integer()
+    reason = fields.String()
+    recorded_at = fields.DateTime()
+
+
+class WorkActionOut(Schema):
+    id = fields.Integer()
+    debtor_id = fields.Integer()
+    kind = fields.String()
+    outcome = fields.String()
+    note = fields.String()
+    occurred_at = fields.DateTime()
+
+
+class DisputeOut(MoneyOut):
+    id = fields.Integer()
+    debtor_id = fields.Integer()
+    reason = fields.String()
+    status = fields.String()
+    summary = fields.String()
+    currency = fields.String()
+    amount_minor = fields.Integer()
+    opened_at = fields.DateTime()
+    closed_at = fields.DateTime(allow_none=True)
+    resolution = fields.String(allow_none=True)
+
+
+class CommentOut(Schema):
+    id = fields.Integer()
+    dispute_id = fields.Integer()
+    body = fields.String()
+    from_client = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class AgingCurrencyOut(Schema):
+    currency = fields.String()
+    buckets = fields.Dict(keys=fields.String(validate=validate.OneOf(BUCKETS)), values=fields.Integer())
+    total_minor = fields.Integer()
+    overdue_minor = fields.Integer()
+
+
+class AgingOut(Schema):
+    as_of = fields.Date()
+    bucket_names = fields.List(fields.String())
+    currencies = fields.List(fields.Nested(AgingCurrencyOut))
+
+
+class KpiCurrencyOut(Schema):
+    currency = fields.String()
+    receivable_minor = fields.Integer()
+    current_minor = fields.Integer()
+    overdue_minor = fields.Integer()
+    sales_minor = fields.Integer(metadata={"description": "invoices placed in the period"})
+    dso = fields.String(allow_none=True, metadata={"description": "standard DSO = AR / sales x days"})
+    best_possible_dso = fields.String(allow_none=True)
+    average_days_delinquent = fields.String(allow_none=True)
+
+
+class KpiOut(Schema):
+    as_of = fields.Date()
+    period_days = fields.Integer()
+    currencies = fields.List(fields.Nested(KpiCurrencyOut))
+
+
+def page_of(item: type[Schema]) -> type[Schema]:
+    """The list envelope {"data": [...], "next_cursor": "..."|null} of `item`."""
+    name = item.__name__.removesuffix("Out") + "Page"
+    return type(
+        name,
+        (Schema,),
+        {"data": fields.List(fields.Nested(item)), "next_cursor": fields.String(allow_none=True)},
+    )
