@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from blinker import Namespace
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import (
     JSON,
@@ -31,13 +32,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    select,
     text,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
 from clients.ledger import MAX_FUTURE_DAYS, RowError
-from clients.models import Client
+from clients.models import Client, Debtor
 from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
@@ -48,6 +50,15 @@ from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
 
 log = logging.getLogger(__name__)
+
+_signals = Namespace()
+placement_received = _signals.signal("placement-received")
+"""Sent when a placement file is uploaded: `send(session, client_id=..., batch_id=..., at=...)`."""
+placement_processed = _signals.signal("placement-processed")
+"""Sent when the import of a placement file has finished (posted, partial or rejected), inside its
+transaction: `send(session, client_id=..., batch_id=..., status=..., debtor_ids=<select of the debtors
+whose invoices were placed now, or None>)`. The SLAs acknowledge the placement and start first-contact
+clocks; nothing in the ledger depends on who listens."""
 
 CHUNK = 10_000  # checked rows per write to the staging table
 PROGRESS_EVERY = 50_000
@@ -360,6 +371,7 @@ def start_placement_import(
     session.add(batch)
     session.flush()
     audit.record(session, "import.start", batch, after={"filename": batch.filename, "sha256": batch.sha256})
+    placement_received.send(session, client_id=client.id, batch_id=batch.id, at=batch.created_at or now_utc())
     enqueue(import_placements_job, batch.id, client.id, job_id=f"import:{client.id}:{batch.id}")
     return batch
 
@@ -460,10 +472,12 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
         header, rows = read_rows(batch.filename, batch.content)
     except FileRejected as exc:
         _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
+        placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
     positions, errors = map_columns(header, batch.mapping)
     if errors:
         _finish(batch, tally, BatchStatus.REJECTED, errors)
+        placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
 
     savepoint = session.begin_nested()  # all or nothing, unless the user chose "post the valid rows"
@@ -479,6 +493,7 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
         savepoint.rollback()
         tally.skipped = 0
         _finish(batch, tally, BatchStatus.REJECTED, errors)
+        placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
     new_debtors = stage.create_debtors()
     if new_debtors >= STATISTICS_AFTER:
@@ -487,6 +502,13 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     for posted in stage.post(memo=f"placement file {batch.filename} (import #{batch.id})"):
         tally.posted += posted
         _report_progress(session, batch.id, client.id, tally)
+    status = BatchStatus.PARTIAL if tally.problems else BatchStatus.POSTED
+    placed_for = select(Debtor.id).where(
+        Debtor.client_id == client.id, Debtor.external_ref.in_(select(stage.table.c.debtor_ref))
+    )
+    placement_processed.send(
+        session, client_id=client.id, batch_id=batch.id, status=status.value, debtor_ids=placed_for
+    )
     stage.drop()
     savepoint.commit()
     if tally.posted:
@@ -498,7 +520,7 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
             object_id="*",
             after={"count": tally.posted, "import": batch.id, "new_debtors": new_debtors},
         )
-    _finish(batch, tally, BatchStatus.PARTIAL if tally.problems else BatchStatus.POSTED, errors)
+    _finish(batch, tally, status, errors)
     return batch
 
 

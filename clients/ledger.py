@@ -537,8 +537,13 @@ def allocate(
     invoice: Invoice,
     amount_minor: int,
     on: date | None = None,
+    *,
+    allow_held: bool = False,
 ) -> JournalTransaction:
-    """Apply part or all of a payment or credit note to one invoice of the same client, debtor and currency."""
+    """Apply part or all of a payment or credit note to one invoice of the same client, debtor and currency.
+
+    An invoice on hold (disputed) refuses allocations unless the caller's rule allows it (`allow_held`),
+    e.g. the credit note that settles the dispute holding it."""
     what = "payment" if isinstance(source, Payment) else "credit note"
     if source.client_id != client.id or invoice.client_id != client.id:
         raise ServiceError("an allocation cannot cross clients")
@@ -548,7 +553,7 @@ def allocate(
         raise ServiceError(f"cannot allocate {source.currency} to an invoice in {invoice.currency}", field="currency")
     if not isinstance(amount_minor, int) or amount_minor <= 0:
         raise ServiceError("the amount to allocate must be positive", field="amount")
-    if invoice.on_hold:
+    if invoice.on_hold and not allow_held:
         raise ServiceError(f"invoice {invoice.number} is on hold (disputed); allocate after the dispute is settled")
     session.refresh(source)
     session.refresh(invoice)

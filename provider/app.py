@@ -63,7 +63,8 @@ def _import_models() -> None:
     import provider.core.audit
     import provider.models
     import provider.reporting.models  # noqa: F401
-    import sla.models  # noqa: F401
+    import sla.models
+    import sla.subscribers  # noqa: F401 - starts/stops SLA clocks on placement and contact signals
     import worklists.models
     import worklists.promises  # noqa: F401 - subscribes to the ledger's payments_posted signal
 

@@ -15,12 +15,14 @@ change appends a `SlaClockEvent` with the agency time at that instant (the clock
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Integer, Select, exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from provider.core.audit import current_actor
 from provider.core.clock import now_utc
+from provider.core.db import UTCDateTime
 from provider.core.errors import ServiceError
 from sla.calendars import Calendar, add_business_seconds, business_seconds, nth_business_day_end
 from sla.models import (
@@ -204,3 +206,102 @@ def _event(session: Session, clock: SlaClock, event: str, at: datetime, note: st
             note=note[:200],
         )
     )
+
+
+def start_clocks_bulk(
+    session: Session,
+    cal: Calendar,
+    client_id: int,
+    code: str,
+    subject_type: str,
+    subject_ids: Select[Any],
+    *,
+    at: datetime | None = None,
+) -> int:
+    """`start_clock` for many subjects that start together (e.g. first contact for every account of a
+    placement file): one INSERT ... SELECT for the clocks and one for their history, skipping subjects that
+    already have this clock. All share the start instant, so the deadline is computed once. Returns how
+    many clocks started (0 when the contract in force has no such clocked target)."""
+    at = at or now_utc()
+    terms = terms_in_force(session, client_id, cal.local_date(at))
+    target = next((t for t in terms.targets if t.code == code), None) if terms else None
+    if terms is None or target is None or not target.clocked:
+        return 0
+    shape = SlaClock(allowance_s=allowance_seconds(cal, target, at), at_risk_pct=terms.at_risk_pct, elapsed_s=0)
+    _run_from(shape, cal, at)
+    clocks = SlaClock.__table__
+    subjects = subject_ids.subquery()
+    subject = subjects.c[0]
+    other = SlaClock.__table__.alias("other")
+    has_clock = exists().where(
+        other.c.client_id == client_id,
+        other.c.subject_type == subject_type,
+        other.c.code == code,
+        other.c.subject_id == subject,
+    )
+    when = literal(at, UTCDateTime())
+    before = session.scalar(select(func.count()).select_from(clocks).where(clocks.c.client_id == client_id)) or 0
+    session.execute(
+        insert(clocks).from_select(
+            [
+                "client_id",
+                "code",
+                "terms_id",
+                "subject_type",
+                "subject_id",
+                "state",
+                "allowance_s",
+                "at_risk_pct",
+                "elapsed_s",
+                "started_at",
+                "running_since",
+                "deadline_at",
+                "at_risk_at",
+            ],
+            select(
+                literal(client_id, BigInteger),
+                literal(code),
+                literal(terms.id, BigInteger),
+                literal(subject_type),
+                subject,
+                literal(ClockState.RUNNING.value),
+                literal(shape.allowance_s, Integer),
+                literal(shape.at_risk_pct, Integer),
+                literal(0, Integer),
+                when,
+                when,
+                literal(shape.deadline_at, UTCDateTime()),
+                literal(shape.at_risk_at, UTCDateTime()),
+            )
+            .distinct()
+            .where(~has_clock),
+        )
+    )
+    after = session.scalar(select(func.count()).select_from(clocks).where(clocks.c.client_id == client_id)) or 0
+    started = after - before
+    if started:
+        events = SlaClockEvent.__table__
+        logged = exists().where(events.c.client_id == clocks.c.client_id, events.c.clock_id == clocks.c.id)
+        session.execute(
+            insert(events).from_select(
+                ["client_id", "clock_id", "at", "event", "state", "elapsed_s", "deadline_at", "actor_label", "note"],
+                select(
+                    clocks.c.client_id,
+                    clocks.c.id,
+                    when,
+                    literal("start"),
+                    literal(ClockState.RUNNING.value),
+                    literal(0, Integer),
+                    clocks.c.deadline_at,
+                    literal(current_actor().label),
+                    literal(""),
+                ).where(
+                    clocks.c.client_id == client_id,
+                    clocks.c.code == code,
+                    clocks.c.subject_type == subject_type,
+                    clocks.c.started_at == when,
+                    ~logged,
+                ),
+            )
+        )
+    return started

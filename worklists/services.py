@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from blinker import Namespace
 from sqlalchemy.orm import Session
 
 from provider.core import audit
@@ -62,6 +63,11 @@ def set_state(session: Session, item: WorkItem, wanted: ItemState, user: Any = N
     audit.record(session, "worklist.state", item, before=before, after=audit.snapshot(item, WorkItem.AUDIT_FIELDS))
 
 
+contact_attempted = Namespace().signal("contact-attempted")
+"""Sent when a collector's call or e-mail to a debtor is recorded, as `send(session, client_id=...,
+debtor_id=..., at=...)` (the SLAs stop the account's first-contact clock)."""
+
+
 def _contact(session: Session, item: WorkItem, user: Any, channel: str) -> None:
     verdict = queue.gate(session, item, channel)
     if not verdict.allowed:
@@ -84,6 +90,7 @@ def log_call(session: Session, item: WorkItem, user: Any, outcome: str, note: st
         item.last_conversation_at = now
     session.flush()
     audit.record(session, "worklist.call", action, after={"outcome": code.value, "note": note, "work_item_id": item.id})
+    contact_attempted.send(session, client_id=item.client_id, debtor_id=item.debtor_id, at=now)
     return action
 
 
@@ -91,9 +98,10 @@ def log_email(session: Session, item: WorkItem, user: Any, note: str = "") -> Wo
     _take(session, item, user)
     _contact(session, item, user, EMAIL)
     action = _history(session, item, user, ActionKind.EMAIL, "sent", note)
-    item.last_contact_at = now_utc()
+    item.last_contact_at = now = now_utc()
     session.flush()
     audit.record(session, "worklist.email", action, after={"note": note, "work_item_id": item.id})
+    contact_attempted.send(session, client_id=item.client_id, debtor_id=item.debtor_id, at=now)
     return action
 
 

@@ -11,7 +11,9 @@ render_report_job       renders and stores one report; the row with its PDF is o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
@@ -24,8 +26,10 @@ from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from provider.reporting import figures as fig
 from provider.reporting.models import KpiSnapshot, ReportRun
-from provider.reporting.reports import current_report, generate_report
+from provider.reporting.reports import current_report, generate_report, report_subject
 from provider.reporting.schedule import client_today, due_period
+from sla.hooks import sla_started
+from sla.models import SlaCode
 
 PROGRESS_TTL = 7 * 86400
 
@@ -68,6 +72,7 @@ def schedule_reports_job() -> list[str]:
     with scoped(TenantScope.agency(), db.session):
         due: dict[str, list[int]] = {}
         for client in db.session.scalars(select(Client).where(Client.status == ClientStatus.ACTIVE.value)):
+            start_report_clock(db.session, client, now)
             period = due_period(client, now)
             if period and current_report(db.session, client.id, period) is None:
                 due.setdefault(period, []).append(client.id)
@@ -77,6 +82,16 @@ def schedule_reports_job() -> list[str]:
             queued += [report_job_id(c, period) for c in client_ids]
         db.session.flush()
     return queued
+
+
+def start_report_clock(session: Any, client: Client, now: datetime) -> None:
+    """The "monthly report delivered by the Nth business day" clock of last month's report, started at the
+    first instant of this month in the client's zone (idempotent; a no-op without that contract target)."""
+    local = now.astimezone(ZoneInfo(client.timezone))
+    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (first - timedelta(days=1)).strftime("%Y-%m")
+    subject = ("report", report_subject(last_month))
+    sla_started(session, client, SlaCode.MONTHLY_REPORT.value, subject, at=first.astimezone(UTC))
 
 
 def start_run(period: str, client_ids: list[int], trigger: str, by: str = "") -> ReportRun:

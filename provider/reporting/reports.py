@@ -26,6 +26,8 @@ from provider.reporting.hooks import external_figures
 from provider.reporting.models import MonthlyReport, ReportStatus
 from provider.reporting.schedule import client_today
 from provider.reporting.summary import summarize
+from sla.hooks import sla_completed
+from sla.models import SlaCode
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,13 @@ def generate_report(session: Session, client: Client, period: str, *, run_id: in
             raise
         return ReportResult(twin, created=False)
     audit.record(session, "report.generate", report, after={"period": period, "version": 1, "pages": report.pdf_pages})
+    sla_completed(session, client, SlaCode.MONTHLY_REPORT.value, ("report", report_subject(period)))
     return ReportResult(report, created=True)
+
+
+def report_subject(period: str) -> int:
+    """The SLA clock subject of a month's report: 2026-10 → 202610."""
+    return int(period.replace("-", ""))
 
 
 def reissue_report(session: Session, client: Client, period: str, reason: str) -> ReportResult:

@@ -217,6 +217,9 @@ def test_allocation_refusals_are_specific(book: dict[str, Any]) -> None:
     db.session.flush()
     with pytest.raises(ServiceError, match="on hold"):
         services.allocate(db.session, client, pay, inv, 10_00)
+    open_before = inv.open_minor
+    services.allocate(db.session, client, pay, inv, 10_00, allow_held=True)  # the rule settling the dispute
+    assert inv.open_minor == open_before - 10_00
     _assert_books_sound(client.id)
 
 
