@@ -10,7 +10,11 @@ debtors, each with one overdue open invoice (--quick: 20,000). Then times, throu
 - nightly rescoring the next day: every account re-scored, only the changed rows rewritten;
 - full rescoring: a strategy change that moves every score, so every row is rewritten.
 
-Baseline: `SELECT count(*), sum(open_minor) FROM invoices WHERE <overdue>` on the same rows.
+Baseline: a bare scan of the same rows the rescoring must read, from the same tables: every overdue
+collectable invoice joined to its debtor and its current work item (`SELECT count(*), sum(...) ...`, one
+statement, no grouping, no scoring, no writes). The invoices-only scan is printed too, for reference.
+Statistics are refreshed (ANALYZE) after seeding and after the first build, as autovacuum would in
+production (it is off on the development server).
 `ratio` = baseline time / full-rescoring time (goal: at least 0.25, "under 4x the scan").
 """
 
@@ -134,28 +138,44 @@ def main() -> None:
                 upgrade()
             _seed(environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"]), args.db, accounts)
             with app.app_context():
-                scan_sql = sa.text(
+                invoices_sql = sa.text(
                     "SELECT count(*), sum(open_minor) FROM invoices"
                     " WHERE open_minor > 0 AND NOT on_hold AND due_date < :today"
                 )
+                # the rows the rescoring reads: overdue invoices, their debtors and current work items
+                scan_sql = sa.text(
+                    "SELECT count(*), sum(i.open_minor), count(d.segment), sum(w.score) FROM invoices i"
+                    " JOIN debtors d ON d.client_id = i.client_id AND d.id = i.debtor_id"
+                    " LEFT JOIN work_items w ON w.client_id = i.client_id AND w.debtor_id = i.debtor_id"
+                    " WHERE i.open_minor > 0 AND NOT i.on_hold AND i.due_date < :today"
+                )
 
-                def scan() -> None:
+                def scan(sql: Any = scan_sql) -> None:
                     with scoped(TenantScope.agency(), db.session):
-                        n = db.session.execute(scan_sql, {"today": AS_OF}).one()[0]
+                        n = db.session.execute(sql, {"today": AS_OF}).one()[0]
                         db.session.commit()
                     if n != accounts:
                         raise SystemExit(f"expected {accounts} overdue invoices, found {n}")
+
+                def analyze() -> None:
+                    owner = sa.create_engine(_psycopg(environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"])))
+                    with owner.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                        conn.exec_driver_sql("ANALYZE")
+                    owner.dispose()
 
                 def rebuild_all() -> None:
                     for client_id in range(1, CLIENTS + 1):
                         rebuild_client(client_id)
                         db.session.commit()
 
-                scan()  # warm the cache for both
-                baseline = min(_timed(scan) for _ in range(3))
                 day = datetime.combine(AS_OF, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1)
                 with frozen_time(day):
                     first = _timed(rebuild_all)
+                analyze()  # the work items were just loaded
+                scan()  # warm the cache for all runs
+                scan(invoices_sql)
+                baseline = min(_timed(scan) for _ in range(3))
+                invoices_only = min(_timed(lambda: scan(invoices_sql)) for _ in range(3))
                 with frozen_time(day + timedelta(days=1)):
                     nightly = _timed(rebuild_all)
                 with scoped(TenantScope.agency(), db.session):
@@ -175,7 +195,8 @@ def main() -> None:
     print(f"\nWorklist rebuild on {args.db}: {accounts:,} open accounts in {CLIENTS} clients ({items:,} work items).\n")
     print(f"{'run':<44}{'seconds':>10}{'accounts/s':>14}{'x scan':>10}")
     for name, secs in (
-        ("bare scan of the overdue invoices (baseline)", baseline),
+        ("bare scan of the same rows (baseline)", baseline),
+        ("  (bare scan of the invoices only)", invoices_only),
         ("first build (all items created)", first),
         ("nightly rescoring, next day", nightly),
         ("full rescoring (every score changes)", full),
@@ -197,6 +218,7 @@ def main() -> None:
                 "nightly_ratio": round(baseline / nightly, 4),
                 "full_s": round(full, 3),
                 "scan_s": round(baseline, 4),
+                "invoices_scan_s": round(invoices_only, 4),
             }
         )
     )

@@ -39,6 +39,7 @@ _PORTAL_NAV = (
     (NavItem("Placements", "portal.imports", "portal-imports", "p"), Permission.PORTAL_PLACE),
     (NavItem("Payments", "portal_payments.index", "portal_payments", "y"), Permission.PORTAL),
     (NavItem("Disputes", "sla_portal.index", "sla_portal", "i"), Permission.PORTAL),
+    (NavItem("Questions", "sla_portal.queries", "portal-queries", "q"), Permission.PORTAL),
     (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
     (NavItem("People", "portal.users", "portal-users", "u"), Permission.PORTAL),
     (NavItem("API", "api_portal.tokens_portal", "portal-api", "k"), Permission.PORTAL_API_MANAGE),

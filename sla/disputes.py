@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blinker import Namespace
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,7 @@ from sla.models import (
 )
 
 S = DisputeStatus
+dispute_changed = Namespace().signal("dispute-changed")  # send(session, dispute=...) opened or moved
 TRANSITIONS: dict[str, dict[DisputeStatus, DisputeStatus]] = {
     "acknowledge": {S.OPEN: S.ACKNOWLEDGED},
     "investigate": {S.ACKNOWLEDGED: S.INVESTIGATING},
@@ -122,6 +124,7 @@ def open_dispute(session: Session, client: Client, debtor: Debtor, data: dict[st
     audit.record(
         session, "dispute.open", dispute, after=audit.snapshot(dispute, Dispute.AUDIT_FIELDS) | {"invoices": ids}
     )
+    dispute_changed.send(session, dispute=dispute)
     return dispute
 
 
@@ -202,6 +205,7 @@ def _move(session: Session, dispute: Dispute, action: str, note: str = "") -> No
     audit.record(
         session, f"dispute.{action}", dispute, before=before, after=audit.snapshot(dispute, Dispute.AUDIT_FIELDS)
     )
+    dispute_changed.send(session, dispute=dispute)
 
 
 def _drive_clocks(session: Session, dispute: Dispute, action: str, at: Any, note: str) -> None:

@@ -350,3 +350,35 @@ class SlaNotification(ClientOwned, db.Model):
     kind: Mapped[str] = mapped_column(String(12), default="breach")
     message: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[created_at]
+
+
+class QueryStatus(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+
+
+class ClientQuery(ClientOwned, db.Model):
+    """A question a client user asks the agency from the portal; the agency's first answer meets the
+    "query answered within N business hours" SLA (clock subject ("query", id))."""
+
+    __tablename__ = "client_queries"
+    __table_args__ = (
+        UniqueConstraint("client_id", "id"),
+        CheckConstraint(_in("status", QueryStatus), name="status"),
+        Index(None, "client_id", "status", "asked_at"),
+        Index(None, "status", "asked_at"),
+    )
+
+    id: Mapped[intpk]
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default=QueryStatus.OPEN.value)
+    asked_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    asked_by_label: Mapped[str] = mapped_column(String(254))
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    answered_by_label: Mapped[str] = mapped_column(String(254), default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    AUDIT_FIELDS = ("subject", "status", "answered_by_label", "answered_at")

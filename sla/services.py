@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
+import holidays
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -74,33 +76,90 @@ def add_contract_terms(
     return terms
 
 
+class CalendarInvalid(ServiceError):
+    """A calendar change with one or more invalid fields; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(m for ms in errors.values() for m in ms), field=next(iter(errors)))
+        self.errors = errors
+
+
+CALENDAR_FIELDS = ("work_start_min", "work_end_min", "workdays", "subdivision")
+
+
+def subdivisions_of(country: str) -> list[str]:
+    """The subdivisions (states, regions) the `holidays` library knows for a country."""
+    return list(holidays.list_supported_countries().get(country, []))
+
+
 def set_business_calendar(session: Session, client: Client, data: dict[str, Any]) -> BusinessCalendarRow:
-    """Set a client's working hours (minutes after midnight), workdays (Monday = 0) and holiday subdivision."""
+    """Set a client's working hours (minutes after local midnight), workdays (Monday = 0) and the subdivision
+    whose public holidays apply. Checks every field and raises `CalendarInvalid` with all the problems;
+    nothing is written then. Clocks already running keep their deadline; clocks started later use the new
+    calendar."""
+    errors: dict[str, list[str]] = {}
+    start, end = _minutes(data.get("work_start_min", 540)), _minutes(data.get("work_end_min", 1020))
+    if start is None or not 0 <= start < 1440:
+        errors["work_start_min"] = ["give the opening time as HH:MM"]
+    if end is None or not 0 < end <= 1440:
+        errors["work_end_min"] = ["give the closing time as HH:MM (24:00 at the latest)"]
+    elif start is not None and end <= start:
+        errors["work_end_min"] = ["the working day must end after it starts"]
+    try:
+        days = sorted({int(d) for d in data.get("workdays", (0, 1, 2, 3, 4))})
+    except (TypeError, ValueError):
+        days = [-1]
+    if not days or any(d not in range(7) for d in days):
+        errors["workdays"] = ["choose at least one working day"]
+    subdivision = str(data.get("subdivision") or "").strip().upper()
+    if subdivision and subdivision not in subdivisions_of(client.country):
+        errors["subdivision"] = [
+            f"{subdivision} is not a subdivision of {client.country} known to the holiday calendar"
+        ]
+    if errors:
+        raise CalendarInvalid(errors)
     row = session.scalar(select(BusinessCalendarRow).where(BusinessCalendarRow.client_id == client.id))
-    fields = ("work_start_min", "work_end_min", "workdays", "subdivision")
-    before = audit.snapshot(row, fields) if row else None
+    before = audit.snapshot(row, CALENDAR_FIELDS) if row else None
     if row is None:
         row = BusinessCalendarRow(client_id=client.id)
         session.add(row)
-    start, end = int(data.get("work_start_min", 540)), int(data.get("work_end_min", 1020))
-    if not 0 <= start < end <= 1440:
-        raise ServiceError("working hours must start before they end, within one day", field="work_start_min")
-    days = sorted({int(d) for d in data.get("workdays", (0, 1, 2, 3, 4))})
-    if not days or any(d not in range(7) for d in days):
-        raise ServiceError("choose at least one working day (Monday = 0 ... Sunday = 6)", field="workdays")
     row.work_start_min, row.work_end_min = start, end
     row.workdays = ",".join(map(str, days))
-    row.subdivision = (data.get("subdivision") or "").strip().upper()[:10]
+    row.subdivision = subdivision
     session.flush()
-    audit.record(session, "calendar.update", row, before=before, after=audit.snapshot(row, fields))
+    audit.record(session, "calendar.update", row, before=before, after=audit.snapshot(row, CALENDAR_FIELDS))
     return row
 
 
-def add_closed_day(session: Session, client: Client, day: date, reason: str = "") -> ClosedDay:
+def _minutes(value: Any) -> int | None:
+    """Minutes after midnight from an int or "HH:MM" ("24:00" is the end of the day)."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value or ""))
+    if match is None:
+        return int(value) if str(value or "").strip().isdigit() else None
+    hours, minutes = int(match[1]), int(match[2])
+    return hours * 60 + minutes if minutes < 60 and hours * 60 + minutes <= 1440 else None
+
+
+def add_closed_day(session: Session, client: Client, day: date | None, reason: str = "") -> ClosedDay:
+    """An extra day the client does not work (a company holiday). Clocks started afterwards skip it;
+    running clocks keep their deadline. Refuses a missing date and a day that is already closed."""
+    if day is None:
+        raise ServiceError("give the date of the closed day", field="day")
+    if len(reason or "") > 120:
+        raise ServiceError("the reason is longer than 120 characters", field="reason")
     if session.scalar(select(ClosedDay.id).where(ClosedDay.client_id == client.id, ClosedDay.day == day)):
         raise ServiceError(f"{day} is already a closed day", field="day")
-    closed = ClosedDay(client_id=client.id, day=day, reason=reason[:120])
+    closed = ClosedDay(client_id=client.id, day=day, reason=(reason or "").strip())
     session.add(closed)
     session.flush()
-    audit.record(session, "calendar.closed_day", closed, after={"day": day, "reason": reason})
+    audit.record(session, "calendar.closed_day", closed, after={"day": day, "reason": closed.reason})
     return closed
+
+
+def remove_closed_day(session: Session, closed: ClosedDay) -> None:
+    """Open a closed day again (audited). Deadlines already computed are not moved."""
+    audit.record(session, "calendar.reopen_day", closed, before={"day": closed.day, "reason": closed.reason})
+    session.delete(closed)
+    session.flush()

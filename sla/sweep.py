@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from blinker import Namespace
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -22,6 +23,7 @@ from provider.core.clock import now_utc
 from sla.models import ClockState, SlaClock, SlaClockEvent, SlaNotification
 
 CHUNK = 5_000
+breaches_notified = Namespace().signal("breaches-notified")  # send(session) after each sweep
 
 
 # PostgreSQL: the whole sweep is one statement (data-modifying CTEs), nothing travels through Python.
@@ -60,6 +62,7 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
         actor = current_actor()
         params = {"now": now, "actor": actor.label, "actor_id": actor.user_id, "stamp": now_utc()}
         breached, notified = session.execute(_PG_SWEEP, params).one()
+        breaches_notified.send(session)
         return {"breached": int(breached), "notified": int(notified)}
     marked = session.execute(
         update(SlaClock)
@@ -92,6 +95,7 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
             ],
         )
     notified = notify_breaches(session, [r.id for r in marked])
+    breaches_notified.send(session)
     return {"breached": len(marked), "notified": notified}
 
 

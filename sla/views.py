@@ -13,9 +13,11 @@ from flask import render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+import sla.calendar_views
 import sla.dispute_views
 import sla.jobs
 import sla.portal_views
+import sla.query_views
 import sla.terms_views  # noqa: F401 - registers the contract terms pages
 from clients.models import Client
 from provider.core.clock import now_utc, today_utc

@@ -84,6 +84,7 @@ def world(db_session: Any) -> World:
     b_evidence = add_evidence(_db.session, b_dispute, "bravo-evidence.txt", b"bravo secret evidence")
     _db.session.commit()
     b_api = _api_objects_of_b(b, b_debtor, b_invoice, b_user.id)
+    b_closed_day, b_query = _sla_objects_of_b(b)
     return World(
         a=a,
         b=b,
@@ -101,6 +102,8 @@ def world(db_session: Any) -> World:
             "item_id": b_item,
             "dispute_id": b_dispute.id,
             "evidence_id": b_evidence.id,
+            "closed_day_id": b_closed_day,
+            "query_id": b_query,
             **b_api,
         },
         b_markers=[
@@ -118,9 +121,25 @@ def world(db_session: Any) -> World:
             "BRAVO-CN-55",
             "bravo-hooks.test",
             "Bravo ERP token",
+            "Bravo secret closure",
+            "Bravo secret question",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
+
+
+def _sla_objects_of_b(b: Any) -> tuple[int, int]:
+    """B's closed calendar day and B's client query (the calendar and query pages' URL arguments)."""
+    from datetime import date
+
+    from sla.client_queries import ask_query
+    from sla.services import add_closed_day
+
+    with scoped(TenantScope.agency(), db.session):
+        closed = add_closed_day(db.session, b, date(2026, 8, 3), "Bravo secret closure")
+        query = ask_query(db.session, b, "Bravo secret question", "Bravo secret question body")
+        db.session.commit()
+        return closed.id, query.id
 
 
 def _api_objects_of_b(b: Any, b_debtor: Any, b_invoice: Any, b_user_id: int) -> dict[str, int]:

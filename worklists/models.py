@@ -117,6 +117,7 @@ class WorkItem(ClientOwned, db.Model):
         CheckConstraint(_in("state", ItemState), name="state"),
         CheckConstraint("contact_attempts >= 0", name="attempts_nonnegative"),
         Index(None, "client_id", "state", "score"),
+        Index(None, "score"),  # the queue's order ("next account": score DESC, then id by incremental sort)
         Index(None, "owner_id", "state"),
         Index(None, "claimed_by"),
     )

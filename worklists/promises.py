@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from blinker import Namespace
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from worklists.models import (
 MAX_PROMISE_DAYS = 90
 MAX_INSTALMENTS = 36
 PROMISE_FIELDS = ("status", "paid_minor", "amount_minor", "threshold_minor", "due_on", "currency")
+promise_changed = Namespace().signal("promise-changed")  # send(session, promises=[...]) after made / broken
 
 
 def _check_amount(item: WorkItem, amount_minor: int) -> None:
@@ -80,6 +82,7 @@ def record_promise(
     services._history(session, item, user, ActionKind.PROMISE, "open", f"{text}. {note}".strip())
     audit.record(session, "promise.record", promise, after=audit.snapshot(promise, PROMISE_FIELDS))
     scoring.rescore(session, [item.client_id], [item.debtor_id])
+    promise_changed.send(session, promises=[promise])
     return promise
 
 
@@ -270,6 +273,7 @@ def check_promises(
         elif paid != promise.paid_minor:
             promise.paid_minor = paid
     session.flush()
+    promise_changed.send(session, promises=broken)
     _plans_follow(session, kept + broken)
     _items_follow(session, kept, broken)
     if kept or broken:

@@ -25,13 +25,15 @@ Invoices on hold are out of the score (and out of "overdue"); disputes will hold
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, update
+from sqlalchemy import BigInteger, Date, and_, bindparam, case, cast, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from clients.journal import Invoice
 from clients.models import Client, Debtor
@@ -39,7 +41,7 @@ from provider.core import jobs
 from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime
 from provider.core.money import exponent
-from provider.core.tenancy import TenantScope, scoped
+from provider.core.tenancy import TenantScope, current_scope, scoped
 from worklists.models import ItemState, Promise, PromiseStatus, SegmentWeight, Strategy, WorkItem
 
 # Reference units (≈ EUR) per major unit. Coarse on purpose: the score ranks, it never converts money.
@@ -97,91 +99,139 @@ def day_band(days: int) -> int:
     return 0 if days <= 0 else 1 + sum(days > b for b in DAY_BANDS)
 
 
-def _collectable() -> Any:
+def _collectable(invoices: Any = None) -> Any:
     """Invoices that count: open, and not held. The disputes issue holds disputed invoices (`on_hold`)."""
-    return and_(Invoice.open_minor > 0, Invoice.on_hold.is_(False))
+    inv = Invoice.__table__.c if invoices is None else invoices.c
+    return and_(inv.open_minor > 0, inv.on_hold.is_(False))
 
 
-def _rate_expr(client_ids: list[int] | None, session: Session) -> Any:
-    """CASE currency → ppm per minor unit, with the clients' overrides of their base currency's rate."""
-    currencies = set(REFERENCE_RATES)
-    overrides = session.execute(
+# The rescoring statements are built once per shape (dialect, which filters, the clients' rate overrides)
+# and then only executed with bound values: building them is far dearer than running them for one client.
+_P_CLIENTS = "client_ids"
+_P_DEBTORS = "debtor_ids"
+Overrides = tuple[tuple[int, str, int], ...]  # (client_id, currency, ppm per minor unit)
+
+
+def _overrides(session: Session, client_ids: list[int] | None) -> Overrides:
+    """The clients' overrides of their base currency's reference rate (one small query)."""
+    rows = session.execute(
         select(Strategy.client_id, Client.base_currency, Strategy.ref_rate_ppm)
         .join(Client, Client.id == Strategy.client_id)
         .where(Strategy.ref_rate_ppm.is_not(None), *([Strategy.client_id.in_(client_ids)] if client_ids else []))
+        .order_by(Strategy.client_id)
     ).all()
-    whens = [
-        (and_(Invoice.client_id == cid, Invoice.currency == cur), ppm_per_minor(cur, ppm / 1_000_000))
-        for cid, cur, ppm in overrides
-    ]
-    whens += [(Invoice.currency == cur, ppm_per_minor(cur)) for cur in sorted(currencies)]
-    return case(*whens, else_=literal(1_000_000 // 100))  # unknown: 2 decimals at UNKNOWN_RATE
+    return tuple((cid, cur, ppm_per_minor(cur, ppm / 1_000_000)) for cid, cur, ppm in rows)
 
 
-def _days_since(session: Session, day: Any, today: date) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return literal(today) - day
-    return cast(func.julianday(literal(today.isoformat())) - func.julianday(day), Integer)
+def _rate_case(client_id: Any, currency: Any, overrides: Overrides) -> Any:
+    """CASE currency → ppm per minor unit, with the clients' overrides of their base currency's rate."""
+    whens = [(and_(client_id == cid, currency == cur), literal(ppm, BigInteger)) for cid, cur, ppm in overrides]
+    whens += [(currency == cur, literal(ppm_per_minor(cur), BigInteger)) for cur in sorted(REFERENCE_RATES)]
+    return case(*whens, else_=literal(1_000_000 // 100, BigInteger))  # unknown: 2 decimals at UNKNOWN_RATE
 
 
-def _band(value: Any, bounds: Iterable[Any], *, inclusive: bool) -> Any:
-    return sum(
-        (case(((value >= b) if inclusive else (value > b), 1), else_=0) for b in bounds),
-        start=literal(0),
-    )
-
-
-def _overdue(session: Session, client_ids: list[int] | None, debtor_ids: list[int] | None, today: date) -> Any:
-    """Per debtor: the main currency's overdue amount, the normalised total and the oldest due date."""
-    conds = [_collectable(), Invoice.due_date < today]
+def _in_scope(client_ids: list[int] | None) -> list[int] | None:
+    """`None` (every visible client) made explicit outside the agency scope: the statements run in Core,
+    below the ORM's tenant guard (row-level security remains the backstop on PostgreSQL)."""
     if client_ids is not None:
-        conds.append(Invoice.client_id.in_(client_ids))
+        return client_ids
+    scope = current_scope()
+    if scope.client_id is not None:
+        return [scope.client_id]
+    return None if scope.client_ids is None else sorted(scope.client_ids)
+
+
+def _params(client_ids: list[int] | None, debtor_ids: list[int] | None, today: date, now: datetime) -> dict[str, Any]:
+    """The values of a rescoring statement's parameters (dates are precomputed: no date arithmetic in SQL)."""
+    values: dict[str, Any] = {
+        "today": today,
+        "now": now,
+        "sla_near": now + SLA_NEAR,
+        "broken_since": today - timedelta(days=BROKEN_LOOKBACK_DAYS),
+        **{f"older_{b}": today - timedelta(days=b) for b in DAY_BANDS},
+    }
+    if client_ids is not None:
+        values[_P_CLIENTS] = list(client_ids)
     if debtor_ids is not None:
-        conds.append(Invoice.debtor_id.in_(debtor_ids))
+        values[_P_DEBTORS] = list(debtor_ids)
+    return values
+
+
+def _scope(columns: Any, by_client: bool, by_debtor: bool) -> list[Any]:
+    conds = []
+    if by_client:
+        conds.append(columns.client_id.in_(bindparam(_P_CLIENTS, expanding=True)))
+    if by_debtor:
+        conds.append(columns.debtor_id.in_(bindparam(_P_DEBTORS, expanding=True)))
+    return conds
+
+
+def _overdue(by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
+    """Per debtor: the main currency's overdue amount, the normalised total (ppm) and the oldest due date.
+    One pass over the collectable overdue invoices, grouped per (debtor, currency); the rate is applied to
+    the group's sum (it is constant per client and currency)."""
+    inv = Invoice.__table__.c
     per_currency = (
         select(
-            Invoice.client_id,
-            Invoice.debtor_id,
-            Invoice.currency,
-            func.sum(Invoice.open_minor).label("amount"),
-            func.sum(Invoice.open_minor * _rate_expr(client_ids, session)).label("norm_ppm"),
-            func.min(Invoice.due_date).label("oldest"),
+            inv.client_id,
+            inv.debtor_id,
+            inv.currency,
+            cast(func.sum(inv.open_minor), BigInteger).label("amount"),
+            func.min(inv.due_date).label("oldest"),
         )
-        .where(*conds)
-        .group_by(Invoice.client_id, Invoice.debtor_id, Invoice.currency)
-        .subquery()
+        .where(_collectable(), inv.due_date < bindparam("today", type_=Date()), *_scope(inv, by_client, by_debtor))
+        .group_by(inv.client_id, inv.debtor_id, inv.currency)
+        .subquery("per_currency")
     )
-    window = {"partition_by": (per_currency.c.client_id, per_currency.c.debtor_id)}
+    pc = per_currency.c
+    normed = select(
+        pc.client_id,
+        pc.debtor_id,
+        pc.currency,
+        pc.amount,
+        pc.oldest,
+        (pc.amount * _rate_case(pc.client_id, pc.currency, overrides)).label("norm_ppm"),
+    ).subquery("normed")
+    n = normed.c
+    window = {"partition_by": (n.client_id, n.debtor_id)}
     ranked = select(
-        per_currency.c.client_id,
-        per_currency.c.debtor_id,
-        per_currency.c.currency,
-        per_currency.c.amount,
-        func.sum(per_currency.c.norm_ppm).over(**window).label("norm_ppm"),
-        func.min(per_currency.c.oldest).over(**window).label("oldest"),
-        func.row_number()
-        .over(**window, order_by=(per_currency.c.norm_ppm.desc(), per_currency.c.currency))
-        .label("rn"),
-    ).subquery()
-    return select(ranked).where(ranked.c.rn == 1).subquery()
+        n.client_id,
+        n.debtor_id,
+        n.currency,
+        n.amount,
+        cast(func.sum(n.norm_ppm).over(**window), BigInteger).label("norm_ppm"),
+        func.min(n.oldest).over(**window).label("oldest"),
+        func.row_number().over(**window, order_by=(n.norm_ppm.desc(), n.currency)).label("rn"),
+    ).subquery("ranked")
+    return select(ranked).where(ranked.c.rn == 1).subquery("due")
 
 
-def _broken_counts(client_ids: list[int] | None, today: date) -> Any:
-    stmt = select(Promise.client_id, Promise.debtor_id, func.count().label("broken")).where(
-        Promise.status == PromiseStatus.BROKEN.value, Promise.due_on >= today - timedelta(days=BROKEN_LOOKBACK_DAYS)
+def _broken_counts(by_client: bool, by_debtor: bool) -> Any:
+    p = Promise.__table__.c
+    return (
+        select(p.client_id, p.debtor_id, func.count().label("broken"))
+        .where(
+            p.status == PromiseStatus.BROKEN.value,
+            p.due_on >= bindparam("broken_since", type_=Date()),
+            *_scope(p, by_client, by_debtor),
+        )
+        .group_by(p.client_id, p.debtor_id)
+        .subquery("broken")
     )
-    if client_ids is not None:
-        stmt = stmt.where(Promise.client_id.in_(client_ids))
-    return stmt.group_by(Promise.client_id, Promise.debtor_id).subquery()
 
 
-def _due_today(client_ids: list[int] | None, today: date) -> Any:
-    stmt = select(Promise.client_id, Promise.debtor_id).where(
-        Promise.status == PromiseStatus.OPEN.value, Promise.due_on == today
+def _due_today(by_client: bool, by_debtor: bool) -> Any:
+    p = Promise.__table__.c
+    return (
+        select(p.client_id, p.debtor_id)
+        .where(
+            p.status == PromiseStatus.OPEN.value,
+            p.due_on == bindparam("today", type_=Date()),
+            *_scope(p, by_client, by_debtor),
+        )
+        .group_by(p.client_id, p.debtor_id)
+        .subquery("promised")
     )
-    if client_ids is not None:
-        stmt = stmt.where(Promise.client_id.in_(client_ids))
-    return stmt.group_by(Promise.client_id, Promise.debtor_id).subquery()
 
 
 _SCORED = (
@@ -196,79 +246,169 @@ _SCORED = (
 )
 
 
-def scored_rows(
-    session: Session, client_ids: list[int] | None, debtor_ids: list[int] | None, today: date, now: datetime
-) -> Any:
-    """The SELECT of every column a work item gets from a rescoring (one row per overdue account)."""
-    due = _overdue(session, client_ids, debtor_ids, today)
-    broken = _broken_counts(client_ids, today)
-    promised = _due_today(client_ids, today)
-    current = aliased(WorkItem)
+def _scored(by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
+    """The SELECT of every column a work item gets from a rescoring, with the current item's (`cur_*`)."""
+    due = _overdue(by_client, by_debtor, overrides)
+    broken = _broken_counts(by_client, by_debtor)
+    promised = _due_today(by_client, by_debtor)
+    debtor, client = Debtor.__table__, Client.__table__
+    strategy, segment = Strategy.__table__, SegmentWeight.__table__
+    current = WorkItem.__table__.alias("cur")
 
     def weight(name: str) -> Any:
-        return func.coalesce(getattr(Strategy, name), DEFAULT_WEIGHTS[name])
+        return func.coalesce(strategy.c[name], DEFAULT_WEIGHTS[name])
 
-    days = _days_since(session, due.c.oldest, today)
     n_broken = func.coalesce(broken.c.broken, 0)
+    older = [due.c.oldest < bindparam(f"older_{b}", type_=Date()) for b in DAY_BANDS]  # days past due > b
     terms = {
         "term_amount": weight("weight_amount")
-        * _band(due.c.norm_ppm, [b * 1_000_000 for b in AMOUNT_BANDS], inclusive=True),
-        "term_days": weight("weight_days") * (literal(1) + _band(days, DAY_BANDS, inclusive=False)),
+        * _band(due.c.norm_ppm, [literal(b * 1_000_000, BigInteger) for b in AMOUNT_BANDS]),
+        "term_days": weight("weight_days") * _band(None, older, start=1),
         "term_broken": weight("weight_broken") * case((n_broken > BROKEN_CAP, BROKEN_CAP), else_=n_broken),
         "term_promise_due": case((promised.c.debtor_id.is_not(None), weight("weight_promise_due")), else_=0),
-        "term_sla": case((current.sla_due_at <= now + SLA_NEAR, weight("weight_sla")), else_=0),
-        "term_segment": func.coalesce(SegmentWeight.points, 0),
+        "term_sla": case(
+            (current.c.sla_due_at <= bindparam("sla_near", type_=UTCDateTime()), weight("weight_sla")), else_=0
+        ),
+        "term_segment": func.coalesce(segment.c.points, 0),
         "term_client": weight("client_boost"),
     }
-    return (
+    inner = (
         select(
             due.c.client_id,
             due.c.debtor_id,
-            literal(ItemState.NEW.value).label("state"),
-            literal("").label("next_action_note"),
-            literal(0).label("contact_attempts"),
-            func.coalesce(Debtor.timezone, Client.timezone).label("contact_tz"),
+            func.coalesce(debtor.c.timezone, client.c.timezone).label("contact_tz"),
             due.c.currency,
             due.c.amount.label("overdue_minor"),
-            (due.c.norm_ppm / 1_000_000).label("overdue_norm"),
+            (due.c.norm_ppm // 1_000_000).label("overdue_norm"),
             due.c.oldest.label("oldest_due_on"),
             n_broken.label("broken_promises"),
             *(expr.label(name) for name, expr in terms.items()),
-            sum(terms.values(), start=literal(0)).label("score"),
-            literal(now, UTCDateTime()).label("scored_at"),
-            literal(now, UTCDateTime()).label("created_at"),
-            literal(now, UTCDateTime()).label("updated_at"),
+            current.c.id.label("cur_id"),
+            current.c.state.label("cur_state"),
+            *(current.c[name].label(f"cur_{name}") for name in _SCORED),
         )
         .select_from(due)
-        .join(Debtor, and_(Debtor.client_id == due.c.client_id, Debtor.id == due.c.debtor_id))
-        .join(Client, Client.id == due.c.client_id)
-        .outerjoin(Strategy, Strategy.client_id == due.c.client_id)
-        .outerjoin(
-            SegmentWeight, and_(SegmentWeight.client_id == due.c.client_id, SegmentWeight.segment == Debtor.segment)
-        )
+        .join(debtor, and_(debtor.c.client_id == due.c.client_id, debtor.c.id == due.c.debtor_id))
+        .join(client, client.c.id == due.c.client_id)
+        .outerjoin(strategy, strategy.c.client_id == due.c.client_id)
+        .outerjoin(segment, and_(segment.c.client_id == due.c.client_id, segment.c.segment == debtor.c.segment))
         .outerjoin(broken, and_(broken.c.client_id == due.c.client_id, broken.c.debtor_id == due.c.debtor_id))
         .outerjoin(promised, and_(promised.c.client_id == due.c.client_id, promised.c.debtor_id == due.c.debtor_id))
-        .outerjoin(current, and_(current.client_id == due.c.client_id, current.debtor_id == due.c.debtor_id))
-        .add_columns(
-            current.id.label("cur_id"),
-            current.state.label("cur_state"),
-            *(getattr(current, name).label(f"cur_{name}") for name in _SCORED),
-        )
+        .outerjoin(current, and_(current.c.client_id == due.c.client_id, current.c.debtor_id == due.c.debtor_id))
+        .subquery("terms")
+    )
+    t = inner.c
+    now = bindparam("now", type_=UTCDateTime())
+    return select(
+        t.client_id,
+        t.debtor_id,
+        literal(ItemState.NEW.value).label("state"),
+        literal("").label("next_action_note"),
+        literal(0).label("contact_attempts"),
+        t.contact_tz,
+        t.currency,
+        t.overdue_minor,
+        t.overdue_norm,
+        t.oldest_due_on,
+        t.broken_promises,
+        *(t[f"term_{name}"] for name in WorkItem.TERMS),
+        sum((t[f"term_{name}"] for name in WorkItem.TERMS), start=literal(0)).label("score"),
+        now.label("scored_at"),
+        now.label("created_at"),
+        now.label("updated_at"),
+        t.cur_id,
+        t.cur_state,
+        *(t[f"cur_{name}"] for name in _SCORED),
     )
 
 
-def changed_rows(scored: Any) -> Any:
-    """Only the accounts whose item is new, closed, or has a different score input: the others are not
-    rewritten (on a typical night most scores do not move)."""
-    rows = scored.subquery()
+def _band(value: Any, bounds: Iterable[Any], *, start: int = 0) -> Any:
+    """The number of `bounds` reached: `value >= b` for each (or, with value None, each bound is a condition)."""
+    return sum(
+        (case(((value >= b) if value is not None else b, 1), else_=0) for b in bounds),
+        start=literal(start),
+    )
+
+
+def _changed(scored: Any) -> Any:
+    rows = scored.subquery("scored")
     columns = [c for c in rows.c if not c.name.startswith("cur_")]
     return select(*columns).where(
         or_(
             rows.c.cur_id.is_(None),
             rows.c.cur_state == ItemState.CLOSED.value,
-            *(rows.c[name] != rows.c[f"cur_{name}"] for name in _SCORED),
+            *(rows.c[name].is_distinct_from(rows.c[f"cur_{name}"]) for name in _SCORED),
         )
     )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    scored: Any
+    upsert: Any
+    close: Any
+
+
+@lru_cache(maxsize=256)
+def _statements(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> _Statements:
+    scored = _scored(by_client, by_debtor, overrides)
+    rows = _changed(scored)
+    columns = [c.name for c in rows.selected_columns]
+    table = WorkItem.__table__
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).from_select(columns, rows)
+    target, new = table.c, ins.excluded
+    now = bindparam("now", type_=UTCDateTime())
+    reopened = target.state == ItemState.CLOSED.value
+    upsert = ins.on_conflict_do_update(
+        index_elements=["client_id", "debtor_id"],
+        set_={
+            **{name: new[name] for name in _SCORED},
+            "scored_at": now,
+            "updated_at": now,
+            "state": case((reopened, ItemState.NEW.value), else_=target.state),
+            "closed_at": case((reopened, None), else_=target.closed_at),
+        },
+        where=or_(reopened, *(target[name].is_distinct_from(new[name]) for name in _SCORED)),
+    ).execution_options(preserve_rowcount=True)
+    inv = Invoice.__table__.c
+    still_due = (
+        select(inv.id)
+        .where(
+            inv.client_id == target.client_id,
+            inv.debtor_id == target.debtor_id,
+            inv.due_date < bindparam("today", type_=Date()),
+            _collectable(),
+        )
+        .exists()
+    )
+    close = (
+        update(table)
+        .where(
+            target.state.not_in([ItemState.CLOSED.value, ItemState.DISPUTED.value]),
+            ~still_due,
+            *_scope(target, by_client, by_debtor),
+        )
+        .values(state=ItemState.CLOSED.value, closed_at=now, claimed_by=None, claim_expires_at=None, updated_at=now)
+        .execution_options(preserve_rowcount=True)
+    )
+    return _Statements(scored, upsert, close)
+
+
+def scored_rows(
+    session: Session, client_ids: list[int] | None, debtor_ids: list[int] | None, today: date, now: datetime
+) -> Any:
+    """The SELECT of every column a work item gets from a rescoring (one row per overdue account), with the
+    current item's values as `cur_*` columns, its parameters bound."""
+    built = _statements(
+        session.get_bind().dialect.name, client_ids is not None, debtor_ids is not None, _overrides(session, client_ids)
+    )
+    return built.scored.params(_params(client_ids, debtor_ids, today, now))
+
+
+def changed_rows(scored: Any) -> Any:
+    """Only the accounts whose item is new, closed, or has a different score input: the others are not
+    rewritten (on a typical night most scores do not move)."""
+    return _changed(scored)
 
 
 def rescore(
@@ -281,30 +421,19 @@ def rescore(
     """Create, rescore, reopen and close work items of the given clients (all visible ones when None),
     optionally only for some debtors. Set-based: one INSERT ... SELECT ... ON CONFLICT DO UPDATE and one
     UPDATE, whatever the number of accounts; rows whose score inputs did not change are not rewritten.
+    The statements are built once per shape and executed with bound values.
     Returns counts {"written", "closed"}. The caller commits.
     """
     now = now_utc()
     today = today or now.date()
-    rows = changed_rows(scored_rows(session, client_ids, debtor_ids, today, now))
-    columns = [c.name for c in rows.selected_columns]
-    dialect = session.get_bind().dialect.name
-    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(WorkItem).from_select(columns, rows)
-    target = WorkItem.__table__.c
-    new = ins.excluded
-    reopened = target.state == ItemState.CLOSED.value
-    stmt = ins.on_conflict_do_update(
-        index_elements=["client_id", "debtor_id"],
-        set_={
-            **{name: new[name] for name in _SCORED},
-            "scored_at": now,
-            "updated_at": now,
-            "state": case((reopened, ItemState.NEW.value), else_=target.state),
-            "closed_at": case((reopened, None), else_=target.closed_at),
-        },
-        where=or_(reopened, *(target[name] != new[name] for name in _SCORED)),
+    client_ids = _in_scope(client_ids)
+    built = _statements(
+        session.get_bind().dialect.name, client_ids is not None, debtor_ids is not None, _overrides(session, client_ids)
     )
-    written = session.connection().execute(stmt.execution_options(preserve_rowcount=True)).rowcount or 0
-    closed = close_settled(session, client_ids, debtor_ids, today=today, now=now)
+    params = _params(client_ids, debtor_ids, today, now)
+    conn = session.connection()
+    written = conn.execute(built.upsert, params).rowcount or 0
+    closed = conn.execute(built.close, params).rowcount or 0
     return {"written": written, "closed": closed}
 
 
@@ -313,27 +442,9 @@ def close_settled(
 ) -> int:
     """Close items whose account has nothing collectable overdue any more (paid, credited, written off,
     or held). Disputed items stay as they are until the dispute is resolved."""
-    still_due = (
-        select(Invoice.id)
-        .where(
-            Invoice.client_id == WorkItem.client_id,
-            Invoice.debtor_id == WorkItem.debtor_id,
-            Invoice.due_date < today,
-            _collectable(),
-        )
-        .exists()
-    )
-    stmt = update(WorkItem).where(WorkItem.state.not_in([ItemState.CLOSED.value, ItemState.DISPUTED.value]), ~still_due)
-    if client_ids is not None:
-        stmt = stmt.where(WorkItem.client_id.in_(client_ids))
-    if debtor_ids is not None:
-        stmt = stmt.where(WorkItem.debtor_id.in_(debtor_ids))
-    result = session.execute(
-        stmt.values(
-            state=ItemState.CLOSED.value, closed_at=now, claimed_by=None, claim_expires_at=None, updated_at=now
-        ).execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0
+    client_ids = _in_scope(client_ids)
+    built = _statements(session.get_bind().dialect.name, client_ids is not None, debtor_ids is not None, ())
+    return session.connection().execute(built.close, _params(client_ids, debtor_ids, today, now)).rowcount or 0
 
 
 @jobs.job(queue="low", timeout=3600)

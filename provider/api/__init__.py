@@ -5,7 +5,7 @@ from typing import Any
 
 def register(app: Any) -> None:
     """Register the API blueprint (CSRF-exempt: it authenticates by token) and the token/webhook pages."""
-    from provider.api import openapi, views  # noqa: F401 - the modules add their routes to the blueprint
+    from provider.api import event_sources, openapi, views  # noqa: F401 - the modules add their routes
     from provider.api.base import bp
     from provider.api.pages import bp as pages_bp
     from provider.api.pages import portal_bp
@@ -13,3 +13,4 @@ def register(app: Any) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(portal_bp)
+    event_sources.connect()  # webhook events from the other areas' signals (connecting twice is a no-op)

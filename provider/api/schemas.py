@@ -315,10 +315,18 @@ class InvoiceOut(MoneyOut):
     placed_at = fields.DateTime()
 
 
+class PlacedInvoiceOut(Schema):
+    id = fields.Integer()
+    number = fields.String()
+
+
 class InvoiceBatchOut(Schema):
     placed = fields.Integer(metadata={"description": "invoices placed by this call"})
     unchanged = fields.Integer(metadata={"description": "rows placed before with the same details (skipped)"})
-    invoices = fields.List(fields.Nested(InvoiceOut))
+    invoices = fields.List(
+        fields.Nested(PlacedInvoiceOut),
+        metadata={"description": "id and number of each invoice placed by this call, in request order"},
+    )
 
 
 class PaymentOut(MoneyOut):

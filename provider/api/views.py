@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import url_for
+from flask import g, url_for
 from sqlalchemy import func, select
 
 from clients import services
 from clients.journal import CreditNote, Invoice, Payment
 from clients.models import Debtor
+from clients.placement_stage import place_rows
 from provider.api import schemas as s
 from provider.api.base import current_client, load, operation, parse_body, parse_query
 from provider.api.pagination import as_date, as_datetime, as_int, as_str, keyset_page, same
@@ -157,6 +158,29 @@ def _emit_placed(client_id: int, invoices: list[Invoice]) -> None:
     )
 
 
+def _emit_placed_rows(client_id: int, placed: list[tuple[int, dict[str, Any]]]) -> None:
+    """`invoice.placed` for a batch from the request's own rows (no reload): one event per batch."""
+    emit_event(
+        db.session,
+        client_id,
+        "invoice.placed",
+        {
+            "invoices": [
+                {
+                    "id": invoice_id,
+                    "number": r["number"].strip(),
+                    "debtor_id": r["debtor_id"],
+                    "currency": r["currency"].upper(),
+                    "amount_minor": r["amount_minor"],
+                    "due_date": r["due_date"].isoformat(),
+                }
+                for invoice_id, r in placed
+            ]
+        },
+        dedupe_key=f"invoice.placed:{placed[0][0]}-{placed[-1][0]}",
+    )
+
+
 @operation(
     "/invoices",
     "POST",
@@ -196,20 +220,18 @@ def place_invoice() -> Any:
 )
 def place_invoice_batch() -> Any:
     """Every problem of every row is reported (`errors` keyed `invoices.<index>.<field>`) and nothing is placed
-    when any row is invalid. Rows placed before with the same details are skipped (counted as unchanged)."""
+    when any row is invalid. Rows placed before with the same details are skipped (counted as unchanged). The
+    answer lists the id and number of each invoice placed now (read the whole invoice with GET /invoices/{id})."""
     rows = parse_body(s.InvoiceBatchIn())["invoices"]
     client = current_client()
-    try:
-        placed = services.place_invoices(db.session, client, rows)
-    except services.BatchRejected as exc:
-        raise _rejected(exc, prefix="invoices.") from None
-    _emit_placed(client.id, placed)
-    body = {
-        "placed": len(placed),
-        "unchanged": len(rows) - len(placed),
-        "invoices": INVOICE_OUT.dump(placed, many=True),
-    }
-    return body, 201
+    result = place_rows(db.session, client.id, rows, memo=f"API batch ({g.api_token.actor_label})")
+    if result.problems:
+        raise _rejected(services.BatchRejected(result.problems), prefix="invoices.")
+    if result.ids:
+        by_number = {r["number"].strip(): r for r in rows}
+        _emit_placed_rows(client.id, [(invoice_id, by_number[n]) for n, invoice_id in result.ids.items()])
+    placed = [{"id": invoice_id, "number": number} for number, invoice_id in result.ids.items()]
+    return {"placed": len(placed), "unchanged": result.unchanged, "invoices": placed}, 201
 
 
 # --- payments and allocations ---------------------------------------------------------------------------

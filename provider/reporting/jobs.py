@@ -57,8 +57,8 @@ def render_report_job(client_id: int, period: str, run_id: int | None = None) ->
         _mark(client_id, period, "rendering")
         result = generate_report(db.session, client, period, run_id=run_id)
         if result.created:
-            # TODO(notifications): e-mail the client's contacts once the platform has an outbox; until then
-            # the portal lists the new report and this event records that it was published.
+            # generate_report recorded the "report ready" notifications of the client's contacts
+            # (provider.reporting.notifications); this event records that the report was published.
             audit.record(db.session, "report.published", result.report, after={"period": period})
         db.session.flush()
     _mark(client_id, period, "done")

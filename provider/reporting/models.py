@@ -95,3 +95,34 @@ class KpiSnapshot(ClientOwned, db.Model):
     as_of: Mapped[date] = mapped_column(Date)
     figures: Mapped[dict[str, Any]] = mapped_column(JSONType)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+
+
+class NotificationStatus(StrEnum):
+    RECORDED = "recorded"  # waiting for an outbox to send it (the platform has no mail transport yet)
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ReportNotification(ClientOwned, db.Model):
+    """One "your monthly report is ready" message to one client contact: the minimal outbox of reporting.
+
+    Written when a report version is made, one row per recipient who opted in (portal.queries.
+    recipient_emails); unique on (report, recipient), so a retried job never notifies anyone twice. A mail
+    transport, when the platform has one, sends the `recorded` rows and marks them `sent`.
+    """
+
+    __tablename__ = "report_notifications"
+    __table_args__ = (
+        UniqueConstraint("report_id", "recipient"),
+        CheckConstraint("status IN ('recorded', 'sent', 'failed')", name="status"),
+        Index(None, "client_id", "report_id"),
+    )
+
+    id: Mapped[intpk]
+    report_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("monthly_reports.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    channel: Mapped[str] = mapped_column(String(10), default="email")
+    subject: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(10), default=NotificationStatus.RECORDED.value)
+    created_at: Mapped[created_at]
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

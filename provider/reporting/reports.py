@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from blinker import Namespace
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,10 +25,13 @@ from provider.reporting import formulas as f
 from provider.reporting import render
 from provider.reporting.hooks import external_figures
 from provider.reporting.models import MonthlyReport, ReportStatus
+from provider.reporting.notifications import notify_report_ready
 from provider.reporting.schedule import client_today
 from provider.reporting.summary import summarize
 from sla.hooks import sla_completed
 from sla.models import SlaCode
+
+report_ready = Namespace().signal("report-ready")  # send(session, report=...) generated or re-issued
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ def generate_report(session: Session, client: Client, period: str, *, run_id: in
         return ReportResult(twin, created=False)
     audit.record(session, "report.generate", report, after={"period": period, "version": 1, "pages": report.pdf_pages})
     sla_completed(session, client, SlaCode.MONTHLY_REPORT.value, ("report", report_subject(period)))
+    notify_report_ready(session, client, report)
+    report_ready.send(session, report=report)
     return ReportResult(report, created=True)
 
 
@@ -145,6 +151,8 @@ def reissue_report(session: Session, client: Client, period: str, reason: str) -
         before={"version": previous.version},
         after={"period": period, "version": version, "reason": report.reason},
     )
+    notify_report_ready(session, client, report)
+    report_ready.send(session, report=report)
     return ReportResult(report, created=True)
 
 

@@ -24,6 +24,7 @@ from provider.reporting import figures as fig
 from provider.reporting import formulas as f
 from provider.reporting.jobs import progress_key, report_job_id, start_run
 from provider.reporting.models import KpiSnapshot, MonthlyReport, ReportRun, ReportStatus
+from provider.reporting.notifications import recipients_by_report
 from provider.reporting.schedule import client_today
 from provider.reporting.summary import summarize
 
@@ -278,7 +279,8 @@ def portal_index() -> Any:
         .order_by(MonthlyReport.period.desc())
         .limit(60)
     ).all()
-    return render_template("reports/portal_index.html", client=client, items=items)
+    sent_to = recipients_by_report(db.session, [r.id for r in items])
+    return render_template("reports/portal_index.html", client=client, items=items, sent_to=sent_to)
 
 
 def _portal_report(report_id: int) -> tuple[MonthlyReport, Client]:

@@ -1,0 +1,276 @@
+"""Aging and KPIs of every client over the whole journal, against a bare scan of the journal, in the same run.
+
+    python -m bench.aging [--quick] [--rows N] [--requests N]
+
+Builds a fresh PostgreSQL database from the migrations with 50 clients and about N journal rows (default
+6,000,000, --quick 300,000): invoices placed over two years, about two thirds paid (payment + allocation,
+to the agency or to the client), some part-paid, the rest open. One client holds 100,000 invoices
+(--quick 10,000). The data is written set-based as the schema owner (deterministic: every "random" choice
+is a hash of the row number), laid out as it arrives in production (a client's month of placements and
+payments in one run), then VACUUM ANALYZE, as autovacuum would.
+
+  baseline  `SELECT count(*), sum(amount_minor) FROM journal_entries`, one core (no parallel workers);
+  product   the KPI path of the product for every client as of today, as the app role (row-level
+            security on): `figures.collect_inputs` + `figures.derive` (aging, 12 months of AR/DSO/
+            countback/BPDSO/ADD/CEI, flows, recovery stair, top debtors);
+  page      p50/p95 of the big client's live KPI page (/reports/clients/<id>) through the Flask test client.
+
+ratio = product journal rows/s / baseline rows/s (goal >= 0.33); page goal p95 < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from datetime import date
+
+import sqlalchemy as sa
+
+from bench.pages import _environ, _percentile, _psycopg
+
+CLIENTS = 50
+ENTRIES_PER_INVOICE = 4.6  # 2 for the placement, 4 more for a paid invoice (payment + allocation)
+
+SEED_SQL = """
+CREATE UNLOGGED TABLE bench_inv AS
+WITH raw AS (
+    SELECT i,
+           CASE WHEN i <= :big THEN :first_client
+                ELSE :first_client + 1 + ((i - :big) % (:clients - 1)) END AS client_id,
+           (i * 2654435761) % 1000003 AS h
+    FROM generate_series(CAST(1 AS bigint), CAST(:n AS bigint)) AS i
+)
+SELECT i AS id, client_id, h,
+       client_id * 10000000 + (h % GREATEST(:debtors_per, 1)) AS debtor_id,
+       (CAST(:today AS date) - CAST(((i * 7919) % 730) AS int)) AS issue_date,
+       1000 + (i * 48271) % 500000 AS amount,
+       h % 100 AS fate
+FROM raw;
+
+CREATE UNLOGGED TABLE bench_pay AS
+SELECT id, client_id, debtor_id, issue_date, amount,
+       CASE WHEN fate < 65 THEN amount ELSE amount / 2 END AS paid,
+       LEAST(issue_date + 20 + CAST((h % 61) AS int), CAST(:today AS date) - 1) AS paid_on,
+       CASE WHEN h % 3 = 0 THEN 'client' ELSE 'agency' END AS received_by
+FROM bench_inv
+WHERE fate < 75 AND issue_date < CAST(:today AS date) - 30;
+
+INSERT INTO debtors (id, client_id, external_ref, name, segment, do_not_contact, created_at, updated_at)
+SELECT DISTINCT ON (debtor_id) debtor_id, client_id, 'D-' || debtor_id, 'Debtor ' || debtor_id || ' GmbH',
+       'standard', false, now(), now()
+FROM bench_inv ORDER BY debtor_id;
+
+INSERT INTO invoices (id, client_id, debtor_id, number, issue_date, due_date, currency, amount_minor,
+                      adjusted_minor, open_minor, po_reference, on_hold, placed_at)
+SELECT v.id, v.client_id, v.debtor_id, 'INV-' || v.id, v.issue_date, v.issue_date + 30, 'EUR', v.amount, 0,
+       v.amount - COALESCE(p.paid, 0), '', false, v.issue_date + time '09:00'
+FROM bench_inv v LEFT JOIN bench_pay p ON p.id = v.id ORDER BY v.issue_date, v.client_id;
+
+INSERT INTO payments (id, client_id, debtor_id, external_ref, request_hash, received_on, currency, amount_minor,
+                      unapplied_minor, method, received_by, reference, recorded_at)
+SELECT id, client_id, debtor_id, 'PAY-' || id, '', paid_on, 'EUR', paid, 0, 'bank_transfer', received_by, '',
+       paid_on + time '12:00'
+FROM bench_pay ORDER BY paid_on, client_id;
+
+CREATE UNLOGGED TABLE bench_tx AS
+SELECT id AS id, client_id, 'invoice_placed' AS kind, issue_date AS occurred_on, id AS doc FROM bench_inv
+UNION ALL
+SELECT :n + id, client_id, 'payment_received', paid_on, id FROM bench_pay
+UNION ALL
+SELECT 2 * :n + id, client_id, 'allocation', paid_on, id FROM bench_pay;
+
+INSERT INTO journal_transactions (id, client_id, kind, occurred_on, posted_at, actor_label, memo)
+SELECT id, client_id, kind, occurred_on, occurred_on + time '18:00', 'bench', ''
+FROM bench_tx ORDER BY date_trunc('month', occurred_on), client_id, id;
+
+INSERT INTO journal_entries (client_id, transaction_id, account, debtor_id, invoice_id, payment_id, currency,
+                             amount_minor)
+SELECT client_id, tx, account, debtor_id, invoice_id, payment_id, 'EUR', amount
+FROM (
+    SELECT v.client_id, v.id AS tx, x.account, v.debtor_id, v.id AS invoice_id, CAST(NULL AS bigint) AS payment_id,
+           x.sign * v.amount AS amount, v.issue_date AS occurred_on
+    FROM bench_inv v CROSS JOIN (VALUES ('receivable', 1), ('sales', -1)) AS x(account, sign)
+    UNION ALL
+    SELECT p.client_id, :n + p.id, CASE WHEN x.account = 'cash' THEN 'cash_' || p.received_by ELSE x.account END,
+           p.debtor_id, NULL, p.id, x.sign * p.paid, p.paid_on
+    FROM bench_pay p CROSS JOIN (VALUES ('cash', 1), ('unapplied', -1)) AS x(account, sign)
+    UNION ALL
+    SELECT p.client_id, 2 * :n + p.id, x.account, p.debtor_id, p.id, p.id, x.sign * p.paid, p.paid_on
+    FROM bench_pay p CROSS JOIN (VALUES ('unapplied', 1), ('receivable', -1)) AS x(account, sign)
+) AS e
+ORDER BY date_trunc('month', occurred_on), client_id, tx;
+
+DROP TABLE bench_inv, bench_pay, bench_tx;
+"""
+
+
+def seed(
+    owner_url: str, client_ids: list[int], invoices: int, big: int, today: date, debtors: int | None = None
+) -> dict[str, int]:
+    """Invoices, payments, allocations and their journal, set-based; returns row counts.
+
+    The first client gets `big` invoices, the others share the rest; each client has up to `debtors`
+    debtors (default: one per eight invoices of an average client)."""
+    engine = sa.create_engine(_psycopg(owner_url), poolclass=sa.NullPool)
+    params = {
+        "n": invoices,
+        "big": big,
+        "first_client": client_ids[0],
+        "clients": len(client_ids),
+        "debtors_per": debtors or max(invoices // len(client_ids) // 8, 50),
+        "today": today,
+    }
+    if client_ids != list(range(client_ids[0], client_ids[0] + len(client_ids))):
+        raise SystemExit("the bench's clients must have consecutive ids")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET session_replication_role = replica")  # data consistent by construction: skip FK
+        for statement in SEED_SQL.split(";\n"):
+            if statement.strip():
+                sql = statement
+                conn.execute(sa.text(sql), {k: v for k, v in params.items() if f":{k}" in sql})
+        for table, column in (
+            ("debtors", "id"),
+            ("invoices", "id"),
+            ("payments", "id"),
+            ("journal_transactions", "id"),
+            ("journal_entries", "id"),
+        ):
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), (SELECT max(id) FROM {table}))"
+            )
+        counts = {
+            t: int(conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one())
+            for t in ("invoices", "payments", "journal_transactions", "journal_entries")
+        }
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+    return counts
+
+
+def bare_scan(owner_url: str, repeat: int = 3) -> tuple[float, int]:
+    """Best of `repeat` single-core count + sum over the whole journal (warm cache, as the product gets)."""
+    engine = sa.create_engine(_psycopg(owner_url), poolclass=sa.NullPool)
+    best, rows = float("inf"), 0
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET max_parallel_workers_per_gather = 0")
+        for _ in range(repeat + 1):  # the first run warms the cache
+            start = time.perf_counter()
+            rows, _total = conn.exec_driver_sql("SELECT count(*), sum(amount_minor) FROM journal_entries").one()
+            best = min(best, time.perf_counter() - start)
+    engine.dispose()
+    return best, int(rows)
+
+
+def product_all_clients(client_ids: list[int], today: date) -> tuple[float, int]:
+    """Every client's KPI inputs + figures as of today through the product path; (seconds, currencies)."""
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+    from provider.reporting import figures as fig
+
+    currencies = 0
+    start = time.perf_counter()
+    for client_id in client_ids:
+        with scoped(TenantScope.single(client_id), db.session):
+            figures = fig.derive(fig.collect_inputs(client_id, today))
+            currencies += len(figures["currencies"])
+        db.session.rollback()
+    return time.perf_counter() - start, currencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="300,000 journal rows instead of 6,000,000")
+    parser.add_argument("--rows", type=int, default=None, help="journal rows to aim for")
+    parser.add_argument("--requests", type=int, default=None, help="KPI page requests (default 30, quick 10)")
+    parser.add_argument("--db", choices=("postgresql",), default="postgresql")
+    args = parser.parse_args()
+    rows = args.rows or (300_000 if args.quick else 6_000_000)
+    big = 10_000 if args.quick else 100_000
+    invoices = max(int(rows / ENTRIES_PER_INVOICE), big + CLIENTS)
+    n_requests = args.requests or (10 if args.quick else 30)
+
+    from flask_migrate import upgrade
+
+    from provider.app import create_app
+    from provider.core.clock import now_utc
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+    from tests.conftest import login
+    from tests.factories import make_client, make_user
+
+    with tempfile.TemporaryDirectory() as tmp:
+        environ, drop = _environ("postgresql", tmp)
+        owner_url = environ["DATABASE_OWNER_URL"]
+        try:
+            app = create_app(environ)
+            app.config["RATELIMIT_ENABLED"] = False
+            with app.app_context():
+                upgrade()
+                with scoped(TenantScope.agency(), db.session):
+                    client_ids = [make_client(name=f"Bench client {n:02d}").id for n in range(CLIENTS)]
+                    manager = make_user("manager")
+                    email = manager.email
+                today = now_utc().date()
+                t0 = time.perf_counter()
+                counts = seed(owner_url, client_ids, invoices, big, today)
+                seed_s = time.perf_counter() - t0
+                base_s, scanned = bare_scan(owner_url)
+                product_all_clients(client_ids[:3], today)  # warm the statement caches
+                product_s, currencies = product_all_clients(client_ids, today)
+
+            web = app.test_client()
+            if login(web, email).status_code != 302:
+                raise SystemExit("sign-in failed")
+            url = f"/reports/clients/{client_ids[0]}"
+            errors = int(web.get(url).status_code != 200)
+            samples = []
+            for _ in range(n_requests):
+                start = time.perf_counter()
+                errors += web.get(url).status_code != 200
+                samples.append((time.perf_counter() - start) * 1000)
+        finally:
+            drop()
+
+    base_rate, product_rate = scanned / base_s, scanned / product_s
+    p50, p95 = statistics.median(samples), _percentile(samples, 0.95)
+    print(
+        f"\nAging + KPIs on postgresql: {CLIENTS} clients, {counts['invoices']:,} invoices, "
+        f"{counts['payments']:,} payments, {scanned:,} journal rows (seeded in {seed_s:.1f}s)\n"
+    )
+    print(f"{'what':<52}{'seconds':>10}{'rows/s':>14}{'ratio':>8}")
+    print(f"{'baseline: bare count+sum scan, one core':<52}{base_s:>10.3f}{base_rate:>14,.0f}{1.0:>8.2f}")
+    print(
+        f"{'product: aging + KPIs, all clients':<52}{product_s:>10.3f}{product_rate:>14,.0f}"
+        f"{product_rate / base_rate:>8.3f}"
+    )
+    print(
+        f"\nKPI page of the {big:,}-invoice client: p50 {p50:.0f} ms, p95 {p95:.0f} ms over {n_requests} requests "
+        f"(goal p95 < 1000 ms), errors {errors}\n"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "aging",
+                "db": "postgresql",
+                "size": scanned,
+                "value": round(product_rate, 1),
+                "unit": "journal rows/s",
+                "baseline": round(base_rate, 1),
+                "ratio": round(product_rate / base_rate, 4),
+                "clients": CLIENTS,
+                "currencies": currencies,
+                "page_invoices": big,
+                "p50_ms": round(p50, 1),
+                "p95_ms": round(p95, 1),
+                "errors": errors,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
