@@ -28,6 +28,8 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
     if settings.database_url.startswith("sqlite"):
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO if settings.env != "testing" else logging.WARNING)
+    for chatty in ("weasyprint", "fontTools"):  # PDF rendering logs every step at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(INSTANCE_DIR.parent / "migrations"))

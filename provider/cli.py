@@ -6,6 +6,7 @@ import click
 from flask import Flask, current_app
 
 from provider.core import jobs
+from provider.extensions import db
 
 
 def register_cli(app: Flask) -> None:
@@ -28,7 +29,15 @@ def demo_command(scale: int, seed: int) -> None:
     """Create (or complete) the demo agency. Idempotent and deterministic."""
     from provider.demo import DEMO_PASSWORD, seed_demo
 
-    summary = seed_demo(scale=scale, seed=seed)
+    # Seeding posts thousands of payments, each queueing a worklist rescore; the demo builds the worklists
+    # itself at the end, so those jobs are collected and dropped instead of racing the seeding on SQLite.
+    mode = current_app.config.get("JOBS_MODE")
+    current_app.config["JOBS_MODE"] = "eager"
+    try:
+        summary = seed_demo(scale=scale, seed=seed)
+    finally:
+        current_app.config["JOBS_MODE"] = mode
+        db.session.info.pop("ready_jobs", None)
     click.echo(
         f"Demo ready: {summary['clients']} clients, {summary['debtors']} debtors, {summary['users']} users "
         f"({summary['created_debtors']} debtors and {summary['created_invoices']} invoices created now)."

@@ -6,6 +6,7 @@ Running it twice changes nothing; running it with a bigger --scale adds only the
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -14,6 +15,7 @@ from clients import services as client_services
 from clients.models import Client, ContactKind, Debtor, DebtorContact, DebtType
 from provider import services
 from provider.core import audit
+from provider.core.clock import now_utc
 from provider.core.tenancy import TenantScope, scoped
 from provider.demo_ledger import seed_ledger
 from provider.extensions import db
@@ -314,6 +316,18 @@ def _ensure_debtors(client: Client, wanted: int, seed: int) -> int:
     return created
 
 
+def _seed_reporting(clients: list[Client]) -> None:
+    """What the daily snapshot job and the monthly report job would have made by now (idempotent)."""
+    from provider.reporting.jobs import take_snapshot
+    from provider.reporting.reports import generate_report
+    from provider.reporting.schedule import client_today
+
+    for client in clients:
+        take_snapshot(client)
+        first_of_month = client_today(client, now_utc()).replace(day=1)
+        generate_report(db.session, client, (first_of_month - timedelta(days=1)).strftime("%Y-%m"))
+
+
 def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = INVOICES_PER_CLIENT) -> dict[str, Any]:
     """Create whatever of the demo agency is missing and commit. Returns counts and the demo logins.
 
@@ -329,6 +343,8 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         db.session.commit()
         seed_sla_demo(clients)  # contract terms, disputes and their SLA clocks
         seed_worklists([c.id for c in clients])  # the overdue accounts' work items, as the nightly job builds them
+        _seed_reporting(clients)  # today's KPI snapshot and last month's report, as the scheduled jobs make them
+        db.session.commit()
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {
         "clients": len(clients),

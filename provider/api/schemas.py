@@ -25,6 +25,7 @@ MAX_AMOUNT = 10**15  # well inside BIGINT; a trillion in major units
 MAX_ID = 2**53  # JSON-safe integers
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 BATCH_LIMIT = 1_000
+PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 
 def _clean_text(value: str | None) -> None:
@@ -57,6 +58,11 @@ class Code(Upper):
 
 def Id(**kw: Any) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)
+
+
+def QueryId(**kw: Any) -> fields.Integer:
+    """An id in a query string (text there, so not `strict`: "42" is 42, "4.2" and "x" are refused)."""
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kw)
 
 
 def Amount(**kw: Any) -> fields.Integer:
@@ -111,7 +117,7 @@ class DebtorQuery(ListQuery):
 
 class InvoiceQuery(ListQuery):
     sort = sort_field(["id", "due_date", "issue_date", "number", "amount_minor", "open_minor"])
-    debtor_id = Id()
+    debtor_id = QueryId()
     number = Text(validate=validate.Length(max=64))
     status = fields.String(validate=validate.OneOf(["open", "settled"]))
     currency = Code(validate=check_currency)
@@ -121,14 +127,14 @@ class InvoiceQuery(ListQuery):
 
 class PaymentQuery(ListQuery):
     sort = sort_field(["id", "received_on", "amount_minor"])
-    debtor_id = Id()
+    debtor_id = QueryId()
     external_ref = Text(validate=validate.Length(max=64))
     unapplied = fields.Boolean()
 
 
 class CreditNoteQuery(ListQuery):
     sort = sort_field(["id", "issued_on", "amount_minor"])
-    debtor_id = Id()
+    debtor_id = QueryId()
 
 
 class WorkHistoryQuery(ListQuery):
@@ -137,10 +143,16 @@ class WorkHistoryQuery(ListQuery):
 
 class DisputeQuery(ListQuery):
     sort = sort_field(["id", "opened_at"])
-    debtor_id = Id()
+    debtor_id = QueryId()
     status = fields.String(
         validate=validate.OneOf(["open", "acknowledged", "investigating", "awaiting_client", "resolved", "withdrawn"])
     )
+
+
+class ReportQuery(ListQuery):
+    sort = sort_field(["id", "period", "created_at"])
+    period = Text(validate=validate.Regexp(PERIOD, error="a month as YYYY-MM"))
+    status = fields.String(validate=validate.OneOf(["current", "superseded"]))
 
 
 class AsOfQuery(Schema):
@@ -148,7 +160,7 @@ class AsOfQuery(Schema):
         unknown = RAISE
 
     as_of = Day(required=True)
-    debtor_id = Id()
+    debtor_id = QueryId()
 
 
 class KpiQuery(Schema):
@@ -258,7 +270,7 @@ class DisputeIn(Schema):
     class Meta:
         unknown = RAISE
 
-    debtor_id = Id(required=True)
+    debtor_id = Id(metadata={"description": "the invoices' debtor; optional (taken from the invoices)"})
     reason = fields.String(
         required=True,
         validate=validate.OneOf(
@@ -276,8 +288,17 @@ class DisputeIn(Schema):
     )
     summary = Text(load_default="", validate=validate.Length(max=300))
     amount_minor = Amount(required=True)
-    invoice_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=100))
-    message = Text(load_default="", validate=validate.Length(max=5000))
+    invoice_ids = fields.List(
+        Id(),
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "open invoices of one debtor, in one currency"},
+    )
+    message = Text(
+        load_default="",
+        validate=validate.Length(max=5000),
+        metadata={"description": "a first message of the conversation (from the client)"},
+    )
 
 
 class CommentIn(Schema):
@@ -388,6 +409,27 @@ class CommentOut(Schema):
     body = fields.String()
     from_client = fields.Boolean()
     created_at = fields.DateTime()
+
+
+class DisputeDetailOut(DisputeOut):
+    invoice_ids = fields.List(fields.Integer())
+    messages = fields.List(fields.Nested(CommentOut), metadata={"description": "the conversation, oldest first"})
+
+
+class ReportOut(Schema):
+    id = fields.Integer()
+    period = fields.String(metadata={"description": "the month, YYYY-MM"})
+    version = fields.Integer(metadata={"description": "1, then n+1 for each re-issue"})
+    status = fields.String(metadata={"description": "current, or superseded by a later version"})
+    as_of = fields.Date()
+    pages = fields.Integer(attribute="pdf_pages", metadata={"description": "pages of the PDF"})
+    pdf_sha256 = fields.String()
+    created_at = fields.DateTime(attribute="generated_at")
+
+
+class ReportDetailOut(ReportOut):
+    figures = fields.Dict(metadata={"description": "the report's figures, frozen when it was made"})
+    summary = fields.List(fields.String(), metadata={"description": "the summary, one line per item"})
 
 
 class AgingCurrencyOut(Schema):

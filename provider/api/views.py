@@ -1,4 +1,5 @@
-"""API v1 resources: debtors, invoices, payments and allocations, credit notes, aging and KPIs, work history.
+"""API v1 resources: debtors, invoices, payments and allocations, credit notes, aging and KPIs, work history,
+disputes (open, comment, list) and monthly reports (list, figures, PDF).
 
 Views are thin: parse (marshmallow), load through the token's client (404 otherwise), call the ledger's
 verbs, serialise. `operation` (provider.api.base) checks the token's access, runs writes through the
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import g, url_for
+from flask import Response, g, url_for
 from sqlalchemy import func, select
 
 from clients import services
@@ -22,9 +23,14 @@ from provider.api.base import current_client, load, operation, parse_body, parse
 from provider.api.pagination import as_date, as_datetime, as_int, as_str, keyset_page, same
 from provider.api.problems import ApiProblem
 from provider.api.webhooks import emit_event
+from provider.core.errors import ServiceError
 from provider.extensions import db
+from provider.reporting.models import MonthlyReport
+from sla import disputes as dispute_service
+from sla.models import Dispute, DisputeInvoice, DisputeMessage
 
 INVOICE_OUT, PAYMENT_OUT, CREDIT_OUT, DEBTOR_OUT = s.InvoiceOut(), s.PaymentOut(), s.CreditNoteOut(), s.DebtorOut()
+DISPUTE_OUT, COMMENT_OUT, REPORT_OUT = s.DisputeOut(), s.CommentOut(), s.ReportOut()
 
 
 def _page(items: list[Any], cursor: str | None, schema: Any) -> dict[str, Any]:
@@ -438,6 +444,174 @@ def kpis() -> Any:
             }
         )
     return {"as_of": as_of.isoformat(), "period_days": days, "currencies": out}
+
+
+# --- disputes -------------------------------------------------------------------------------------------
+
+NOT_YOURS = "not an invoice of this client"
+
+
+@operation(
+    "/disputes", "GET", summary="List disputes", tag="disputes", query=s.DisputeQuery, response=s.page_of(s.DisputeOut)
+)
+def list_disputes() -> Any:
+    args = parse_query(s.DisputeQuery())
+    stmt = select(Dispute).where(Dispute.client_id == current_client().id)
+    if args.get("debtor_id") is not None:
+        stmt = stmt.where(Dispute.debtor_id == args["debtor_id"])
+    if args.get("status"):
+        stmt = stmt.where(Dispute.status == args["status"])
+    sorts = {"id": (Dispute.id, as_int), "opened_at": (Dispute.opened_at, as_datetime)}
+    return _page(*keyset_page(stmt, Dispute.id, sorts, args), DISPUTE_OUT)
+
+
+def _dispute_detail(dispute: Dispute) -> dict[str, Any]:
+    """The dispute with its invoice ids and its conversation (what the portal's dispute page shows)."""
+    invoice_ids = db.session.scalars(
+        select(DisputeInvoice.invoice_id)
+        .where(DisputeInvoice.client_id == dispute.client_id, DisputeInvoice.dispute_id == dispute.id)
+        .order_by(DisputeInvoice.invoice_id)
+    ).all()
+    messages = db.session.scalars(
+        select(DisputeMessage)
+        .where(DisputeMessage.client_id == dispute.client_id, DisputeMessage.dispute_id == dispute.id)
+        .order_by(DisputeMessage.created_at, DisputeMessage.id)
+        .limit(500)
+    ).all()
+    return {
+        **DISPUTE_OUT.dump(dispute),
+        "invoice_ids": list(invoice_ids),
+        "messages": COMMENT_OUT.dump(messages, many=True),
+    }
+
+
+@operation(
+    "/disputes/{dispute_id}",
+    "GET",
+    summary="One dispute, with its invoices and conversation",
+    tag="disputes",
+    response=s.DisputeDetailOut,
+)
+def get_dispute(dispute_id: int) -> Any:
+    return _dispute_detail(load(Dispute, dispute_id))
+
+
+def _invalid(field: str, message: str) -> ApiProblem:
+    return ApiProblem(422, message, kind="validation", errors={field: [message]})
+
+
+@operation(
+    "/disputes",
+    "POST",
+    summary="Open a dispute against one or more invoices",
+    tag="disputes",
+    body=s.DisputeIn,
+    response=s.DisputeDetailOut,
+    status=201,
+)
+def open_dispute() -> Any:
+    """The invoices (open, of one debtor, in one currency) are held while the dispute is active; the amount in
+    dispute is at most what is open on them. The agency's acknowledgement and resolution clocks start and the
+    `dispute.updated` webhook fires. Invoices of another client are refused like ids that do not exist."""
+    data = parse_body(s.DisputeIn())
+    client = current_client()
+    ids = sorted(set(data["invoice_ids"]))
+    rows = db.session.execute(
+        select(Invoice.id, Invoice.debtor_id).where(Invoice.client_id == client.id, Invoice.id.in_(ids))
+    ).all()
+    found = {r.id for r in rows}
+    if len(found) != len(ids):
+        unknown = ", ".join(str(i) for i in ids if i not in found)
+        raise _invalid("invoice_ids", f"{NOT_YOURS}: {unknown}")
+    debtor_ids = {r.debtor_id for r in rows}
+    if len(debtor_ids) != 1:
+        raise _invalid("invoice_ids", "the invoices of one dispute must belong to one debtor")
+    debtor_id = debtor_ids.pop()
+    if data.get("debtor_id") is not None and data["debtor_id"] != debtor_id:
+        raise _invalid("debtor_id", "the invoices are not this debtor's")
+    debtor = load(Debtor, debtor_id)
+    opening = {k: data[k] for k in ("reason", "summary", "amount_minor")} | {"invoice_ids": ids}
+    try:
+        dispute = dispute_service.open_dispute(db.session, client, debtor, opening, via="api")
+        if data.get("message"):
+            dispute_service.add_message(db.session, dispute, data["message"], from_client=True)
+    except ServiceError as exc:
+        field = {"amount": "amount_minor"}.get(exc.field or "_body", exc.field or "_body")
+        raise ApiProblem(422, str(exc), kind="refused", errors={field: [str(exc)]}) from None
+    return _dispute_detail(dispute), 201, {"Location": url_for("api.get_dispute", dispute_id=dispute.id)}
+
+
+@operation(
+    "/disputes/{dispute_id}/messages",
+    "POST",
+    summary="Add a message (from the client) to a dispute's conversation",
+    tag="disputes",
+    body=s.CommentIn,
+    response=s.CommentOut,
+    status=201,
+)
+def add_dispute_message(dispute_id: int) -> Any:
+    """A closed (resolved or withdrawn) dispute takes no more messages (422)."""
+    dispute = load(Dispute, dispute_id)
+    data = parse_body(s.CommentIn())
+    message = dispute_service.add_message(db.session, dispute, data["body"], from_client=True)
+    return COMMENT_OUT.dump(message), 201
+
+
+# --- monthly reports ------------------------------------------------------------------------------------
+
+
+@operation(
+    "/reports",
+    "GET",
+    summary="List monthly reports (every version)",
+    tag="reports",
+    query=s.ReportQuery,
+    response=s.page_of(s.ReportOut),
+)
+def list_reports() -> Any:
+    """A re-issued month has several versions: the latest is `current`, the older ones `superseded`."""
+    args = parse_query(s.ReportQuery())
+    stmt = select(MonthlyReport).where(MonthlyReport.client_id == current_client().id)
+    if args.get("period"):
+        stmt = stmt.where(MonthlyReport.period == args["period"])
+    if args.get("status"):
+        stmt = stmt.where(MonthlyReport.status == args["status"])
+    sorts = {
+        "id": (MonthlyReport.id, as_int),
+        "period": (MonthlyReport.period, as_str),
+        "created_at": (MonthlyReport.generated_at, as_datetime),
+    }
+    return _page(*keyset_page(stmt, MonthlyReport.id, sorts, args), REPORT_OUT)
+
+
+@operation(
+    "/reports/{report_id}",
+    "GET",
+    summary="One monthly report with its figures",
+    tag="reports",
+    response=s.ReportDetailOut,
+)
+def get_report(report_id: int) -> Any:
+    report = load(MonthlyReport, report_id)
+    summary = [line for line in (report.summary or "").splitlines() if line.strip()]
+    return {**REPORT_OUT.dump(report), "figures": report.figures, "summary": summary}
+
+
+@operation(
+    "/reports/{report_id}/pdf",
+    "GET",
+    summary="A monthly report's PDF",
+    tag="reports",
+    response={"type": "string", "format": "binary"},
+    content_type="application/pdf",
+)
+def get_report_pdf(report_id: int) -> Any:
+    report = load(MonthlyReport, report_id)
+    name = f"report-{current_client().code}-{report.period}-v{report.version}.pdf"
+    return Response(
+        report.pdf, mimetype="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 _ = same  # re-exported parser kept for symmetry

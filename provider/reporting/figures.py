@@ -36,7 +36,30 @@ def periods(end: date, months: int) -> list[tuple[date, date]]:
 def collect_inputs(
     client_id: int, end: date, posted_by: datetime | None = None, months: int = TREND_MONTHS, top: int = 10
 ) -> dict[str, Any]:
-    """Every journal sum a report (or a KPI page, or a snapshot) needs, per currency, as JSON."""
+    """Every journal sum a report (or a KPI page, or a snapshot) needs, per currency, as JSON.
+
+    One statement reads the client's journal once (`kpi.journal_pass`: flows, AR series, recovery stair);
+    aging and top debtors come from the cached invoice balances when that pass proves them equal to the
+    journal's as of `end` (no receivable entry after `end` or posted after `posted_by`), else from the
+    journal. Gives exactly what `collect_inputs_by_queries` gives.
+    """
+    spans = periods(end, months)
+    first_start = spans[0][0]
+    ends = [f.previous_day(first_start)] + [e for _, e in spans]
+    journal = kpi.journal_pass(client_id, ends, first_start, f.add_months(first_start, -COUNTBACK_MONTHS), posted_by)
+    if journal.stale:
+        aging = kpi.aging_at(client_id, end, posted_by)
+        debtors = kpi.top_debtors(client_id, end, posted_by, limit=top)
+    else:
+        aging = kpi.aging_cached(client_id, end)
+        debtors = kpi.top_debtors_cached(client_id, end, limit=top)
+    return _inputs(client_id, end, posted_by, spans, ends, journal.flows, journal.series, aging, journal.stair, debtors)
+
+
+def collect_inputs_by_queries(
+    client_id: int, end: date, posted_by: datetime | None = None, months: int = TREND_MONTHS, top: int = 10
+) -> dict[str, Any]:
+    """`collect_inputs` the former way, one query per figure over the journal (the reference of the tests)."""
     spans = periods(end, months)
     first_start = spans[0][0]
     ends = [f.previous_day(first_start)] + [e for _, e in spans]
@@ -45,6 +68,21 @@ def collect_inputs(
     aging = kpi.aging_at(client_id, end, posted_by)
     stair = kpi.recovery_stair(client_id, first_start, end, posted_by)
     debtors = kpi.top_debtors(client_id, end, posted_by, limit=top)
+    return _inputs(client_id, end, posted_by, spans, ends, flows, series, aging, stair, debtors)
+
+
+def _inputs(
+    client_id: int,
+    end: date,
+    posted_by: datetime | None,
+    spans: list[tuple[date, date]],
+    ends: list[date],
+    flows: dict[str, Any],
+    series: dict[str, list[tuple[int, int]]],
+    aging: dict[str, kpi.AgingFigures],
+    stair: dict[str, Any],
+    debtors: list[dict[str, Any]],
+) -> dict[str, Any]:
     currencies = sorted(set(flows) | set(series) | set(aging))
     return {
         "client_id": client_id,

@@ -17,10 +17,10 @@ formulas (formulas.py) turn these sums into ratios. No Python loop walks ledger 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import ARRAY, Date, Integer, String, and_, case, cast, func, literal, or_, select
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, TxKind
 from clients.ledger_queries import BUCKETS, bucket_expression
@@ -301,16 +301,258 @@ def top_debtors(
         .order_by(overdue.desc(), Debtor.id)
         .limit(limit)
     )
-    return [
-        {
-            "debtor_id": debtor_id,
-            "name": name,
-            "ref": ref,
-            "currency": currency,
-            "overdue": int(amount),
-            "invoices": int(n),
-            "oldest_due": oldest.isoformat() if isinstance(oldest, date) else str(oldest),
-            "days": (as_of - (oldest if isinstance(oldest, date) else date.fromisoformat(str(oldest)))).days,
-        }
-        for debtor_id, name, ref, currency, amount, n, oldest in db.session.execute(stmt)
-    ]
+    return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]
+
+
+def _debtor_row(row: Any, as_of: date) -> dict[str, Any]:
+    debtor_id, name, ref, currency, amount, n, oldest = row
+    return {
+        "debtor_id": debtor_id,
+        "name": name,
+        "ref": ref,
+        "currency": currency,
+        "overdue": int(amount),
+        "invoices": int(n),
+        "oldest_due": oldest.isoformat() if isinstance(oldest, date) else str(oldest),
+        "days": (as_of - (oldest if isinstance(oldest, date) else date.fromisoformat(str(oldest)))).days,
+    }
+
+
+# --- the single journal pass of `figures.collect_inputs` ------------------------------------------------
+
+
+@dataclass
+class JournalPass:
+    """What one read of a client's journal gives `figures.collect_inputs` (same shapes as the functions above)."""
+
+    flows: dict[str, Any]
+    series: dict[str, list[tuple[int, int]]]
+    stair: dict[str, dict[str, Any]]
+    stale: bool  # a receivable entry occurred after the as-of date or was posted after the cut-off
+
+
+def _bucket(column: Any, thresholds: list[date]) -> Any:
+    """How many of the ascending `thresholds` are <= column (0 before the first; NULL for NULL)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.width_bucket(column, cast(literal(thresholds, type_=ARRAY(Date)), ARRAY(Date)))
+    whens = [(column >= t, literal(len(thresholds) - i)) for i, t in enumerate(reversed(thresholds))]
+    return case((column.is_(None), literal(None, type_=Integer)), *whens, else_=literal(0))
+
+
+def journal_pass(
+    client_id: int, ends: list[date], stair_from: date, flows_from: date, posted_by: datetime | None = None
+) -> JournalPass:
+    """`flows_by_month`, `ar_series` and `recovery_stair` of one client in one statement that reads its journal once.
+
+    The client's entries (receivable, cash, write-off, sales) are joined to their transactions and invoices once
+    (a materialized CTE) and summed by (currency, account, kind, month bucket, due bucket, late): a few hundred
+    rows, from which the month flows, the AR series and the placed amounts follow; the same CTE gives the
+    stair's collected amounts (allocations to invoices placed since `stair_from`) by placement and payment month.
+    Nothing is dropped in SQL for being after the as-of date, so the pass also tells whether the cached invoice
+    balances equal the journal's as of then (`stale` false).
+    """
+    end = ends[-1]
+    last_day = f.month_end(end)
+    months: list[date] = []
+    month = f.month_start(flows_from)
+    while month <= end:
+        months.append(month)
+        month = f.add_months(month, 1)
+    split = end < last_day  # the last month's bucket holds only entries up to `end`; the rest of it follows
+    thresholds = months + ([end + timedelta(days=1)] if split else []) + [last_day + timedelta(days=1)]
+    count = len(months)  # buckets 1..count: those months, up to `end`; count + 1: rest of end's month if split
+
+    je, tx, inv = JournalEntry.__table__, JournalTransaction.__table__, Invoice.__table__
+    late = (tx.c.posted_at > posted_by) if posted_by is not None else literal(False)
+    rec = Account.RECEIVABLE.value
+    is_pg = db.session.get_bind().dialect.name == "postgresql"
+    entries = (
+        select(
+            je.c.currency,
+            je.c.account,
+            je.c.invoice_id,
+            je.c.payment_id.is_not(None).label("paid"),
+            je.c.amount_minor.label("amount"),
+            tx.c.kind,
+            tx.c.occurred_on.label("occ"),
+            _bucket(tx.c.occurred_on, thresholds).label("mb"),
+            late.label("late"),
+            _bucket(inv.c.due_date, ends).label("dk"),
+        )
+        .select_from(je)
+        .join(tx, and_(tx.c.client_id == je.c.client_id, tx.c.id == je.c.transaction_id))
+        .outerjoin(inv, and_(je.c.account == rec, inv.c.client_id == je.c.client_id, inv.c.id == je.c.invoice_id))
+        .where(
+            je.c.client_id == client_id,
+            je.c.account.in_([rec, *CASH, Account.WRITE_OFF.value, Account.SALES.value]),
+        )
+        .cte("j")
+        .prefix_with("MATERIALIZED")
+    )
+    j = entries.c
+    grouped = select(
+        literal("f").label("tag"),
+        j.currency,
+        j.account,
+        j.kind,
+        j.mb,
+        j.late,
+        j.dk,
+        func.sum(j.amount).label("amount"),
+        func.count().label("n"),
+        literal(None, type_=String).label("early"),
+    ).group_by(j.currency, j.account, j.kind, j.mb, j.late, j.dk)
+    stair_first = months.index(f.month_start(stair_from)) + 1 if f.month_start(stair_from) in months else 1
+    # the stair's collected: allocations (receivable entries with a payment) by the month their invoice was
+    # placed, found with a window over the invoice's entries instead of a self-join (a CTE has no statistics,
+    # and the planner would loop over it)
+    not_late = j.late.is_(False) if is_pg else j.late == literal(False)
+    placement = and_(j.account == rec, j.kind == TxKind.INVOICE.value, not_late, j.mb.between(stair_first, count))
+    payment = and_(j.account == rec, j.paid, not_late, j.mb <= count)
+    by_invoice = {"partition_by": j.invoice_id}
+    role = case((placement, literal(1)), else_=literal(2))
+    pieces = (
+        select(
+            role.label("role"),
+            j.amount,
+            j.mb,
+            j.occ,
+            func.max(case((placement, j.mb))).over(**by_invoice).label("placed_mb"),
+            func.max(case((placement, j.currency))).over(**by_invoice).label("placed_currency"),
+            func.count(case((placement, literal(1)))).over(**by_invoice).label("times"),
+        )
+        .where(or_(placement, payment))
+        .subquery("pieces")
+    )
+    p = pieces.c
+    early = case((p.mb == 0, _month(p.occ)), else_=literal(None, type_=String))
+    paid = (
+        select(
+            literal("p").label("tag"),
+            p.placed_currency,
+            literal(None, type_=String),
+            literal(None, type_=String),
+            p.placed_mb,
+            literal(False),
+            p.mb,
+            -func.sum(p.amount * p.times),
+            func.count(),
+            early,
+        )
+        .where(p.role == 2, p.placed_mb.is_not(None))
+        .group_by(p.placed_currency, p.placed_mb, p.mb, early)
+    )
+    rows = db.session.execute(grouped.union_all(paid)).all()
+    return _fold(rows, months, ends, count, split, stair_first)
+
+
+def _end_buckets(months: list[date], ends: list[date], count: int) -> list[int]:
+    """The last month bucket that lies entirely on or before each date in `ends` (the final end: `count`)."""
+    index = {m: i + 1 for i, m in enumerate(months)}
+    out = []
+    for e in ends[:-1]:
+        out.append(index.get(f.month_start(e), 0 if e < months[0] else count))
+    return [*out, count]
+
+
+def _fold(
+    rows: list[Any], months: list[date], ends: list[date], count: int, split: bool, stair_first: int
+) -> JournalPass:
+    keys = [f.month_key(m) for m in months]
+    flow_of = {Account.CASH_AGENCY.value: "agency", Account.CASH_CLIENT.value: "client"}
+    flows: dict[str, dict[str, dict[str, int]]] = {}
+    ar: dict[str, dict[tuple[int, int], int]] = {}
+    stair: dict[str, dict[str, Any]] = {}
+    paid_rows = []
+    stale = False
+    for tag, currency, account, kind, mb, late, dk, amount, n, early in rows:
+        if tag == "p":
+            paid_rows.append((currency, mb, dk, amount, early))
+            continue
+        amount, mb = int(amount or 0), int(mb)
+        if account == Account.RECEIVABLE.value and (late or mb > count):
+            stale = True
+        if late:
+            continue
+        if 1 <= mb <= count or (split and mb == count + 1):
+            flow = flows.setdefault(currency, {}).setdefault(
+                keys[min(mb, count) - 1],
+                {"sales": 0, "agency": 0, "client": 0, "written_off": 0, "credited": 0},
+            )
+            if account == Account.RECEIVABLE.value and kind == TxKind.INVOICE.value:
+                flow["sales"] += amount
+            elif account in flow_of:
+                flow[flow_of[account]] += amount
+            elif account == Account.WRITE_OFF.value:
+                flow["written_off"] += amount
+            elif account == Account.SALES.value and kind == TxKind.CREDIT_NOTE.value:
+                flow["credited"] += amount
+        if account != Account.RECEIVABLE.value or mb > count:
+            continue
+        if dk is not None:
+            cell = ar.setdefault(currency, {})
+            cell[(mb, int(dk))] = cell.get((mb, int(dk)), 0) + amount
+        if kind == TxKind.INVOICE.value and stair_first <= mb and n:
+            row = stair.setdefault(currency, {}).setdefault(keys[mb - 1], {"placed": 0, "collected": {}})
+            row["placed"] += amount
+    for currency, placed_mb, paid_mb, amount, early in paid_rows:
+        row = stair.setdefault(currency, {}).setdefault(keys[int(placed_mb) - 1], {"placed": 0, "collected": {}})
+        paid_key = early if int(paid_mb) == 0 else keys[int(paid_mb) - 1]
+        row["collected"][paid_key] = row["collected"].get(paid_key, 0) + int(amount or 0)
+    limits = _end_buckets(months, ends, count)
+    series = {}
+    for currency, cells in ar.items():
+        series[currency] = [
+            (
+                sum(v for (mb, _), v in cells.items() if mb <= limit),
+                sum(v for (mb, dk), v in cells.items() if mb <= limit and dk > i),
+            )
+            for i, limit in enumerate(limits)
+        ]
+    return JournalPass(flows, series, stair, stale)
+
+
+# --- aging and top debtors from the cached invoice balances ------------------------------------------------
+
+
+def aging_cached(client_id: int, as_of: date) -> dict[str, AgingFigures]:
+    """`aging_at` from `invoices.open_minor`: equal to it when no receivable entry of the client occurred after
+    `as_of` (or was posted after the cut-off), since the cached balance is the sum of the invoice's receivable
+    entries (a ledger invariant) and every invoice has its placement entry."""
+    bucket = bucket_expression(as_of).label("bucket")
+    stmt = (
+        select(
+            Invoice.currency, bucket, func.sum(Invoice.open_minor), func.sum(case((Invoice.open_minor > 0, 1), else_=0))
+        )
+        .where(Invoice.client_id == client_id)
+        .group_by(Invoice.currency, bucket)
+    )
+    result: dict[str, AgingFigures] = {}
+    for currency, name, amount, n in db.session.execute(stmt):
+        figures = result.setdefault(currency, AgingFigures(currency))
+        figures.amounts[name] += int(amount or 0)
+        figures.counts[name] += int(n or 0)
+    return result
+
+
+def top_debtors_cached(client_id: int, as_of: date, limit: int = 10) -> list[dict[str, Any]]:
+    """`top_debtors` from the cached invoice balances (same condition as `aging_cached`)."""
+    overdue = func.sum(Invoice.open_minor).label("overdue")
+    stmt = (
+        select(
+            Debtor.id,
+            Debtor.name,
+            Debtor.external_ref,
+            Invoice.currency,
+            overdue,
+            func.count().label("invoices"),
+            func.min(Invoice.due_date),
+        )
+        .select_from(Invoice)
+        .join(Debtor, and_(Debtor.client_id == Invoice.client_id, Debtor.id == Invoice.debtor_id))
+        .where(Invoice.client_id == client_id, Invoice.open_minor > 0, Invoice.due_date < as_of)
+        .group_by(Debtor.id, Debtor.name, Debtor.external_ref, Invoice.currency)
+        .order_by(overdue.desc(), Debtor.id)
+        .limit(limit)
+    )
+    return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]

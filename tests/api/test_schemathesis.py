@@ -2,7 +2,8 @@
 
 Every operation is fuzzed with schema-valid input as client A and as client B: no 5xx, every response
 matches the documented status codes, content types and schemas, and (custom check) no response carries
-the other client's data. A second pass sends the other client's real ids in the path: always a 404.
+the other client's data. GET operations with ids are then called with each client's own real ids (a 200
+matching the document), and a last pass sends the other client's real ids in the path: always a 404.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from schemathesis.checks import (
 )
 
 from provider.extensions import limiter
-from tests.factories import make_api_token, make_client, make_debtor, make_invoice, make_payment
+from tests.factories import make_api_token, make_client, make_debtor, make_dispute, make_invoice, make_payment
 
 MARKERS = {
-    "A": ["Alpha Secret Ltd", "ALPHA-DEBTOR-77", "ALPHA-INV-1", "ALPHA-PAY-1"],
-    "B": ["Bravo Secret Ltd", "BRAVO-DEBTOR-77", "BRAVO-INV-1", "BRAVO-PAY-1"],
+    "A": ["Alpha Secret Ltd", "ALPHA-DEBTOR-77", "ALPHA-INV-1", "ALPHA-PAY-1", "ALPHA-DISPUTE-1"],
+    "B": ["Bravo Secret Ltd", "BRAVO-DEBTOR-77", "BRAVO-INV-1", "BRAVO-PAY-1", "BRAVO-DISPUTE-1"],
 }
 TOKENS: dict[str, str] = {}
 MAX_EXAMPLES = 25
@@ -62,9 +63,44 @@ def _world() -> dict[str, dict[str, int]]:
         d = make_debtor(c, name=f"{name} debtor", external_ref=MARKERS[name][1])
         inv = make_invoice(c, d, MARKERS[name][2], 500_00, currency=cur)
         pay = make_payment(c, d, MARKERS[name][3], 100_00, currency=cur)
+        disputed = make_invoice(c, d, f"{MARKERS[name][2]}-D", 80_00, currency=cur)
+        dispute = make_dispute(c, d, [disputed], summary=MARKERS[name][4])
         TOKENS[name] = make_api_token(c)
-        ids[name] = {"debtor_id": d.id, "invoice_id": inv.id, "payment_id": pay.id, "credit_note_id": 987_654}
+        ids[name] = {
+            "debtor_id": d.id,
+            "invoice_id": inv.id,
+            "payment_id": pay.id,
+            "credit_note_id": _credit_note(c, d, f"{MARKERS[name][2]}-CN"),
+            "dispute_id": dispute.id,
+            "report_id": _report(c),
+        }
     return ids
+
+
+def _credit_note(client: Any, debtor: Any, number: str) -> int:
+    from datetime import date
+
+    from clients.ledger import issue_credit_note
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+
+    data = {"debtor_id": debtor.id, "number": number, "issued_on": date(2026, 1, 6), "amount_minor": 1_00}
+    with scoped(TenantScope.agency(), db.session):
+        note = issue_credit_note(db.session, client, data | {"currency": client.base_currency})
+        db.session.commit()
+        return note.id
+
+
+def _report(client: Any) -> int:
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+    from provider.reporting.reports import generate_report
+
+    with scoped(TenantScope.agency(), db.session):
+        report = generate_report(db.session, client, "2026-01").report
+        db.session.info.pop("pending_jobs", None)
+        db.session.commit()
+        return report.id
 
 
 def test_the_api_honours_its_openapi_document(app: Flask, client: Any, db_session: Any) -> None:
@@ -89,6 +125,11 @@ def test_the_api_honours_its_openapi_document(app: Flask, client: Any, db_sessio
                 case.call_and_validate(headers={"Authorization": f"Bearer {TOKENS[name]}"}, checks=CHECKS)
 
         fuzz()
+        if params and operation.method.upper() == "GET":  # each client's own real objects match the document
+            for me in ("A", "B"):
+                case = operation.Case(path_parameters={p: ids[me][p] for p in params})
+                response = case.call_and_validate(headers={"Authorization": f"Bearer {TOKENS[me]}"}, checks=CHECKS)
+                assert response.status_code == 200, (operation.label, response.status_code)
         if params:  # the other client's real ids: a 404 like a missing one, never its data
             for me, other in (("A", "B"), ("B", "A")):
                 case = operation.Case(path_parameters={p: ids[other][p] for p in params})
@@ -96,4 +137,4 @@ def test_the_api_honours_its_openapi_document(app: Flask, client: Any, db_sessio
                 assert response.status_code in (404, 422), (operation.label, response.status_code)
                 no_foreign_data(None, response, case)
         tested += 1
-    assert tested >= 15
+    assert tested >= 22
