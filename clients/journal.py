@@ -33,6 +33,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -81,6 +82,19 @@ def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
+def _client_id_without_fk() -> Mapped[int]:
+    """`client_id` for a table whose composite FKs ((client_id, debtor_id) -> debtors, ...) already prove the
+    client exists: no FK of its own to `clients`, whose check would lock the same client row on every insert
+    (dropped on PostgreSQL by migration 0012; SQLite keeps it, see migrations/env.py)."""
+    return mapped_column(BigInteger, nullable=False)
+
+
+def _document_index(column: str) -> Index:
+    """A (client_id, document) index without the rows that name no such document."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(None, "client_id", column, postgresql_where=where, sqlite_where=where)
+
+
 def _debtor_fk() -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["client_id", "debtor_id"], ["debtors.client_id", "debtors.id"], ondelete="RESTRICT")
 
@@ -113,6 +127,7 @@ class Invoice(ClientOwned, db.Model):
     po_reference: Mapped[str] = mapped_column(String(64), default="")
     on_hold: Mapped[bool] = mapped_column(default=False)
     placed_at: Mapped[created_at]
+    client_id: Mapped[int] = _client_id_without_fk()  # last, where the mixin puts it
 
     debtor = relationship("Debtor", viewonly=True)
 
@@ -216,8 +231,9 @@ class JournalEntry(ClientOwned, db.Model):
         CheckConstraint(_in("account", Account), name="account"),
         CheckConstraint("amount_minor <> 0", name="amount_nonzero"),
         Index(None, "client_id", "transaction_id"),
-        Index(None, "client_id", "invoice_id"),
-        Index(None, "client_id", "payment_id"),
+        _document_index("invoice_id"),
+        _document_index("payment_id"),
+        _document_index("credit_note_id"),
         Index(None, "client_id", "debtor_id", "account"),
     )
 
@@ -230,5 +246,6 @@ class JournalEntry(ClientOwned, db.Model):
     credit_note_id: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    client_id: Mapped[int] = _client_id_without_fk()  # last, where the mixin puts it
 
     transaction: Mapped[JournalTransaction] = relationship(back_populates="entries", viewonly=True)

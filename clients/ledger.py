@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from blinker import Namespace
-from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy import and_, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -33,11 +34,20 @@ from clients.journal import (
     TxKind,
 )
 from clients.models import Client, Debtor
-from clients.posting import Line, apply_to_documents, apply_to_documents_bulk, lines_of, post, post_many
+from clients.posting import (
+    Line,
+    apply_to_documents,
+    apply_to_documents_bulk,
+    check_balanced,
+    lines_of,
+    post,
+    post_many,
+)
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
 from provider.core.money import MoneyError, format_money, validate_currency
+from provider.core.tenancy import current_scope
 
 MAX_FUTURE_DAYS = 1  # a date "today" in the furthest time zone is tomorrow in UTC
 
@@ -334,16 +344,60 @@ def _debtor_and_payment(session: Session, client: Client, debtor_id: Any, ref: s
     return (True, row[1]) if row is not None else (False, None)
 
 
+def _record_payment_pg_sql() -> Any:
+    """PostgreSQL: the whole posting of one new payment in one statement. Data-modifying CTEs insert the
+    payment (only if the debtor is the client's; nothing on any unique conflict: reference or key), its
+    journal transaction, the two entries (cash, UNAPPLIED; in this order) and the audit event, all from the
+    payment row actually inserted, so a conflict or an unknown debtor writes nothing and returns no row."""
+    payment_cols = [c.name for c in Payment.__table__.c]
+    inserted = [c for c in payment_cols if c != "id"]
+    amounts = ("amount_minor", "unapplied_minor")  # both start at the amount
+    values = ["CAST(:amount_minor AS bigint)" if c in amounts else f":{c}" for c in inserted]
+    # the model's own column names go into the text; every value is a bound parameter
+    sql = f"""
+WITH p AS (
+    INSERT INTO payments ({", ".join(inserted)})
+    SELECT {", ".join(values)}
+    WHERE EXISTS (SELECT 1 FROM debtors WHERE debtors.client_id = :client_id AND debtors.id = :debtor_id)
+    ON CONFLICT DO NOTHING
+    RETURNING {", ".join(payment_cols)}
+), t AS (
+    INSERT INTO journal_transactions (client_id, kind, occurred_on, posted_at, actor_user_id, actor_label, memo)
+    SELECT p.client_id, :kind, p.received_on, :recorded_at, :actor_user_id, :actor_label, '' FROM p
+    RETURNING id, client_id
+), e AS (
+    INSERT INTO journal_entries (client_id, transaction_id, account, debtor_id, payment_id, currency, amount_minor)
+    SELECT t.client_id, t.id, v.account, p.debtor_id, p.id, p.currency, v.amount_minor
+    FROM t CROSS JOIN p
+    CROSS JOIN LATERAL (VALUES (1, :cash_account, p.amount_minor), (2, :unapplied_account, -p.amount_minor))
+        AS v(n, account, amount_minor)
+    ORDER BY v.n
+), a AS (
+    INSERT INTO audit_events (occurred_at, actor_user_id, actor_label, action, object_type, object_id, client_id,
+                              changes)
+    SELECT :recorded_at, :actor_user_id, :actor_label, 'payment.record', 'Payment', CAST(p.id AS text), p.client_id,
+           CAST(:changes AS jsonb)
+    FROM p
+)
+SELECT {", ".join(f"p.{c}" for c in payment_cols)} FROM p"""  # noqa: S608
+    return select(Payment).from_statement(text(sql).columns(*Payment.__table__.c))
+
+
+_RECORD_PAYMENT_PG = _record_payment_pg_sql()
+
+
 def record_payment(
     session: Session, client: Client, data: dict[str, Any], idempotency_key: str | None = None
 ) -> PaymentResult:
     """Record money received from a debtor. Idempotent on (client, external reference) and on the key:
     the same request again returns the first payment (`replayed=True`); different content is refused.
 
-    Every check (fields, debtor of this client, reference or key seen before) happens before the first
-    write; after it nothing can refuse, so the verb is atomic without a SAVEPOINT. The debtor and a
-    previous payment with the same reference come from one query; the payment is inserted with
-    ON CONFLICT DO NOTHING, so a concurrent twin that won the race makes this call a replay, not an error.
+    Every refusal (fields, debtor of this client, reference or key seen before with other content) leaves
+    nothing written, so the verb is atomic without a SAVEPOINT. On PostgreSQL a new payment takes one
+    statement (`_RECORD_PAYMENT_PG`: payment, journal transaction, entries and audit event); only when it
+    inserts nothing (unknown debtor, or the reference or key seen before, also by a concurrent twin that won
+    the race) do the lookups run to tell a replay from a refusal. SQLite checks first (debtor and a previous
+    payment in one query) and then inserts with ON CONFLICT DO NOTHING.
     """
     data, problems = _payment_fields(data)
     if problems:
@@ -351,20 +405,12 @@ def record_payment(
         raise ServiceError(message, field=field)
     ref = data["external_ref"]
     digest = _fingerprint(data)
-    known, found = _debtor_and_payment(session, client, data.get("debtor_id"), ref)
-    if not known:
-        raise ServiceError(f"debtor #{data.get('debtor_id')} is not a debtor of {client.code}", field="debtor_id")
-    if idempotency_key or found is not None:
-        found = _existing_payment(session, client, idempotency_key, ref, digest) if idempotency_key else found
-        if found is not None and found.request_hash != digest:
-            raise IdempotencyConflict(
-                f"payment reference {ref} was already recorded with different details", field="external_ref"
-            )
-        if found is not None:
-            return PaymentResult(found, replayed=True)
+    debtor_id = data.get("debtor_id")
+    if isinstance(debtor_id, bool) or not isinstance(debtor_id, int) or not current_scope().allows(client.id):
+        raise ServiceError(f"debtor #{debtor_id} is not a debtor of {client.code}", field="debtor_id")
     values = {
         "client_id": client.id,
-        "debtor_id": data["debtor_id"],
+        "debtor_id": debtor_id,
         "external_ref": ref,
         "idempotency_key": idempotency_key,
         "request_hash": digest,
@@ -377,16 +423,60 @@ def record_payment(
         "reference": data["reference"],
         "recorded_at": now_utc(),
     }
+    if session.connection().dialect.name == "postgresql":
+        return _record_payment_pg(session, client, data, values)
+    known, found = _debtor_and_payment(session, client, debtor_id, ref)
+    if not known:
+        raise ServiceError(f"debtor #{debtor_id} is not a debtor of {client.code}", field="debtor_id")
+    if idempotency_key or found is not None:
+        found = _existing_payment(session, client, idempotency_key, ref, digest) if idempotency_key else found
+        if found is not None and found.request_hash != digest:
+            raise IdempotencyConflict(
+                f"payment reference {ref} was already recorded with different details", field="external_ref"
+            )
+        if found is not None:
+            return PaymentResult(found, replayed=True)
     payment = session.scalars(_INSERT_PAYMENT[session.connection().dialect.name], [values]).one_or_none()
     if payment is None:  # a concurrent twin recorded it first: return what it recorded (or refuse it)
-        found = _existing_payment(session, client, idempotency_key, ref, digest)
-        if found is None:
-            raise ServiceError(f"payment reference {ref} could not be recorded; try again", field="external_ref")
-        return PaymentResult(found, replayed=True)
+        return _replay_or_refuse(session, client, values)
     post_many(session, client.id, TxKind.PAYMENT.value, [(payment.received_on, _payment_lines(payment.id, data))])
     audit.record(session, "payment.record", payment, after=audit.snapshot(payment, PAYMENT_KEYS))
     payments_posted.send(session, client_id=client.id, debtor_ids=[payment.debtor_id])
     return PaymentResult(payment, replayed=False)
+
+
+def _record_payment_pg(session: Session, client: Client, data: dict[str, Any], values: dict[str, Any]) -> PaymentResult:
+    check_balanced(_payment_lines(0, data))
+    cash = Account.CASH_AGENCY if data["received_by"] == ReceivedBy.AGENCY.value else Account.CASH_CLIENT
+    actor = audit.current_actor()
+    snapshot = audit.snapshot(SimpleNamespace(**values), PAYMENT_KEYS)
+    params = {
+        **values,
+        "kind": TxKind.PAYMENT.value,
+        "actor_user_id": actor.user_id,
+        "actor_label": actor.label,
+        "cash_account": cash.value,
+        "unapplied_account": Account.UNAPPLIED.value,
+        "changes": json.dumps(audit.diff(None, snapshot)),
+    }
+    payment = session.scalars(_RECORD_PAYMENT_PG, params).one_or_none()
+    if payment is None:  # unknown debtor, or the reference / key was used before (perhaps by a concurrent twin)
+        return _replay_or_refuse(session, client, values)
+    payments_posted.send(session, client_id=client.id, debtor_ids=[payment.debtor_id])
+    return PaymentResult(payment, replayed=False)
+
+
+def _replay_or_refuse(session: Session, client: Client, values: dict[str, Any]) -> PaymentResult:
+    """Nothing was inserted: the debtor is not the client's (refused), or the payment was recorded before
+    with the same content (a replay) or with other content (an `IdempotencyConflict`)."""
+    ref, key, digest = values["external_ref"], values["idempotency_key"], values["request_hash"]
+    known, _ = _debtor_and_payment(session, client, values["debtor_id"], ref)
+    if not known:
+        raise ServiceError(f"debtor #{values['debtor_id']} is not a debtor of {client.code}", field="debtor_id")
+    found = _existing_payment(session, client, key, ref, digest)
+    if found is None:
+        raise ServiceError(f"payment reference {ref} could not be recorded; try again", field="external_ref")
+    return PaymentResult(found, replayed=True)
 
 
 def _chunks(items: list[Any], size: int = 5_000) -> list[list[Any]]:

@@ -16,9 +16,25 @@ config.set_main_option("sqlalchemy.url", owner_url.replace("%", "%%"))
 target_metadata = current_app.extensions["migrate"].db.metadata
 
 
+# (table, referred table, columns) of FKs the models leave out but SQLite keeps (migration 0012 drops them on
+# PostgreSQL only: on SQLite dropping one means rebuilding the table and losing its append-only triggers).
+SQLITE_ONLY_FKS = {("invoices", "clients", ("client_id",)), ("journal_entries", "clients", ("client_id",))}
+
+
+def _sqlite_only_fk(obj, type_, reflected, compare_to):
+    if type_ != "foreign_key_constraint" or not reflected or compare_to is not None:
+        return False
+    if context.get_bind().dialect.name != "sqlite":
+        return False
+    return (obj.table.name, obj.referred_table.name, tuple(obj.column_keys)) in SQLITE_ONLY_FKS
+
+
 def include_object(obj, name, type_, reflected, compare_to):
-    """PostgreSQL-only indexes made by hand in migrations (trigram search) are not model drift."""
-    return not (type_ == "index" and name and name.endswith("_trgm"))
+    """Not model drift: PostgreSQL-only indexes made by hand in migrations (trigram search), and the
+    redundant client FKs SQLite keeps (SQLITE_ONLY_FKS)."""
+    if type_ == "index" and name and name.endswith("_trgm"):
+        return False
+    return not _sqlite_only_fk(obj, type_, reflected, compare_to)
 
 
 def run_migrations_offline():

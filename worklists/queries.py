@@ -46,7 +46,7 @@ class QueueSummary:
 
 def queue_summary(user: Any, now: datetime) -> QueueSummary:
     """Today's counts for the collector's queue (three queries)."""
-    lawful = queue.lawful_now(queue.policies(db.session), now)
+    lawful = queue.lawful_now(queue.policies(db.session), now, db.session.get_bind().dialect.name)
     mine = WorkItem.owner_id == user.id
     workable, callable_now, owned = db.session.execute(
         select(

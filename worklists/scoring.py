@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, and_, bindparam, case, cast, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -166,7 +167,7 @@ def _scope(columns: Any, by_client: bool, by_debtor: bool) -> list[Any]:
     return conds
 
 
-def _overdue(by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
+def _overdue(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
     """Per debtor: the main currency's overdue amount, the normalised total (ppm) and the oldest due date.
     One pass over the collectable overdue invoices, grouped per (debtor, currency); the rate is applied to
     the group's sum (it is constant per client and currency)."""
@@ -193,6 +194,23 @@ def _overdue(by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
         (pc.amount * _rate_case(pc.client_id, pc.currency, overrides)).label("norm_ppm"),
     ).subquery("normed")
     n = normed.c
+    if dialect == "postgresql":
+        # One group per debtor. Not a `row_number() = 1` window filter: PostgreSQL cannot estimate that
+        # filter (it guesses ~0.5% of the rows), and the joins above it then become nested loops over
+        # every account; a GROUP BY is estimated at one row per debtor and joined by hash.
+        first = aggregate_order_by  # the main currency: the largest normalised amount (ties: by code)
+        return (
+            select(
+                n.client_id,
+                n.debtor_id,
+                array_agg(first(n.currency, n.norm_ppm.desc(), n.currency))[1].label("currency"),
+                array_agg(first(n.amount, n.norm_ppm.desc(), n.currency))[1].label("amount"),
+                cast(func.sum(n.norm_ppm), BigInteger).label("norm_ppm"),
+                func.min(n.oldest).label("oldest"),
+            )
+            .group_by(n.client_id, n.debtor_id)
+            .subquery("due")
+        )
     window = {"partition_by": (n.client_id, n.debtor_id)}
     ranked = select(
         n.client_id,
@@ -246,9 +264,9 @@ _SCORED = (
 )
 
 
-def _scored(by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
+def _scored(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
     """The SELECT of every column a work item gets from a rescoring, with the current item's (`cur_*`)."""
-    due = _overdue(by_client, by_debtor, overrides)
+    due = _overdue(dialect, by_client, by_debtor, overrides)
     broken = _broken_counts(by_client, by_debtor)
     promised = _due_today(by_client, by_debtor)
     debtor, client = Debtor.__table__, Client.__table__
@@ -351,7 +369,7 @@ class _Statements:
 
 @lru_cache(maxsize=256)
 def _statements(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> _Statements:
-    scored = _scored(by_client, by_debtor, overrides)
+    scored = _scored(dialect, by_client, by_debtor, overrides)
     rows = _changed(scored)
     columns = [c.name for c in rows.selected_columns]
     table = WorkItem.__table__

@@ -73,14 +73,15 @@ def _account_page(work: WorkItem, values: dict[str, Any], errors: dict[str, list
     now = now_utc()
     debtor = db.session.scalar(select(Debtor).where(Debtor.client_id == work.client_id, Debtor.id == work.debtor_id))
     client = debtor.client
+    verdicts = queue.gates(db.session, work, (CALL, EMAIL), now, do_not_contact=debtor.do_not_contact)
     return (
         render_template(
             "worklists/item.html",
             item=work,
             debtor=debtor,
             client=client,
-            call_gate=queue.gate(db.session, work, CALL, now),
-            email_gate=queue.gate(db.session, work, EMAIL, now),
+            call_gate=verdicts[CALL],
+            email_gate=verdicts[EMAIL],
             held_by_other=queue.held_by_other(work, current_user, now),
             mine=work.claimed_by == current_user.id and work.claim_expires_at and work.claim_expires_at > now,
             outcomes=[o.value for o in CallOutcome],
