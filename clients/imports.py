@@ -45,7 +45,7 @@ from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.jobs import enqueue, job
-from provider.core.money import Money, MoneyError, exponent
+from provider.core.money import Money, MoneyError, exponent, validate_currency
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
 
@@ -208,33 +208,53 @@ class PlacementRow(Schema):
     currency = fields.String(required=True)
     po_reference = fields.String(load_default="", validate=validate.Length(max=64))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _amount_and_dates(self, data: dict[str, Any], **_: Any) -> None:
-        try:
-            money = Money.parse(data["amount"], data["currency"].strip())
-        except MoneyError as exc:
-            field = "currency" if "ISO 4217" in str(exc) else "amount"
-            raise ValidationError(str(exc), field) from None
-        if money.minor <= 0:
-            raise ValidationError("must be a positive amount", "amount")
-        if data["due_date"] < data["issue_date"]:
-            raise ValidationError(
-                f"due date {data['due_date']} is before the issue date {data['issue_date']}", "due_date"
-            )
-        if data["issue_date"] > today_utc() + timedelta(days=MAX_FUTURE_DAYS):
-            raise ValidationError(f"issue date {data['issue_date']} is in the future", "issue_date")
-        data["amount_minor"], data["currency"] = money.minor, money.currency
+        """Every problem of the row, also next to a missing or malformed field (those keys are absent)."""
+        problems: dict[str, list[str]] = {}
+        currency = data.get("currency", "").strip()
+        if "currency" in data:
+            try:
+                validate_currency(currency)
+            except MoneyError as exc:
+                problems["currency"] = [str(exc)]
+        if "amount" in data:
+            # without a usable currency the amount is still checked as a number (its decimals cannot be)
+            unit = currency if "currency" in data and "currency" not in problems else "XTS"
+            try:
+                money = Money.parse(data["amount"], unit)
+            except MoneyError as exc:
+                if unit != "XTS" or "decimal places" not in str(exc):
+                    problems["amount"] = [str(exc)]
+            else:
+                if money.minor <= 0:
+                    problems["amount"] = ["must be a positive amount"]
+                elif unit != "XTS":
+                    data["amount_minor"], data["currency"] = money.minor, money.currency
+        issue, due = data.get("issue_date"), data.get("due_date")
+        if issue is not None and due is not None and due < issue:
+            problems["due_date"] = [f"due date {due} is before the issue date {issue}"]
+        if issue is not None and issue > today_utc() + timedelta(days=MAX_FUTURE_DAYS):
+            problems["issue_date"] = [f"issue date {issue} is in the future"]
+        if problems:
+            raise ValidationError(problems)
 
 
-def map_columns(header: list[str], mapping: dict[str, str]) -> tuple[dict[str, int], list[RowError]]:
-    """Where each field is in the file; a missing required column is an error for row 1."""
+def map_columns(
+    header: list[str],
+    mapping: dict[str, str],
+    fields: tuple[str, ...] = FIELDS,
+    required: tuple[str, ...] = REQUIRED,
+) -> tuple[dict[str, int], list[RowError]]:
+    """Where each field is in the file (placements by default; the payments import passes its own fields);
+    a missing required column is an error for row 1."""
     positions = {h.strip().lower(): i for i, h in enumerate(header)}
     found, errors = {}, []
-    for field in FIELDS:
+    for field in fields:
         source = (mapping.get(field) or field).strip().lower()
         if source in positions:
             found[field] = positions[source]
-        elif field in REQUIRED:
+        elif field in required:
             errors.append(RowError(1, mapping.get(field) or field, f"column missing (needed for {field})"))
     return found, errors
 
@@ -399,7 +419,7 @@ def _finish(batch: ImportBatch, tally: Tally, status: BatchStatus, errors: list[
     batch.finished_at = now_utc()
 
 
-def _report_progress(session: Session, batch_id: int, client_id: int, tally: Tally) -> bool:
+def publish_progress(session: Session, batch_id: int, client_id: int, tally: Tally) -> bool:
     """Publish progress outside the import's own transaction, so the progress bar moves while it runs.
 
     Best effort: it never waits more than a moment for a lock and never fails the import. PostgreSQL only:
@@ -455,7 +475,7 @@ def _load(
             stage.write(good)
             good = []
         if tally.checked % PROGRESS_EVERY == 0:
-            _report_progress(session, batch.id, batch.client_id, tally)
+            publish_progress(session, batch.id, batch.client_id, tally)
     stage.write(good)
     tally.total = tally.checked
     return errors
@@ -471,11 +491,13 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     try:
         header, rows = read_rows(batch.filename, batch.content)
     except FileRejected as exc:
+        tally.total = 0  # nothing was read: the estimate from the byte count means nothing here
         _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
     positions, errors = map_columns(header, batch.mapping)
     if errors:
+        tally.total = 0  # the columns are wrong: no row was checked
         _finish(batch, tally, BatchStatus.REJECTED, errors)
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
@@ -498,10 +520,10 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     new_debtors = stage.create_debtors()
     if new_debtors >= STATISTICS_AFTER:
         refresh_statistics(session, "debtors")
-    _report_progress(session, batch.id, client.id, tally)
+    publish_progress(session, batch.id, client.id, tally)
     for posted in stage.post(memo=f"placement file {batch.filename} (import #{batch.id})"):
         tally.posted += posted
-        _report_progress(session, batch.id, client.id, tally)
+        publish_progress(session, batch.id, client.id, tally)
     status = BatchStatus.PARTIAL if tally.problems else BatchStatus.POSTED
     placed_for = select(Debtor.id).where(
         Debtor.client_id == client.id, Debtor.external_ref.in_(select(stage.table.c.debtor_ref))
@@ -541,4 +563,14 @@ def import_placements_job(batch_id: int, client_id: int) -> str:
         return batch.status
 
 
-__all__ = ["FIELDS", "FileRejected", "ImportBatch", "read_rows", "run_placement_import", "start_placement_import"]
+__all__ = [
+    "FIELDS",
+    "FileRejected",
+    "ImportBatch",
+    "Tally",
+    "map_columns",
+    "publish_progress",
+    "read_rows",
+    "run_placement_import",
+    "start_placement_import",
+]

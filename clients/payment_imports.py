@@ -29,9 +29,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clients import imports
 from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
 from clients.ledger import BatchRejected, RowError, allocate, auto_allocate_many, record_payments
@@ -120,16 +121,7 @@ class PaymentRow(Schema):
 
 
 def map_columns(header: list[str], mapping: dict[str, str]) -> tuple[dict[str, int], list[RowError]]:
-    """Where each field is in the file; a missing required column is an error for row 1."""
-    positions = {h.strip().lower(): i for i, h in enumerate(header)}
-    found, errors = {}, []
-    for name in FIELDS:
-        source = (mapping.get(name) or name).strip().lower()
-        if source in positions:
-            found[name] = positions[source]
-        elif name in REQUIRED:
-            errors.append(RowError(1, mapping.get(name) or name, f"column missing (needed for {name})"))
-    return found, errors
+    return imports.map_columns(header, mapping, FIELDS, REQUIRED)
 
 
 def _messages(exc: ValidationError) -> dict[str, str]:
@@ -332,26 +324,9 @@ def _post_rows(
             posted += len(fresh)
             replayed += len(results) - len(fresh)
             break
-        _report_progress(session, batch, done_before + min(start + POST_CHUNK, len(rows)), total)
+        done = done_before + min(start + POST_CHUNK, len(rows))
+        imports.publish_progress(session, batch.id, batch.client_id, imports.Tally(total=total, checked=done))
     return posted, replayed, errors
-
-
-def _report_progress(session: Session, batch: ImportBatch, processed: int, total: int) -> None:
-    """Publish progress outside the import's own transaction, so the progress bar moves while it runs.
-
-    The job never writes the batch row before it ends (a row it had updated would stay locked, and this
-    second connection would wait for it). PostgreSQL only: SQLite has one writer at a time.
-    """
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    with bind.engine.connect() as conn:
-        conn.execute(text("SELECT set_config('app.client_id', :c, true)"), {"c": str(batch.client_id)})
-        conn.execute(
-            text("UPDATE import_batches SET processed_rows = :n, total_rows = :t, status = 'running' WHERE id = :id"),
-            {"n": processed, "t": total, "id": batch.id},
-        )
-        conn.commit()
 
 
 def _client_today(client: Client) -> date:

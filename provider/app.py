@@ -86,11 +86,9 @@ def _register_blueprints(app: Flask) -> None:
     from sla.views import portal_bp as sla_portal_bp
     from worklists.views import bp as worklists_bp
 
-    for bp in (auth_bp, provider_bp, clients_bp, ledger_bp, worklists_bp, sla_bp, portal_bp, portal_ledger_bp):
-        app.register_blueprint(bp)
-    for bp in (payments_bp, portal_payments_bp, sla_portal_bp):
-        app.register_blueprint(bp)
-    for bp in (reporting_bp, portal_reports_bp):
+    staff = (auth_bp, provider_bp, clients_bp, ledger_bp, payments_bp, worklists_bp, sla_bp, reporting_bp)
+    portal = (portal_bp, portal_ledger_bp, portal_payments_bp, sla_portal_bp, portal_reports_bp)
+    for bp in staff + portal:
         app.register_blueprint(bp)
     from provider.api import register as register_api
 

@@ -198,3 +198,19 @@ def test_plain_rows_take_the_fast_path_and_odd_ones_the_schema() -> None:
     assert checker.fast(2, commas) is None
     row, errors = checker.check(2, commas)
     assert errors == [] and row is not None and row.amount_minor == 125050
+
+
+def test_a_row_with_a_missing_field_still_reports_its_other_problems(client_: Any) -> None:
+    batch = _import(client_, HEADER + "R-1,,Acme,2026-01-05,2026-02-04,-5,EUX,\n" + "R-2,D-1,Acme,2026-01-05,,7,EUR,\n")
+    assert batch.status == "rejected"
+    assert {(e["row"], e["column"]) for e in batch.errors} == {
+        (2, "debtor_ref"),
+        (2, "amount"),
+        (2, "currency"),
+        (3, "due_date"),
+    }
+
+
+def test_an_unreadable_file_reports_no_rows(client_: Any) -> None:
+    batch = _import(client_, b"\x00\x01binary\n" * 50, name="junk.csv")
+    assert (batch.status, batch.total_rows, batch.processed_rows) == ("rejected", 0, 0)
