@@ -79,6 +79,7 @@ class Debtor(ClientOwned, db.Model):
     timezone: Mapped[str | None] = mapped_column(String(64))
     segment: Mapped[str] = mapped_column(String(40), default="standard")
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the client took the account back
     created_at: Mapped[created_at]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 

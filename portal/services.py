@@ -1,8 +1,9 @@
 """Writes a client user makes from the portal: recall an account, change a colleague's role, opt in to the
 monthly report. Services flush, never commit; each records what it did in the audit log.
 
-A recall has no column of its own yet (see `recall_account`): it is the audit event `portal.recall`, the
-account's open invoices put on hold, and its work item closed through the worklists' state machine.
+A recall (see `recall_account`) stamps `debtors.recalled_at`, puts the account's open invoices on hold (closing
+a dispute keeps that hold), closes its work item through the worklists' state machine and is the audit event
+`portal.recall`, with its reason.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from clients.models import Debtor
 from portal.queries import RECALL_ACTION, REPORTS_OPTIN_ACTION, report_recipients
 from provider import services as provider_services
 from provider.core import audit
+from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
 from provider.core.permissions import CLIENT_ROLES
 from provider.models import User
@@ -61,6 +63,7 @@ def recall_account(session: Session, debtor: Debtor, reason: str, user: Any) -> 
             .values(on_hold=True)
             .execution_options(synchronize_session="fetch")
         )
+    debtor.recalled_at = now_utc()
     if item is not None and open_item:
         worklist_services.set_state(session, item, ItemState.CLOSED, user, note=f"recalled by the client: {reason}")
     audit.record(

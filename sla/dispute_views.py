@@ -131,6 +131,20 @@ def resolve_dispute(dispute_id: int) -> Any:
     return _back(record)
 
 
+@bp.post("/slas/disputes/<int:dispute_id>/propose")
+@require(Permission.DISPUTES_RESOLVE)
+def propose_resolution(dispute_id: int) -> Any:
+    """Send a resolution that costs the client money (credit note, partial credit, write-off) for approval."""
+    record = get_visible_or_404(db.session, Dispute, dispute_id)
+
+    def act() -> None:
+        amount = parse_amount(request.form.get("amount", ""), record.currency)
+        disputes.propose(db.session, record, request.form.get("outcome", ""), amount, request.form.get("note", ""))
+
+    run(act, "Proposal sent to the client; the resolution clock is paused until they answer.")
+    return _back(record)
+
+
 @bp.post("/slas/disputes/<int:dispute_id>/messages")
 @require(Permission.DISPUTES_WORK)
 def dispute_message(dispute_id: int) -> Any:

@@ -6,6 +6,14 @@
                                                         awaiting_client
     open / acknowledged / investigating / awaiting_client --withdraw--> withdrawn
 
+    investigating --propose--> awaiting_client --approve--> resolved
+                                               --reject---> investigating
+
+A resolution that costs the client money (a credit note, a partial credit, a write-off) can be proposed to
+the client instead of decided by the agency: the dispute waits for the client (resolution clock paused),
+who approves it (it is posted exactly as `resolve` would, the clock stops) or rejects it with a reason
+(back to investigating, the clock resumes). A plain answer cannot settle a pending proposal.
+
 A refused move raises `DisputeTransitionRefused` (a `ServiceError`). While a dispute is active its invoices
 are held (`invoices.on_hold`): out of the worklist score and dunning, and `ledger.allocate` refuses them.
 The hold is lifted when no other active dispute covers the invoice. Clocks: `dispute_ack` runs from opening
@@ -54,7 +62,12 @@ TRANSITIONS: dict[str, dict[DisputeStatus, DisputeStatus]] = {
     "client_answered": {S.AWAITING_CLIENT: S.INVESTIGATING},
     "resolve": {S.INVESTIGATING: S.RESOLVED},
     "withdraw": {s: S.WITHDRAWN for s in ACTIVE_DISPUTE},
+    "propose": {S.INVESTIGATING: S.AWAITING_CLIENT},
+    "approve": {S.AWAITING_CLIENT: S.RESOLVED},
+    "reject": {S.AWAITING_CLIENT: S.INVESTIGATING},
 }
+# outcomes the client is asked to approve: each gives up money the client is owed
+PROPOSABLE = (Resolution.CREDIT_NOTE, Resolution.PARTIALLY_UPHELD, Resolution.WRITTEN_OFF)
 
 
 class DisputeTransitionRefused(ServiceError):
@@ -148,6 +161,8 @@ def client_answers(session: Session, dispute: Dispute, answer: str) -> None:
     """The client's answer hands the dispute back to the agency: the resolution clock resumes."""
     if not answer.strip():
         raise ServiceError("write an answer", field="body")
+    if dispute.proposal_pending:
+        raise ServiceError("approve or reject the proposed resolution", field="body")
     _move(session, dispute, "client_answered", answer)
     add_message(session, dispute, answer, from_client=True)
 
@@ -166,26 +181,99 @@ def resolve(
     written_off: the amount is written off through `ledger.write_off`; upheld: the invoices stand as billed."""
     if next_status(dispute.status, "resolve") is None:
         raise DisputeTransitionRefused(dispute, "resolve")
+    amount = _checked_outcome(dispute, outcome, amount_minor)
+    _settle(session, client, dispute, outcome, amount, note, "resolve")
+
+
+def propose(session: Session, dispute: Dispute, outcome: str, amount_minor: int = 0, note: str = "") -> None:
+    """Ask the client to approve a resolution that costs them money; the resolution clock pauses meanwhile.
+
+    The outcome and amount are checked as `resolve` checks them; an upheld invoice needs no approval."""
+    if next_status(dispute.status, "propose") is None:
+        raise DisputeTransitionRefused(dispute, "propose")
+    if outcome in set(Resolution) and outcome not in PROPOSABLE:
+        raise ServiceError("an upheld invoice needs no approval: resolve the dispute instead", field="outcome")
+    amount = _checked_outcome(dispute, outcome, amount_minor)
+    explanation = " ".join(note.split())[:500]
+    if not explanation:
+        raise ServiceError("explain the proposal to the client", field="note")
+    dispute.proposed_resolution, dispute.proposed_amount_minor = outcome, amount
+    dispute.proposal_note, dispute.proposed_at = explanation, now_utc()
+    dispute.proposed_by_label = current_actor().label[:254]
+    _move(session, dispute, "propose", explanation)
+    add_message(session, dispute, f"Proposed: {describe_proposal(dispute)}. {explanation}", from_client=False)
+
+
+def describe_proposal(dispute: Dispute) -> str:
+    """The pending proposal in words, e.g. "a credit note of €120.00"."""
+    amount = format_money(dispute.proposed_amount_minor or 0, dispute.currency)
+    return {
+        Resolution.CREDIT_NOTE: f"a credit note of {amount}",
+        Resolution.PARTIALLY_UPHELD: f"a partial credit note of {amount}",
+        Resolution.WRITTEN_OFF: f"writing off {amount}",
+    }.get(Resolution(dispute.proposed_resolution or Resolution.UPHELD), "no change")
+
+
+def approve_proposal(session: Session, client: Client, dispute: Dispute, note: str = "") -> None:
+    """The client accepts the proposal: it is posted exactly as the agency's `resolve` would post it."""
+    if not dispute.proposal_pending:
+        raise ServiceError("there is no proposed resolution to approve")
+    outcome, amount = dispute.proposed_resolution or "", dispute.proposed_amount_minor or 0
+    text = " ".join(note.split())[:500]
+    add_message(
+        session, dispute, f"Approved {describe_proposal(dispute)}." + (f" {text}" if text else ""), from_client=True
+    )
+    _clear_proposal(dispute)
+    _settle(session, client, dispute, outcome, amount, text or "approved by the client", "approve")
+
+
+def reject_proposal(session: Session, dispute: Dispute, reason: str) -> None:
+    """The client refuses the proposal (a reason is required): the agency investigates again, its clock resumes."""
+    if not dispute.proposal_pending:
+        raise ServiceError("there is no proposed resolution to reject")
+    text = " ".join(reason.split())[:500]
+    if not text:
+        raise ServiceError("say why you reject the proposal", field="reason")
+    add_message(session, dispute, f"Rejected {describe_proposal(dispute)}: {text}", from_client=True)
+    _clear_proposal(dispute)
+    _move(session, dispute, "reject", text)
+
+
+def _clear_proposal(dispute: Dispute) -> None:
+    dispute.proposed_resolution = dispute.proposed_amount_minor = dispute.proposed_at = None
+    dispute.proposal_note = dispute.proposed_by_label = ""
+
+
+def _checked_outcome(dispute: Dispute, outcome: str, amount_minor: int) -> int:
+    """The amount an outcome moves (0 for upheld), or a `ServiceError` naming the field."""
     if outcome not in set(Resolution):
         raise ServiceError("choose an outcome", field="outcome")
     amount = amount_minor or (
         dispute.amount_minor if outcome in (Resolution.CREDIT_NOTE, Resolution.WRITTEN_OFF) else 0
     )
-    if outcome != Resolution.UPHELD and not 0 < amount <= dispute.amount_minor:
+    if outcome == Resolution.UPHELD:
+        return 0
+    if not 0 < amount <= dispute.amount_minor:
         raise ServiceError(
             f"the amount must be between 0 and {format_money(dispute.amount_minor, dispute.currency)}", field="amount"
         )
     if outcome == Resolution.PARTIALLY_UPHELD and amount >= dispute.amount_minor:
         raise ServiceError("a partial outcome credits less than the disputed amount", field="amount")
+    return amount
+
+
+def _settle(
+    session: Session, client: Client, dispute: Dispute, outcome: str, amount: int, note: str, action: str
+) -> None:
     invoices = _invoices(session, dispute)
     _set_hold(session, dispute.client_id, [i.id for i in invoices], False, leaving=dispute.id)
     if outcome in (Resolution.CREDIT_NOTE, Resolution.PARTIALLY_UPHELD):
         _credit(session, client, dispute, invoices, amount)
     elif outcome == Resolution.WRITTEN_OFF:
         _write_off(session, client, dispute, invoices, amount)
-    dispute.resolution, dispute.credited_minor = outcome, (0 if outcome == Resolution.UPHELD else amount)
+    dispute.resolution, dispute.credited_minor = outcome, amount
     dispute.resolution_note = note[:500]
-    _move(session, dispute, "resolve", note)
+    _move(session, dispute, action, note)
 
 
 def _move(session: Session, dispute: Dispute, action: str, note: str = "") -> None:
@@ -199,9 +287,15 @@ def _move(session: Session, dispute: Dispute, action: str, note: str = "") -> No
         dispute.closed_at = at
     session.flush()
     _drive_clocks(session, dispute, action, at, note)
+    if target == S.WITHDRAWN:
+        _clear_proposal(dispute)
     if target in (S.RESOLVED, S.WITHDRAWN):
         ids = [i.id for i in _invoices(session, dispute)]
         _set_hold(session, dispute.client_id, ids, False)
+        if session.scalar(
+            select(Debtor.recalled_at).where(Debtor.client_id == dispute.client_id, Debtor.id == dispute.debtor_id)
+        ):
+            _set_hold(session, dispute.client_id, ids, True)  # a recalled account stays with the client
     audit.record(
         session, f"dispute.{action}", dispute, before=before, after=audit.snapshot(dispute, Dispute.AUDIT_FIELDS)
     )
@@ -224,11 +318,11 @@ def _drive_clocks(session: Session, dispute: Dispute, action: str, at: Any, note
         stop_clock(session, ack, cal, at=at, note=action)
     if res is None or res.state == ClockState.STOPPED:
         return
-    if action == "ask_client":
-        pause_clock(session, res, cal, at=at, note="awaiting client")
-    elif action == "client_answered":
-        resume_clock(session, res, cal, at=at, note="client answered")
-    elif action in ("resolve", "withdraw"):
+    if action in ("ask_client", "propose"):
+        pause_clock(session, res, cal, at=at, note="awaiting client" if action == "ask_client" else "proposal sent")
+    elif action in ("client_answered", "reject"):
+        resume_clock(session, res, cal, at=at, note="client answered" if action == "client_answered" else "rejected")
+    elif action in ("resolve", "withdraw", "approve"):
         stop_clock(session, res, cal, at=at, note=action)
 
 

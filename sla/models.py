@@ -259,6 +259,9 @@ class Dispute(ClientOwned, db.Model):
         CheckConstraint(_in("reason", DisputeReason), name="reason"),
         CheckConstraint(_in("status", DisputeStatus), name="status"),
         CheckConstraint(f"resolution IS NULL OR {_in('resolution', Resolution)}", name="resolution"),
+        CheckConstraint(
+            f"proposed_resolution IS NULL OR {_in('proposed_resolution', Resolution)}", name="proposed_resolution"
+        ),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index(None, "client_id", "debtor_id", "status"),
         Index(None, "client_id", "status", "opened_at"),
@@ -280,11 +283,30 @@ class Dispute(ClientOwned, db.Model):
     resolution_note: Mapped[str] = mapped_column(String(500), default="")
     credited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_note_id: Mapped[int | None] = mapped_column(BigInteger)
+    # a resolution the agency proposed and the client must approve (it costs the client money); None = none pending
+    proposed_resolution: Mapped[str | None] = mapped_column(String(20))
+    proposed_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    proposal_note: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    proposed_by_label: Mapped[str] = mapped_column(String(254), default="", server_default="")
 
     debtor = relationship("Debtor", viewonly=True)
     owner = relationship("User", foreign_keys=[owner_id], viewonly=True)
 
-    AUDIT_FIELDS = ("status", "reason", "amount_minor", "owner_id", "resolution", "credited_minor")
+    AUDIT_FIELDS = (
+        "status",
+        "reason",
+        "amount_minor",
+        "owner_id",
+        "resolution",
+        "credited_minor",
+        "proposed_resolution",
+        "proposed_amount_minor",
+    )
+
+    @property
+    def proposal_pending(self) -> bool:
+        return self.proposed_resolution is not None and self.status == DisputeStatus.AWAITING_CLIENT.value
 
 
 class DisputeInvoice(ClientOwned, db.Model):

@@ -16,6 +16,7 @@ from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
 from provider.core.money import Money, MoneyError
 from provider.extensions import db
+from sla import disputes
 from sla.calendars import calendar_for
 from sla.clocks import elapsed_at, status_at
 from sla.models import Dispute, DisputeEvidence, DisputeInvoice, DisputeMessage, SlaClock, SlaClockEvent
@@ -91,6 +92,7 @@ def dispute_context(dispute: Dispute, *, staff: bool) -> dict[str, Any]:
         "messages": messages,
         "evidence": evidence,
         "history": history_of(db.session, dispute, client_id=dispute.client_id) if staff else [],
+        "proposal": disputes.describe_proposal(dispute) if dispute.proposal_pending else None,
         "tz": cal.tz,
     }
 

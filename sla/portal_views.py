@@ -68,6 +68,32 @@ def portal_answer(dispute_id: int) -> Any:
     return redirect(url_for("sla_portal.dispute", dispute_id=record.id))
 
 
+@portal_bp.post("/disputes/<int:dispute_id>/proposal", endpoint="proposal")
+@require(Permission.PORTAL_DISPUTES)
+def portal_proposal(dispute_id: int) -> Any:
+    """Approve (posted at once) or reject (with a reason) the resolution the agency proposed."""
+    record = _mine(dispute_id)
+    decision = request.form.get("decision", "")
+    if decision == "approve":
+        client = _my_client()
+        run(
+            lambda: disputes.approve_proposal(db.session, client, record, request.form.get("note", "")),
+            "Approved: the dispute is resolved.",
+        )
+    elif decision == "reject":
+        run(
+            lambda: disputes.reject_proposal(db.session, record, request.form.get("reason", "")),
+            "Rejected: the agency investigates again.",
+        )
+    else:
+        run(lambda: _refuse_decision(), "")
+    return redirect(url_for("sla_portal.dispute", dispute_id=record.id))
+
+
+def _refuse_decision() -> None:
+    raise ServiceError("choose approve or reject", field="decision")
+
+
 @portal_bp.post("/disputes/<int:dispute_id>/messages", endpoint="message")
 @require(Permission.PORTAL_DISPUTES)
 def portal_message(dispute_id: int) -> Any:

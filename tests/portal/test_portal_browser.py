@@ -20,6 +20,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 820, "height": 1180}
 ADMIN = "admin@nwind.demo.test"
+LAST_MONTH: dict[str, str] = {}  # the month the demo's latest report covers (set by live_server)
 
 pytestmark = pytest.mark.browser
 
@@ -34,9 +35,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     from clients.models import Client
     from provider.app import create_app
+    from provider.core.clock import today_utc
     from provider.core.tenancy import TenantScope, scoped
     from provider.demo import seed_demo
     from provider.extensions import db
+    from provider.reporting import formulas
     from provider.reporting.jobs import take_snapshot
     from provider.reporting.reports import generate_report
 
@@ -48,7 +51,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with scoped(TenantScope.agency(), db.session):
             client = db.session.scalar(select(Client).where(Client.code == "NWIND"))
             take_snapshot(client)
-            generate_report(db.session, client, "2026-10")
+            generate_report(
+                db.session,
+                client,
+                LAST_MONTH.setdefault("key", formulas.month_key(formulas.add_months(today_utc(), -1))),
+            )
             db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -111,7 +118,7 @@ def test_overview_reads_well_on_laptop_and_tablet(browser: Any, live_server: str
         "Latest report",
     ):
         assert main.get_by_role("heading", name=heading).first.is_visible(), heading
-    assert "2026-10" in main.inner_text()
+    assert LAST_MONTH["key"] in main.inner_text()
     assert page.locator("svg.aging-chart").is_visible()
     _no_horizontal_scroll(page)
     _shots(page, f"overview-{label}")
