@@ -6,7 +6,8 @@ Builds N invoices (default 100,000; --quick 10,000) for N/10 debtors that exist 
   baseline: the file import path (clients.imports: upload, validate, stage, INSERT ... SELECT) of a CSV of
             the N rows for client 1;
   product:  POST /api/v1/invoices/batch with 1,000 invoices per request (JSON bodies built beforehand,
-            sent through the full WSGI stack: token auth, rate limit, marshmallow, place_invoices, commit)
+            sent through the full WSGI stack: token auth, rate limit, validation (the plain-row path held
+            to the marshmallow schema), clients.placement_stage.place_rows, outbox event, audit, commit)
             for client 2.
 ratio = API rows/s / file-import rows/s (the issue's goal: at least 0.5, "within 2x").
 

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, TxKind
@@ -211,6 +212,16 @@ class Stage:
     def count(self) -> int:
         return self.session.scalar(sa.select(sa.func.count()).select_from(self.table)) or 0
 
+    def invoice_ids(self) -> dict[str, int]:
+        """After `post`: the invoice id of every staged row, by number, in line order (PostgreSQL: the ids
+        the staging table drew from the sequence; SQLite: looked up by number)."""
+        s = self.table.c
+        if self.pg:
+            return dict(self.session.execute(sa.select(s.number, s.invoice_id).order_by(s.line)).all())
+        inv = Invoice.__table__.c
+        joined = self.table.join(Invoice.__table__, sa.and_(inv.client_id == self.client_id, inv.number == s.number))
+        return dict(self.session.execute(sa.select(s.number, inv.id).select_from(joined).order_by(s.line)).all())
+
     # --- posting ------------------------------------------------------------------------------------
 
     def create_debtors(self) -> int:
@@ -375,17 +386,24 @@ def place_rows(session: Session, client_id: int, rows: Sequence[dict[str, Any]],
     The same guarantees as `clients.ledger.place_invoices`, with problems keyed by row (1-based) and the
     API's field names: a number twice in the batch is a problem on its later rows; a number placed before
     with the same details is skipped (counted as unchanged), with other details it is a problem; a debtor
-    id that is not one of the client's debtors is a problem. All or nothing: with any problem nothing is
-    written. Rows go through the staging table of the file import and are posted by its INSERT ... SELECT.
+    id that is not one of the client's debtors is a problem. All or nothing: every check runs before
+    anything is written, and with any problem nothing is. The new rows go through the staging table of
+    the file import and are posted by its INSERT ... SELECT.
+
+    Every lookup is by key for the batch's own debtors and numbers, so the cost follows the batch, not the
+    size of the ledger.
     """
+    pg = session.get_bind().dialect.name == "postgresql"
     deb = Debtor.__table__.c
     wanted = sorted({int(r["debtor_id"]) for r in rows})
     refs: dict[int, str] = dict(
-        session.execute(sa.select(deb.id, deb.external_ref).where(deb.client_id == client_id, deb.id.in_(wanted))).all()
+        session.execute(
+            sa.select(deb.id, deb.external_ref).where(deb.client_id == client_id, _among(deb.id, wanted, pg))
+        ).all()
     )
     problems: list[RowError] = []
     first: dict[str, int] = {}
-    staged: list[StageRow] = []
+    staged: list[tuple[StageRow, int]] = []
     for line, r in enumerate(rows, start=1):
         number = r["number"].strip()
         ref = refs.get(r["debtor_id"])
@@ -397,94 +415,88 @@ def place_rows(session: Session, client_id: int, rows: Sequence[dict[str, Any]],
             )
             continue
         first[number] = line
-        staged.append(
-            StageRow(
-                line,
-                number,
-                ref or "",
-                "",
-                r["issue_date"],
-                r["due_date"],
-                r["currency"].upper(),
-                r["amount_minor"],
-                r.get("po_reference") or "",
-            )
+        row = StageRow(
+            line,
+            number,
+            ref or "",
+            "",
+            r["issue_date"],
+            r["due_date"],
+            r["currency"].upper(),
+            r["amount_minor"],
+            r.get("po_reference") or "",
         )
-    with session.begin_nested() as savepoint:
-        session.execute(sa.text("DROP TABLE IF EXISTS import_stage_api"))
-        stage = Stage(session, client_id, "api")  # type: ignore[arg-type]
-        stage.write(staged)
-        stage.prepare()
-        unchanged = _drop_placed_before(stage, problems)
-        if problems:
-            savepoint.rollback()
-            return RowsPlaced({}, 0, sorted(problems, key=lambda e: (e.row, e.field)))
-        fresh = len(staged) - unchanged
-        ids: dict[str, int] = {}
-        if fresh:
-            audit.record(
-                session,
-                "invoice.place",
-                "Invoice",
-                client_id=client_id,
-                object_id="*",
-                after={"count": fresh, "via": memo or "api"},
-            )
-            session.flush()  # SQLite: the write lock is held before `post` chooses ids
-            for _ in stage.post(memo, statistics=False):
-                pass
-            s, inv = stage.table.c, Invoice.__table__.c
-            ids = dict(
-                session.execute(
-                    sa.select(s.number, inv.id)
-                    .select_from(stage.table.join(Invoice.__table__, inv.number == s.number))
-                    .where(inv.client_id == client_id)
-                    .order_by(s.line)
-                ).all()
-            )
-        stage.drop()
-    if ids:
-        refresh_statistics_if_stale(session, "invoices", "journal_transactions", "journal_entries")
-    return RowsPlaced(ids, unchanged, [])
+        staged.append((row, r["debtor_id"]))
+    placed_before = _placed_before(session, client_id, staged, problems, pg)
+    if problems:
+        return RowsPlaced({}, 0, sorted(problems, key=lambda e: (e.row, e.field)))
+    fresh = [(row, debtor_id) for row, debtor_id in staged if row.line not in placed_before]
+    if not fresh:
+        return RowsPlaced({}, len(placed_before), [])
+    audit.record(
+        session,
+        "invoice.place",
+        "Invoice",
+        client_id=client_id,
+        object_id="*",
+        after={"count": len(fresh), "via": memo or "api"},
+    )
+    session.flush()  # SQLite: the write lock is held before `post` chooses ids
+    session.execute(sa.text("DROP TABLE IF EXISTS import_stage_api"))
+    stage = Stage(session, client_id, "api")  # type: ignore[arg-type]
+    stage.write([row for row, _ in fresh])
+    for _ in stage.post(memo, statistics=False):
+        pass
+    ids = stage.invoice_ids()
+    stage.drop()
+    refresh_statistics_if_stale(session, "invoices", "journal_transactions", "journal_entries")
+    return RowsPlaced(ids, len(placed_before), [])
+
+
+def _among(column: Any, values: Sequence[Any], pg: bool) -> Any:
+    """`column IN (values)`; on PostgreSQL one array parameter (`= ANY(:values)`), which plans as one
+    index scan whatever the number of values."""
+    if pg:
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def refresh_statistics_if_stale(session: Session, *tables: str) -> None:
     """Refresh the statistics of those tables that changed by more than autovacuum's analyze threshold
     (50 rows + 10% of the table) since their last ANALYZE: many small loads pay for one ANALYZE per 10%
-    of growth instead of one each (PostgreSQL; the counters are approximate, as autovacuum's are)."""
+    of growth instead of one each (PostgreSQL; the counters are approximate, as autovacuum's are). Read
+    from pg_class and the statistics function directly: the pg_stat_user_tables view costs ms to plan."""
     if session.get_bind().dialect.name != "postgresql":
         return
     stale = session.scalars(
         sa.text(
-            "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
-            "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
-            "AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)"
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
+            "AND c.relname = ANY(:tables) AND c.relkind = 'r' "
+            "AND pg_stat_get_mod_since_analyze(c.oid) > 50 + 0.1 * greatest(c.reltuples, 0)"
         ),
         {"tables": list(tables)},
     ).all()
     refresh_statistics(session, *stale)
 
 
-def _drop_placed_before(stage: Stage, problems: list[RowError]) -> int:
-    """Staged numbers the client has already: identical ones leave the stage (returns how many), others are
-    problems. Looked up by (client, number) for the staged rows only, so the cost follows the batch, not the
-    ledger."""
-    s, inv, deb = stage.table.c, Invoice.__table__.c, Debtor.__table__.c
-    same = sa.and_(
-        deb.external_ref == s.debtor_ref,
-        inv.issue_date == s.issue_date,
-        inv.due_date == s.due_date,
-        inv.currency == s.currency,
-        inv.amount_minor == s.amount_minor,
-        inv.po_reference == s.po_reference,
-    )
-    joined = stage.table.join(Invoice.__table__, sa.and_(inv.client_id == stage.client_id, inv.number == s.number))
-    joined = joined.join(Debtor.__table__, sa.and_(deb.client_id == inv.client_id, deb.id == inv.debtor_id))
-    found = stage.session.execute(sa.select(s.line, s.number, same.label("same")).select_from(joined)).all()
-    problems += [
-        RowError(line, "number", f"invoice {number} was placed before with different details")
-        for line, number, identical in found
-        if not identical
-    ]
-    stage.drop_lines({line for line, _, identical in found if identical})
-    return sum(1 for *_, identical in found if identical)
+def _placed_before(
+    session: Session, client_id: int, staged: Sequence[tuple[StageRow, int]], problems: list[RowError], pg: bool
+) -> set[int]:
+    """Lines whose number the client has already: identical ones are returned (to be skipped), others are
+    problems. One index lookup by (client, number) for the batch's numbers."""
+    inv = Invoice.__table__.c
+    wanted = {row.number: (row, debtor_id) for row, debtor_id in staged}
+    found = session.execute(
+        sa.select(
+            inv.number, inv.debtor_id, inv.issue_date, inv.due_date, inv.currency, inv.amount_minor, inv.po_reference
+        ).where(inv.client_id == client_id, _among(inv.number, list(wanted), pg))
+    ).all()
+    same: set[int] = set()
+    for number, *details in found:
+        row, debtor_id = wanted[number]
+        mine = (debtor_id, row.issue_date, row.due_date, row.currency, row.amount_minor, row.po_reference)
+        if tuple(details) == mine:
+            same.add(row.line)
+        else:
+            problems.append(RowError(row.line, "number", f"invoice {number} was placed before with different details"))
+    return same

@@ -243,7 +243,9 @@ def load(model: type, object_id: int) -> Any:
     return obj
 
 
-def parse_body(schema: Schema) -> Any:
+def parse_body(schema: Schema, plain: Callable[[Any], Any] | None = None) -> Any:
+    """The JSON body loaded by the schema. `plain`, when given, builds what the schema would load for a
+    plainly valid body without it (None for any other body, which then goes through the schema)."""
     data = request.get_json(silent=True)
     if data is None:
         raise ApiProblem(
@@ -252,6 +254,10 @@ def parse_body(schema: Schema) -> Any:
             kind="validation",
             errors={"_body": ["not JSON"]},
         )
+    if plain is not None:
+        loaded = plain(data)
+        if loaded is not None:
+            return loaded
     return schema.load(data)
 
 

@@ -228,7 +228,7 @@ def place_invoice_batch() -> Any:
     """Every problem of every row is reported (`errors` keyed `invoices.<index>.<field>`) and nothing is placed
     when any row is invalid. Rows placed before with the same details are skipped (counted as unchanged). The
     answer lists the id and number of each invoice placed now (read the whole invoice with GET /invoices/{id})."""
-    rows = parse_body(s.InvoiceBatchIn())["invoices"]
+    rows = parse_body(s.InvoiceBatchIn(), s.plain_invoice_batch)["invoices"]
     client = current_client()
     result = place_rows(db.session, client.id, rows, memo=f"API batch ({g.api_token.actor_label})")
     if result.problems:
