@@ -38,7 +38,7 @@ def collect_inputs(
 ) -> dict[str, Any]:
     """Every journal sum a report (or a KPI page, or a snapshot) needs, per currency, as JSON.
 
-    One statement reads the client's journal once (`kpi.journal_pass`: flows, AR series, recovery stair);
+    One grouped statement over the client's journal (`kpi.journal_pass`: flows, AR series, recovery stair);
     aging and top debtors come from the cached invoice balances when that pass proves them equal to the
     journal's as of `end` (no receivable entry after `end` or posted after `posted_by`), else from the
     journal. Gives exactly what `collect_inputs_by_queries` gives.

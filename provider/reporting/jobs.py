@@ -124,14 +124,21 @@ def snapshot_client_job(client_id: int) -> str:
 
 
 def take_snapshot(client: Client) -> KpiSnapshot:
-    """Upsert the client's snapshot for its today (a re-run the same day refreshes it)."""
-    today = client_today(client, now_utc())
+    """Upsert the client's snapshot for its today (a re-run the same day refreshes it).
+
+    The figures are exactly the live KPI page's (`collect_inputs` + `derive` as of the client's today, no posting
+    cut-off). `computed_at` is the time the computation started: whatever was posted after it may be missing
+    from the figures, which is what the KPI page checks before it says so.
+    """
+    started = now_utc()
+    today = client_today(client, started)
     figures: dict[str, Any] = fig.derive(fig.collect_inputs(client.id, today))
     snap = db.session.scalar(select(KpiSnapshot).where(KpiSnapshot.client_id == client.id, KpiSnapshot.as_of == today))
     if snap is None:
-        snap = KpiSnapshot(client_id=client.id, as_of=today, figures=figures)
+        snap = KpiSnapshot(client_id=client.id, as_of=today, figures=figures, computed_at=started)
         db.session.add(snap)
     else:
         snap.figures = figures
+        snap.computed_at = started
     db.session.flush()
     return snap

@@ -16,6 +16,8 @@ formulas (formulas.py) turn these sums into ratios. No Python loop walks ledger 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from provider.extensions import db
 from provider.reporting import formulas as f
 
 CASH = (Account.CASH_AGENCY.value, Account.CASH_CLIENT.value)
+OTHER_FLOWS = (Account.WRITE_OFF.value, Account.SALES.value)
 
 
 def _tx_join() -> Any:
@@ -339,15 +342,38 @@ def _bucket(column: Any, thresholds: list[date]) -> Any:
     return case((column.is_(None), literal(None, type_=Integer)), *whens, else_=literal(0))
 
 
+@contextmanager
+def _analytic_settings() -> Iterator[None]:
+    """PostgreSQL settings for one grouped read of a client's journal, restored afterwards.
+
+    jit off: compiling such a statement (~100k rows, tens of ms) costs more than it saves, and much more for a
+    big client, where the planner's cost passes the inlining threshold. work_mem 64MB: the planner cannot tell
+    that a few hundred (month, due bucket, account) groups come out, so with the default 4MB it sorts ~100k rows
+    on disk instead of hashing them. Both are transaction-local (`set_config(..., true)`) and put back at once.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    wanted = {"jit": "off", "work_mem": "64MB"}
+    before = db.session.execute(select(*(func.current_setting(k) for k in wanted))).one()
+    db.session.execute(select(*(func.set_config(k, v, True) for k, v in wanted.items())))
+    try:
+        yield
+    finally:
+        db.session.execute(select(*(func.set_config(k, v, True) for k, v in zip(wanted, before, strict=True))))
+
+
 def journal_pass(
     client_id: int, ends: list[date], stair_from: date, flows_from: date, posted_by: datetime | None = None
 ) -> JournalPass:
-    """`flows_by_month`, `ar_series` and `recovery_stair` of one client in one statement that reads its journal once.
+    """`flows_by_month`, `ar_series` and `recovery_stair` of one client from one grouped read of its journal.
 
-    The client's entries (receivable, cash, write-off, sales) are joined to their transactions and invoices once
-    (a materialized CTE) and summed by (currency, account, kind, month bucket, due bucket, late): a few hundred
-    rows, from which the month flows, the AR series and the placed amounts follow; the same CTE gives the
-    stair's collected amounts (allocations to invoices placed since `stair_from`) by placement and payment month.
+    The client's entries (receivable, cash, write-off, sales) are joined to their transactions (and receivable
+    entries to their invoices' due dates) and summed in SQL by (currency, account, kind, month bucket, due bucket,
+    late): a few hundred rows, from which the month flows, the AR series and the placed amounts follow. The stair's
+    collected amounts (allocations to invoices placed since `stair_from`, by placement and payment month) come from
+    the receivable entries alone (placements in the window and allocations), found with a window over each invoice's
+    entries instead of a self-join. Both parts are one statement, and no row of the journal reaches Python.
     Nothing is dropped in SQL for being after the as-of date, so the pass also tells whether the cached invoice
     balances equal the journal's as of then (`stale` false).
     """
@@ -361,67 +387,58 @@ def journal_pass(
     split = end < last_day  # the last month's bucket holds only entries up to `end`; the rest of it follows
     thresholds = months + ([end + timedelta(days=1)] if split else []) + [last_day + timedelta(days=1)]
     count = len(months)  # buckets 1..count: those months, up to `end`; count + 1: rest of end's month if split
+    stair_first = months.index(f.month_start(stair_from)) + 1 if f.month_start(stair_from) in months else 1
 
     je, tx, inv = JournalEntry.__table__, JournalTransaction.__table__, Invoice.__table__
     late = (tx.c.posted_at > posted_by) if posted_by is not None else literal(False)
     rec = Account.RECEIVABLE.value
-    is_pg = db.session.get_bind().dialect.name == "postgresql"
-    entries = (
+    mb = _bucket(tx.c.occurred_on, thresholds).label("mb")
+    dk = _bucket(inv.c.due_date, ends).label("dk")
+    on_tx = and_(tx.c.client_id == je.c.client_id, tx.c.id == je.c.transaction_id)
+    grouped = (
         select(
+            literal("f").label("tag"),
             je.c.currency,
             je.c.account,
-            je.c.invoice_id,
-            je.c.payment_id.is_not(None).label("paid"),
-            je.c.amount_minor.label("amount"),
             tx.c.kind,
-            tx.c.occurred_on.label("occ"),
-            _bucket(tx.c.occurred_on, thresholds).label("mb"),
+            mb,
             late.label("late"),
-            _bucket(inv.c.due_date, ends).label("dk"),
+            dk,
+            func.sum(je.c.amount_minor).label("amount"),
+            func.count().label("n"),
+            literal(None, type_=String).label("early"),
         )
         .select_from(je)
-        .join(tx, and_(tx.c.client_id == je.c.client_id, tx.c.id == je.c.transaction_id))
+        .join(tx, on_tx)
         .outerjoin(inv, and_(je.c.account == rec, inv.c.client_id == je.c.client_id, inv.c.id == je.c.invoice_id))
-        .where(
-            je.c.client_id == client_id,
-            je.c.account.in_([rec, *CASH, Account.WRITE_OFF.value, Account.SALES.value]),
-        )
-        .cte("j")
-        .prefix_with("MATERIALIZED")
+        .where(je.c.client_id == client_id, je.c.account.in_([rec, *CASH, *OTHER_FLOWS]))
+        .group_by(je.c.currency, je.c.account, tx.c.kind, mb, late, dk)
     )
-    j = entries.c
-    grouped = select(
-        literal("f").label("tag"),
-        j.currency,
-        j.account,
-        j.kind,
-        j.mb,
-        j.late,
-        j.dk,
-        func.sum(j.amount).label("amount"),
-        func.count().label("n"),
-        literal(None, type_=String).label("early"),
-    ).group_by(j.currency, j.account, j.kind, j.mb, j.late, j.dk)
-    stair_first = months.index(f.month_start(stair_from)) + 1 if f.month_start(stair_from) in months else 1
-    # the stair's collected: allocations (receivable entries with a payment) by the month their invoice was
-    # placed, found with a window over the invoice's entries instead of a self-join (a CTE has no statistics,
-    # and the planner would loop over it)
-    not_late = j.late.is_(False) if is_pg else j.late == literal(False)
-    placement = and_(j.account == rec, j.kind == TxKind.INVOICE.value, not_late, j.mb.between(stair_first, count))
-    payment = and_(j.account == rec, j.paid, not_late, j.mb <= count)
-    by_invoice = {"partition_by": j.invoice_id}
-    role = case((placement, literal(1)), else_=literal(2))
+    # the stair: receivable entries only, each tagged placement (an invoice_placed entry in the stair's months,
+    # posted by the cut-off) or payment (an allocation, or its reversal); the placement month of the invoice
+    # comes from a window over the invoice's entries
+    not_late = tx.c.posted_at <= posted_by if posted_by is not None else literal(True)
+    placement = and_(tx.c.kind == TxKind.INVOICE.value, not_late, mb.between(stair_first, count))
+    payment = and_(je.c.payment_id.is_not(None), not_late, mb <= count)
+    by_invoice = {"partition_by": je.c.invoice_id}
     pieces = (
         select(
-            role.label("role"),
-            j.amount,
-            j.mb,
-            j.occ,
-            func.max(case((placement, j.mb))).over(**by_invoice).label("placed_mb"),
-            func.max(case((placement, j.currency))).over(**by_invoice).label("placed_currency"),
+            case((placement, literal(1)), else_=literal(2)).label("role"),
+            je.c.amount_minor.label("amount"),
+            mb,
+            tx.c.occurred_on.label("occ"),
+            func.max(case((placement, mb))).over(**by_invoice).label("placed_mb"),
+            func.max(case((placement, je.c.currency))).over(**by_invoice).label("placed_currency"),
             func.count(case((placement, literal(1)))).over(**by_invoice).label("times"),
         )
-        .where(or_(placement, payment))
+        .select_from(je)
+        .join(tx, on_tx)
+        .where(
+            je.c.client_id == client_id,
+            je.c.account == rec,
+            or_(tx.c.kind == TxKind.INVOICE.value, je.c.payment_id.is_not(None)),
+            or_(placement, payment),
+        )
         .subquery("pieces")
     )
     p = pieces.c
@@ -442,7 +459,8 @@ def journal_pass(
         .where(p.role == 2, p.placed_mb.is_not(None))
         .group_by(p.placed_currency, p.placed_mb, p.mb, early)
     )
-    rows = db.session.execute(grouped.union_all(paid)).all()
+    with _analytic_settings():
+        rows = db.session.execute(grouped.union_all(paid)).all()
     return _fold(rows, months, ends, count, split, stair_first)
 
 
@@ -536,23 +554,29 @@ def aging_cached(client_id: int, as_of: date) -> dict[str, AgingFigures]:
 
 
 def top_debtors_cached(client_id: int, as_of: date, limit: int = 10) -> list[dict[str, Any]]:
-    """`top_debtors` from the cached invoice balances (same condition as `aging_cached`)."""
+    """`top_debtors` from the cached invoice balances (same condition as `aging_cached`).
+
+    The client's overdue open invoices are summed per debtor first and only the top `limit` are joined to their
+    debtors (the debtor id decides the order among equal amounts, as in `top_debtors`)."""
     overdue = func.sum(Invoice.open_minor).label("overdue")
-    stmt = (
+    top = (
         select(
-            Debtor.id,
-            Debtor.name,
-            Debtor.external_ref,
+            Invoice.client_id,
+            Invoice.debtor_id,
             Invoice.currency,
             overdue,
             func.count().label("invoices"),
-            func.min(Invoice.due_date),
+            func.min(Invoice.due_date).label("oldest"),
         )
-        .select_from(Invoice)
-        .join(Debtor, and_(Debtor.client_id == Invoice.client_id, Debtor.id == Invoice.debtor_id))
         .where(Invoice.client_id == client_id, Invoice.open_minor > 0, Invoice.due_date < as_of)
-        .group_by(Debtor.id, Debtor.name, Debtor.external_ref, Invoice.currency)
-        .order_by(overdue.desc(), Debtor.id)
+        .group_by(Invoice.client_id, Invoice.debtor_id, Invoice.currency)
+        .order_by(overdue.desc(), Invoice.debtor_id)
         .limit(limit)
+        .subquery()
+    )
+    stmt = (
+        select(Debtor.id, Debtor.name, Debtor.external_ref, top.c.currency, top.c.overdue, top.c.invoices, top.c.oldest)
+        .join(top, and_(Debtor.client_id == top.c.client_id, Debtor.id == top.c.debtor_id))
+        .order_by(top.c.overdue.desc(), Debtor.id)
     )
     return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from clients.journal import JournalTransaction
 from clients.models import Client
 from clients.queries import visible_clients
 from provider.core import jobs
@@ -104,13 +105,39 @@ def _as_of(client: Client) -> tuple[date, list[str]]:
     return (as_of, []) if as_of <= today else (today, [f"{as_of} is in the future; showing today."])
 
 
+def _kpi_figures(client: Client, as_of: date, today: date, live: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The figures of the KPI page and where they come from.
+
+    Today's figures are read from today's daily snapshot when there is one (computed by the same
+    `collect_inputs` + `derive`), with the time it was computed and whether anything was posted to the client's
+    journal since (one probe of the (client_id, posted_at) index): then the page offers a live computation.
+    A past date, `live`, or no snapshot yet: computed now from the journal.
+    """
+    snap = None
+    if as_of == today and not live:
+        snap = db.session.scalar(
+            select(KpiSnapshot).where(KpiSnapshot.client_id == client.id, KpiSnapshot.as_of == as_of)
+        )
+    if snap is not None:
+        newer = db.session.scalar(
+            select(JournalTransaction.id)
+            .where(JournalTransaction.client_id == client.id, JournalTransaction.posted_at > snap.computed_at)
+            .limit(1)
+        )
+        return snap.figures, {"snapshot": True, "computed_at": snap.computed_at, "newer_postings": newer is not None}
+    computed_at = now_utc()
+    figures = fig.derive(fig.collect_inputs(client.id, as_of))
+    return figures, {"snapshot": False, "computed_at": computed_at, "newer_postings": False}
+
+
 @bp.get("/reports/clients/<int:client_id>")
 @require(Permission.REPORTS_READ)
 def client_kpis(client_id: int) -> Any:
-    """Live KPIs of one client as of any date (default today), from the journal."""
+    """KPIs of one client as of any date (default today): today's daily snapshot when there is one, else live."""
     client = get_visible_or_404(db.session, Client, client_id)
     as_of, errors = _as_of(client)
-    figures = fig.derive(fig.collect_inputs(client.id, as_of))
+    today = client_today(client, now_utc())
+    figures, source = _kpi_figures(client, as_of, today, live=request.args.get("live") == "1")
     context = render.report_context(client, f.month_key(as_of), figures, [])
     history = db.session.scalars(
         select(MonthlyReport)
@@ -118,12 +145,13 @@ def client_kpis(client_id: int) -> Any:
         .order_by(MonthlyReport.period.desc(), MonthlyReport.version.desc())
         .limit(36)
     ).all()
-    last_month = f.month_key(f.add_months(client_today(client, now_utc()), -1))
+    last_month = f.month_key(f.add_months(today, -1))
     return render_template(
         "reports/client.html",
         ctx=context,
         client=client,
         as_of=as_of,
+        source=source,
         errors=errors,
         history=history,
         last_month=last_month,
