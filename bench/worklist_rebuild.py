@@ -4,7 +4,8 @@
 
 Builds a fresh database from the migrations with 20 clients in six currencies and (default) 200,000
 debtors, each with one overdue open invoice (--quick: 20,000). Then times, through the real job path
-(`worklists.jobs.rebuild_client` per client, as the application role under row-level security):
+(`worklists.jobs.rebuild_clients`, the nightly job's one set-based pass over all clients, as the
+application role under row-level security):
 
 - first build: every work item created;
 - nightly rescoring the next day: every account re-scored, only the changed rows rewritten;
@@ -127,7 +128,7 @@ def main() -> None:
     from provider.core.clock import frozen_time
     from provider.core.tenancy import TenantScope, scoped
     from provider.extensions import db
-    from worklists.jobs import rebuild_client
+    from worklists.jobs import rebuild_clients
     from worklists.models import Strategy, WorkItem
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,9 +165,8 @@ def main() -> None:
                     owner.dispose()
 
                 def rebuild_all() -> None:
-                    for client_id in range(1, CLIENTS + 1):
-                        rebuild_client(client_id)
-                        db.session.commit()
+                    rebuild_clients(list(range(1, CLIENTS + 1)))
+                    db.session.commit()
 
                 day = datetime.combine(AS_OF, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1)
                 with frozen_time(day):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -11,10 +12,13 @@ from sqlalchemy import Select, and_, case, func, select
 from clients.models import Client, Debtor, DebtorContact
 from provider.core.clock import now_utc
 from provider.core.permissions import Role
+from provider.core.tenancy import current_scope
 from provider.extensions import db
 from provider.models import User
 from worklists import queue
-from worklists.models import ItemState, PaymentPlan, Promise, PromiseStatus, WorkAction, WorkItem
+from worklists.models import ActionKind, ItemState, PaymentPlan, Promise, PromiseStatus, Strategy, WorkAction, WorkItem
+
+HISTORY_LIMIT = 50  # actions shown on the account screen
 
 QUEUE_SORTS = {
     "score": WorkItem.score,
@@ -98,38 +102,78 @@ def my_claim(user: Any, now: datetime) -> Any:
 # --- the account screen ---------------------------------------------------------------------------------
 
 
-def account_extras(item: WorkItem) -> dict[str, Any]:
-    """History, promises, plans, contacts and names for the account screen (five queries)."""
+def account_row(item_id: int) -> tuple[WorkItem, Debtor, Strategy | None] | None:
+    """The item, its debtor (with its client, joined) and its client's strategy, in one query; None when the
+    item does not exist or is not visible in the current scope (the tenant guard filters the query)."""
+    row = db.session.execute(
+        select(WorkItem, Debtor, Strategy)
+        .join(Debtor, and_(Debtor.client_id == WorkItem.client_id, Debtor.id == WorkItem.debtor_id))
+        .outerjoin(Strategy, Strategy.client_id == WorkItem.client_id)
+        .where(WorkItem.id == item_id)
+    ).first()
+    if row is None or not current_scope().allows(row[0].client_id):
+        return None
+    return row[0], row[1], row[2]
+
+
+def debtor_and_strategy(item: WorkItem) -> tuple[Debtor, Strategy | None]:
+    debtor, strategy = db.session.execute(
+        select(Debtor, Strategy)
+        .outerjoin(Strategy, Strategy.client_id == Debtor.client_id)
+        .where(Debtor.client_id == item.client_id, Debtor.id == item.debtor_id)
+    ).one()
+    return debtor, strategy
+
+
+def calls_from_history(history: Sequence[Any], since: datetime) -> list[datetime] | None:
+    """The call attempts since `since`, read from the account's latest history (`account_extras`), or None
+    when that history may not reach back to `since` (it is capped): then the gate reads them itself."""
+    if len(history) >= HISTORY_LIMIT and history[-1][0].occurred_at > since:
+        return None
+    return [a.occurred_at for a, _ in history if a.kind == ActionKind.CALL.value and a.occurred_at > since]
+
+
+def account_extras(item: WorkItem, viewer: Any = None) -> dict[str, Any]:
+    """History, promises, plans, contacts and names for the account screen (at most five queries: promises
+    only when the history shows one was made (`worklists.promises` records every promise and plan there) or
+    is too long to tell, plans only when a promise belongs to one, names only when someone but the viewer
+    is involved)."""
     history = db.session.execute(
         select(WorkAction, User.name)
         .outerjoin(User, User.id == WorkAction.user_id)
         .where(WorkAction.client_id == item.client_id, WorkAction.work_item_id == item.id)
         .order_by(WorkAction.occurred_at.desc(), WorkAction.id.desc())
-        .limit(50)
+        .limit(HISTORY_LIMIT)
     ).all()
-    promises = db.session.scalars(
-        select(Promise)
-        .where(Promise.client_id == item.client_id, Promise.work_item_id == item.id)
-        .order_by(Promise.due_on.desc(), Promise.id.desc())
-        .limit(60)
-    ).all()
-    plans = db.session.scalars(
-        select(PaymentPlan)
-        .where(PaymentPlan.client_id == item.client_id, PaymentPlan.work_item_id == item.id)
-        .order_by(PaymentPlan.id.desc())
-        .limit(10)
-    ).all()
+    promises: Sequence[Promise] = []
+    promised = {ActionKind.PROMISE.value, ActionKind.PLAN.value}  # every promise and plan is in the history
+    if len(history) >= HISTORY_LIMIT or any(action.kind in promised for action, _ in history):
+        promises = db.session.scalars(
+            select(Promise)
+            .where(Promise.client_id == item.client_id, Promise.work_item_id == item.id)
+            .order_by(Promise.due_on.desc(), Promise.id.desc())
+            .limit(60)
+        ).all()
+    plans: Sequence[PaymentPlan] = []
+    if any(p.plan_id is not None for p in promises):  # a plan's instalments are promises
+        plans = db.session.scalars(
+            select(PaymentPlan)
+            .where(PaymentPlan.client_id == item.client_id, PaymentPlan.work_item_id == item.id)
+            .order_by(PaymentPlan.id.desc())
+            .limit(10)
+        ).all()
     contacts = db.session.scalars(
         select(DebtorContact)
         .where(DebtorContact.client_id == item.client_id, DebtorContact.debtor_id == item.debtor_id)
         .order_by(DebtorContact.is_primary.desc(), DebtorContact.id)
         .limit(20)
     ).all()
-    people = dict(
-        db.session.execute(
-            select(User.id, User.name).where(User.id.in_({i for i in (item.owner_id, item.claimed_by) if i}))
-        ).all()
-    )
+    people = {viewer.id: viewer.name} if viewer is not None else {}
+    wanted = {i for i in (item.owner_id, item.claimed_by) if i and i not in people}
+    if wanted:
+        people.update(
+            (i, name) for i, name in db.session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+        )
     return {"history": history, "promises": promises, "plans": plans, "contacts": contacts, "people": people}
 
 

@@ -7,16 +7,27 @@ other's candidates instead of waiting), and the claim is written on the item as 
 (`claim_expires_at`) by a guarded UPDATE that only succeeds while the item is unclaimed or its lease has
 expired. On SQLite (one writer at a time) the guarded UPDATE alone is atomic. An abandoned claim expires
 by itself; taking the next account releases the current one.
+
+Done with an account (the collector takes the next one, opens another, or gives it back) means it is not
+offered again at once: it is snoozed for SNOOZE (`claimed_by` empty, `claim_expires_at` = the end of the
+snooze: nobody's lease, but "next" skips it until then), and an account whose next action was set to a
+later day (a promise, a plan, "set next action") stays out of the queue until that day. Opening a
+snoozed account directly still claims it.
+
+Order: score, then the larger overdue amount (reference units), then the older oldest due date, then the
+id (scores tie often: the terms are banded). The candidates are read in score order through the score
+index (the other keys break ties within each batch of candidates; an index on all four keys would make the
+whole order index-backed).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, false, or_, select, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, case, false, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -28,16 +39,30 @@ from worklists.contact_rules import CALL, EMAIL, ContactFacts, ContactPolicy, Ve
 from worklists.models import ActionKind, ItemState, Strategy, WorkAction, WorkItem
 
 LEASE = timedelta(minutes=20)
+SNOOZE = timedelta(hours=1)  # a released or skipped account waits this long before "next" offers it again
 BATCH = 20
 MAX_BATCHES = 3
 
 
+_POLICY_COLUMNS = (
+    Strategy.id.label("strategy_id"),
+    Strategy.contact_start_hour,
+    Strategy.contact_end_hour,
+    Strategy.max_calls,
+    Strategy.calls_window_days,
+    Strategy.cooldown_days,
+)
+
+
 def policies(session: Session, client_ids: list[int] | None = None) -> dict[int, ContactPolicy]:
-    """The contact policy of every client in scope (one query)."""
-    stmt = select(Client.id, Client.debt_type, Strategy).outerjoin(Strategy, Strategy.client_id == Client.id)
+    """The contact policy of every client in scope (one query of the few columns it needs, no ORM objects)."""
+    stmt = select(Client.id, Client.debt_type, *_POLICY_COLUMNS).outerjoin(Strategy, Strategy.client_id == Client.id)
     if client_ids is not None:
         stmt = stmt.where(Client.id.in_(client_ids))
-    return {cid: contact_rules.policy_for(debt_type, strategy) for cid, debt_type, strategy in session.execute(stmt)}
+    return {
+        row.id: contact_rules.policy_for(row.debt_type, row if row.strategy_id is not None else None)
+        for row in session.execute(stmt)
+    }
 
 
 def lawful_now(by_client: dict[int, ContactPolicy], now: datetime, dialect: str | None = None) -> Any:
@@ -79,7 +104,8 @@ def owned_by_or_pooled_for(user: Any) -> Any:
 
 
 def workable(user: Any, now: datetime) -> list[Any]:
-    """Items the user's queue may offer (before the contact gate): by state, due date, owner and claim."""
+    """Items the user's queue may offer (before the contact gate): by state, next-action date, owner, and
+    neither claimed by another collector nor snoozed (`claim_expires_at` is a lease or the end of a snooze)."""
     return [
         WorkItem.state.in_(
             [s.value for s in (ItemState.NEW, ItemState.IN_PROGRESS, ItemState.PROMISED, ItemState.PLAN)]
@@ -87,8 +113,17 @@ def workable(user: Any, now: datetime) -> list[Any]:
         or_(WorkItem.next_action_on.is_(None), WorkItem.next_action_on <= now.date()),
         WorkItem.ceased_at.is_(None),
         owned_by_or_pooled_for(user),
-        or_(WorkItem.claimed_by.is_(None), WorkItem.claim_expires_at < now, WorkItem.claimed_by == user.id),
+        _claimable(user, now),
     ]
+
+
+def queue_order() -> tuple[Any, ...]:
+    """The order of the queue: score, then overdue amount, then age, then id (ties are frequent)."""
+    return (WorkItem.score.desc(), WorkItem.overdue_norm.desc(), WorkItem.oldest_due_on.asc(), WorkItem.id)
+
+
+def _order_key(row: Any) -> tuple[Any, ...]:
+    return (-row.score, -row.overdue_norm, row.oldest_due_on or date.max, row.id)
 
 
 def recent_calls(session: Session, debtor_keys: list[tuple[int, int]], since: datetime) -> dict[tuple[int, int], list]:
@@ -130,19 +165,22 @@ def gates(
     channels: tuple[str, ...] = (CALL, EMAIL),
     now: datetime | None = None,
     do_not_contact: bool | None = None,
+    policy: ContactPolicy | None = None,
+    call_times: list[datetime] | None = None,
 ) -> dict[str, Verdict]:
     """The verdict for each channel (what the account screen shows), from one read of the facts: the
-    client's policy, the do-not-contact flag (unless the caller already has the debtor) and recent calls."""
+    client's policy, the do-not-contact flag and the recent calls (each read unless the caller has it)."""
     now = now or now_utc()
-    policy = policies(session, [item.client_id])[item.client_id]
+    if policy is None:
+        policy = policies(session, [item.client_id])[item.client_id]
     if do_not_contact is None:
         do_not_contact = bool(
             session.scalar(
                 select(Debtor.do_not_contact).where(Debtor.client_id == item.client_id, Debtor.id == item.debtor_id)
             )
         )
-    calls: list[datetime] = []
-    if CALL in channels:
+    calls: list[datetime] = call_times or []
+    if CALL in channels and call_times is None:
         since = now - timedelta(days=policy.calls_window_days)
         key = (item.client_id, item.debtor_id)
         calls = recent_calls(session, [key], since).get(key, [])
@@ -156,13 +194,16 @@ class Pulled:
     skipped: int  # candidates passed over by the contact gate
 
 
-def release_claims_of(session: Session, user: Any, except_id: int | None = None) -> list[int]:
-    """Give back the user's claims (but `except_id`); returns the ids given back."""
+def release_claims_of(
+    session: Session, user: Any, except_id: int | None = None, now: datetime | None = None
+) -> list[int]:
+    """Give back the user's claims (but `except_id`), snoozed for SNOOZE; returns the ids given back."""
+    now = now or now_utc()
     stmt = update(WorkItem).where(WorkItem.claimed_by == user.id)
     if except_id is not None:
         stmt = stmt.where(WorkItem.id != except_id)
     result = session.execute(
-        stmt.values(claimed_by=None, claim_expires_at=None)
+        stmt.values(claimed_by=None, claim_expires_at=now + SNOOZE)
         .returning(WorkItem.id)
         .execution_options(synchronize_session="fetch")
     )
@@ -184,14 +225,14 @@ def try_claim(session: Session, item_id: int, user: Any, now: datetime) -> bool:
 
 
 def next_account_for(session: Session, user: Any, now: datetime | None = None) -> Pulled:
-    """Claim and return the highest-scored account the user may work and lawfully call now (or None).
+    """Claim and return the highest-ranked account the user may work and lawfully call now (or None).
 
-    Releases the user's previous claim. At most MAX_BATCHES candidate batches are read, so the number of
-    queries is bounded whatever the size of the queue. Flushes; the caller commits (which ends the row
-    locks of PostgreSQL and leaves the lease on the item).
+    Releases (and snoozes) the user's previous claim. At most MAX_BATCHES candidate batches are read, so the
+    number of queries is bounded whatever the size of the queue. Flushes; the caller commits (which ends the
+    row locks of PostgreSQL and leaves the lease on the item).
     """
     now = now or now_utc()
-    done = release_claims_of(session, user)  # "next" means done with the current account: not offered again
+    release_claims_of(session, user, now=now)  # "next" means done with the current account: snoozed
     by_client = policies(session)
     if not by_client:
         return Pulled(None, 0)
@@ -200,19 +241,20 @@ def next_account_for(session: Session, user: Any, now: datetime | None = None) -
     skipped = 0
     for batch in range(MAX_BATCHES):
         stmt = (
-            select(WorkItem.id, WorkItem.client_id, WorkItem.debtor_id, WorkItem.contact_tz)
+            select(WorkItem.id, WorkItem.client_id, WorkItem.debtor_id, WorkItem.contact_tz, WorkItem.state)
+            .add_columns(WorkItem.claimed_by, WorkItem.score, WorkItem.overdue_norm, WorkItem.oldest_due_on)
             .add_columns(WorkItem.ceased_at, WorkItem.last_conversation_at, Debtor.do_not_contact)
             .join(Debtor, and_(Debtor.client_id == WorkItem.client_id, Debtor.id == WorkItem.debtor_id))
-            .where(*workable(user, now), lawful, Debtor.do_not_contact.is_(False), WorkItem.id.not_in(done))
-            .order_by(WorkItem.score.desc(), WorkItem.id)
+            .where(*workable(user, now), lawful, Debtor.do_not_contact.is_(False))
+            .order_by(WorkItem.score.desc())  # the score index, read until the batch is full
             .limit(BATCH)
             .offset(batch * BATCH)
         )
-        rows = session.execute(stmt).all()
+        rows = sorted(session.execute(stmt).all(), key=_order_key)
         if not rows:
             break
         calls = recent_calls(session, [(r.client_id, r.debtor_id) for r in rows], now - timedelta(days=longest))
-        lawful_ids = []
+        lawful_rows = []
         for r in rows:
             facts = ContactFacts(
                 timezone=r.contact_tz,
@@ -222,34 +264,53 @@ def next_account_for(session: Session, user: Any, now: datetime | None = None) -
                 last_conversation_at=r.last_conversation_at,
             )
             if contact_rules.check(by_client[r.client_id], facts, CALL, now).allowed:
-                lawful_ids.append(r.id)
+                lawful_rows.append(r)
             else:
                 skipped += 1
-        item_id = _lock_best(session, lawful_ids, user, now)
-        if item_id is not None and try_claim(session, item_id, user, now):
-            item = session.get(WorkItem, item_id)
-            _started(session, item, user)
+        item = _claim_best(session, [r.id for r in lawful_rows], user, now)
+        if item is not None:
+            row = next(r for r in lawful_rows if r.id == item.id)
+            after = audit.snapshot(item, WorkItem.AUDIT_FIELDS)
+            before = {**after, "state": row.state, "claimed_by": row.claimed_by}
+            audit.record(session, "worklist.claim", item, before=before, after=after)
             return Pulled(item, skipped)
         if len(rows) < BATCH:
             break
     return Pulled(None, skipped)
 
 
-def _lock_best(session: Session, ids: list[int], user: Any, now: datetime) -> int | None:
-    """Lock the best still-claimable candidate that no concurrent puller has locked (SKIP LOCKED), so N
-    collectors pulling at once take N different accounts without waiting for each other."""
+def _claimable(user: Any, now: datetime) -> Any:
+    """Neither held by another collector (a live lease) nor snoozed: what "next" may claim."""
+    return or_(WorkItem.claim_expires_at.is_(None), WorkItem.claim_expires_at <= now, WorkItem.claimed_by == user.id)
+
+
+def _claim_best(session: Session, ids: list[int], user: Any, now: datetime) -> WorkItem | None:
+    """Claim the best of `ids` that nobody holds and no concurrent puller has locked, in one statement:
+    an UPDATE of the row chosen with `FOR UPDATE SKIP LOCKED` (so N collectors pulling at once take N
+    different accounts without waiting for each other), returning the claimed item (a new one is now in
+    progress)."""
     if not ids:
         return None
-    return session.scalar(
+    best = (
         select(WorkItem.id)
-        .where(
-            WorkItem.id.in_(ids),
-            or_(WorkItem.claimed_by.is_(None), WorkItem.claim_expires_at < now, WorkItem.claimed_by == user.id),
-        )
-        .order_by(WorkItem.score.desc(), WorkItem.id)
+        .where(WorkItem.id.in_(ids), _claimable(user, now))
+        .order_by(*queue_order())
         .limit(1)
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
+    stmt = (
+        update(WorkItem)
+        .where(WorkItem.id == best)
+        .values(
+            claimed_by=user.id,
+            claim_expires_at=now + LEASE,
+            state=case((WorkItem.state == ItemState.NEW.value, ItemState.IN_PROGRESS.value), else_=WorkItem.state),
+        )
+        .returning(WorkItem)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return session.scalars(stmt).first()
 
 
 def _started(session: Session, item: WorkItem, user: Any) -> None:
@@ -267,7 +328,7 @@ def claim(session: Session, item: WorkItem, user: Any, now: datetime | None = No
     if item.claimed_by == user.id and item.claim_expires_at and item.claim_expires_at > now:
         session.execute(update(WorkItem).where(WorkItem.id == item.id).values(claim_expires_at=now + LEASE))
         return True
-    release_claims_of(session, user, except_id=item.id)
+    release_claims_of(session, user, except_id=item.id, now=now)
     if not try_claim(session, item.id, user, now):
         return False
     _started(session, item, user)
@@ -275,12 +336,12 @@ def claim(session: Session, item: WorkItem, user: Any, now: datetime | None = No
 
 
 def release(session: Session, item: WorkItem, user: Any) -> None:
-    """Give an account back to the queue (abandon)."""
+    """Give an account back to the queue (abandon); "next" offers it again after SNOOZE."""
     if item.claimed_by != user.id:
         return
     before = audit.snapshot(item, WorkItem.AUDIT_FIELDS)
     item.claimed_by = None
-    item.claim_expires_at = None
+    item.claim_expires_at = now_utc() + SNOOZE  # given back: not offered by "next" before the snooze ends
     session.flush()
     audit.record(session, "worklist.release", item, before=before, after=audit.snapshot(item, WorkItem.AUDIT_FIELDS))
 

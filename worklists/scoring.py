@@ -20,6 +20,15 @@ say why an item is where it is. Per client, `Strategy` weights the terms (defaul
 
 Invoices on hold are out of the score (and out of "overdue"); disputes will hold invoices the same way
 (`_collectable()` is the one place to extend).
+
+The main currency of an account owing in several currencies is the one with the largest normalised amount
+(ties: by code); `overdue_minor` is that currency's amount, `overdue_norm` the normalised total.
+Queue ties (equal scores are frequent: the terms are banded) are broken by `worklists.queue.queue_order`:
+the larger overdue amount, then the older debt, then the id.
+
+A rescoring is three statements whatever the number of clients (see `rescore`): an UPDATE ... FROM of the
+per-debtor aggregates (one GROUP BY pass over the invoices joined to their debtors, written only where a
+column changed), an INSERT of the accounts new to the worklist, and an UPDATE closing the settled ones.
 """
 
 from __future__ import annotations
@@ -167,61 +176,131 @@ def _scope(columns: Any, by_client: bool, by_debtor: bool) -> list[Any]:
     return conds
 
 
-def _overdue(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
-    """Per debtor: the main currency's overdue amount, the normalised total (ppm) and the oldest due date.
-    One pass over the collectable overdue invoices, grouped per (debtor, currency); the rate is applied to
-    the group's sum (it is constant per client and currency)."""
-    inv = Invoice.__table__.c
+def _overdue(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides, only_new: bool = False) -> Any:
+    """Per debtor: the main currency's overdue amount, the normalised total (ppm), the oldest due date, and the
+    debtor's segment and contact zone.
+
+    The debtor and its client are joined *before* grouping, so the planner estimates the join from the base
+    tables' statistics (a grouped subquery has none, and PostgreSQL then picks nested loops over every
+    account). With `only_new`, only accounts without a work item are read (the anti-join comes first, so the
+    insert of new items does not aggregate every invoice again)."""
+    inv, debtor, client = Invoice.__table__.c, Debtor.__table__, Client.__table__
+    contact_tz = func.coalesce(debtor.c.timezone, client.c.timezone)
+    joined = Invoice.__table__.join(
+        debtor, and_(debtor.c.client_id == inv.client_id, debtor.c.id == inv.debtor_id)
+    ).join(client, client.c.id == inv.client_id)
+    where = [_collectable(), inv.due_date < bindparam("today", type_=Date()), *_scope(inv, by_client, by_debtor)]
+    if only_new:
+        item = WorkItem.__table__.c
+        where.append(~select(item.id).where(item.client_id == inv.client_id, item.debtor_id == inv.debtor_id).exists())
+    keys = (inv.client_id, inv.debtor_id, debtor.c.segment, contact_tz)
+    if dialect == "postgresql":
+        return _overdue_pg(joined, where, keys, overrides)
     per_currency = (
         select(
-            inv.client_id,
-            inv.debtor_id,
+            *keys[:3],
+            contact_tz.label("contact_tz"),
             inv.currency,
             cast(func.sum(inv.open_minor), BigInteger).label("amount"),
             func.min(inv.due_date).label("oldest"),
         )
-        .where(_collectable(), inv.due_date < bindparam("today", type_=Date()), *_scope(inv, by_client, by_debtor))
-        .group_by(inv.client_id, inv.debtor_id, inv.currency)
+        .select_from(joined)
+        .where(*where)
+        .group_by(*keys, inv.currency)
         .subquery("per_currency")
     )
     pc = per_currency.c
-    normed = select(
-        pc.client_id,
-        pc.debtor_id,
-        pc.currency,
-        pc.amount,
-        pc.oldest,
-        (pc.amount * _rate_case(pc.client_id, pc.currency, overrides)).label("norm_ppm"),
-    ).subquery("normed")
+    normed = select(*pc, (pc.amount * _rate_case(pc.client_id, pc.currency, overrides)).label("norm_ppm")).subquery(
+        "normed"
+    )
     n = normed.c
-    if dialect == "postgresql":
-        # One group per debtor. Not a `row_number() = 1` window filter: PostgreSQL cannot estimate that
-        # filter (it guesses ~0.5% of the rows), and the joins above it then become nested loops over
-        # every account; a GROUP BY is estimated at one row per debtor and joined by hash.
-        first = aggregate_order_by  # the main currency: the largest normalised amount (ties: by code)
-        return (
-            select(
-                n.client_id,
-                n.debtor_id,
-                array_agg(first(n.currency, n.norm_ppm.desc(), n.currency))[1].label("currency"),
-                array_agg(first(n.amount, n.norm_ppm.desc(), n.currency))[1].label("amount"),
-                cast(func.sum(n.norm_ppm), BigInteger).label("norm_ppm"),
-                func.min(n.oldest).label("oldest"),
-            )
-            .group_by(n.client_id, n.debtor_id)
-            .subquery("due")
-        )
     window = {"partition_by": (n.client_id, n.debtor_id)}
     ranked = select(
         n.client_id,
         n.debtor_id,
+        n.segment,
+        n.contact_tz,
         n.currency,
         n.amount,
         cast(func.sum(n.norm_ppm).over(**window), BigInteger).label("norm_ppm"),
         func.min(n.oldest).over(**window).label("oldest"),
         func.row_number().over(**window, order_by=(n.norm_ppm.desc(), n.currency)).label("rn"),
     ).subquery("ranked")
-    return select(ranked).where(ranked.c.rn == 1).subquery("due")
+    return select(*(c for c in ranked.c if c.name != "rn")).where(ranked.c.rn == 1).subquery("due")
+
+
+def _overdue_pg(joined: Any, where: list[Any], keys: tuple[Any, ...], overrides: Overrides) -> Any:
+    """PostgreSQL: one GROUP BY pass per debtor, on the debtor's and the client's primary keys (their other
+    columns depend on them), estimated at one row per debtor, so everything above it is joined by hash.
+    Most accounts owe in one currency; the main currency of the others (the largest normalised amount, ties
+    by code) comes from a per-currency grouping of those accounts only (the per-debtor rows are a CTE, read
+    twice)."""
+    inv, debtor, client = Invoice.__table__.c, Debtor.__table__.c, Client.__table__.c
+    per_debtor = (
+        select(
+            debtor.client_id,
+            debtor.id.label("debtor_id"),
+            debtor.segment,
+            keys[3].label("contact_tz"),
+            func.min(inv.currency).label("cmin"),
+            func.max(inv.currency).label("cmax"),
+            cast(func.sum(inv.open_minor), BigInteger).label("amount"),
+            cast(func.sum(inv.open_minor * _rate_case(inv.client_id, inv.currency, overrides)), BigInteger).label(
+                "norm_ppm"
+            ),
+            func.min(inv.due_date).label("oldest"),
+        )
+        .select_from(joined)
+        .where(*where)
+        .group_by(debtor.id, client.id)
+        .cte("per_debtor")
+    )
+    pd = per_debtor.c
+    several = select(pd.client_id, pd.debtor_id).where(pd.cmin != pd.cmax).subquery("several")
+    per_currency = (
+        select(
+            inv.client_id,
+            inv.debtor_id,
+            inv.currency,
+            cast(func.sum(inv.open_minor), BigInteger).label("amount"),
+            (cast(func.sum(inv.open_minor), BigInteger) * _rate_case(inv.client_id, inv.currency, overrides)).label(
+                "norm_ppm"
+            ),
+        )
+        .join(several, and_(several.c.client_id == inv.client_id, several.c.debtor_id == inv.debtor_id))
+        .where(*where[:2])  # collectable and overdue (the accounts are those of `several`)
+        .group_by(inv.client_id, inv.debtor_id, inv.currency)
+        .subquery("per_currency")
+    )
+    pc = per_currency.c
+    first = aggregate_order_by  # the main currency: the largest normalised amount (ties: by code)
+    mixed = (
+        select(
+            pc.client_id,
+            pc.debtor_id,
+            array_agg(first(pc.currency, pc.norm_ppm.desc(), pc.currency))[1].label("currency"),
+            array_agg(first(pc.amount, pc.norm_ppm.desc(), pc.currency))[1].label("amount"),
+        )
+        .group_by(pc.client_id, pc.debtor_id)
+        .subquery("mixed")
+    )
+    one = pd.cmin == pd.cmax
+    return (
+        select(
+            pd.client_id,
+            pd.debtor_id,
+            pd.segment,
+            pd.contact_tz,
+            case((one, pd.cmin), else_=mixed.c.currency).label("currency"),
+            case((one, pd.amount), else_=mixed.c.amount).label("amount"),
+            pd.norm_ppm,
+            pd.oldest,
+        )
+        .select_from(
+            per_debtor.outerjoin(mixed, and_(mixed.c.client_id == pd.client_id, mixed.c.debtor_id == pd.debtor_id))
+        )
+        .subquery("due")
+    )
 
 
 def _broken_counts(by_client: bool, by_debtor: bool) -> Any:
@@ -252,6 +331,7 @@ def _due_today(by_client: bool, by_debtor: bool) -> Any:
     )
 
 
+# The columns a rescoring writes (term_sla and score also depend on the item's own `sla_due_at`).
 _SCORED = (
     "currency",
     "overdue_minor",
@@ -262,16 +342,17 @@ _SCORED = (
     *(f"term_{t}" for t in WorkItem.TERMS),
     "score",
 )
+_BASE_TERMS = tuple(t for t in WorkItem.TERMS if t != "sla")
 
 
-def _scored(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
-    """The SELECT of every column a work item gets from a rescoring, with the current item's (`cur_*`)."""
-    due = _overdue(dialect, by_client, by_debtor, overrides)
+def _terms(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides, only_new: bool = False) -> Any:
+    """Per overdue account: every scored column but the SLA term, with `weight_sla` (the SLA term needs the
+    item's deadline) and `base` (the sum of the other terms). Only left joins above the grouping: they keep
+    its row estimate."""
+    due = _overdue(dialect, by_client, by_debtor, overrides, only_new)
     broken = _broken_counts(by_client, by_debtor)
     promised = _due_today(by_client, by_debtor)
-    debtor, client = Debtor.__table__, Client.__table__
     strategy, segment = Strategy.__table__, SegmentWeight.__table__
-    current = WorkItem.__table__.alias("cur")
 
     def weight(name: str) -> Any:
         return func.coalesce(strategy.c[name], DEFAULT_WEIGHTS[name])
@@ -284,9 +365,6 @@ def _scored(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides
         "term_days": weight("weight_days") * _band(None, older, start=1),
         "term_broken": weight("weight_broken") * case((n_broken > BROKEN_CAP, BROKEN_CAP), else_=n_broken),
         "term_promise_due": case((promised.c.debtor_id.is_not(None), weight("weight_promise_due")), else_=0),
-        "term_sla": case(
-            (current.c.sla_due_at <= bindparam("sla_near", type_=UTCDateTime()), weight("weight_sla")), else_=0
-        ),
         "term_segment": func.coalesce(segment.c.points, 0),
         "term_client": weight("client_boost"),
     }
@@ -294,49 +372,25 @@ def _scored(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides
         select(
             due.c.client_id,
             due.c.debtor_id,
-            func.coalesce(debtor.c.timezone, client.c.timezone).label("contact_tz"),
+            due.c.contact_tz,
             due.c.currency,
             due.c.amount.label("overdue_minor"),
             (due.c.norm_ppm // 1_000_000).label("overdue_norm"),
             due.c.oldest.label("oldest_due_on"),
             n_broken.label("broken_promises"),
             *(expr.label(name) for name, expr in terms.items()),
-            current.c.id.label("cur_id"),
-            current.c.state.label("cur_state"),
-            *(current.c[name].label(f"cur_{name}") for name in _SCORED),
+            weight("weight_sla").label("weight_sla"),
         )
         .select_from(due)
-        .join(debtor, and_(debtor.c.client_id == due.c.client_id, debtor.c.id == due.c.debtor_id))
-        .join(client, client.c.id == due.c.client_id)
         .outerjoin(strategy, strategy.c.client_id == due.c.client_id)
-        .outerjoin(segment, and_(segment.c.client_id == due.c.client_id, segment.c.segment == debtor.c.segment))
+        .outerjoin(segment, and_(segment.c.client_id == due.c.client_id, segment.c.segment == due.c.segment))
         .outerjoin(broken, and_(broken.c.client_id == due.c.client_id, broken.c.debtor_id == due.c.debtor_id))
         .outerjoin(promised, and_(promised.c.client_id == due.c.client_id, promised.c.debtor_id == due.c.debtor_id))
-        .outerjoin(current, and_(current.c.client_id == due.c.client_id, current.c.debtor_id == due.c.debtor_id))
         .subquery("terms")
     )
     t = inner.c
-    now = bindparam("now", type_=UTCDateTime())
-    return select(
-        t.client_id,
-        t.debtor_id,
-        literal(ItemState.NEW.value).label("state"),
-        literal("").label("next_action_note"),
-        literal(0).label("contact_attempts"),
-        t.contact_tz,
-        t.currency,
-        t.overdue_minor,
-        t.overdue_norm,
-        t.oldest_due_on,
-        t.broken_promises,
-        *(t[f"term_{name}"] for name in WorkItem.TERMS),
-        sum((t[f"term_{name}"] for name in WorkItem.TERMS), start=literal(0)).label("score"),
-        now.label("scored_at"),
-        now.label("created_at"),
-        now.label("updated_at"),
-        t.cur_id,
-        t.cur_state,
-        *(t[f"cur_{name}"] for name in _SCORED),
+    return select(*t, sum((t[f"term_{name}"] for name in _BASE_TERMS), start=literal(0)).label("base")).subquery(
+        "scored"
     )
 
 
@@ -348,46 +402,98 @@ def _band(value: Any, bounds: Iterable[Any], *, start: int = 0) -> Any:
     )
 
 
-def _changed(scored: Any) -> Any:
-    rows = scored.subquery("scored")
-    columns = [c for c in rows.c if not c.name.startswith("cur_")]
-    return select(*columns).where(
-        or_(
-            rows.c.cur_id.is_(None),
-            rows.c.cur_state == ItemState.CLOSED.value,
-            *(rows.c[name].is_distinct_from(rows.c[f"cur_{name}"]) for name in _SCORED),
+def _sla_term(scored: Any, sla_due_at: Any) -> Any:
+    return case((sla_due_at <= bindparam("sla_near", type_=UTCDateTime()), scored.c.weight_sla), else_=0)
+
+
+def _new_values(scored: Any, sla_due_at: Any) -> dict[str, Any]:
+    """The scored columns of a work item, from a `_terms` row and the item's SLA deadline (None: a new item,
+    which has none yet)."""
+    s = scored.c
+    sla = literal(0) if sla_due_at is None else _sla_term(scored, sla_due_at)
+    values = {name: s[name] for name in _SCORED if name not in ("term_sla", "score")}
+    return {**values, "term_sla": sla, "score": s.base + sla}
+
+
+def _scored_select(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> Any:
+    """The SELECT of every column a work item gets from a rescoring, with the current item's (`cur_*`)."""
+    scored = _terms(dialect, by_client, by_debtor, overrides)
+    current = WorkItem.__table__.alias("cur")
+    new = _new_values(scored, current.c.sla_due_at)
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        select(
+            scored.c.client_id,
+            scored.c.debtor_id,
+            literal(ItemState.NEW.value).label("state"),
+            *(expr.label(name) for name, expr in new.items()),
+            now.label("scored_at"),
+            current.c.id.label("cur_id"),
+            current.c.state.label("cur_state"),
+            *(current.c[name].label(f"cur_{name}") for name in _SCORED),
         )
+        .select_from(scored)
+        .outerjoin(current, and_(current.c.client_id == scored.c.client_id, current.c.debtor_id == scored.c.debtor_id))
     )
 
 
 @dataclass(frozen=True)
 class _Statements:
     scored: Any
-    upsert: Any
+    update: Any
+    insert: Any
     close: Any
 
 
 @lru_cache(maxsize=256)
 def _statements(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides) -> _Statements:
-    scored = _scored(dialect, by_client, by_debtor, overrides)
-    rows = _changed(scored)
-    columns = [c.name for c in rows.selected_columns]
     table = WorkItem.__table__
-    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).from_select(columns, rows)
-    target, new = table.c, ins.excluded
+    target = table.c
     now = bindparam("now", type_=UTCDateTime())
+
+    # 1. existing items: UPDATE ... FROM the scored accounts, only where something changed (or it reopens)
+    scored = _terms(dialect, by_client, by_debtor, overrides)
+    new = _new_values(scored, target.sla_due_at)
     reopened = target.state == ItemState.CLOSED.value
-    upsert = ins.on_conflict_do_update(
-        index_elements=["client_id", "debtor_id"],
-        set_={
-            **{name: new[name] for name in _SCORED},
-            "scored_at": now,
-            "updated_at": now,
-            "state": case((reopened, ItemState.NEW.value), else_=target.state),
-            "closed_at": case((reopened, None), else_=target.closed_at),
-        },
-        where=or_(reopened, *(target[name].is_distinct_from(new[name]) for name in _SCORED)),
-    ).execution_options(preserve_rowcount=True)
+    rescored = (
+        update(table)
+        .where(
+            target.client_id == scored.c.client_id,
+            target.debtor_id == scored.c.debtor_id,
+            or_(reopened, *(target[name].is_distinct_from(expr) for name, expr in new.items())),
+        )
+        .values(
+            **new,
+            scored_at=now,
+            updated_at=now,
+            state=case((reopened, ItemState.NEW.value), else_=target.state),
+            closed_at=case((reopened, None), else_=target.closed_at),
+        )
+        .execution_options(preserve_rowcount=True, synchronize_session=False)
+    )
+
+    # 2. accounts without an item yet (read through an anti-join before grouping)
+    fresh = _terms(dialect, by_client, by_debtor, overrides, only_new=True)
+    values = _new_values(fresh, None)
+    rows = select(
+        fresh.c.client_id,
+        fresh.c.debtor_id,
+        literal(ItemState.NEW.value).label("state"),
+        literal("").label("next_action_note"),
+        literal(0).label("contact_attempts"),
+        *(expr.label(name) for name, expr in values.items()),
+        now.label("scored_at"),
+        now.label("created_at"),
+        now.label("updated_at"),
+    ).where(fresh.c.client_id.is_not(None))  # SQLite parses INSERT ... SELECT ... ON CONFLICT only after a WHERE
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).from_select(
+        [c.name for c in rows.selected_columns], rows
+    )
+    created = ins.on_conflict_do_nothing(index_elements=["client_id", "debtor_id"]).execution_options(
+        preserve_rowcount=True
+    )
+
+    # 3. items with nothing collectable overdue any more
     inv = Invoice.__table__.c
     still_due = (
         select(inv.id)
@@ -407,9 +513,9 @@ def _statements(dialect: str, by_client: bool, by_debtor: bool, overrides: Overr
             *_scope(target, by_client, by_debtor),
         )
         .values(state=ItemState.CLOSED.value, closed_at=now, claimed_by=None, claim_expires_at=None, updated_at=now)
-        .execution_options(preserve_rowcount=True)
+        .execution_options(preserve_rowcount=True, synchronize_session=False)
     )
-    return _Statements(scored, upsert, close)
+    return _Statements(_scored_select(dialect, by_client, by_debtor, overrides), rescored, created, close)
 
 
 def scored_rows(
@@ -423,10 +529,8 @@ def scored_rows(
     return built.scored.params(_params(client_ids, debtor_ids, today, now))
 
 
-def changed_rows(scored: Any) -> Any:
-    """Only the accounts whose item is new, closed, or has a different score input: the others are not
-    rewritten (on a typical night most scores do not move)."""
-    return _changed(scored)
+# A bulk rescoring hashes and sorts every overdue account at once: more than the default work_mem (4 MB).
+BULK_WORK_MEM = "64MB"
 
 
 def rescore(
@@ -437,20 +541,23 @@ def rescore(
     today: date | None = None,
 ) -> dict[str, int]:
     """Create, rescore, reopen and close work items of the given clients (all visible ones when None),
-    optionally only for some debtors. Set-based: one INSERT ... SELECT ... ON CONFLICT DO UPDATE and one
-    UPDATE, whatever the number of accounts; rows whose score inputs did not change are not rewritten.
+    optionally only for some debtors. Set-based, whatever the number of accounts or clients: one
+    UPDATE ... FROM for the existing items (only the rows whose score inputs changed are written), one
+    INSERT ... SELECT for the accounts new to the worklist, one UPDATE closing the settled ones.
     The statements are built once per shape and executed with bound values.
     Returns counts {"written", "closed"}. The caller commits.
     """
     now = now_utc()
     today = today or now.date()
     client_ids = _in_scope(client_ids)
-    built = _statements(
-        session.get_bind().dialect.name, client_ids is not None, debtor_ids is not None, _overrides(session, client_ids)
-    )
+    dialect = session.get_bind().dialect.name
+    built = _statements(dialect, client_ids is not None, debtor_ids is not None, _overrides(session, client_ids))
     params = _params(client_ids, debtor_ids, today, now)
     conn = session.connection()
-    written = conn.execute(built.upsert, params).rowcount or 0
+    if dialect == "postgresql" and debtor_ids is None:
+        conn.execute(select(func.set_config("work_mem", BULK_WORK_MEM, True))).all()  # this transaction only
+    written = conn.execute(built.update, params).rowcount or 0
+    written += conn.execute(built.insert, params).rowcount or 0
     closed = conn.execute(built.close, params).rowcount or 0
     return {"written": written, "closed": closed}
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 import worklists.jobs  # noqa: F401 - registers the worklist jobs (nightly rebuild) with the job registry
-from clients.ledger_queries import account_context
+from clients import ledger_queries
 from clients.models import Client, Debtor
-from provider.core.clock import now_utc
+from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
 from provider.core.money import Money, MoneyError
 from provider.core.permissions import Permission, require
@@ -26,9 +26,9 @@ from provider.extensions import db
 from provider.forms import load_form
 from provider.models import Team
 from provider.ui import apply_sort, paginate
-from worklists import assignment, promises, queries, queue, services
+from worklists import assignment, contact_rules, promises, queries, queue, services
 from worklists.contact_rules import CALL, EMAIL
-from worklists.models import CallOutcome, ItemState, WorkItem
+from worklists.models import CallOutcome, ItemState, Strategy, WorkItem
 from worklists.schemas import ActionSchema, AssignSchema, BalanceSchema, CollectorSchema
 
 bp = Blueprint("worklists", __name__, template_folder="templates")
@@ -54,26 +54,51 @@ def index() -> Any:
 @require(Permission.WORKLISTS_WORK)
 def next_account() -> Any:
     pulled = queue.next_account_for(db.session, current_user)
+    item_id = pulled.item.id if pulled.item is not None else None  # read before the commit expires it
     db.session.commit()
-    if pulled.item is None:
+    if item_id is None:
         extra = f" ({pulled.skipped} passed over by the contact rules)" if pulled.skipped else ""
         flash(f"Nothing to work right now: no account you may contact is waiting{extra}.", "info")
         return redirect(url_for("worklists.index"))
-    return redirect(url_for("worklists.item", item_id=pulled.item.id))
+    return redirect(url_for("worklists.item", item_id=item_id))
 
 
 @bp.get("/worklists/items/<int:item_id>")
 @require(Permission.WORKLISTS_WORK)
 def item(item_id: int) -> Any:
-    work = get_visible_or_404(db.session, WorkItem, item_id)
-    return _account_page(work, {}, {})
+    found = queries.account_row(item_id)  # the item, its debtor (with its client) and the client's strategy
+    if found is None:
+        abort(404)
+    return _account_page(*found, values={}, errors={})
 
 
-def _account_page(work: WorkItem, values: dict[str, Any], errors: dict[str, list[str]], status: int = 200) -> Any:
+def _account_page(
+    work: WorkItem,
+    debtor: Debtor | None = None,
+    strategy: Strategy | None = None,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    status: int = 200,
+) -> Any:
+    """The account screen: a fixed number of queries (the item with its debtor, client and strategy; its
+    history, promises and contacts; the debtor's balances, aging and open invoices)."""
     now = now_utc()
-    debtor = db.session.scalar(select(Debtor).where(Debtor.client_id == work.client_id, Debtor.id == work.debtor_id))
+    if debtor is None:
+        debtor, strategy = queries.debtor_and_strategy(work)
     client = debtor.client
-    verdicts = queue.gates(db.session, work, (CALL, EMAIL), now, do_not_contact=debtor.do_not_contact)
+    extras = queries.account_extras(work, current_user)
+    policy = contact_rules.policy_for(client.debt_type, strategy)
+    verdicts = queue.gates(
+        db.session,
+        work,
+        (CALL, EMAIL),
+        now,
+        do_not_contact=debtor.do_not_contact,
+        policy=policy,
+        call_times=queries.calls_from_history(extras["history"], now - timedelta(days=policy.calls_window_days)),
+    )
+    as_of = today_utc()
     return (
         render_template(
             "worklists/item.html",
@@ -89,8 +114,12 @@ def _account_page(work: WorkItem, values: dict[str, Any], errors: dict[str, list
             errors=errors,
             today=now.date(),
             default_due=(now.date() + timedelta(days=7)).isoformat(),
-            **queries.account_extras(work),
-            **account_context(client.id, debtor.id),
+            **extras,
+            # the ledger's account context, but its journal history (this screen does not show it)
+            as_of=as_of,
+            balances=ledger_queries.debtor_balances(client.id, debtor.id),
+            agings=ledger_queries.aging(client.id, as_of, debtor.id),
+            open_items=ledger_queries.open_invoices(client.id, debtor.id),
         ),
         status,
     )
@@ -168,7 +197,7 @@ def act(item_id: int) -> Any:
             errors = {exc.field or "_schema": [str(exc)]}
     if errors:
         db.session.refresh(work)
-        return _account_page(work, request.form.to_dict(), errors, 422)
+        return _account_page(work, values=request.form.to_dict(), errors=errors, status=422)
     flash(message, "success")
     if request.form.get("then") == "next":
         return next_account()

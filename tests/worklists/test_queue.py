@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -45,17 +45,57 @@ def test_next_gives_the_highest_score_and_never_the_same_account_twice(team: dic
     assert item_of(big).claimed_by == team["ana"].id
 
 
-def test_a_claim_expires_after_its_lease_and_release_gives_it_back(team: dict) -> None:
+def test_a_claim_expires_after_its_lease_and_release_gives_it_back_after_a_snooze(team: dict) -> None:
     with working_day():
         debtor = overdue_account(team["client"])
         rebuild(team["client"])
     assert _next(team["ana"]) == debtor.id
     assert _next(team["ben"], NOON + queue.LEASE - timedelta(seconds=1)) is None
     assert _next(team["ben"], NOON + queue.LEASE + timedelta(seconds=1)) == debtor.id  # abandoned: timed out
-    with working_day(NOON + queue.LEASE * 2), scoped(TenantScope.agency(), db.session):
+    given_back = NOON + queue.LEASE * 2
+    with working_day(given_back), scoped(TenantScope.agency(), db.session):
         queue.release(db.session, item_of(debtor), team["ben"])
         db.session.commit()
-    assert _next(team["ana"], NOON + queue.LEASE * 2) == debtor.id
+    assert _next(team["ana"], given_back) is None  # not straight back to the top
+    assert _next(team["ana"], given_back + queue.SNOOZE - timedelta(seconds=1)) is None
+    assert _next(team["ana"], given_back + queue.SNOOZE) == debtor.id
+
+
+def test_a_skipped_account_does_not_come_straight_back(team: dict) -> None:
+    with working_day():
+        debtors = [overdue_account(team["client"], 1_000_00 * (i + 1)) for i in range(3)]
+        rebuild(team["client"])
+    first = _next(team["ana"])
+    second = _next(team["ana"])  # "next" without doing anything: a skip
+    third = _next(team["ana"])
+    assert first == debtors[2].id and second == debtors[1].id and third == debtors[0].id
+    assert _next(team["ben"]) is None  # the two skipped are snoozed, the third is ana's
+    assert _next(team["ben"], NOON + queue.SNOOZE) == debtors[2].id  # the snooze is over: best first again
+
+
+def test_an_account_parked_until_its_next_action_leaves_the_queue_until_that_day(team: dict) -> None:
+    with working_day():
+        big = overdue_account(team["client"], 90_000_00)
+        small = overdue_account(team["client"], 10_00)
+        rebuild(team["client"])
+    assert _next(team["ana"]) == big.id
+    with working_day(), scoped(TenantScope.agency(), db.session):
+        services.set_next_action(db.session, item_of(big), team["ana"], NOON.date() + timedelta(days=3), "call back")
+        db.session.commit()
+    assert _next(team["ana"]) == small.id
+    assert _next(team["ben"], NOON + timedelta(days=1)) == small.id  # the snooze is over, the parking is not
+    assert _next(team["ben"], NOON + timedelta(days=3)) == big.id
+
+
+def test_ties_in_score_go_to_the_larger_overdue_amount_then_the_older_debt(team: dict) -> None:
+    with working_day():
+        # all three in the same amount band (2,000-10,000) and days band (31-60 days): the same score
+        older = overdue_account(team["client"], 3_000_00, due=date(2026, 1, 20))
+        larger = overdue_account(team["client"], 9_000_00, due=date(2026, 1, 25))
+        newer = overdue_account(team["client"], 3_000_00, due=date(2026, 1, 25))
+        rebuild(team["client"])
+    assert len({item_of(d).score for d in (older, larger, newer)}) == 1
+    assert [_next(team["ana"]) for _ in range(3)] == [larger.id, older.id, newer.id]
 
 
 def test_queue_respects_owners_team_pools_and_grants(team: dict) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -53,6 +53,36 @@ def test_amounts_in_different_currencies_compare_through_the_reference_rates(db_
         assert item_of(big_yen).overdue_norm == 6_200
         assert item_of(small_eur).overdue_norm == 1_000
         assert item_of(big_yen).term_amount > item_of(small_eur).term_amount
+
+
+def test_an_account_owing_in_several_currencies_is_scored_on_their_sum_in_its_main_currency(
+    db_session: Any,
+) -> None:
+    with working_day():
+        client = commercial_client()
+
+        def invoice(debtor: Any, number: str, amount: int, currency: str, due: date) -> None:
+            make_invoice(
+                client, debtor, number, amount, currency=currency, due_date=due, issue_date=due - timedelta(days=30)
+            )
+
+        mixed = make_debtor(client)
+        invoice(mixed, "E-1", 100_00, "EUR", date(2026, 2, 1))
+        invoice(mixed, "U-1", 5_000_00, "USD", date(2026, 1, 10))
+        invoice(mixed, "U-2", 1_000_00, "USD", date(2026, 2, 20))
+        # the main currency is the largest *normalised* amount: JPY 1,000,000 ≈ 6,200 beats EUR 5,000
+        yen = make_debtor(client)
+        invoice(yen, "J-1", 1_000_000, "JPY", date(2026, 2, 1))
+        invoice(yen, "E-2", 5_000_00, "EUR", date(2026, 2, 1))
+        single = overdue_account(client, 700_00)
+        rebuild(client)
+        a, b, c = item_of(mixed), item_of(yen), item_of(single)
+        assert (a.currency, a.overdue_minor, a.overdue_norm) == ("USD", 6_000_00, 100 + 5_520)
+        assert a.oldest_due_on == date(2026, 1, 10)
+        assert (b.currency, b.overdue_minor, b.overdue_norm) == ("JPY", 1_000_000, 6_200 + 5_000)
+        assert (c.currency, c.overdue_minor, c.overdue_norm) == ("EUR", 700_00, 700)
+        with scoped(TenantScope.agency(), db.session):
+            assert scoring.rescore(db.session, [client.id])["written"] == 0  # stable: nothing to rewrite
 
 
 def test_strategy_weights_segments_and_client_boost(db_session: Any) -> None:
@@ -122,3 +152,15 @@ def test_amount_band_is_monotonic(norm: int) -> None:
 @pytest.mark.parametrize(("days", "band"), [(0, 0), (1, 1), (30, 1), (31, 2), (90, 3), (91, 4), (181, 5), (366, 6)])
 def test_day_bands(days: int, band: int) -> None:
     assert scoring.day_band(days) == band
+
+
+def test_the_nightly_job_rebuilds_every_active_client_in_one_pass(db_session: Any) -> None:
+    from worklists import jobs
+
+    with working_day():
+        first_client, second_client = commercial_client(), commercial_client()
+        debtors = [overdue_account(first_client), overdue_account(second_client)]
+        first = jobs.rebuild_worklists_job()
+        again = jobs.rebuild_worklists_job()  # the same day: nothing changed, nothing written
+    assert all(item_of(d) is not None and item_of(d).state == ItemState.NEW.value for d in debtors)
+    assert first["written"] >= 2 and again["written"] == 0
