@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from provider.core.clock import now_utc
 from provider.core.jobs import job
 from provider.core.tenancy import TenantScope, scoped
@@ -13,4 +15,21 @@ from sla.sweep import sweep
 def sweep_sla_clocks_job() -> dict[str, int]:
     """Mark breached clocks of every client and notify each breach once (idempotent: safe to re-run)."""
     with scoped(TenantScope.agency(), db.session):
-        return sweep(db.session, now_utc())
+        result = sweep(db.session, now_utc())
+        commit_asynchronously()
+        return result
+
+
+def commit_asynchronously() -> bool:
+    """Let the current transaction's COMMIT return without waiting for its WAL to reach the disk (PostgreSQL
+    `synchronous_commit = off`, for this transaction only), unless jobs wait for that commit.
+
+    For the sweep's transaction only: a crash can lose it whole (never part of it: marks, history,
+    notifications and audit go together), and the next run marks and notifies the same breaches again, once.
+    Refused (returns False) when jobs are queued for after the commit (webhook deliveries): they would
+    announce what a crash could still take back; and on SQLite, which has no such setting."""
+    session = db.session()
+    if session.get_bind().dialect.name != "postgresql" or session.info.get("pending_jobs"):
+        return False
+    session.execute(text("SET LOCAL synchronous_commit = off"))
+    return True

@@ -2,8 +2,10 @@
 
 Run by `sweep_sla_clocks_job` (periodic). Twice, or by two workers at once, it notifies once: the marking
 UPDATE only takes rows whose `breached_at` is still NULL (PostgreSQL re-checks that after waiting for a
-concurrent writer's row lock; SQLite serialises writers), and the notification insert is
-`ON CONFLICT DO NOTHING` on UNIQUE (client_id, clock_id, kind).
+concurrent writer's row lock; SQLite serialises writers), so each breach is marked by exactly one transaction,
+which alone notifies it. UNIQUE (client_id, clock_id, kind) on the notifications is the backstop: on PostgreSQL
+the sweep skips a clock that has a notification already (NOT EXISTS: a plain insert, cheaper than the
+speculative insertion of ON CONFLICT), the other paths use `ON CONFLICT DO NOTHING`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ CHUNK = 5_000
 breaches_notified = Namespace().signal("breaches-notified")  # send(session) after each sweep
 
 
-# PostgreSQL: the whole sweep is one statement (data-modifying CTEs), nothing travels through Python.
+# PostgreSQL: the whole sweep is one statement (data-modifying CTEs), nothing travels through Python. The
+# notification insert needs no ON CONFLICT: a clock marked here had `breached_at` NULL under our row lock, so no
+# other transaction notifies it (notify_breaches only takes clocks already breached, and `_move` marks before it
+# notifies); NOT EXISTS skips one notified by anything else.
 _PG_SWEEP = text(
     """
 WITH marked AS (
@@ -40,8 +45,10 @@ WITH marked AS (
     INSERT INTO sla_notifications (client_id, clock_id, kind, message, created_at)
     SELECT client_id, id, 'breach',
            replace(code, '_', ' ') || ' breached (' || subject_type || ' #' || subject_id || ')', :stamp
-    FROM marked
-    ON CONFLICT (client_id, clock_id, kind) DO NOTHING
+    FROM marked m
+    WHERE NOT EXISTS (
+        SELECT FROM sla_notifications n WHERE n.client_id = m.client_id AND n.clock_id = m.id AND n.kind = 'breach'
+    )
     RETURNING client_id, clock_id
 ), audited AS (
     INSERT INTO audit_events

@@ -3,6 +3,7 @@ workers at once, or through RQ on the real Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +12,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis import Redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from provider.core import jobs
 from provider.core.audit import AuditEvent
@@ -22,9 +25,9 @@ from provider.core.clock import frozen_time
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from sla.calendars import Calendar
-from sla.clocks import start_clock, stop_clock
-from sla.jobs import sweep_sla_clocks_job
-from sla.models import SlaClock, SlaClockEvent, SlaNotification
+from sla.clocks import ClockTransitionRefused, pause_clock, resume_clock, start_clock, status_at, stop_clock
+from sla.jobs import commit_asynchronously, sweep_sla_clocks_job
+from sla.models import ClockStatus, SlaClock, SlaClockEvent, SlaNotification
 from sla.sweep import sweep
 from tests.conftest import Database
 from tests.factories import make_client, make_contract_terms
@@ -82,6 +85,85 @@ def test_a_paused_clock_never_breaches_in_the_sweep(client_with_terms: Any) -> N
     (clock,) = _clocks(client_with_terms.id, 1)
     pause_clock(db.session, clock, BERLIN, at=MONDAY_9 + timedelta(hours=7))
     assert sweep(db.session, MONDAY_9 + timedelta(days=30)) == {"breached": 0, "notified": 0}
+
+
+def test_a_clock_notified_already_is_marked_but_not_notified_again(client_with_terms: Any) -> None:
+    first, second = _clocks(client_with_terms.id, 2)
+    db.session.add(SlaNotification(client_id=client_with_terms.id, clock_id=first.id, kind="breach", message="x"))
+    db.session.flush()
+    tuesday = MONDAY_9 + timedelta(days=1)
+    assert sweep(db.session, tuesday) == {"breached": 2, "notified": 1}
+    assert _count(SlaNotification, SlaNotification.clock_id.in_([first.id, second.id])) == 2
+    assert _count(AuditEvent, AuditEvent.action == "sla.breach", AuditEvent.client_id == client_with_terms.id) == 1
+
+
+MOVES = {"pause": pause_clock, "resume": resume_clock, "stop": stop_clock}
+moves = st.tuples(st.sampled_from(sorted(MOVES)), st.integers(min_value=0, max_value=2 * 24 * 60))  # minutes later
+clock_stories = st.lists(
+    st.tuples(
+        st.sampled_from(["dispute_ack", "query_answer"]),  # 1 business day, 4 business hours
+        st.integers(min_value=0, max_value=3 * 24 * 60),  # started, minutes after Monday 9:00
+        st.lists(moves, max_size=3),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stories=clock_stories, sweeps=st.lists(st.integers(min_value=0, max_value=6 * 24 * 60), min_size=1, max_size=3))
+def test_the_sweep_agrees_with_each_clocks_own_status(
+    client_with_terms: Any, stories: list[tuple[str, int, list[tuple[str, int]]]], sweeps: list[int]
+) -> None:
+    """Whatever the clocks went through, after a sweep at `now` a clock is breached exactly when its status,
+    computed on its own in the client's calendar, says so; each breach has one notification, and each breach
+    the sweep found one "breach" entry in the clock's history."""
+    nested = db.session.begin_nested()
+    try:
+        clocks, last = [], MONDAY_9
+        for i, (code, start, moves) in enumerate(stories):
+            at = MONDAY_9 + timedelta(minutes=start)
+            clock = start_clock(db.session, BERLIN, client_with_terms.id, code, ("dispute", 100 + i), at=at)
+            for action, minutes in moves:
+                at += timedelta(minutes=minutes)
+                with contextlib.suppress(ClockTransitionRefused):  # e.g. resume a running clock
+                    MOVES[action](db.session, clock, BERLIN, at=at)
+            clocks.append(clock)
+            last = max(last, at)
+        found: set[int] = set()
+        for minutes in sorted(sweeps):
+            now = last + timedelta(minutes=minutes)
+            before = {c.id: status_at(c, BERLIN, now) for c in clocks}
+            fresh = {c.id for c in clocks if before[c.id] == ClockStatus.BREACHED and c.breached_at is None}
+            assert sweep(db.session, now) == {"breached": len(fresh), "notified": len(fresh)}
+            db.session.expire_all()
+            found |= fresh
+            for c in clocks:
+                assert status_at(c, BERLIN, now) == before[c.id]
+                assert (c.breached_at is not None) == (before[c.id] == ClockStatus.BREACHED)
+                assert _count(SlaNotification, SlaNotification.clock_id == c.id) == int(c.breached_at is not None)
+                history = _count(SlaClockEvent, SlaClockEvent.clock_id == c.id, SlaClockEvent.event == "breach")
+                assert history == int(c.id in found)
+    finally:
+        nested.rollback()
+
+
+def test_the_sweep_commits_without_waiting_for_the_disk_unless_jobs_wait_for_it(
+    backend: str, client_with_terms: Any
+) -> None:
+    def synchronous_commit() -> str:
+        return str(db.session.scalar(text("SHOW synchronous_commit")))
+
+    if backend == "sqlite":
+        assert commit_asynchronously() is False
+        return
+    assert synchronous_commit() == "on"
+    jobs.enqueue(sweep_sla_clocks_job, job_id="sla-sweep:pending")  # dropped with the test's rollback
+    assert commit_asynchronously() is False
+    assert synchronous_commit() == "on"
+    db.session().info.pop("pending_jobs")
+    assert commit_asynchronously() is True
+    assert synchronous_commit() == "off"  # SET LOCAL: this transaction only
 
 
 @pytest.fixture
