@@ -196,6 +196,7 @@ DEBTOR_STATUSES = {
     "overdue": "With an overdue balance",
     "settled": "Nothing open",
     "disputed": "With an open dispute",
+    "recalled": "Recalled from the agency",
 }
 
 
@@ -245,6 +246,7 @@ def receivables(client_id: int, filters: DebtorFilters, today: date) -> tuple[Se
             Debtor.external_ref,
             Debtor.segment,
             Debtor.do_not_contact,
+            Debtor.recalled_at,
             func.coalesce(bal.c.currency, literal("")).label("currency"),
             func.coalesce(bal.c.currencies, 0).label("currencies"),
             open_minor.label("open_minor"),
@@ -271,6 +273,8 @@ def receivables(client_id: int, filters: DebtorFilters, today: date) -> tuple[Se
         stmt = stmt.where(overdue_minor > 0)
     elif filters.status == "settled":
         stmt = stmt.where(open_minor == 0)
+    elif filters.status == "recalled":
+        stmt = stmt.where(Debtor.recalled_at.is_not(None))
     elif filters.status == "disputed":
         active = [s.value for s in ACTIVE_DISPUTE]
         stmt = stmt.where(

@@ -77,6 +77,10 @@ def test_client_admin_recalls_an_account_with_confirmation_and_reason(client: Fl
     again = _recall(client, company.late.id, reason="Once more", confirm="1")
     assert again.status_code == 422 and "nothing on this account" in again.get_data(as_text=True)
 
+    recalled = client.get("/portal/debtors?status=recalled").get_data(as_text=True)
+    assert ">recalled</span>" in recalled
+    assert company.late.name in recalled and company.fresh.name not in recalled
+
 
 def test_a_viewer_cannot_recall_change_roles_or_read_the_audit_trail(client: FlaskClient, company: Company) -> None:
     login(client, company.viewer.email)
