@@ -39,7 +39,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provider.core.audit import register_append_only
 from provider.core.db import UTCDateTime, created_at, intpk
-from provider.core.tenancy import ClientOwned
+from provider.core.tenancy import ClientOwned, client_id_without_fk
 from provider.extensions import db
 
 
@@ -82,13 +82,6 @@ def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
-def _client_id_without_fk() -> Mapped[int]:
-    """`client_id` for a table whose composite FKs ((client_id, debtor_id) -> debtors, ...) already prove the
-    client exists: no FK of its own to `clients`, whose check would lock the same client row on every insert
-    (dropped on PostgreSQL by migration 0012; SQLite keeps it, see migrations/env.py)."""
-    return mapped_column(BigInteger, nullable=False)
-
-
 def _document_index(column: str) -> Index:
     """A (client_id, document) index without the rows that name no such document."""
     where = text(f"{column} IS NOT NULL")
@@ -127,7 +120,7 @@ class Invoice(ClientOwned, db.Model):
     po_reference: Mapped[str] = mapped_column(String(64), default="")
     on_hold: Mapped[bool] = mapped_column(default=False)
     placed_at: Mapped[created_at]
-    client_id: Mapped[int] = _client_id_without_fk()  # last, where the mixin puts it
+    client_id: Mapped[int] = client_id_without_fk()  # last, where the mixin puts it
 
     debtor = relationship("Debtor", viewonly=True)
 
@@ -246,6 +239,6 @@ class JournalEntry(ClientOwned, db.Model):
     credit_note_id: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
-    client_id: Mapped[int] = _client_id_without_fk()  # last, where the mixin puts it
+    client_id: Mapped[int] = client_id_without_fk()  # last, where the mixin puts it
 
     transaction: Mapped[JournalTransaction] = relationship(back_populates="entries", viewonly=True)

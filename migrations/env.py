@@ -16,9 +16,12 @@ config.set_main_option("sqlalchemy.url", owner_url.replace("%", "%%"))
 target_metadata = current_app.extensions["migrate"].db.metadata
 
 
-# (table, referred table, columns) of FKs the models leave out but SQLite keeps (migration 0012 drops them on
-# PostgreSQL only: on SQLite dropping one means rebuilding the table and losing its append-only triggers).
-SQLITE_ONLY_FKS = {("invoices", "clients", ("client_id",)), ("journal_entries", "clients", ("client_id",))}
+# (table, referred table, columns) of FKs the models leave out but SQLite keeps (migrations 0012 and 0014 drop them
+# on PostgreSQL only: on SQLite dropping one means rebuilding the table and losing its append-only triggers).
+SQLITE_ONLY_FKS = {
+    (table, "clients", ("client_id",))
+    for table in ("invoices", "journal_entries", "sla_clock_events", "sla_notifications")
+}
 
 
 def _sqlite_only_fk(obj, type_, reflected, compare_to):

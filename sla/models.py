@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provider.core.audit import register_append_only
 from provider.core.db import UTCDateTime, created_at, intpk
-from provider.core.tenancy import ClientOwned
+from provider.core.tenancy import ClientOwned, client_id_without_fk
 from provider.extensions import db
 
 
@@ -211,6 +211,7 @@ class SlaClockEvent(ClientOwned, db.Model):
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     actor_label: Mapped[str] = mapped_column(String(254), default="")
     note: Mapped[str] = mapped_column(String(200), default="")
+    client_id: Mapped[int] = client_id_without_fk()  # (client_id, clock_id) -> sla_clocks proves the client
 
 
 class DisputeReason(StrEnum):
@@ -372,6 +373,7 @@ class SlaNotification(ClientOwned, db.Model):
     kind: Mapped[str] = mapped_column(String(12), default="breach")
     message: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[created_at]
+    client_id: Mapped[int] = client_id_without_fk()  # (client_id, clock_id) -> sla_clocks proves the client
 
 
 class QueryStatus(StrEnum):

@@ -13,13 +13,15 @@ that makes a repeated signal a no-op.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, literal, select
 from sqlalchemy.orm import Session
 
 from provider.api.models import EventType, WebhookEndpoint, WebhookEvent
 from provider.api.webhooks import emit_event
+from provider.core.clock import now_utc
 
 
 def _on_placement_processed(
@@ -77,19 +79,31 @@ def _on_dispute_changed(session: Session, *, dispute: Any, **_: Any) -> None:
     )
 
 
+# A breach is announced by the sweep that notified it. The sweep also picks up the breaches notified by other
+# paths (a clock paused or stopped after its deadline) since CATCH_UP ago; older ones are not re-read, so a
+# sweep's cost does not grow with the history of breaches.
+CATCH_UP = timedelta(days=1)
+
+
 def _on_breaches_notified(session: Session, **_: Any) -> None:
     """Each breach notification not announced yet, for clients with an endpoint subscribed to it (only
-    breaches notified since that endpoint was registered)."""
+    breaches notified since that endpoint was registered, and within CATCH_UP)."""
     from sla.models import SlaClock, SlaNotification
 
     kind = EventType.SLA_BREACHED.value
     since: dict[int, Any] = {}
+    floor = now_utc() - CATCH_UP
     for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))):
         if kind in (e.events or []):
-            since[e.client_id] = min(since.get(e.client_id, e.created_at), e.created_at)
+            since[e.client_id] = max(floor, min(since.get(e.client_id, e.created_at), e.created_at))
     for client_id, first in sorted(since.items()):
-        announced = select(WebhookEvent.dedupe_key).where(
-            WebhookEvent.client_id == client_id, WebhookEvent.event_type == kind
+        announced = (
+            select(WebhookEvent.id)
+            .where(
+                WebhookEvent.client_id == client_id,
+                WebhookEvent.dedupe_key == literal(f"{kind}:") + cast(SlaClock.id, String),
+            )
+            .exists()
         )
         rows = session.execute(
             select(SlaClock.id, SlaClock.code, SlaClock.subject_type, SlaClock.subject_id, SlaClock.deadline_at)
@@ -101,14 +115,11 @@ def _on_breaches_notified(session: Session, **_: Any) -> None:
                 SlaNotification.client_id == client_id,
                 SlaNotification.kind == "breach",
                 SlaNotification.created_at >= first,
+                ~announced,
             )
             .order_by(SlaClock.id)
         ).all()
-        done = set(session.scalars(announced))
         for r in rows:
-            key = f"sla.breached:{r.id}"
-            if key in done:
-                continue
             emit_event(
                 session,
                 client_id,
@@ -120,7 +131,7 @@ def _on_breaches_notified(session: Session, **_: Any) -> None:
                     "subject_id": r.subject_id,
                     "deadline_at": r.deadline_at.isoformat() if r.deadline_at else None,
                 },
-                dedupe_key=key,
+                dedupe_key=f"{kind}:{r.id}",
             )
 
 

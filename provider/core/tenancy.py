@@ -121,6 +121,14 @@ class ClientOwned:
         return mapped_column(BigInteger, ForeignKey("clients.id", ondelete="RESTRICT"), nullable=False)
 
 
+def client_id_without_fk() -> Mapped[int]:
+    """`client_id` for a client-owned table whose composite FKs ((client_id, parent_id) -> parent) already
+    prove the client exists: no FK of its own to `clients`, whose check would lock the same client row on
+    every insert. Such FKs are dropped on PostgreSQL by migrations (0012, 0014); SQLite keeps them (dropping one
+    there rebuilds the table), and migrations/env.py tells the drift check so."""
+    return mapped_column(BigInteger, nullable=False)
+
+
 def register_tenant_root(model: type) -> type:
     """Mark the model whose primary key *is* the tenant (the `clients` table)."""
     _roots.append(model)

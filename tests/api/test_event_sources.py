@@ -120,6 +120,53 @@ def test_a_breach_found_by_the_sweep_emits_sla_breached_once(db_session: Any) ->
     assert _outbox(quiet.id, "sla.breached") == []
 
 
+def _mark_and_notify_without_the_signal(client_id: int, at: datetime) -> list[int]:
+    """What a path other than the sweep does: mark and notify a clock's breach, sending no signal."""
+    from sqlalchemy import update
+
+    from sla.models import SlaClock
+    from sla.sweep import notify_breaches
+
+    with frozen_time(at), scoped(TenantScope.agency(), db.session):
+        ids = list(
+            db.session.scalars(
+                update(SlaClock)
+                .where(SlaClock.client_id == client_id, SlaClock.deadline_at < at, SlaClock.breached_at.is_(None))
+                .values(breached_at=SlaClock.deadline_at)
+                .returning(SlaClock.id)
+            )
+        )
+        notify_breaches(db.session, ids)
+        db.session.commit()
+    return sorted(ids)
+
+
+def test_the_sweep_announces_breaches_notified_elsewhere_within_a_day(db_session: Any) -> None:
+    from provider.api.event_sources import CATCH_UP
+    from sla.sweep import sweep
+    from tests.factories import make_dispute
+
+    recent, old = make_client(), make_client()
+    for company in (recent, old):
+        make_contract_terms(company)
+        debtor = make_debtor(company)
+        with frozen_time(MONDAY_10):
+            make_webhook_endpoint(company, NOWHERE, ["sla.breached"])
+            make_dispute(company, debtor, [make_invoice(company, debtor, f"C-{company.id}", 50_00)])
+    later = MONDAY_10 + timedelta(days=3)
+    recent_ids = _mark_and_notify_without_the_signal(recent.id, later)
+    old_ids = _mark_and_notify_without_the_signal(old.id, later - CATCH_UP - timedelta(hours=1))
+    assert recent_ids and old_ids
+    assert _outbox(recent.id, "sla.breached") == [] and _outbox(old.id, "sla.breached") == []
+
+    for minutes in (5, 10):  # the next sweep announces each once; the one after finds nothing new
+        with frozen_time(later + timedelta(minutes=minutes)), scoped(TenantScope.agency(), db.session):
+            sweep(db.session, later + timedelta(minutes=minutes))
+            db.session.commit()
+    assert sorted(int(k.split(":")[1]) for k, _ in _outbox(recent.id, "sla.breached")) == recent_ids
+    assert _outbox(old.id, "sla.breached") == []  # notified more than CATCH_UP ago: not re-read
+
+
 def test_a_generated_report_emits_report_ready(db_session: Any) -> None:
     from provider.reporting import reports
     from tests.reports.ledger_world import at, march_world
