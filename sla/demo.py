@@ -18,7 +18,7 @@ from sla.models import ContractTerms, DisputeReason
 from sla.services import add_contract_terms
 from sla.sweep import sweep
 
-DISPUTES_PER_CLIENT = 8
+DISPUTES_PER_CLIENT = 9
 # the path each demo dispute walks, with the hours between steps
 SCRIPTS = [
     [],
@@ -29,6 +29,7 @@ SCRIPTS = [
     [("acknowledge", 2), ("investigate", 8), ("resolve:credit_note", 70)],
     [("acknowledge", 4), ("investigate", 8), ("resolve:upheld", 100)],
     [("withdraw", 5)],
+    [("acknowledge", 2), ("investigate", 6), ("propose:credit_note", 10)],  # waits for the client's approval
 ]
 
 
@@ -82,6 +83,11 @@ def _step(client: Client, dispute: disputes.Dispute, action: str) -> None:
     if action.startswith("resolve:"):
         outcome = action.split(":", 1)[1]
         disputes.resolve(db.session, client, dispute, outcome, note="demo resolution")
+    elif action.startswith("propose:"):
+        outcome = action.split(":", 1)[1]
+        disputes.propose(
+            db.session, dispute, outcome, note="The goods were damaged in transit: we suggest crediting the amount."
+        )
     elif action == "ask_client":
         disputes.ask_client(db.session, dispute, "Could you send the signed delivery note?")
     elif action == "client_answered":

@@ -153,15 +153,34 @@ def test_answer_a_dispute_waiting_for_the_client(browser: Any, live_server: str)
     page = _page(browser, LAPTOP)
     _sign_in(page, live_server, ADMIN)
     page.goto(f"{live_server}/portal/")
-    waiting = page.locator("section[aria-labelledby=awaiting-title] a[href*='/portal/disputes/']")
-    if waiting.count() == 0:
-        page.goto(f"{live_server}/portal/disputes")
-        waiting = page.locator("tr:has(.badge-danger) a[href*='/portal/disputes/']")
-    assert waiting.count() > 0, "the demo has disputes awaiting the client"
+    # a question from the agency (a proposal to approve is the next test's)
+    waiting = page.locator("section[aria-labelledby=awaiting-title] li:not(:has(.badge-warn)) a")
+    assert waiting.count() > 0, "the demo has disputes awaiting the client's answer"
     with page.expect_navigation():
         waiting.first.click()
     page.fill("textarea[name=body]", "The delivery note is signed; scan attached to our ERP.")
     with page.expect_navigation():
         page.get_by_role("button", name="Answer").click()
     assert "Answer sent to the agency." in page.inner_text("main")
+    page.context.close()
+
+
+def test_approve_a_proposed_resolution(browser: Any, live_server: str) -> None:
+    page = _page(browser, LAPTOP)
+    _sign_in(page, live_server, ADMIN)
+    page.goto(f"{live_server}/portal/")
+    proposals = page.locator("section[aria-labelledby=awaiting-title] li:has(.badge-warn) a")
+    assert proposals.count() > 0, "the demo has a resolution waiting for the client's approval"
+    with page.expect_navigation():
+        proposals.first.click()
+    heading = page.locator("#proposal-title").inner_text()
+    assert heading.startswith("The agency proposes a credit note of")
+    _shots(page, "dispute-proposal")
+    page.fill("#f-approve-note", "Agreed, the pallet arrived crushed.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Approve").click()
+    main = page.inner_text("main")
+    assert "Approved: the dispute is resolved." in main
+    assert page.locator("#proposal-title").count() == 0
+    assert "credit note" in main.lower()
     page.context.close()
