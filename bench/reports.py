@@ -3,7 +3,8 @@
     python -m bench.reports [--quick] [--clients N]
 
 Builds a fresh PostgreSQL database from the migrations with N clients (default 50, --quick 5), each with
-about 2,000 invoices over two years (the first client 6,000; set-based and deterministic: bench.aging.seed),
+about 2,000 invoices over two years (the first client 6,000) and up to 2,000 debtors (set-based and
+deterministic: bench.aging.seed),
 then measures in one run:
 
   calibration  a fixed one-page HTML document (a heading, a paragraph and a 30-row table, no images)
@@ -40,6 +41,7 @@ from bench.pages import _environ
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = "redis://127.0.0.1:6379/5"  # a database of its own (tests use 11-14+)
 INVOICES_PER_CLIENT = 2_000
+DEBTORS_PER_CLIENT = 2_000  # enough overdue accounts in the first client for a ~30-page top-debtors table
 
 CALIBRATION = (
     """<!doctype html><html><head><meta charset="utf-8"><style>
@@ -185,8 +187,9 @@ def main() -> None:
                     environ["DATABASE_OWNER_URL"],
                     client_ids,
                     n_clients * INVOICES_PER_CLIENT,
-                    INVOICES_PER_CLIENT,
+                    3 * INVOICES_PER_CLIENT,
                     today,
+                    debtors=DEBTORS_PER_CLIENT,
                 )
                 cal_ms = calibration_ms(repeats * 2)
                 report_render(client_ids[0], period, 10)  # warm: template, fonts, statement caches
