@@ -8,8 +8,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from clients.file_formats import DATE_FORMATS, format_from_form
 from clients.imports import DEFAULT_MAPPING, FIELDS, REQUIRED, ImportBatch, start_placement_import
 from clients.models import Client
+from provider.core.money import DECIMAL_MARKS
 from provider.core.tenancy import get_for_client
 from provider.extensions import db
 from provider.ui import paginate
@@ -28,7 +30,8 @@ LABELS = {
 
 
 def saved_mapping(client_id: int) -> dict[str, str]:
-    """The client's column mapping: the one used by its latest import that posted, else the standard names."""
+    """The client's column mapping and file format: those of its latest import that posted, else the standard
+    names, ISO dates and a decimal point."""
     last = db.session.scalar(
         select(ImportBatch.mapping)
         .where(
@@ -48,28 +51,28 @@ def imports_page(client: Client, urls: dict[str, Any], template: str) -> Any:
     mapping = saved_mapping(client.id)
     if request.method == "POST":
         upload = request.files.get("file")
-        mapping = {f: (request.form.get(f"map_{f}") or f).strip()[:80] for f in FIELDS}
+        file_format, errors = format_from_form(request.form)
+        mapping = {f: (request.form.get(f"map_{f}") or f).strip()[:80] for f in FIELDS} | file_format.as_mapping()
+        content = upload.read() if upload is not None and upload.filename else b""
         if upload is None or not upload.filename:
             errors.append("Choose a CSV or XLSX file to upload.")
         elif not upload.filename.lower().endswith(ALLOWED):
             errors.append(f"{upload.filename}: only .csv and .xlsx files can be imported.")
-        else:
-            content = upload.read()
-            if not content:
-                errors.append(f"{upload.filename} is empty.")
-            else:
-                batch = start_placement_import(
-                    db.session,
-                    client,
-                    upload.filename,
-                    content,
-                    mapping=mapping,
-                    post_valid=request.form.get("post_valid") == "1",
-                    user_id=current_user.id,
-                )
-                db.session.commit()
-                flash(f"{upload.filename} received; the import is running.", "info")
-                return redirect(urls["batch"](batch.id))
+        elif not content:
+            errors.append(f"{upload.filename} is empty.")
+        if not errors and upload is not None:
+            batch = start_placement_import(
+                db.session,
+                client,
+                upload.filename,
+                content,
+                mapping=mapping,
+                post_valid=request.form.get("post_valid") == "1",
+                user_id=current_user.id,
+            )
+            db.session.commit()
+            flash(f"{upload.filename} received; the import is running.", "info")
+            return redirect(urls["batch"](batch.id))
     stmt = (
         select(ImportBatch)
         .where(ImportBatch.client_id == client.id, ImportBatch.kind == "placements")
@@ -83,6 +86,8 @@ def imports_page(client: Client, urls: dict[str, Any], template: str) -> Any:
         fields=FIELDS,
         required=REQUIRED,
         labels=LABELS,
+        date_formats=DATE_FORMATS,
+        decimal_marks=DECIMAL_MARKS,
         errors=errors,
         urls=urls,
     ), (422 if errors else 200)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -38,14 +39,16 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
+from clients.file_formats import DEFAULT_FORMATS, FileDate, FileFormat, amount_problem
 from clients.ledger import MAX_FUTURE_DAYS, RowError
 from clients.models import Client, Debtor
 from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
+from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
-from provider.core.money import Money, MoneyError, exponent, validate_currency
+from provider.core.money import DECIMAL_MARKS, Money, MoneyError, exponent, validate_currency
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
 
@@ -65,7 +68,7 @@ PROGRESS_EVERY = 50_000
 MAX_ERRORS = 5_000  # beyond this the report says how many more there were
 FIELDS = ("invoice_number", "debtor_ref", "debtor_name", "issue_date", "due_date", "amount", "currency", "po_reference")
 REQUIRED = ("invoice_number", "debtor_ref", "issue_date", "due_date", "amount", "currency")
-DEFAULT_MAPPING = {f: f for f in FIELDS}
+DEFAULT_MAPPING = {**{f: f for f in FIELDS}, **DEFAULT_FORMATS}  # column names, then how the file writes values
 
 
 class BatchStatus(StrEnum):
@@ -104,6 +107,12 @@ class ImportBatch(ClientOwned, db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
+    def format_label(self) -> str:
+        """How the file's dates and amounts were read, e.g. "dates DD.MM.YYYY, amounts 1.234,56"."""
+        fmt = FileFormat.of(self.mapping)
+        return f"dates {fmt.date_label}, amounts {DECIMAL_MARKS[fmt.decimal_mark]}"
+
+    @property
     def progress_pct(self) -> int:
         """How far the import is: checking the rows is the first third of the work, posting the rest."""
         if self.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
@@ -124,10 +133,12 @@ class FileRejected(ValueError):
 Rows = Iterator[tuple[int, list[str]]]
 
 
-def read_rows(filename: str, content: bytes) -> tuple[list[str], Rows]:
-    """Header and an iterator over the data rows (numbered as a spreadsheet shows them), read as a stream."""
+def read_rows(filename: str, content: bytes, decimal_mark: str = ".") -> tuple[list[str], Rows]:
+    """Header and an iterator over the data rows (numbered as a spreadsheet shows them), read as a stream.
+
+    A spreadsheet's number cells are written with `decimal_mark`, like the text around them."""
     if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
-        return _read_xlsx(content)
+        return _read_xlsx(content, decimal_mark)
     if b"\x00" in content[:65536]:
         raise FileRejected("this is not a CSV file (it contains binary data); upload a .csv or .xlsx export")
     stream = io.TextIOWrapper(io.BytesIO(content), encoding=_encoding(content), newline="")
@@ -157,7 +168,7 @@ def _encoding(content: bytes) -> str:
     raise FileRejected("the file is neither UTF-8 nor Windows-1252 text")
 
 
-def _read_xlsx(content: bytes) -> tuple[list[str], Rows]:
+def _read_xlsx(content: bytes, decimal_mark: str = ".") -> tuple[list[str], Rows]:
     from openpyxl import load_workbook
 
     try:
@@ -169,9 +180,7 @@ def _read_xlsx(content: bytes) -> tuple[list[str], Rows]:
     def cells() -> Rows:
         try:
             for i, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                row = [
-                    "" if v is None else (v.date().isoformat() if isinstance(v, datetime) else str(v)) for v in values
-                ]
+                row = [_cell(v, decimal_mark) for v in values]
                 if any(c.strip() for c in row):
                     yield i, row
         finally:
@@ -184,10 +193,15 @@ def _read_xlsx(content: bytes) -> tuple[list[str], Rows]:
     return [h.strip() for h in first[1]], rows
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, decimal_mark: str) -> str:
+    """A spreadsheet cell as text: dates in ISO form, numbers with the file's decimal mark."""
     if value is None:
         return ""
-    return value.date().isoformat() if isinstance(value, datetime) else str(value)
+    if isinstance(value, datetime | date):
+        return (value.date() if isinstance(value, datetime) else value).isoformat()
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value).replace(".", decimal_mark)
+    return str(value)
 
 
 # --- checking rows ----------------------------------------------------------------------------------
@@ -202,11 +216,15 @@ class PlacementRow(Schema):
     invoice_number = fields.String(required=True, validate=validate.Length(1, 64))
     debtor_ref = fields.String(required=True, validate=validate.Length(1, 64))
     debtor_name = fields.String(load_default="")
-    issue_date = fields.Date(required=True, error_messages={"invalid": "not a valid date; use YYYY-MM-DD"})
-    due_date = fields.Date(required=True, error_messages={"invalid": "not a valid date; use YYYY-MM-DD"})
+    issue_date = FileDate(required=True)
+    due_date = FileDate(required=True)
     amount = fields.String(required=True)
     currency = fields.String(required=True)
     po_reference = fields.String(load_default="", validate=validate.Length(max=64))
+
+    def __init__(self, file_format: FileFormat | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.file_format = file_format or FileFormat()
 
     @validates_schema(skip_on_field_errors=False)
     def _amount_and_dates(self, data: dict[str, Any], **_: Any) -> None:
@@ -222,10 +240,10 @@ class PlacementRow(Schema):
             # without a usable currency the amount is still checked as a number (its decimals cannot be)
             unit = currency if "currency" in data and "currency" not in problems else "XTS"
             try:
-                money = Money.parse(data["amount"], unit)
+                money = Money.parse(data["amount"], unit, self.file_format.decimal_mark)
             except MoneyError as exc:
                 if unit != "XTS" or "decimal places" not in str(exc):
-                    problems["amount"] = [str(exc)]
+                    problems["amount"] = [amount_problem(exc)]
             else:
                 if money.minor <= 0:
                     problems["amount"] = ["must be a positive amount"]
@@ -276,7 +294,8 @@ class RowChecker:
     def __init__(self, positions: dict[str, int], mapping: dict[str, str]) -> None:
         self.positions = positions
         self.mapping = mapping
-        self.schema = PlacementRow()
+        self.file_format = FileFormat.of(mapping)
+        self.schema = PlacementRow(self.file_format)
         self.width = max(positions.values()) + 1
         self.latest_issue = today_utc() + timedelta(days=MAX_FUTURE_DAYS)
         self.exponents: dict[str, int] = {}
@@ -301,7 +320,7 @@ class RowChecker:
         return self.exponents[code]
 
     def fast(self, line: int, cells: list[str]) -> StageRow | None:
-        if len(cells) < self.width:
+        if len(cells) < self.width or not self.file_format.plain:
             return None
         i_num, i_ref, i_name, i_issue, i_due, i_amount, i_cur, i_po = self.at
         number, ref = cells[i_num].strip(), cells[i_ref].strip()
@@ -377,13 +396,18 @@ def start_placement_import(
     user_id: int | None = None,
 ) -> ImportBatch:
     """Store the upload and queue the import job (after commit)."""
+    mapping = {**DEFAULT_MAPPING, **(mapping or {})}
+    try:
+        FileFormat.of(mapping)
+    except ValueError as exc:
+        raise ServiceError(str(exc), field="file_format") from None
     batch = ImportBatch(
         client_id=client.id,
         kind="placements",
         filename=filename[:200],
         sha256=hashlib.sha256(content).hexdigest(),
         content=content,
-        mapping=mapping or DEFAULT_MAPPING,
+        mapping=mapping,
         post_valid=post_valid,
         created_by=user_id,
         errors=[],
@@ -489,7 +513,7 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
         batch.status = BatchStatus.RUNNING.value
         session.flush()  # takes SQLite's write lock before any id is chosen (no progress connection there)
     try:
-        header, rows = read_rows(batch.filename, batch.content)
+        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
     except FileRejected as exc:
         tally.total = 0  # nothing was read: the estimate from the byte count means nothing here
         _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clients import imports
+from clients.file_formats import FileDate, FileFormat, amount_problem
 from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
 from clients.ledger import BatchRejected, RowError, allocate, auto_allocate_many, record_payments
@@ -74,9 +75,6 @@ class _Choice(fields.String):
         return word
 
 
-_DATE_ERROR = {"invalid": "not a valid date; use YYYY-MM-DD"}
-
-
 class PaymentRow(Schema):
     """One payment line of a payments file (after column mapping). `today` is the client's local date."""
 
@@ -85,16 +83,17 @@ class PaymentRow(Schema):
 
     payment_ref = fields.String(required=True, validate=lambda s: 0 < len(s.strip()) <= 64)
     debtor_ref = fields.String(required=True, validate=lambda s: 0 < len(s.strip()) <= 64)
-    received_on = fields.Date(required=True, error_messages=_DATE_ERROR)
+    received_on = FileDate(required=True)
     amount = fields.String(required=True)
     currency = fields.String(required=True)
     method = _Choice(METHODS, "payment method", load_default=PaymentMethod.BANK_TRANSFER.value)
     received_by = _Choice((r.value for r in ReceivedBy), "receiver (agency or client)", load_default=None)
     reference = fields.String(load_default="", validate=lambda s: len(s) <= 140)
 
-    def __init__(self, today: date, **kwargs: Any) -> None:
+    def __init__(self, today: date, file_format: FileFormat | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.today = today
+        self.file_format = file_format or FileFormat()
 
     @validates_schema(skip_on_field_errors=False)
     def _amount_and_date(self, data: dict[str, Any], **_: Any) -> None:
@@ -109,9 +108,9 @@ class PaymentRow(Schema):
                 problems["currency"] = [str(exc)]
         if "amount" in data and "currency" not in problems and "currency" in data:
             try:
-                money = Money.parse(data["amount"], data["currency"])
+                money = Money.parse(data["amount"], data["currency"], self.file_format.decimal_mark)
             except MoneyError as exc:
-                problems["amount"] = [str(exc)]
+                problems["amount"] = [amount_problem(exc)]
             else:
                 if money.minor <= 0:
                     problems["amount"] = ["must be a positive amount"]
@@ -151,7 +150,7 @@ def validate_rows(
     A payment reference used on several rows is an error on each of them, naming the others: which of the
     rows is right cannot be known, so none is posted.
     """
-    schema, out = PaymentRow(today), Checked()
+    schema, out = PaymentRow(today, FileFormat.of(mapping)), Checked()
     lines_of_ref: dict[str, list[int]] = {}
     column = mapping.get
     for line, cells in rows:
@@ -347,7 +346,7 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     client = session.get_one(Client, batch.client_id)
     mapping = batch.mapping
     try:
-        header, rows = read_rows(batch.filename, batch.content)
+        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
     except FileRejected as exc:
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", str(exc))])
         return batch
@@ -418,13 +417,17 @@ def start_payment_import(
     if channel not in CHANNELS:
         raise ServiceError(f"unknown upload channel {channel!r}", field="channel")
     columns = {f: (v or f) for f, v in {**DEFAULT_MAPPING, **(mapping or {})}.items() if f in FIELDS}
+    try:
+        file_format = FileFormat.of(mapping)
+    except ValueError as exc:
+        raise ServiceError(str(exc), field="file_format") from None
     batch = ImportBatch(
         client_id=client.id,
         kind=KIND,
         filename=filename[:200],
         sha256=hashlib.sha256(content).hexdigest(),
         content=content,
-        mapping={**columns, "received_by_default": received_by, "channel": channel},
+        mapping={**columns, **file_format.as_mapping(), "received_by_default": received_by, "channel": channel},
         post_valid=post_valid,
         created_by=user_id,
         errors=[],
@@ -465,7 +468,7 @@ def batch_summary(session: Session, batch: ImportBatch) -> list[dict[str, Any]]:
     if batch.status not in (BatchStatus.POSTED.value, BatchStatus.PARTIAL.value):
         return []
     try:
-        header, rows = read_rows(batch.filename, batch.content)
+        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
     except FileRejected:
         return []
     positions, problems = map_columns(header, batch.mapping)

@@ -13,6 +13,7 @@ from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import Select, func, or_, select
 
+from clients.file_formats import DATE_FORMATS, DEFAULT_FORMATS, FORMAT_KEYS, format_from_form
 from clients.imports import BatchStatus, ImportBatch
 from clients.journal import Invoice, Payment, ReceivedBy
 from clients.models import Client, Debtor
@@ -29,7 +30,7 @@ from clients.payment_imports import (
     start_payment_import,
     suggested_split,
 )
-from provider.core.money import Money, MoneyError, format_money
+from provider.core.money import DECIMAL_MARKS, Money, MoneyError, format_money
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_for_client, get_visible_or_404
 from provider.extensions import db
@@ -110,7 +111,8 @@ def _major(minor: int, currency: str) -> str:
 
 
 def saved_mapping(client_id: int) -> dict[str, str]:
-    """The client's payment file columns: those of its latest payments import that posted, else the defaults."""
+    """The client's payment file columns and format: those of its latest payments import that posted, else the
+    defaults."""
     last = db.session.scalar(
         select(ImportBatch.mapping)
         .where(
@@ -121,7 +123,9 @@ def saved_mapping(client_id: int) -> dict[str, str]:
         .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc())
         .limit(1)
     )
-    return {f: (last or {}).get(f) or DEFAULT_MAPPING[f] for f in FIELDS}
+    return {f: (last or {}).get(f) or DEFAULT_MAPPING[f] for f in FIELDS} | {
+        k: (last or {}).get(k) or DEFAULT_FORMATS[k] for k in FORMAT_KEYS
+    }
 
 
 def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
@@ -137,8 +141,10 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
         except ValidationError as exc:
             form = None
             errors += [f"{k.removeprefix('map_')}: {' '.join(v)}" for k, v in exc.normalized_messages().items()]
+        file_format, format_errors = format_from_form(request.form)
+        errors += format_errors
         if form is not None:
-            mapping = {f: form[f"map_{f}"].strip() or f for f in FIELDS}
+            mapping = {f: form[f"map_{f}"].strip() or f for f in FIELDS} | file_format.as_mapping()
             received_by = ReceivedBy.CLIENT.value if channel == "portal" else form["received_by"]
             post_valid = form["post_valid"]
         if upload is None or not upload.filename:
@@ -177,6 +183,8 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
         fields=FIELDS,
         required=REQUIRED,
         labels=LABELS,
+        date_formats=DATE_FORMATS,
+        decimal_marks=DECIMAL_MARKS,
         errors=errors,
         urls=urls,
         portal=channel == "portal",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
@@ -21,6 +21,15 @@ class CurrencyMismatch(ValueError):
 
 class MoneyError(ValueError):
     """An amount or currency could not be understood."""
+
+
+DECIMAL_COMMA_HINT = "; decimals take a point, as in 1250.00"
+# how an amount is written: "." = 1,234.56 and "," = 1.234,56 (the value is what a file's format setting stores)
+DECIMAL_MARKS = {".": "1,234.56", ",": "1.234,56"}
+_GROUPED = {
+    ".": re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d{1,2}(,\d{2})+,\d{3})(\.\d*)?"),  # also 12,34,567.89 (India)
+    ",": re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?"),
+}
 
 
 @cache
@@ -56,16 +65,31 @@ class Money:
         return cls(0, currency)
 
     @classmethod
-    def parse(cls, text: str | int | Decimal, currency: str) -> Money:
-        """Parse '1,234.50' (major units) into minor units; refuses more decimals than the currency has."""
+    def parse(cls, text: str | int | Decimal, currency: str, decimal_mark: str = ".") -> Money:
+        """Parse '1,234.50' (or '1.234,50' with `decimal_mark=","`) in major units into minor units.
+
+        The other mark may only group thousands ('1,234,567.5'; spaces and apostrophes are allowed too): a
+        decimal comma read as a thousands separator would silently make '1250,00' a hundred times larger, so
+        anything else is refused. Refuses more decimals than the currency has instead of rounding them away."""
+        if decimal_mark not in DECIMAL_MARKS:
+            raise MoneyError(f"unknown decimal mark {decimal_mark!r}")
         exp = exponent(currency)
-        raw = str(text).strip().replace(",", "").replace("_", "").replace(" ", "")
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            raise MoneyError(f"{text!r} is not a number") from None
-        if not value.is_finite():
-            raise MoneyError(f"{text!r} is not a finite amount")
+        raw = str(text).strip()
+        for blank in (" ", "\u00a0", "\u202f", "'", "_"):
+            raw = raw.replace(blank, "")
+        if not re.fullmatch(r"[+-]?[\d.,]+", raw):
+            raise MoneyError(f"{text!r} is not a number")
+        group = "," if decimal_mark == "." else "."
+        if group in raw:
+            if not _GROUPED[decimal_mark].fullmatch(raw):
+                hint = DECIMAL_COMMA_HINT if decimal_mark == "." and re.fullmatch(r"[+-]?\d+,\d+", raw) else ""
+                raise MoneyError(f"{text!r} is not a number: {group!r} may only separate thousands{hint}")
+            raw = raw.replace(group, "")
+        if decimal_mark == ",":
+            raw = raw.replace(",", ".")
+        if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", raw):
+            raise MoneyError(f"{text!r} is not a number")
+        value = Decimal(raw)
         scaled = value.scaleb(exp)
         if scaled != scaled.to_integral_value():
             raise MoneyError(f"{text!r} has more than {exp} decimal places for {currency}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -41,6 +42,62 @@ def test_parse_refuses_precision_the_currency_does_not_have() -> None:
         Money.parse("12,3a", "USD")
     with pytest.raises(MoneyError):
         Money.parse("NaN", "USD")
+
+
+@pytest.mark.parametrize(
+    ("text", "mark", "minor"),
+    [
+        ("1,234.50", ".", 123450),
+        ("1 234.50", ".", 123450),
+        ("1'234.50", ".", 123450),
+        ("12,34,567.00", ".", 123456700),
+        ("1.234,50", ",", 123450),
+        ("1250,5", ",", 125050),
+        ("-1.000.000", ",", -100000000),
+    ],
+)
+def test_parse_reads_either_decimal_mark(text: str, mark: str, minor: int) -> None:
+    assert Money.parse(text, "EUR", mark).minor == minor
+
+
+@pytest.mark.parametrize(
+    ("text", "mark", "says"),
+    [
+        ("1250,00", ".", "decimals take a point"),  # a decimal comma is never read as thousands
+        ("1,2345.00", ".", "may only separate thousands"),
+        ("1250.50", ",", "may only separate thousands"),
+        ("1.2.3", ".", "not a number"),
+        ("1e3", ".", "not a number"),
+        ("(12.00)", ".", "not a number"),
+    ],
+)
+def test_parse_refuses_ambiguous_or_malformed_numbers(text: str, mark: str, says: str) -> None:
+    with pytest.raises(MoneyError, match=re.escape(says)):
+        Money.parse(text, "EUR", mark)
+
+
+def _written(minor: int, exp: int, mark: str, grouped: bool) -> str:
+    """An amount as a spreadsheet writes it in that convention: 1.234.567,89 or 1234567.89."""
+    whole, frac = divmod(minor, 10**exp)
+    group = "," if mark == "." else "."
+    text = f"{whole:,}".replace(",", group) if grouped else str(whole)
+    return text + (mark + str(frac).zfill(exp) if exp else "")
+
+
+@given(
+    minor=st.integers(min_value=0, max_value=10**15),
+    code=st.sampled_from(CURRENCIES),
+    mark=st.sampled_from([".", ","]),
+    grouped=st.booleans(),
+)
+def test_written_amounts_parse_back_exactly(minor: int, code: str, mark: str, grouped: bool) -> None:
+    assert Money.parse(_written(minor, exponent(code), mark, grouped), code, mark).minor == minor
+
+
+@given(minor=st.integers(min_value=0, max_value=10**12), code=st.sampled_from(["EUR", "USD", "GBP", "CHF"]))
+def test_a_decimal_comma_is_refused_not_misread_under_the_point_format(minor: int, code: str) -> None:
+    with pytest.raises(MoneyError):
+        Money.parse(_written(minor, 2, ",", grouped=False), code, ".")
 
 
 def test_formatting_uses_the_currency_exponent() -> None:
