@@ -29,10 +29,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clients import imports
+from clients import bank_files, imports
 from clients.file_formats import FileDate, FileFormat, amount_problem
 from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
@@ -341,15 +341,98 @@ def _finish(batch: ImportBatch, status: BatchStatus, counts: tuple[int, int, int
     batch.finished_at = now_utc()
 
 
+def payment_table(
+    session: Session, client: Client, batch: ImportBatch
+) -> tuple[list[str], Iterable[tuple[int, list[str]]], dict[str, Any], dict[int, str], dict[str, Any]]:
+    """The payment rows of an upload: (header, rows, the mapping to read them with, an explanation per
+    line whose debtor could not be found, what the statement held). A bank statement (CAMT.053, MT940) is
+    turned into rows of the standard columns; a CSV or XLSX file is read with the batch's own mapping."""
+    if bank_files.sniff(batch.content) is None:
+        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
+        return header, rows, batch.mapping, {}, {}
+    try:
+        statement = bank_files.read_statement(batch.content)
+    except bank_files.BankFileRejected as exc:
+        raise FileRejected(str(exc)) from None
+    _resolve_debtors(session, client, statement.lines)
+    mapping = {
+        **DEFAULT_MAPPING,
+        **FileFormat().as_mapping(),
+        "received_by_default": batch.mapping.get("received_by_default") or ReceivedBy.AGENCY.value,
+        "channel": batch.mapping.get("channel") or "back_office",
+    }
+    unresolved = {
+        line.line: (
+            f"no debtor found for this bank line (from {line.payer or 'an unnamed payer'}: "
+            f"{line.remittance[:80] or 'no remittance text'!r}): it names no invoice number or debtor "
+            "reference of this client and the payer's name matches no single debtor"
+        )
+        for line in statement.lines
+        if not line.debtor_ref
+    }
+    rows = [
+        (
+            line.line,
+            [
+                line.payment_ref,
+                line.debtor_ref,
+                line.booked_on.isoformat() if line.booked_on else "",
+                format(line.amount, "f"),
+                line.currency,
+                PaymentMethod.BANK_TRANSFER.value,
+                "",
+                line.remittance[:140],
+            ],
+        )
+        for line in statement.lines
+    ]
+    info = {"format": statement.format, "credits": len(statement.lines), "debits": statement.debits}
+    return list(FIELDS), rows, mapping, unresolved, info
+
+
+def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.BankLine]) -> None:
+    """Find each statement line's debtor in the client's ledger (see `bank_files.resolve_debtors`)."""
+    words = sorted(set().union(*(bank_files.tokens(line.remittance) for line in lines)))
+    payers = sorted({line.payer.lower() for line in lines if line.payer})
+    invoice_debtor: dict[str, str] = {}
+    known_refs: set[str] = set()
+    by_name: dict[str, str | None] = {}
+    on_debtor = (Debtor.client_id == Invoice.client_id) & (Debtor.id == Invoice.debtor_id)
+    for i in range(0, len(words), 5_000):
+        chunk = words[i : i + 5_000]
+        invoice_debtor.update(
+            session.execute(
+                select(Invoice.number, Debtor.external_ref)
+                .join(Debtor, on_debtor)
+                .where(Invoice.client_id == client.id, Invoice.number.in_(chunk))
+            ).all()
+        )
+        known_refs.update(
+            session.scalars(
+                select(Debtor.external_ref).where(Debtor.client_id == client.id, Debtor.external_ref.in_(chunk))
+            )
+        )
+    for i in range(0, len(payers), 5_000):
+        rows = session.execute(
+            select(func.lower(Debtor.name), Debtor.external_ref).where(
+                Debtor.client_id == client.id, func.lower(Debtor.name).in_(payers[i : i + 5_000])
+            )
+        ).all()
+        for name, ref in rows:
+            by_name[name] = None if name in by_name else ref  # two debtors of that name: not this way
+    bank_files.resolve_debtors(lines, invoice_debtor, known_refs, by_name)
+
+
 def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     """Validate the whole file, then record and allocate its payments: all or none, or the valid rows."""
     client = session.get_one(Client, batch.client_id)
-    mapping = batch.mapping
     try:
-        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
+        header, rows, mapping, unresolved, statement = payment_table(session, client, batch)
     except FileRejected as exc:
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", str(exc))])
         return batch
+    if statement:  # what the statement held, and the columns its rows were given (the report names them)
+        batch.mapping = {**mapping, "bank_statement": statement}
     positions, errors = map_columns(header, mapping)
     if errors:
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), errors)
@@ -359,7 +442,11 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     except (FileRejected, csv.Error, UnicodeDecodeError) as exc:  # the rows are read as a stream: late failures
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", f"the file cannot be read: {exc}")])
         return batch
-    total, errors = checked.count, checked.errors
+    total = checked.count
+    errors = [  # a bank line without a debtor: say why instead of "required"
+        RowError(e.row, e.field, unresolved[e.row]) if e.row in unresolved and e.field == "debtor_ref" else e
+        for e in checked.errors
+    ]
     good, more = _with_receiver(checked.good, mapping)
     errors += more
     fresh, skipped, more = check_against_ledger(session, client, good, mapping, checked.other_debtor_refs)
@@ -467,17 +554,17 @@ def batch_summary(session: Session, batch: ImportBatch) -> list[dict[str, Any]]:
     the payment references the file holds; a payment the file only repeated counts too."""
     if batch.status not in (BatchStatus.POSTED.value, BatchStatus.PARTIAL.value):
         return []
+    client = session.get_one(Client, batch.client_id)
     try:
-        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
+        header, rows, mapping, _, _ = payment_table(session, client, batch)
     except FileRejected:
         return []
-    positions, problems = map_columns(header, batch.mapping)
+    positions, problems = map_columns(header, mapping)
     if problems:
         return []
     at = positions["payment_ref"]
     refs = {cells[at].strip() for _, cells in rows if at < len(cells) and cells[at].strip()}
     sums: dict[str, dict[str, Any]] = {}
-    client = session.get_one(Client, batch.client_id)
     for payment in _recorded(session, client, refs).values():
         s = sums.setdefault(payment.currency, {"currency": payment.currency, "count": 0, "amount": 0, "unapplied": 0})
         s["count"] += 1

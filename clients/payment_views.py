@@ -39,7 +39,7 @@ from provider.ui import apply_sort, paginate
 bp = Blueprint("payments", __name__, template_folder="templates")
 portal_bp = Blueprint("portal_payments", __name__, url_prefix="/portal/payments", template_folder="templates")
 
-ALLOWED = (".csv", ".txt", ".xlsx")
+ALLOWED = (".csv", ".txt", ".xlsx", ".xml", ".sta", ".940", ".mt940")  # CSV/XLSX, or a CAMT.053/MT940 statement
 LABELS = {
     "payment_ref": "Payment reference",
     "debtor_ref": "Debtor reference",
@@ -150,7 +150,10 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
         if upload is None or not upload.filename:
             errors.append("Choose a CSV or XLSX file to upload.")
         elif not upload.filename.lower().endswith(ALLOWED):
-            errors.append(f"{upload.filename}: only .csv and .xlsx files can be imported.")
+            errors.append(
+                f"{upload.filename}: import a .csv or .xlsx payments file, or a CAMT.053 (.xml) or MT940 (.sta, .940)"
+                " bank statement."
+            )
         elif not errors:
             content = upload.read()
             if not content:

@@ -70,7 +70,7 @@ def test_a_rejected_file_lists_every_problem_and_posts_nothing(client: FlaskClie
     assert "Nothing was posted" in page and "D-404" in page and "is not a number" in page
     assert db.session.scalars(select(Payment).where(Payment.client_id == acme.id)).all() == []
     wrong = _upload(client, f"/clients/{acme.id}/payments/imports", "x", name="payments.pdf")
-    assert wrong.status_code == 422 and "only .csv and .xlsx" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 422 and "import a .csv or .xlsx payments file" in wrong.get_data(as_text=True)
 
 
 def _allocate_url(acme: Any, payment: Payment) -> str:
