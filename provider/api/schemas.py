@@ -402,6 +402,18 @@ class CommentIn(Schema):
     body = Text(required=True, validate=validate.Length(min=1, max=5000))
 
 
+class ProposalDecisionIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    note = Text(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "optional when approving; the reason, required, when rejecting"},
+    )
+
+
 # --- outputs --------------------------------------------------------------------------------------------
 
 
@@ -495,6 +507,15 @@ class DisputeOut(MoneyOut):
     opened_at = fields.DateTime()
     closed_at = fields.DateTime(allow_none=True)
     resolution = fields.String(allow_none=True)
+    proposed_resolution = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "a resolution the agency proposes and waits for the client to approve or reject "
+            "(credit_note, partially_upheld or written_off); null when none is pending"
+        },
+    )
+    proposed_amount_minor = fields.Integer(allow_none=True)
+    proposal_note = fields.String(metadata={"description": "the agency's explanation of its proposal"})
 
 
 class CommentOut(Schema):

@@ -1,5 +1,5 @@
 """API v1 resources: debtors, invoices, payments and allocations, credit notes, aging and KPIs, work history,
-disputes (open, comment, list) and monthly reports (list, figures, PDF).
+disputes (open, comment, answer, decide a proposal, list) and monthly reports (list, figures, PDF).
 
 Views are thin: parse (marshmallow), load through the token's client (404 otherwise), call the ledger's
 verbs, serialise. `operation` (provider.api.base) checks the token's access, runs writes through the
@@ -556,6 +556,49 @@ def add_dispute_message(dispute_id: int) -> Any:
     data = parse_body(s.CommentIn())
     message = dispute_service.add_message(db.session, dispute, data["body"], from_client=True)
     return COMMENT_OUT.dump(message), 201
+
+
+@operation(
+    "/disputes/{dispute_id}/answer",
+    "POST",
+    summary="Answer the agency's question: the dispute goes back to the agency",
+    tag="disputes",
+    body=s.CommentIn,
+    response=s.DisputeDetailOut,
+)
+def answer_dispute(dispute_id: int) -> Any:
+    """Only while the dispute waits for the client's answer (`awaiting_client`), and not while a proposed
+    resolution waits for approval (decide it through `/proposal`): 422 otherwise. The answer joins the
+    conversation and the agency's resolution clock resumes."""
+    dispute = load(Dispute, dispute_id)
+    data = parse_body(s.CommentIn())
+    dispute_service.client_answers(db.session, dispute, data["body"])
+    return _dispute_detail(dispute)
+
+
+@operation(
+    "/disputes/{dispute_id}/proposal",
+    "POST",
+    summary="Approve or reject the resolution the agency proposed",
+    tag="disputes",
+    body=s.ProposalDecisionIn,
+    response=s.DisputeDetailOut,
+)
+def decide_proposal(dispute_id: int) -> Any:
+    """Approving posts the proposal at once (a credit note or write-off in the ledger) and resolves the
+    dispute; rejecting (with a reason) hands it back to the agency, whose resolution clock resumes. 422 when
+    no proposal is pending."""
+    dispute = load(Dispute, dispute_id)
+    data = parse_body(s.ProposalDecisionIn())
+    try:
+        if data["decision"] == "approve":
+            dispute_service.approve_proposal(db.session, current_client(), dispute, data["note"])
+        else:
+            dispute_service.reject_proposal(db.session, dispute, data["note"])
+    except ServiceError as exc:  # the portal's "reason" is this body's "note"
+        field = {"reason": "note"}.get(exc.field or "_body", exc.field or "_body")
+        raise ApiProblem(422, str(exc), kind="refused", errors={field: [str(exc)]}) from None
+    return _dispute_detail(dispute)
 
 
 # --- monthly reports ------------------------------------------------------------------------------------

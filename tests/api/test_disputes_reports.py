@@ -298,3 +298,73 @@ def test_id_filters_in_query_strings_are_read_as_integers(client: FlaskClient, d
     assert get(client, token, f"/aging?as_of=2026-03-01&debtor_id={mine.id}").status_code == 200
     for bad in ("4.2", "x", "0", str(2**60)):
         assert get(client, token, f"/invoices?debtor_id={bad}").status_code == 422, bad
+
+
+def _awaiting(acme: Any, amount: int, proposal: bool) -> Any:
+    """A dispute the agency handed to the client: with a question, or with a proposed credit note."""
+    from sla import disputes
+
+    debtor = make_debtor(acme)
+    dispute = make_dispute(acme, debtor, [make_invoice(acme, debtor, f"W-{amount}", amount)], amount_minor=amount)
+    with scoped(TenantScope.agency(), db.session):
+        d = db.session.merge(dispute)
+        disputes.acknowledge(db.session, d)
+        disputes.investigate(db.session, d)
+        if proposal:
+            disputes.propose(db.session, d, "credit_note", amount // 2, note="Damaged in transit: half credited")
+        else:
+            disputes.ask_client(db.session, d, "Can you send the delivery note?")
+        db.session.commit()
+        return d.id
+
+
+def test_the_client_answers_the_agencys_question(client: FlaskClient, db_session: Any) -> None:
+    acme = make_client()
+    asked = _awaiting(acme, 80_00, proposal=False)
+    token = make_api_token(acme)
+    empty = post(client, token, f"/disputes/{asked}/answer", {"body": "  "})
+    assert empty.status_code == 422 and "body" in empty.get_json()["errors"]
+    answered = post(client, token, f"/disputes/{asked}/answer", {"body": "Signed note attached in our ERP"})
+    assert answered.status_code == 200, answered.get_json()
+    body = answered.get_json()
+    assert body["status"] == "investigating" and body["messages"][-1]["from_client"] is True
+    again = post(client, token, f"/disputes/{asked}/answer", {"body": "and again"})
+    assert again.status_code == 422  # no longer waiting for the client
+
+
+def test_the_client_approves_or_rejects_a_proposed_resolution(client: FlaskClient, db_session: Any) -> None:
+    from clients.journal import CreditNote
+
+    acme = make_client()
+    first, second = _awaiting(acme, 60_00, proposal=True), _awaiting(acme, 90_00, proposal=True)
+    token, reader = make_api_token(acme), make_api_token(acme, access="read")
+    shown = get(client, token, f"/disputes/{first}").get_json()
+    assert (shown["proposed_resolution"], shown["proposed_amount_minor"]) == ("credit_note", 30_00)
+    assert post(client, token, f"/disputes/{first}/answer", {"body": "ok"}).status_code == 422  # decide it instead
+    assert post(client, reader, f"/disputes/{first}/proposal", {"decision": "approve"}).status_code == 403
+    assert post(client, token, f"/disputes/{first}/proposal", {"decision": "maybe"}).status_code == 422
+    no_reason = post(client, token, f"/disputes/{second}/proposal", {"decision": "reject"})
+    assert no_reason.status_code == 422 and "note" in no_reason.get_json()["errors"]
+
+    approved = post(client, token, f"/disputes/{first}/proposal", {"decision": "approve", "note": "fine"})
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["status"] == "resolved" and approved.get_json()["proposed_resolution"] is None
+    with scoped(TenantScope.agency(), db.session):
+        credited = db.session.scalars(select(CreditNote.amount_minor).where(CreditNote.client_id == acme.id)).all()
+    assert credited == [30_00]
+    rejected = post(client, token, f"/disputes/{second}/proposal", {"decision": "reject", "note": "not damaged"})
+    assert rejected.status_code == 200 and rejected.get_json()["status"] == "investigating"
+    twice = post(client, token, f"/disputes/{second}/proposal", {"decision": "approve"})
+    assert twice.status_code == 422  # nothing pending any more
+
+
+def test_another_clients_dispute_cannot_be_answered_or_decided(client: FlaskClient, db_session: Any) -> None:
+    alpha, bravo = make_client(name="Alpha Co"), make_client(name="Bravo Hidden Co")
+    theirs = _awaiting(bravo, 40_00, proposal=True)
+    token = make_api_token(alpha)
+    for path, body in (("answer", {"body": "hi"}), ("proposal", {"decision": "approve"})):
+        foreign = post(client, token, f"/disputes/{theirs}/{path}", body)
+        missing = post(client, token, f"/disputes/{MISSING}/{path}", body)
+        assert foreign.status_code == missing.status_code == 404 and foreign.get_data() == missing.get_data()
+    with scoped(TenantScope.agency(), db.session):
+        assert db.session.get(Dispute, theirs).status == "awaiting_client"
