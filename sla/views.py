@@ -70,7 +70,7 @@ def index() -> Any:
     rows = compliance(db.session, {c.id: month_bounds(c.timezone, year, month) for c in clients})
     matrix = disputes_by_age_and_reason(db.session, now)
     notices = db.session.execute(
-        select(SlaNotification, SlaClock.dispute_id, SlaClock.code)
+        select(SlaNotification, SlaClock.dispute_id, SlaClock.code, SlaClock.subject_type, SlaClock.subject_id)
         .join(SlaClock, (SlaClock.client_id == SlaNotification.client_id) & (SlaClock.id == SlaNotification.clock_id))
         .order_by(SlaNotification.created_at.desc(), SlaNotification.id.desc())
         .limit(20)

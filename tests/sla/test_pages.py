@@ -69,6 +69,25 @@ def test_manager_dashboard_shows_a_breached_dispute_and_drills_into_it(
     assert "Late Payer KG" in detail and "RW-100" in detail and "breached" in detail
 
 
+def test_breach_notices_link_first_contact_and_placement_clocks_to_their_pages(
+    client: FlaskClient, setup: dict[str, Any]
+) -> None:
+    from sla.hooks import sla_started
+
+    acme, debtor = setup["client"], setup["debtor"]
+    with frozen_time(MONDAY_10):
+        sla_started(db.session, acme, "first_contact", ("debtor", debtor.id), at=MONDAY_10)
+        sla_started(db.session, acme, "placement_ack", ("placement", 4242), at=MONDAY_10)
+    sweep(db.session, MONDAY_10 + timedelta(days=5))
+    db.session.commit()
+    login(client, setup["manager"].email)
+    with frozen_time(MONDAY_10 + timedelta(days=5)):
+        page = client.get("/slas").get_data(as_text=True)
+    notices = page[page.index('id="notices-title"') :]
+    assert f'href="/clients/{acme.id}/debtors/{debtor.id}"' in notices
+    assert f'href="/clients/{acme.id}/imports/4242"' in notices
+
+
 def test_collector_opens_acknowledges_and_asks_the_client_who_answers(
     client: FlaskClient, setup: dict[str, Any]
 ) -> None:
