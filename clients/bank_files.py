@@ -24,13 +24,16 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from clients.imports import FileRejected
+
 FORMAT_CAMT053 = "camt.053"
 FORMAT_MT940 = "mt940"
+EXTENSIONS = (".xml", ".sta", ".940", ".mt940")  # a file named so is read as a statement (or refused as none)
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_/.]{1,63}")
 
 
-class BankFileRejected(ValueError):
-    """The statement cannot be read (the message says why)."""
+class BankFileRejected(FileRejected):
+    """The statement cannot be read (the message says why): the import reports it like any unreadable file."""
 
 
 @dataclass

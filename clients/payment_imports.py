@@ -341,20 +341,27 @@ def _finish(batch: ImportBatch, status: BatchStatus, counts: tuple[int, int, int
     batch.finished_at = now_utc()
 
 
-def payment_table(
-    session: Session, client: Client, batch: ImportBatch
-) -> tuple[list[str], Iterable[tuple[int, list[str]]], dict[str, Any], dict[int, str], dict[str, Any]]:
-    """The payment rows of an upload: (header, rows, the mapping to read them with, an explanation per
-    line whose debtor could not be found, what the statement held). A bank statement (CAMT.053, MT940) is
-    turned into rows of the standard columns; a CSV or XLSX file is read with the batch's own mapping."""
-    if bank_files.sniff(batch.content) is None:
+@dataclass
+class PaymentTable:
+    """The payment rows of an upload, and how to read them."""
+
+    header: list[str]
+    rows: Iterable[tuple[int, list[str]]]
+    mapping: dict[str, Any]  # the column names and file format the rows are read with
+    unresolved: dict[int, str] = field(default_factory=dict)  # bank line -> why no debtor was found
+    statement: dict[str, Any] = field(default_factory=dict)  # a bank statement: its format and line counts
+
+
+def payment_table(session: Session, client: Client, batch: ImportBatch, find_debtors: bool = True) -> PaymentTable:
+    """A bank statement (CAMT.053, MT940) is turned into rows of the standard columns, each line's debtor
+    looked up in the ledger unless `find_debtors` is false; a CSV or XLSX file is read with the batch's own
+    mapping. Raises FileRejected for an unreadable file."""
+    if bank_files.sniff(batch.content) is None and not batch.filename.lower().endswith(bank_files.EXTENSIONS):
         header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
-        return header, rows, batch.mapping, {}, {}
-    try:
-        statement = bank_files.read_statement(batch.content)
-    except bank_files.BankFileRejected as exc:
-        raise FileRejected(str(exc)) from None
-    _resolve_debtors(session, client, statement.lines)
+        return PaymentTable(header, rows, batch.mapping)
+    statement = bank_files.read_statement(batch.content)
+    if find_debtors:
+        _resolve_debtors(session, client, statement.lines)
     mapping = {
         **DEFAULT_MAPPING,
         **FileFormat().as_mapping(),
@@ -387,7 +394,7 @@ def payment_table(
         for line in statement.lines
     ]
     info = {"format": statement.format, "credits": len(statement.lines), "debits": statement.debits}
-    return list(FIELDS), rows, mapping, unresolved, info
+    return PaymentTable(list(FIELDS), rows, mapping, unresolved, info)
 
 
 def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.BankLine]) -> None:
@@ -427,18 +434,19 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     """Validate the whole file, then record and allocate its payments: all or none, or the valid rows."""
     client = session.get_one(Client, batch.client_id)
     try:
-        header, rows, mapping, unresolved, statement = payment_table(session, client, batch)
+        table = payment_table(session, client, batch)
     except FileRejected as exc:
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", str(exc))])
         return batch
-    if statement:  # what the statement held, and the columns its rows were given (the report names them)
-        batch.mapping = {**mapping, "bank_statement": statement}
-    positions, errors = map_columns(header, mapping)
+    mapping, unresolved = table.mapping, table.unresolved
+    if table.statement:  # what the statement held, and the columns its rows were given (the report names them)
+        batch.mapping = {**mapping, "bank_statement": table.statement}
+    positions, errors = map_columns(table.header, mapping)
     if errors:
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), errors)
         return batch
     try:
-        checked = validate_rows(rows, positions, mapping, _client_today(client))
+        checked = validate_rows(table.rows, positions, mapping, _client_today(client))
     except (FileRejected, csv.Error, UnicodeDecodeError) as exc:  # the rows are read as a stream: late failures
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", f"the file cannot be read: {exc}")])
         return batch
@@ -556,14 +564,14 @@ def batch_summary(session: Session, batch: ImportBatch) -> list[dict[str, Any]]:
         return []
     client = session.get_one(Client, batch.client_id)
     try:
-        header, rows, mapping, _, _ = payment_table(session, client, batch)
+        table = payment_table(session, client, batch, find_debtors=False)  # only the payment references
     except FileRejected:
         return []
-    positions, problems = map_columns(header, mapping)
+    positions, problems = map_columns(table.header, table.mapping)
     if problems:
         return []
     at = positions["payment_ref"]
-    refs = {cells[at].strip() for _, cells in rows if at < len(cells) and cells[at].strip()}
+    refs = {cells[at].strip() for _, cells in table.rows if at < len(cells) and cells[at].strip()}
     sums: dict[str, dict[str, Any]] = {}
     for payment in _recorded(session, client, refs).values():
         s = sums.setdefault(payment.currency, {"currency": payment.currency, "count": 0, "amount": 0, "unapplied": 0})

@@ -13,6 +13,7 @@ from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import Select, func, or_, select
 
+from clients import bank_files
 from clients.file_formats import DATE_FORMATS, DEFAULT_FORMATS, FORMAT_KEYS, format_from_form
 from clients.imports import BatchStatus, ImportBatch
 from clients.journal import Invoice, Payment, ReceivedBy
@@ -39,7 +40,7 @@ from provider.ui import apply_sort, paginate
 bp = Blueprint("payments", __name__, template_folder="templates")
 portal_bp = Blueprint("portal_payments", __name__, url_prefix="/portal/payments", template_folder="templates")
 
-ALLOWED = (".csv", ".txt", ".xlsx", ".xml", ".sta", ".940", ".mt940")  # CSV/XLSX, or a CAMT.053/MT940 statement
+ALLOWED = (".csv", ".txt", ".xlsx", *bank_files.EXTENSIONS)  # CSV/XLSX, or a CAMT.053/MT940 statement
 LABELS = {
     "payment_ref": "Payment reference",
     "debtor_ref": "Debtor reference",

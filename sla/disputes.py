@@ -194,7 +194,7 @@ def propose(session: Session, dispute: Dispute, outcome: str, amount_minor: int 
     if outcome in set(Resolution) and outcome not in PROPOSABLE:
         raise ServiceError("an upheld invoice needs no approval: resolve the dispute instead", field="outcome")
     amount = _checked_outcome(dispute, outcome, amount_minor)
-    explanation = " ".join(note.split())[:500]
+    explanation = _one_line(note)
     if not explanation:
         raise ServiceError("explain the proposal to the client", field="note")
     dispute.proposed_resolution, dispute.proposed_amount_minor = outcome, amount
@@ -219,7 +219,7 @@ def approve_proposal(session: Session, client: Client, dispute: Dispute, note: s
     if not dispute.proposal_pending:
         raise ServiceError("there is no proposed resolution to approve")
     outcome, amount = dispute.proposed_resolution or "", dispute.proposed_amount_minor or 0
-    text = " ".join(note.split())[:500]
+    text = _one_line(note)
     add_message(
         session, dispute, f"Approved {describe_proposal(dispute)}." + (f" {text}" if text else ""), from_client=True
     )
@@ -231,12 +231,17 @@ def reject_proposal(session: Session, dispute: Dispute, reason: str) -> None:
     """The client refuses the proposal (a reason is required): the agency investigates again, its clock resumes."""
     if not dispute.proposal_pending:
         raise ServiceError("there is no proposed resolution to reject")
-    text = " ".join(reason.split())[:500]
+    text = _one_line(reason)
     if not text:
         raise ServiceError("say why you reject the proposal", field="reason")
     add_message(session, dispute, f"Rejected {describe_proposal(dispute)}: {text}", from_client=True)
     _clear_proposal(dispute)
     _move(session, dispute, "reject", text)
+
+
+def _one_line(text: str) -> str:
+    """A proposal's or decision's note: whitespace collapsed, at most 500 characters."""
+    return " ".join(text.split())[:500]
 
 
 def _clear_proposal(dispute: Dispute) -> None:

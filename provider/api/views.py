@@ -500,6 +500,13 @@ def _invalid(field: str, message: str) -> ApiProblem:
     return ApiProblem(422, message, kind="validation", errors={field: [message]})
 
 
+def _refused(exc: ServiceError, **fields: str) -> ApiProblem:
+    """A service's refusal as a 422 problem, its field named as in this request's body (`fields` renames)."""
+    field = exc.field or "_body"
+    field = fields.get(field, field)
+    return ApiProblem(422, str(exc), kind="refused", errors={field: [str(exc)]})
+
+
 @operation(
     "/disputes",
     "POST",
@@ -536,8 +543,7 @@ def open_dispute() -> Any:
         if data.get("message"):
             dispute_service.add_message(db.session, dispute, data["message"], from_client=True)
     except ServiceError as exc:
-        field = {"amount": "amount_minor"}.get(exc.field or "_body", exc.field or "_body")
-        raise ApiProblem(422, str(exc), kind="refused", errors={field: [str(exc)]}) from None
+        raise _refused(exc, amount="amount_minor") from None
     return _dispute_detail(dispute), 201, {"Location": url_for("api.get_dispute", dispute_id=dispute.id)}
 
 
@@ -595,9 +601,8 @@ def decide_proposal(dispute_id: int) -> Any:
             dispute_service.approve_proposal(db.session, current_client(), dispute, data["note"])
         else:
             dispute_service.reject_proposal(db.session, dispute, data["note"])
-    except ServiceError as exc:  # the portal's "reason" is this body's "note"
-        field = {"reason": "note"}.get(exc.field or "_body", exc.field or "_body")
-        raise ApiProblem(422, str(exc), kind="refused", errors={field: [str(exc)]}) from None
+    except ServiceError as exc:
+        raise _refused(exc, reason="note") from None  # the portal's "reason" is this body's "note"
     return _dispute_detail(dispute)
 
 

@@ -140,7 +140,7 @@ def test_the_payer_name_finds_a_debtor_only_when_it_is_unambiguous(acme: Any) ->
 def test_broken_or_hostile_xml_is_refused_with_a_reason(acme: Any) -> None:
     bomb = b"""<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>
 <Document><BkToCstmrStmt><Stmt><Ntry>&b;</Ntry></Stmt></BkToCstmrStmt></Document>"""
-    for content in (bomb, b"<Document><BkToCstmrStmt><Stmt>"):
+    for content in (bomb, b"<Document><BkToCstmrStmt><Stmt>", bytes(range(256)) * 4):  # the last: random bytes
         batch = _import(acme, content, name="bad.xml")
         assert batch.status == "rejected" and batch.errors[0]["column"] == "file"
         assert "CAMT.053" in batch.errors[0]["message"]

@@ -149,15 +149,23 @@ def test_filter_invoices_and_download_a_report(browser: Any, live_server: str, t
     page.context.close()
 
 
-def test_answer_a_dispute_waiting_for_the_client(browser: Any, live_server: str) -> None:
+def _open_awaiting(browser: Any, live_server: str, which: str, why: str) -> Any:
+    """Sign in and open the first dispute of the overview's "awaiting you" list that matches `which`."""
     page = _page(browser, LAPTOP)
     _sign_in(page, live_server, ADMIN)
     page.goto(f"{live_server}/portal/")
-    # a question from the agency (a proposal to approve is the next test's)
-    waiting = page.locator("section[aria-labelledby=awaiting-title] li:not(:has(.badge-warn)) a")
-    assert waiting.count() > 0, "the demo has disputes awaiting the client's answer"
+    links = page.locator(f"section[aria-labelledby=awaiting-title] {which} a")
+    assert links.count() > 0, why
     with page.expect_navigation():
-        waiting.first.click()
+        links.first.click()
+    return page
+
+
+def test_answer_a_dispute_waiting_for_the_client(browser: Any, live_server: str) -> None:
+    # a question from the agency (a proposal to approve is the next test's)
+    page = _open_awaiting(
+        browser, live_server, "li:not(:has(.badge-warn))", "the demo has disputes awaiting the client's answer"
+    )
     page.fill("textarea[name=body]", "The delivery note is signed; scan attached to our ERP.")
     with page.expect_navigation():
         page.get_by_role("button", name="Answer").click()
@@ -166,13 +174,9 @@ def test_answer_a_dispute_waiting_for_the_client(browser: Any, live_server: str)
 
 
 def test_approve_a_proposed_resolution(browser: Any, live_server: str) -> None:
-    page = _page(browser, LAPTOP)
-    _sign_in(page, live_server, ADMIN)
-    page.goto(f"{live_server}/portal/")
-    proposals = page.locator("section[aria-labelledby=awaiting-title] li:has(.badge-warn) a")
-    assert proposals.count() > 0, "the demo has a resolution waiting for the client's approval"
-    with page.expect_navigation():
-        proposals.first.click()
+    page = _open_awaiting(
+        browser, live_server, "li:has(.badge-warn)", "the demo has a resolution waiting for the client's approval"
+    )
     heading = page.locator("#proposal-title").inner_text()
     assert heading.startswith("The agency proposes a credit note of")
     _shots(page, "dispute-proposal")
