@@ -13,6 +13,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
@@ -42,7 +43,7 @@ def load_user(user_id: str) -> User | None:
     token = session.get("sid")
     if not token:
         return None
-    row = db.session.get(AuthSession, _token_hash(token))
+    row = db.session.get(AuthSession, _token_hash(token), options=[joinedload(AuthSession.user)])  # one query
     if row is None or row.revoked_at is not None or str(row.user_id) != user_id:
         return None
     if now_utc() - row.created_at > SESSION_LIFETIME or not row.user.active:
@@ -133,7 +134,7 @@ def start_session(user: User) -> str:
 def logout() -> Any:
     token = session.get("sid")
     if token:
-        row = db.session.get(AuthSession, _token_hash(token))
+        row = db.session.get(AuthSession, _token_hash(token), options=[joinedload(AuthSession.user)])  # one query
         if row is not None and row.revoked_at is None:
             row.revoked_at = now_utc()
     audit.record(db.session, "user.logout", current_user._get_current_object(), client_id=current_user.client_id)
