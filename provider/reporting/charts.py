@@ -22,6 +22,13 @@ sys.meta_path[:] = [finder for finder in sys.meta_path if type(finder).__name__ 
 from clients.ledger_queries import BUCKETS  # noqa: E402 - after the meta_path fix above
 from provider.core.money import exponent  # noqa: E402
 
+
+def _axis_label(value: float) -> str:
+    """Axis labels: 60,000 and 78 (not 60000 and 78.33333333), and 8.5 where a small range has half steps
+    (whole numbers only would print 8, 9, 9, 10)."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
 STYLE = Style(
     background="white",
     plot_background="white",
@@ -47,7 +54,7 @@ _COMMON = {
     # rules without the per-chart `#chart-<uuid>` prefix: the same look (each chart is its own image), and
     # WeasyPrint renders the SVG about a third faster, which is most of a report page's cost beyond the text
     "no_prefix": True,
-    "value_formatter": lambda value: f"{value:,.0f}",  # axis labels: 60,000 and 78, not 60000 and 78.33333333
+    "value_formatter": _axis_label,
 }
 
 
@@ -56,10 +63,20 @@ def _major(minor: int, currency: str) -> float:
     return float(Decimal(minor).scaleb(-exponent(currency)))
 
 
+# Without the prefix, the first rule of each of pygal's stylesheets (the root's font, then its background) has
+# an empty selector. pygal joins its stylesheets with newlines in one <style>, so the rules begin the <style>
+# or a line. WeasyPrint stops reading an SVG stylesheet at the first selector it cannot parse: with the second
+# one left empty, none of the fills and strokes after it applied and every chart in the PDF was a black box.
+_EMPTY_SELECTOR = re.compile(r'(<style type="text/css">|\n)\{')
+# What only an interactive chart uses: the tooltips' <desc> and <title> texts of every point and guide, and the
+# config script of pygal's JavaScript (switched off). A chart here is an image (<img>, the PDF), which shows
+# none of them; WeasyPrint still parses and styles each, about a quarter of a chart's cost.
+_INTERACTIVE = re.compile(r"<desc\b[^>]*>.*?</desc>|<title>.*?</title>|<script\b[^>]*>.*?</script>", re.DOTALL)
+
+
 def _svg(chart: Any) -> str:
-    """The chart as SVG text. Without the prefix, pygal's first rule of each stylesheet (the root font) has an
-    empty selector, which renderers drop (WeasyPrint with a warning): it is given `svg` as its selector."""
-    return re.sub(r'(<style type="text/css">)\{', r"\1svg{", chart.render(is_unicode=True))
+    """The chart as static SVG text, each rule with a selector (the root rules get `svg`)."""
+    return _INTERACTIVE.sub("", _EMPTY_SELECTOR.sub(r"\1svg{", chart.render(is_unicode=True)))
 
 
 def data_uri(svg: str) -> str:
