@@ -16,6 +16,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
+from provider.core.errors import ServiceError
 from provider.core.money import DECIMAL_COMMA_HINT, DECIMAL_MARKS, MoneyError
 
 # key -> (what the user sees, strptime pattern)
@@ -39,10 +40,15 @@ class FileFormat:
     def of(cls, mapping: dict[str, Any] | None) -> FileFormat:
         """The format stored in a mapping (the defaults for a mapping saved before formats existed)."""
         mapping = mapping or {}
-        return cls(
-            date_format=str(mapping.get("date_format") or "iso"),
-            decimal_mark=str(mapping.get("decimal_mark") or "."),
-        )
+        return cls(**{k: str(mapping.get(k) or DEFAULT_FORMATS[k]) for k in FORMAT_KEYS})
+
+    @classmethod
+    def requested(cls, mapping: dict[str, Any] | None) -> FileFormat:
+        """The format an upload asks for, refused as a ServiceError (field `file_format`) when unknown."""
+        try:
+            return cls.of(mapping)
+        except ValueError as exc:
+            raise ServiceError(str(exc), field="file_format") from None
 
     def __post_init__(self) -> None:
         if self.date_format not in DATE_FORMATS:

@@ -46,7 +46,6 @@ from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_s
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
-from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
 from provider.core.money import DECIMAL_MARKS, Money, MoneyError, exponent, validate_currency
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
@@ -397,10 +396,7 @@ def start_placement_import(
 ) -> ImportBatch:
     """Store the upload and queue the import job (after commit)."""
     mapping = {**DEFAULT_MAPPING, **(mapping or {})}
-    try:
-        FileFormat.of(mapping)
-    except ValueError as exc:
-        raise ServiceError(str(exc), field="file_format") from None
+    FileFormat.requested(mapping)
     batch = ImportBatch(
         client_id=client.id,
         kind="placements",

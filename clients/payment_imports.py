@@ -512,10 +512,7 @@ def start_payment_import(
     if channel not in CHANNELS:
         raise ServiceError(f"unknown upload channel {channel!r}", field="channel")
     columns = {f: (v or f) for f, v in {**DEFAULT_MAPPING, **(mapping or {})}.items() if f in FIELDS}
-    try:
-        file_format = FileFormat.of(mapping)
-    except ValueError as exc:
-        raise ServiceError(str(exc), field="file_format") from None
+    file_format = FileFormat.requested(mapping)
     batch = ImportBatch(
         client_id=client.id,
         kind=KIND,

@@ -149,7 +149,7 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
             received_by = ReceivedBy.CLIENT.value if channel == "portal" else form["received_by"]
             post_valid = form["post_valid"]
         if upload is None or not upload.filename:
-            errors.append("Choose a CSV or XLSX file to upload.")
+            errors.append("Choose a CSV or XLSX payments file, or a CAMT.053 or MT940 bank statement, to upload.")
         elif not upload.filename.lower().endswith(ALLOWED):
             errors.append(
                 f"{upload.filename}: import a .csv or .xlsx payments file, or a CAMT.053 (.xml) or MT940 (.sta, .940)"

@@ -500,11 +500,10 @@ def _invalid(field: str, message: str) -> ApiProblem:
     return ApiProblem(422, message, kind="validation", errors={field: [message]})
 
 
-def _refused(exc: ServiceError, **fields: str) -> ApiProblem:
-    """A service's refusal as a 422 problem, its field named as in this request's body (`fields` renames)."""
-    field = exc.field or "_body"
-    field = fields.get(field, field)
-    return ApiProblem(422, str(exc), kind="refused", errors={field: [str(exc)]})
+def _as_body_field(exc: ServiceError, **names: str) -> ServiceError:
+    """The same refusal with its field named as in this request's body (`names` renames); the blueprint's
+    ServiceError handler answers it (422)."""
+    return ServiceError(str(exc), field=names.get(exc.field, exc.field) if exc.field else None)
 
 
 @operation(
@@ -543,7 +542,7 @@ def open_dispute() -> Any:
         if data.get("message"):
             dispute_service.add_message(db.session, dispute, data["message"], from_client=True)
     except ServiceError as exc:
-        raise _refused(exc, amount="amount_minor") from None
+        raise _as_body_field(exc, amount="amount_minor") from None
     return _dispute_detail(dispute), 201, {"Location": url_for("api.get_dispute", dispute_id=dispute.id)}
 
 
@@ -602,7 +601,7 @@ def decide_proposal(dispute_id: int) -> Any:
         else:
             dispute_service.reject_proposal(db.session, dispute, data["note"])
     except ServiceError as exc:
-        raise _refused(exc, reason="note") from None  # the portal's "reason" is this body's "note"
+        raise _as_body_field(exc, reason="note") from None  # the portal's "reason" is this body's "note"
     return _dispute_detail(dispute)
 
 
