@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import abort
-from sqlalchemy import BigInteger, ForeignKey, event, text
+from sqlalchemy import BigInteger, Engine, ForeignKey, event, text
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -212,14 +212,30 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
 # --- PostgreSQL row-level security ----------------------------------------------------------------
 
 
+_APPLIED = "tenant_gucs"  # connection.info: (root transaction, values) last set on it
+
+
 def _apply_gucs(connection: Any) -> None:
+    """Copy the scope into the transaction's settings, unless this transaction already has these values (a
+    `scoped` block for the client the request already acts for costs no round trip)."""
     if connection.dialect.name != "postgresql":
         return
-    client_id, client_ids = current_scope().gucs()
+    values = current_scope().gucs()
+    transaction = connection.get_transaction()
+    applied = connection.info.get(_APPLIED)
+    if applied is not None and applied[0] is transaction and applied[1] == values:
+        return
     connection.execute(
         text("SELECT set_config('app.client_id', :a, true), set_config('app.client_ids', :b, true)"),
-        {"a": client_id, "b": client_ids},
+        {"a": values[0], "b": values[1]},
     )
+    connection.info[_APPLIED] = (transaction, values)
+
+
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_gucs(connection: Any, _name: Any, _context: Any) -> None:
+    """A rolled-back savepoint also rolls back the settings made inside it: set them again next time."""
+    connection.info.pop(_APPLIED, None)
 
 
 @event.listens_for(Session, "after_begin")

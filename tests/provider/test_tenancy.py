@@ -160,3 +160,48 @@ def test_a_child_row_cannot_point_at_another_tenants_parent(two_tenants: dict[st
         with pytest.raises(sa.exc.IntegrityError):
             db.session.flush()
         db.session.rollback()
+
+
+@pytest.fixture
+def set_configs(pg: Any) -> list[str]:
+    """The tenant settings statements sent on the test's connection, while the test runs."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if "set_config('app.client_id'" in statement:
+            sent.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    yield sent
+    sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
+def _visible_clients(pg: Any) -> set[int]:
+    return set(pg.execute(sa.text("SELECT DISTINCT client_id FROM debtors")).scalars())
+
+
+def test_the_same_scope_again_costs_no_round_trip(pg: Any, two_tenants: dict[str, Any], set_configs: list[str]) -> None:
+    a, b = two_tenants["a"], two_tenants["b"]
+    with scoped(TenantScope.single(a), db.session):
+        assert _visible_clients(pg) == {a}
+        sent = len(set_configs)
+        with scoped(TenantScope.single(a), db.session):  # a job step for the client the request acts for
+            assert _visible_clients(pg) == {a}
+        assert len(set_configs) == sent
+        with scoped(TenantScope.single(b), db.session):  # another scope is set, and the first one again after it
+            assert _visible_clients(pg) == {b}
+        assert len(set_configs) == sent + 2
+        assert _visible_clients(pg) == {a}
+
+
+def test_a_rolled_back_savepoint_takes_its_settings_with_it(pg: Any, two_tenants: dict[str, Any]) -> None:
+    a, b = two_tenants["a"], two_tenants["b"]
+    with scoped(TenantScope.single(a), db.session):
+        assert _visible_clients(pg) == {a}
+        savepoint = pg.begin_nested()
+        with scoped(TenantScope.single(b), db.session):
+            assert _visible_clients(pg) == {b}
+            savepoint.rollback()  # the database is back to client a's settings
+            with scoped(TenantScope.single(b), db.session):  # so the same scope must be set again
+                assert _visible_clients(pg) == {b}
+        assert _visible_clients(pg) == {a}
