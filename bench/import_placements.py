@@ -8,6 +8,12 @@ N/10 debtors, then
   product:  the real import path (store the upload, validate every row, create/match debtors, place the
             invoices with their journal transactions, in chunks) inside one job run.
 ratio = product rows/s / baseline rows/s. Peak RSS is the process's maximum resident set.
+
+On PostgreSQL it also prints the *floor*: the rows the import has to write for the file (its debtors, one
+invoice, one journal transaction and two journal entries per line), already built, COPYed straight into the
+real tables with their keys, indexes and foreign keys, in one transaction that is rolled back. No parsing,
+no checks, no lookups: no implementation of the import that keeps this schema can be faster than the floor,
+so `floor_ratio` is the highest ratio the goal could reach.
 """
 
 from __future__ import annotations
@@ -75,6 +81,63 @@ def baseline(kind: str, url: str, content: bytes) -> float:
     return elapsed
 
 
+def floor(url: str, content: bytes) -> float:
+    """Seconds to COPY the ledger rows of `content` into the real tables (rolled back); see the docstring."""
+    rows = list(csv.reader(io.StringIO(content.decode())))[1:]
+    debtor_ids: dict[str, int] = {}
+    debtors, invoices, transactions, entries = io.StringIO(), io.StringIO(), io.StringIO(), io.StringIO()
+    now = "2026-01-01 00:00:00+00"
+    client = 1_000_000
+    for n, (number, ref, name, issued, due, amount, currency, po) in enumerate(rows, start=1):
+        debtor = debtor_ids.get(ref)
+        if debtor is None:
+            debtor = debtor_ids[ref] = len(debtor_ids) + 1
+            debtors.write(f"{debtor}\t{client}\t{ref}\t{name}\tstandard\tf\t{now}\t{now}\n")
+        minor = int(amount.replace(".", ""))
+        invoices.write(
+            f"{n}\t{client}\t{debtor}\t{number}\t{issued}\t{due}\t{currency}\t{minor}\t0\t{minor}\t{po}\tf\t{now}\n"
+        )
+        transactions.write(f"{n}\t{client}\tinvoice_placed\t{issued}\t{now}\t\\N\tbench\tfloor\n")
+        entries.write(f"{client}\t{n}\treceivable\t{debtor}\t{n}\t{currency}\t{minor}\n")
+        entries.write(f"{client}\t{n}\tsales\t{debtor}\t{n}\t{currency}\t{-minor}\n")
+    copies = (
+        ("debtors (id, client_id, external_ref, name, segment, do_not_contact, created_at, updated_at)", debtors),
+        (
+            "invoices (id, client_id, debtor_id, number, issue_date, due_date, currency, amount_minor,"
+            " adjusted_minor, open_minor, po_reference, on_hold, placed_at)",
+            invoices,
+        ),
+        (
+            "journal_transactions (id, client_id, kind, occurred_on, posted_at, actor_user_id, actor_label, memo)",
+            transactions,
+        ),
+        (
+            "journal_entries (client_id, transaction_id, account, debtor_id, invoice_id, currency, amount_minor)",
+            entries,
+        ),
+    )
+    engine = sa.create_engine(_psycopg(url), poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO clients (id, name, code, base_currency, timezone, country, debt_type, status,"
+                " created_at, updated_at) VALUES (:id, 'Floor', 'FLOOR', 'EUR', 'Europe/Berlin', 'DE',"
+                " 'commercial', 'active', :now, :now)"
+            ),
+            {"id": client, "now": now},
+        )
+        raw = conn.connection.dbapi_connection
+        start = time.perf_counter()
+        with raw.cursor() as cur:
+            for target, data in copies:
+                with cur.copy(f"COPY {target} FROM STDIN") as copy:
+                    copy.write(data.getvalue())
+        elapsed = time.perf_counter() - start
+        conn.rollback()
+    engine.dispose()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -99,7 +162,9 @@ def main() -> None:
             app = create_app(environ)
             with app.app_context():
                 upgrade()
-                base_s = baseline(args.db, environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"]), content)
+                owner_url = environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"])
+                base_s = baseline(args.db, owner_url, content)
+                floor_s = floor(owner_url, content) if args.db == "postgresql" else None
                 with scoped(TenantScope.agency(), db.session):
                     client_id = make_client(base_currency="EUR").id
                 start = time.perf_counter()
@@ -120,6 +185,11 @@ def main() -> None:
     label = "COPY" if args.db == "postgresql" else "executemany"
     print(f"\nPlacement import on {args.db}: {rows:,} rows ({len(content) / 1e6:.1f} MB CSV)")
     print(f"  baseline raw {label:<12} {base_s:8.2f} s  {base_rate:12,.0f} rows/s")
+    if floor_s is not None:
+        print(
+            f"  floor: the ledger rows   {floor_s:8.2f} s  {rows / floor_s:12,.0f} rows/s   (COPY into the real tables;"
+            f" ratio {base_s / floor_s:.3f}: the most the import could reach)"
+        )
     print(
         f"  product import path      {product_s:8.2f} s  {product_rate:12,.0f} rows/s   status={status} "
         f"posted={posted:,} problems={problems}"
@@ -136,6 +206,7 @@ def main() -> None:
                 "baseline": round(base_rate, 1),
                 "ratio": round(product_rate / base_rate, 4),
                 "peak_rss_mb": round(peak_mb, 1),
+                "floor_ratio": None if floor_s is None else round(base_s / floor_s, 4),
                 "errors": problems,
             }
         )
