@@ -212,18 +212,25 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
 # --- PostgreSQL row-level security ----------------------------------------------------------------
 
 
-_APPLIED = "tenant_gucs"  # connection.info: (root transaction, values) last set on it
+_APPLIED = "tenant_gucs"  # connection.info: (root transaction, values last set in it, None = unknown)
+_NOTHING = TenantScope.nothing().gucs()
 
 
-def _apply_gucs(connection: Any) -> None:
+def _apply_gucs(connection: Any, *, at_begin: bool = False) -> None:
     """Copy the scope into the transaction's settings, unless this transaction already has these values (a
-    `scoped` block for the client the request already acts for costs no round trip)."""
+    `scoped` block for the client the request already acts for costs no round trip). A transaction begins
+    with none, which is the empty scope, so a request's first transaction, begun before it knows its user,
+    sets nothing."""
     if connection.dialect.name != "postgresql":
         return
     values = current_scope().gucs()
     transaction = connection.get_transaction()
     applied = connection.info.get(_APPLIED)
-    if applied is not None and applied[0] is transaction and applied[1] == values:
+    this_transaction = applied is not None and applied[0] is transaction
+    if this_transaction and applied[1] == values:
+        return
+    if at_begin and not this_transaction and values == _NOTHING:
+        connection.info[_APPLIED] = (transaction, values)
         return
     connection.execute(
         text("SELECT set_config('app.client_id', :a, true), set_config('app.client_ids', :b, true)"),
@@ -235,9 +242,11 @@ def _apply_gucs(connection: Any) -> None:
 @event.listens_for(Engine, "rollback_savepoint")
 def _forget_gucs(connection: Any, _name: Any, _context: Any) -> None:
     """A rolled-back savepoint also rolls back the settings made inside it: set them again next time."""
-    connection.info.pop(_APPLIED, None)
+    applied = connection.info.get(_APPLIED)
+    if applied is not None:
+        connection.info[_APPLIED] = (applied[0], None)
 
 
 @event.listens_for(Session, "after_begin")
 def _set_local_tenant(_session: Session, _transaction: Any, connection: Any) -> None:
-    _apply_gucs(connection)
+    _apply_gucs(connection, at_begin=True)

@@ -205,3 +205,21 @@ def test_a_rolled_back_savepoint_takes_its_settings_with_it(pg: Any, two_tenants
             with scoped(TenantScope.single(b), db.session):  # so the same scope must be set again
                 assert _visible_clients(pg) == {b}
         assert _visible_clients(pg) == {a}
+
+
+def test_a_new_transaction_starts_with_the_empty_scope_and_sends_no_settings_for_it(
+    pg: Any, set_configs: list[str]
+) -> None:
+    """A request's first transaction begins before it knows its user: nothing to set for the empty scope,
+    because a transaction starts without settings, which row-level security reads as no client at all."""
+    from sqlalchemy.orm import Session
+
+    with Session(db.engine) as fresh, scoped(TenantScope.nothing()):
+        tenant = sa.text("SELECT app_tenant_all(), app_tenant_ids()")
+        assert fresh.execute(tenant).one() == (False, [])
+        assert set_configs == []
+        with scoped(TenantScope.single(7), fresh):
+            assert fresh.execute(tenant).one() == (False, [7])
+        assert len(set_configs) == 2  # the client's scope, then the empty one again
+        assert fresh.execute(tenant).one() == (False, [])
+        fresh.rollback()
