@@ -10,14 +10,17 @@ that hold real dates or numbers need no convention at all. The choice is stored 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
+from babel.numbers import get_currency_symbol
 from marshmallow import ValidationError, fields
 
 from provider.core.errors import ServiceError
-from provider.core.money import DECIMAL_COMMA_HINT, DECIMAL_MARKS, MoneyError
+from provider.core.money import DECIMAL_COMMA_HINT, DECIMAL_MARKS, Money, MoneyError, validate_currency
 
 # key -> (what the user sees, strptime pattern)
 DATE_FORMATS = {
@@ -29,6 +32,13 @@ DATE_FORMATS = {
 FORMAT_KEYS = ("date_format", "decimal_mark")
 DEFAULT_FORMATS = {"date_format": "iso", "decimal_mark": "."}
 _ISO = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+# an ERP's timestamp for a date ("2026-01-05 00:00:00", "05.01.2026 13:30"): the date as written, no zone
+_TIME_OF_DAY = re.compile(r"(.+?)(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)")
+# what may stand around the digits of an amount: a currency code or symbol ("€ 1.234,56", "1234.56 EUR")
+_UNIT = re.compile(r"[^\d\s.,'()+\-\u2212\u00a0\u202f]+")
+# locales whose currency symbols a file may use ("$" for CAD in en_CA, "kr" for SEK in sv, "zł" in pl)
+_SYMBOL_LOCALES = ("en", "en_CA", "en_AU", "en_NZ", "en_SG", "en_HK", "en_IN", "de_CH", "sv", "da", "nb", "pl", "cs")
+_SYMBOL_LOCALES += ("hu", "ja", "zh", "ko", "pt_BR", "es_MX", "tr", "ru")
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ class FileFormat:
     def parse_date(self, text: str) -> date:
         """A date in this format, or in ISO form; ValueError otherwise (also for 31/02/2026)."""
         text = text.strip()
+        timestamp = _TIME_OF_DAY.fullmatch(text)
+        text = timestamp.group(1) if timestamp else text
         pattern = DATE_FORMATS["iso"][1] if _ISO.fullmatch(text) else DATE_FORMATS[self.date_format][1]
         return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar date, no time of day
 
@@ -105,3 +117,58 @@ def amount_problem(exc: MoneyError) -> str:
     if DECIMAL_COMMA_HINT in text:
         return text + ", or choose the 1.234,56 amount format for this file"
     return text
+
+
+@cache
+def currency_marks(currency: str) -> frozenset[str]:
+    """How a file may write `currency` beside an amount: its code and its symbols ("EUR", "€")."""
+    return frozenset({currency, *(get_currency_symbol(currency, locale) for locale in _SYMBOL_LOCALES)})
+
+
+def _is_currency(unit: str) -> bool:
+    """Whether a word beside an amount names a currency: an ISO 4217 code or a currency symbol ("$", "US$")."""
+    if re.fullmatch(r"[A-Za-z]{3}", unit):
+        try:
+            validate_currency(unit)
+        except MoneyError:
+            return False
+        return True
+    return any(unicodedata.category(ch) == "Sc" for ch in unit)
+
+
+def parse_amount(text: str, currency: str, decimal_mark: str = ".") -> Money:
+    """An amount cell of a file in `currency` (XTS: the row's currency is unknown, the number is still read).
+
+    The row's own currency may stand before or after the number ("€ 1.234,56", "1234.56 EUR"); another
+    currency is refused, never converted. A negative amount may be written "-12.00", "12.00-" (SAP), with
+    the Unicode minus sign U+2212 or "(12.00)" (accounting): it is read as negative, and the import refuses
+    it as one. Raises MoneyError with the reason."""
+    units = _UNIT.findall(text)
+    number = _UNIT.sub("", text).strip()
+    if not re.search(r"\d", number):
+        raise MoneyError(f"{text!r} is not a number")
+    for unit in units:
+        if currency == "XTS" or unit.upper() in currency_marks(currency) or unit in currency_marks(currency):
+            continue
+        if _is_currency(unit):
+            raise MoneyError(f"{text!r} is not an amount in {currency} ({unit!r} is another currency)")
+        raise MoneyError(f"{text!r} is not a number")
+    negative = False
+    if number.startswith("(") and number.endswith(")"):
+        negative, number = True, number[1:-1].strip()
+    elif number.endswith("-") and not number.startswith(("-", "\u2212")):
+        negative, number = True, number[:-1].strip()
+    elif number.startswith("\u2212"):
+        negative, number = True, number[1:].strip()
+    try:
+        money = Money.parse(number, currency, decimal_mark)
+    except MoneyError as exc:
+        raise MoneyError(str(exc).replace(repr(number), repr(text), 1)) from None
+    return Money(-money.minor, money.currency) if negative else money
+
+
+def not_positive(text: str) -> str:
+    """Why an amount that is zero or negative is refused."""
+    return (
+        f"must be a positive amount ({text.strip()} is zero or negative, e.g. a credit: credits are not imported here)"
+    )

@@ -13,9 +13,11 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import logging
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
-from clients.file_formats import DEFAULT_FORMATS, FileDate, FileFormat, amount_problem
+from clients.file_formats import DEFAULT_FORMATS, FileDate, FileFormat, amount_problem, not_positive, parse_amount
 from clients.ledger import MAX_FUTURE_DAYS, RowError
 from clients.models import Client, Debtor
 from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
@@ -47,7 +49,7 @@ from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.jobs import enqueue, job
-from provider.core.money import DECIMAL_MARKS, Money, MoneyError, exponent, validate_currency
+from provider.core.money import DECIMAL_MARKS, MoneyError, exponent, validate_currency
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
 
@@ -130,27 +132,89 @@ class FileRejected(ValueError):
 # --- reading files ----------------------------------------------------------------------------------
 
 Rows = Iterator[tuple[int, list[str]]]
+IsHeader = Callable[[list[str]], bool]
+DELIMITERS = ",;\t|"
+HEADER_SEARCH = 10  # rows (title lines, a blank line, a report date) looked at for the header row
+_SEP_LINE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)  # Excel's "sep=;" first line names the delimiter
 
 
-def read_rows(filename: str, content: bytes, decimal_mark: str = ".") -> tuple[list[str], Rows]:
+def read_rows(
+    filename: str, content: bytes, decimal_mark: str = ".", is_header: IsHeader | None = None
+) -> tuple[list[str], Rows]:
     """Header and an iterator over the data rows (numbered as a spreadsheet shows them), read as a stream.
 
-    A spreadsheet's number cells are written with `decimal_mark`, like the text around them."""
-    if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
-        return _read_xlsx(content, decimal_mark)
-    if b"\x00" in content[:65536]:
+    The header is the first of the first rows that `is_header` accepts (title lines above it are left out),
+    else the first row. A workbook is read from the one sheet that has such a header (the first sheet when
+    none has; several are refused rather than one read and the others left out). A spreadsheet's number
+    cells are written with `decimal_mark`, like the text around them."""
+    if content[:2] == b"PK":
+        return _read_xlsx(content, decimal_mark, is_header)
+    if content[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise FileRejected(
+            "this is an Excel 97-2003 (.xls) or a password-protected workbook; save it as .xlsx or CSV and upload that"
+        )
+    if filename.lower().endswith(".xlsx"):
+        raise FileRejected("this .xlsx file is not an Excel workbook; upload the workbook itself or a CSV export")
+    utf16 = content[:2] in (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode Text" export
+    if b"\x00" in content[:65536] and not utf16:
         raise FileRejected("this is not a CSV file (it contains binary data); upload a .csv or .xlsx export")
-    stream = io.TextIOWrapper(io.BytesIO(content), encoding=_encoding(content), newline="")
-    try:
-        dialect: Any = csv.Sniffer().sniff(stream.read(8192), delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+    stream = io.TextIOWrapper(io.BytesIO(content), encoding="utf-16" if utf16 else _encoding(content), newline="")
+    sample = stream.read(8192)
+    declared = _SEP_LINE.match(sample)
+    dialect: Any = csv.excel
+    if declared:
+        dialect = type("Declared", (csv.excel,), {"delimiter": declared.group(1)})
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+        except csv.Error:  # e.g. a title line above the header: the delimiter that makes the most rows alike
+            dialect = type("Counted", (csv.excel,), {"delimiter": _most_regular_delimiter(sample)})
     stream.seek(0)
-    rows = ((i, row) for i, row in enumerate(csv.reader(stream, dialect), start=1) if any(c.strip() for c in row))
-    first = next(rows, None)
-    if first is None:
+    numbered = enumerate(csv.reader(stream, dialect), start=1)
+    if declared:
+        next(numbered, None)
+    rows = ((i, row) for i, row in numbered if any(c.strip() for c in row))
+    try:
+        header, rows = _header(rows, is_header)
+    except csv.Error as exc:
+        raise FileRejected(f"the file cannot be read: {exc}") from None
+    if header is None:
         raise FileRejected("the file is empty")
-    return [h.strip() for h in first[1]], rows
+    return header, _closed_quotes(header, rows)
+
+
+def _most_regular_delimiter(sample: str) -> str:
+    """The delimiter under which most rows of the sample have the same number of cells (more than one)."""
+    lines = sample.splitlines()[:-1] or sample.splitlines()  # the last line may be cut off
+
+    def score(delimiter: str) -> tuple[int, int]:
+        widths = Counter(len(r) for r in csv.reader(lines, delimiter=delimiter) if len(r) > 1)
+        return max(((n, w) for w, n in widths.items()), default=(0, 0))
+
+    return max(DELIMITERS, key=score)
+
+
+def _header(rows: Rows, is_header: IsHeader | None) -> tuple[list[str] | None, Rows]:
+    """The header row and the rows after it: the first of the first HEADER_SEARCH rows that `is_header`
+    accepts, else the first row (whose missing columns the import then names)."""
+    looked = list(itertools.islice(rows, HEADER_SEARCH if is_header else 1))
+    if not looked:
+        return None, rows
+    at = next((k for k, (_, cells) in enumerate(looked) if is_header and is_header(cells)), 0)
+    return [h.strip() for h in looked[at][1]], itertools.chain(looked[at + 1 :], rows)
+
+
+def _closed_quotes(header: list[str], rows: Rows) -> Rows:
+    """The rows, refusing one where a cell runs over several lines and the columns do not add up: a
+    missing closing quote, which would otherwise take the following rows into that cell."""
+    for line, cells in rows:
+        if len(cells) != len(header) and any("\n" in c or "\r" in c for c in cells):
+            spans = max(c.count("\n") for c in cells) + 1
+            raise FileRejected(
+                f"row {line}: a quoted cell runs over {spans} lines and the row has {len(cells)} of the "
+                f"header's {len(header)} columns; a closing quote (\") is probably missing"
+            )
+        yield line, cells
 
 
 def _encoding(content: bytes) -> str:
@@ -167,39 +231,62 @@ def _encoding(content: bytes) -> str:
     raise FileRejected("the file is neither UTF-8 nor Windows-1252 text")
 
 
-def _read_xlsx(content: bytes, decimal_mark: str = ".") -> tuple[list[str], Rows]:
+def _read_xlsx(content: bytes, decimal_mark: str = ".", is_header: IsHeader | None = None) -> tuple[list[str], Rows]:
     from openpyxl import load_workbook
 
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
+        sheets = list(book.worksheets)
     except Exception as exc:  # openpyxl raises many types for a broken file
         raise FileRejected(f"the spreadsheet cannot be read ({type(exc).__name__})") from None
 
-    def cells() -> Rows:
+    def cells(sheet: Any) -> Rows:
+        for i, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            row = [_cell(v, decimal_mark) for v in values]
+            if any(c.strip() for c in row):
+                yield i, row
+
+    found = []
+    for sheet in sheets if is_header else sheets[:1]:
+        header, rows = _header(cells(sheet), is_header)
+        if header is not None and (is_header is None or is_header(header)):
+            found.append((sheet.title, header, rows))
+    if len(found) > 1:
+        book.close()
+        names = ", ".join(title for title, _, _ in found)
+        raise FileRejected(
+            f"{len(found)} sheets have the import's columns ({names}); keep only the sheet to import, "
+            "or upload each sheet as its own file"
+        )
+    if not found:  # no sheet has the columns: the first sheet's first row, whose missing columns are named
+        header, rows = _header(cells(sheets[0]), None) if sheets else (None, iter(()))
+        if header is None:
+            book.close()
+            raise FileRejected("the spreadsheet's first sheet is empty")
+        found.append(("", header, rows))
+
+    def closing(rows: Rows) -> Rows:
         try:
-            for i, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                row = [_cell(v, decimal_mark) for v in values]
-                if any(c.strip() for c in row):
-                    yield i, row
+            yield from rows
         finally:
             book.close()
 
-    rows = cells()
-    first = next(rows, None)
-    if first is None:
-        raise FileRejected("the spreadsheet's first sheet is empty")
-    return [h.strip() for h in first[1]], rows
+    return found[0][1], closing(found[0][2])
 
 
 def _cell(value: Any, decimal_mark: str) -> str:
-    """A spreadsheet cell as text: dates in ISO form, numbers with the file's decimal mark."""
+    """A spreadsheet cell as text: dates in ISO form, numbers with the file's decimal mark. A float is
+    written with the 15 significant digits Excel shows (a formula's 119.00000000000001 is 119)."""
     if value is None:
         return ""
     if isinstance(value, datetime | date):
         return (value.date() if isinstance(value, datetime) else value).isoformat()
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return str(value).replace(".", decimal_mark)
+    if isinstance(value, float):
+        value = Decimal(f"{value:.15g}")
+    if isinstance(value, Decimal):
+        return format(value, "f").replace(".", decimal_mark)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return str(value)
 
 
@@ -232,20 +319,20 @@ class PlacementRow(Schema):
         currency = data.get("currency", "").strip()
         if "currency" in data:
             try:
-                validate_currency(currency)
+                currency = validate_currency(currency)
             except MoneyError as exc:
                 problems["currency"] = [str(exc)]
         if "amount" in data:
             # without a usable currency the amount is still checked as a number (its decimals cannot be)
             unit = currency if "currency" in data and "currency" not in problems else "XTS"
             try:
-                money = Money.parse(data["amount"], unit, self.file_format.decimal_mark)
+                money = parse_amount(data["amount"], unit, self.file_format.decimal_mark)
             except MoneyError as exc:
                 if unit != "XTS" or "decimal places" not in str(exc):
                     problems["amount"] = [amount_problem(exc)]
             else:
                 if money.minor <= 0:
-                    problems["amount"] = ["must be a positive amount"]
+                    problems["amount"] = [not_positive(data["amount"])]
                 elif unit != "XTS":
                     data["amount_minor"], data["currency"] = money.minor, money.currency
         issue, due = data.get("issue_date"), data.get("due_date")
@@ -257,6 +344,12 @@ class PlacementRow(Schema):
             raise ValidationError(problems)
 
 
+def column_key(name: str) -> str:
+    """A column name as the mapping compares it: case, spaces and underscores do not matter
+    (" Invoice_Number " and "invoice number" are the same column)."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
 def map_columns(
     header: list[str],
     mapping: dict[str, str],
@@ -264,16 +357,28 @@ def map_columns(
     required: tuple[str, ...] = REQUIRED,
 ) -> tuple[dict[str, int], list[RowError]]:
     """Where each field is in the file (placements by default; the payments import passes its own fields);
-    a missing required column is an error for row 1."""
-    positions = {h.strip().lower(): i for i, h in enumerate(header)}
+    a missing required column, or one the file names twice, is an error for row 1."""
+    positions: dict[str, list[int]] = {}
+    for i, h in enumerate(header):
+        positions.setdefault(column_key(h), []).append(i)
     found, errors = {}, []
     for field in fields:
-        source = (mapping.get(field) or field).strip().lower()
-        if source in positions:
-            found[field] = positions[source]
+        name = mapping.get(field) or field
+        at = positions.get(column_key(name), [])
+        if len(at) > 1:
+            where = " and ".join(str(i + 1) for i in at)
+            errors.append(RowError(1, name, f"column {name!r} appears twice (columns {where}); rename one of them"))
+        elif at:
+            found[field] = at[0]
         elif field in required:
-            errors.append(RowError(1, mapping.get(field) or field, f"column missing (needed for {field})"))
+            errors.append(RowError(1, name, f"column missing (needed for {field})"))
     return found, errors
+
+
+def header_test(mapping: dict[str, str], required: tuple[str, ...] = REQUIRED) -> IsHeader:
+    """Whether a row is the header of a file with this mapping: it names every required column."""
+    wanted = {column_key(mapping.get(f) or f) for f in required}
+    return lambda cells: wanted <= {column_key(c) for c in cells}
 
 
 _PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,4}))?")
@@ -509,7 +614,9 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
         batch.status = BatchStatus.RUNNING.value
         session.flush()  # takes SQLite's write lock before any id is chosen (no progress connection there)
     try:
-        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
+        header, rows = read_rows(
+            batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark, header_test(batch.mapping)
+        )
     except FileRejected as exc:
         tally.total = 0  # nothing was read: the estimate from the byte count means nothing here
         _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
@@ -524,7 +631,15 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
 
     savepoint = session.begin_nested()  # all or nothing, unless the user chose "post the valid rows"
     stage = Stage(session, client.id, batch.id)
-    errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows, tally)
+    try:
+        errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows, tally)
+    except (FileRejected, csv.Error, UnicodeDecodeError) as exc:  # the rows are read as a stream: late failures
+        savepoint.rollback()
+        message = str(exc) if isinstance(exc, FileRejected) else f"the file cannot be read: {exc}"
+        tally.total = tally.checked = 0
+        _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", message)])
+        placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
+        return batch
     stage.prepare()
     dupes, dupe_count = stage.duplicate_numbers(MAX_ERRORS)
     placed_before, tally.skipped, conflicting = stage.already_placed(MAX_ERRORS)

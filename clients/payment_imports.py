@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clients import bank_files, imports
-from clients.file_formats import FileDate, FileFormat, amount_problem
+from clients.file_formats import FileDate, FileFormat, amount_problem, not_positive, parse_amount
 from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
 from clients.ledger import BatchRejected, RowError, allocate, auto_allocate_many, record_payments
@@ -42,7 +42,7 @@ from provider.core import audit
 from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
-from provider.core.money import Money, MoneyError, format_money, validate_currency
+from provider.core.money import MoneyError, format_money, validate_currency
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 
@@ -108,12 +108,12 @@ class PaymentRow(Schema):
                 problems["currency"] = [str(exc)]
         if "amount" in data and "currency" not in problems and "currency" in data:
             try:
-                money = Money.parse(data["amount"], data["currency"], self.file_format.decimal_mark)
+                money = parse_amount(data["amount"], data["currency"], self.file_format.decimal_mark)
             except MoneyError as exc:
                 problems["amount"] = [amount_problem(exc)]
             else:
                 if money.minor <= 0:
-                    problems["amount"] = ["must be a positive amount"]
+                    problems["amount"] = [not_positive(data["amount"])]
                 data["amount_minor"] = money.minor
         if problems:
             raise ValidationError(problems)
@@ -357,7 +357,8 @@ def payment_table(session: Session, client: Client, batch: ImportBatch, find_deb
     looked up in the ledger unless `find_debtors` is false; a CSV or XLSX file is read with the batch's own
     mapping. Raises FileRejected for an unreadable file."""
     if bank_files.sniff(batch.content) is None and not batch.filename.lower().endswith(bank_files.EXTENSIONS):
-        header, rows = read_rows(batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark)
+        fmt, is_header = FileFormat.of(batch.mapping), imports.header_test(batch.mapping, REQUIRED)
+        header, rows = read_rows(batch.filename, batch.content, fmt.decimal_mark, is_header)
         return PaymentTable(header, rows, batch.mapping)
     statement = bank_files.read_statement(batch.content)
     if find_debtors:
@@ -370,7 +371,8 @@ def payment_table(session: Session, client: Client, batch: ImportBatch, find_deb
     }
     unresolved = {
         line.line: (
-            f"no debtor found for this bank line (from {line.payer or 'an unnamed payer'}: "
+            f"no debtor found for this bank line ({line.currency} {line.amount} on {line.booked_on or 'no date'} "
+            f"from {line.payer or 'an unnamed payer'}: "
             f"{line.remittance[:80] or 'no remittance text'!r}): it names no invoice number or debtor "
             "reference of this client and the payer's name matches no single debtor"
         )
@@ -399,8 +401,8 @@ def payment_table(session: Session, client: Client, batch: ImportBatch, find_deb
 
 def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.BankLine]) -> None:
     """Find each statement line's debtor in the client's ledger (see `bank_files.resolve_debtors`)."""
-    words = sorted(set().union(*(bank_files.tokens(line.remittance) for line in lines)))
-    payers = sorted({line.payer.lower() for line in lines if line.payer})
+    words = sorted(set().union(*(bank_files.tokens(f"{line.remittance} {line.hints}") for line in lines)))
+    payers = sorted({bank_files.name_key(line.payer) for line in lines if line.payer})
     invoice_debtor: dict[str, str] = {}
     known_refs: set[str] = set()
     by_name: dict[str, str | None] = {}
@@ -420,10 +422,9 @@ def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.Ba
             )
         )
     for i in range(0, len(payers), 5_000):
+        name = func.replace(func.lower(Debtor.name), " ", "")
         rows = session.execute(
-            select(func.lower(Debtor.name), Debtor.external_ref).where(
-                Debtor.client_id == client.id, func.lower(Debtor.name).in_(payers[i : i + 5_000])
-            )
+            select(name, Debtor.external_ref).where(Debtor.client_id == client.id, name.in_(payers[i : i + 5_000]))
         ).all()
         for name, ref in rows:
             by_name[name] = None if name in by_name else ref  # two debtors of that name: not this way

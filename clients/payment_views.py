@@ -40,7 +40,7 @@ from provider.ui import apply_sort, paginate
 bp = Blueprint("payments", __name__, template_folder="templates")
 portal_bp = Blueprint("portal_payments", __name__, url_prefix="/portal/payments", template_folder="templates")
 
-ALLOWED = (".csv", ".txt", ".xlsx", *bank_files.EXTENSIONS)  # CSV/XLSX, or a CAMT.053/MT940 statement
+ALLOWED = (".csv", ".txt", ".xlsx", *bank_files.EXTENSIONS)  # CSV/XLSX, or a CAMT.053/MT940/BAI2 statement
 LABELS = {
     "payment_ref": "Payment reference",
     "debtor_ref": "Debtor reference",
@@ -149,11 +149,11 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
             received_by = ReceivedBy.CLIENT.value if channel == "portal" else form["received_by"]
             post_valid = form["post_valid"]
         if upload is None or not upload.filename:
-            errors.append("Choose a CSV or XLSX payments file, or a CAMT.053 or MT940 bank statement, to upload.")
+            errors.append("Choose a CSV or XLSX payments file, or a CAMT.053, MT940 or BAI2 bank statement, to upload.")
         elif not upload.filename.lower().endswith(ALLOWED):
             errors.append(
-                f"{upload.filename}: import a .csv or .xlsx payments file, or a CAMT.053 (.xml) or MT940 (.sta, .940)"
-                " bank statement."
+                f"{upload.filename}: import a .csv or .xlsx payments file, or a CAMT.053 (.xml), MT940 (.sta, .940)"
+                " or BAI2 (.bai) bank statement."
             )
         elif not errors:
             content = upload.read()
