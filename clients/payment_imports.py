@@ -371,7 +371,7 @@ def payment_table(session: Session, client: Client, batch: ImportBatch, find_deb
     }
     unresolved = {
         line.line: (
-            f"no debtor found for this bank line ({line.currency} {line.amount} on {line.booked_on or 'no date'} "
+            f"{NO_DEBTOR} ({line.currency} {line.amount} on {line.booked_on or 'no date'} "
             f"from {line.payer or 'an unnamed payer'}: "
             f"{line.remittance[:80] or 'no remittance text'!r}): it names no invoice number or debtor "
             "reference of this client and the payer's name matches no single debtor"
@@ -397,6 +397,9 @@ def payment_table(session: Session, client: Client, batch: ImportBatch, find_deb
     ]
     info = {"format": statement.format, "credits": len(statement.lines), "debits": statement.debits}
     return PaymentTable(list(FIELDS), rows, mapping, unresolved, info)
+
+
+NO_DEBTOR = "no debtor found for this bank line"
 
 
 def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.BankLine]) -> None:
@@ -577,6 +580,91 @@ def batch_summary(session: Session, batch: ImportBatch) -> list[dict[str, Any]]:
         s["amount"] += payment.amount_minor
         s["unapplied"] += payment.unapplied_minor
     return [{**s, "allocated": s["amount"] - s["unapplied"]} for _, s in sorted(sums.items())]
+
+
+# --- bank lines without a debtor -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnidentifiedLine:
+    """A credit line of a posted bank statement whose debtor the import could not find, and the payment a
+    person recorded for it since (None while it waits)."""
+
+    line: int
+    payment_ref: str
+    received_on: str
+    amount: str
+    currency: str
+    remittance: str
+    payment: Payment | None
+
+
+def unidentified_lines(session: Session, batch: ImportBatch) -> dict[int, UnidentifiedLine]:
+    """The lines of a posted (or partly posted) bank statement that were left out for want of a debtor, by
+    line number, each with the payment recorded for it since, if any. Empty for any other batch: a CSV row
+    names its debtor, and from a rejected statement nothing was posted (upload it with "post the valid
+    rows" first)."""
+    if not batch.mapping.get("bank_statement") or batch.status not in (
+        BatchStatus.POSTED.value,
+        BatchStatus.PARTIAL.value,
+    ):
+        return {}
+    wanted = {e["row"] for e in batch.errors if str(e.get("message", "")).startswith(NO_DEBTOR)}
+    if not wanted:
+        return {}
+    client = session.get_one(Client, batch.client_id)
+    table = payment_table(session, client, batch, find_debtors=False)
+    positions, _ = map_columns(table.header, table.mapping)
+    cells = {line: row for line, row in table.rows if line in wanted}
+    recorded = _recorded(session, client, {row[positions["payment_ref"]] for row in cells.values()})
+    return {
+        line: UnidentifiedLine(
+            line,
+            row[positions["payment_ref"]],
+            row[positions["received_on"]],
+            row[positions["amount"]],
+            row[positions["currency"]],
+            row[positions["reference"]],
+            recorded.get(row[positions["payment_ref"]]),
+        )
+        for line, row in sorted(cells.items())
+    }
+
+
+def assign_debtor(session: Session, batch: ImportBatch, line: int, debtor: Debtor) -> Payment:
+    """Record the payment of an unidentified bank line (see `unidentified_lines`) for the debtor a person
+    found, with the line's own reference, date, amount and remittance text, and allocate it as the import
+    would have (the invoice the text names, else oldest due first). Idempotent: the same debtor again
+    returns the payment recorded the first time; another debtor once it is recorded is refused."""
+    lines = unidentified_lines(session, batch)
+    if line not in lines:
+        raise ServiceError(f"row {line} of this statement is not a bank line waiting for its debtor", field="row")
+    if debtor.client_id != batch.client_id:
+        raise ServiceError(f"debtor #{debtor.id} is not a debtor of this client", field="debtor_id")
+    client = session.get_one(Client, batch.client_id)
+    table = payment_table(session, client, batch, find_debtors=False)
+    positions, _ = map_columns(table.header, table.mapping)
+    row = next(list(cells) for n, cells in table.rows if n == line)
+    row[positions["debtor_ref"]] = debtor.external_ref
+    checked = validate_rows([(line, row)], positions, table.mapping, _client_today(client))
+    good, errors = _with_receiver(checked.good, table.mapping)
+    fresh, _, more = check_against_ledger(session, client, good, table.mapping)
+    errors = checked.errors + errors + more
+    if not errors and fresh:
+        _, _, errors = _post_rows(session, client, batch, fresh, (0, 1))
+    if errors:
+        raise ServiceError(f"row {line}: {errors[0].message}", field="debtor_id")
+    payment = _recorded(session, client, {lines[line].payment_ref})[lines[line].payment_ref]
+    if not fresh:  # recorded for this debtor before: the same answer, nothing new to audit
+        return payment
+    batch.posted_rows += 1  # a payment of this file, recorded by hand
+    audit.record(
+        session,
+        "payment.assign_debtor",
+        payment,
+        after={"batch_id": batch.id, "row": line, "debtor_id": debtor.id, "payment_ref": payment.external_ref},
+    )
+    return payment
 
 
 # --- cash application by hand -----------------------------------------------------------------------

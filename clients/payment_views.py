@@ -27,10 +27,13 @@ from clients.payment_imports import (
     allocatable_invoices,
     allocate_by_hand,
     allocation_problems,
+    assign_debtor,
     batch_summary,
     start_payment_import,
     suggested_split,
+    unidentified_lines,
 )
+from provider.core.errors import ServiceError
 from provider.core.money import DECIMAL_MARKS, Money, MoneyError, format_money
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_for_client, get_visible_or_404
@@ -207,6 +210,7 @@ def _batch_page(client: Client, batch_id: int, urls: dict[str, Any]) -> Any:
         batch=batch,
         urls=urls,
         summary=batch_summary(db.session, batch),
+        unidentified=unidentified_lines(db.session, batch) if urls.get("assign") else {},
     )
 
 
@@ -262,6 +266,9 @@ def _back_office_urls(client: Client) -> dict[str, Any]:
         "imports": url_for("payments.imports", client_id=client.id),
         "batch": lambda batch_id: url_for("payments.import_batch", client_id=client.id, payment_batch_id=batch_id),
         "allocate": lambda payment_id: url_for("payments.allocate", client_id=client.id, payment_id=payment_id),
+        "assign": lambda batch_id, line: url_for(
+            "payments.assign_line", client_id=client.id, payment_batch_id=batch_id, line=line
+        ),
         "debtor": debtor,
     }
 
@@ -285,6 +292,64 @@ def imports(client_id: int) -> Any:
 def import_batch(client_id: int, payment_batch_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     return _batch_page(client, payment_batch_id, _back_office_urls(client))
+
+
+ASSIGN_CANDIDATES = 20
+
+
+@bp.route("/clients/<int:client_id>/payments/imports/<int:payment_batch_id>/lines/<int:line>", methods=["GET", "POST"])
+@require(Permission.PAYMENTS_ALLOCATE)
+def assign_line(client_id: int, payment_batch_id: int, line: int) -> Any:
+    """A bank line the import found no debtor for: search the client's debtors, pick the one who paid, and the
+    payment is recorded with the line's reference, date and amount and allocated as the import would have."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    batch = get_for_client(db.session, ImportBatch, payment_batch_id, client.id)
+    if batch.kind != KIND:
+        abort(404)
+    found = unidentified_lines(db.session, batch).get(line)
+    if found is None:
+        abort(404)
+    error = ""
+    if request.method == "POST":
+        debtor = get_for_client(db.session, Debtor, request.form.get("debtor_id"), client.id)
+        try:
+            payment = assign_debtor(db.session, batch, line, debtor)
+        except ServiceError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            left = format_money(payment.unapplied_minor, payment.currency)
+            message = f"Row {line}: payment {payment.external_ref} recorded for {debtor.name}; {left} left unapplied."
+            flash(message, "success")
+            return redirect(_back_office_urls(client)["batch"](batch.id))
+    search = request.args.get("q", "").strip()
+    like = f"%{search.lower()}%"
+    candidates = (
+        db.session.scalars(
+            select(Debtor)
+            .where(
+                Debtor.client_id == client.id,
+                or_(func.lower(Debtor.name).like(like), func.lower(Debtor.external_ref).like(like)),
+            )
+            .order_by(Debtor.name, Debtor.id)
+            .limit(ASSIGN_CANDIDATES + 1)
+        ).all()
+        if search
+        else []
+    )
+    return render_template(
+        "clients/payment_assign.html",
+        client=client,
+        batch=batch,
+        found=found,
+        why=next((e["message"] for e in batch.errors if e["row"] == line), ""),
+        search=search,
+        candidates=candidates[:ASSIGN_CANDIDATES],
+        more=len(candidates) > ASSIGN_CANDIDATES,
+        error=error,
+        urls=_back_office_urls(client),
+    ), (422 if error else 200)
 
 
 @bp.get("/clients/<int:client_id>/payments/unmatched")
@@ -396,6 +461,7 @@ def _portal_urls() -> dict[str, Any]:
         "imports": url_for("portal_payments.imports"),
         "batch": lambda batch_id: url_for("portal_payments.import_batch", payment_batch_id=batch_id),
         "allocate": None,
+        "assign": None,
         "debtor": debtor,
     }
 

@@ -96,6 +96,7 @@ def world(db_session: Any) -> World:
             "batch_id": b_batch.id,
             "payment_id": b_payment.id,
             "payment_batch_id": b_payment_batch.id,
+            "line": 1,  # a line of B's payment file (a bank line waiting for its debtor)
             "invoice_id": b_invoice.id,
             "report_id": b_report.id,
             "run_id": b_run.id,
