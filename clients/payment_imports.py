@@ -4,7 +4,9 @@ application by hand for the payments that stayed unmatched.
 A payments file lists money a client's debtors paid: to the client directly (reported by the client) or to
 the agency. The job validates every row with marshmallow and reports each problem by row number, column and
 reason. By default nothing is posted when any row is invalid; with `post_valid` the valid rows are posted
-and the rest are kept in the report for correction. Rows are posted 1,000 at a time through the ledger's
+and the rest are kept in the report for correction. A bank statement's credit lines whose debtor cannot be
+found are not invalid: the statement's other lines are posted, and those wait on the batch's page until a
+person finds who paid (`assign_debtor`). Rows are posted 1,000 at a time through the ledger's
 batch verbs: `record_payments` (one payment and one balanced transaction per row) and `auto_allocate_many`
 (the invoice a payment's reference names, then oldest due first); what cannot be allocated stays unapplied
 and shows up in the unmatched payments list.
@@ -464,16 +466,20 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     fresh, skipped, more = check_against_ledger(session, client, good, mapping, checked.other_debtor_refs)
     errors += more
     posted = 0
-    if batch.post_valid or not errors:
+    # a statement's lines whose debtor was not found do not hold back the others: they wait on the batch's
+    # page for a person to find who paid (`assign_debtor`); any other problem keeps every row back by default
+    waiting_only = bool(table.statement) and bool(errors) and all(e.message.startswith(NO_DEBTOR) for e in errors)
+    if batch.post_valid or not errors or waiting_only:
         savepoint = session.begin_nested()  # every row or none, unless the user chose "post the valid rows"
         posted, replayed, more = _post_rows(session, client, batch, fresh, (total - len(fresh), total))
         errors += more
         skipped += replayed
-        if errors and not batch.post_valid:
+        if more and not batch.post_valid:
             savepoint.rollback()
+            posted, waiting_only = 0, False
         else:
             savepoint.commit()
-    if errors and not batch.post_valid:
+    if errors and not batch.post_valid and not waiting_only:
         _finish(batch, BatchStatus.REJECTED, (total, total, 0, 0), errors)
     else:
         status = BatchStatus.PARTIAL if errors else BatchStatus.POSTED

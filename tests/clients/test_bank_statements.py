@@ -101,10 +101,22 @@ def test_a_camt053_statement_posts_its_credit_lines_to_the_right_debtors(acme: A
     assert unbalanced_transactions(acme.id) == [] and cache_mismatches(acme.id) == []
 
 
-def test_by_default_one_unknown_payer_keeps_the_whole_statement_back(acme: Any) -> None:
+def test_by_default_an_unknown_payer_waits_and_the_other_lines_post(acme: Any) -> None:
     batch = _import(acme, STATEMENT, name="statement.xml")
+    assert batch.status == "partial" and batch.posted_rows == 2
+    paid = db.session.scalars(select(Payment.external_ref).where(Payment.client_id == acme.id)).all()
+    assert sorted(paid) == ["BANK-0001", "BANK-0003"]
+    [waiting] = batch.errors
+    assert "no debtor found" in waiting["message"] and waiting["row"] == 4
+
+
+def test_by_default_any_other_problem_keeps_the_whole_statement_back(acme: Any) -> None:
+    bad_amount = STATEMENT.replace(b'<Amt Ccy="EUR">40.00</Amt>', b'<Amt Ccy="EUR">40.001</Amt>')
+    assert bad_amount != STATEMENT
+    batch = _import(acme, bad_amount, name="statement.xml")
     assert batch.status == "rejected"
     assert db.session.scalars(select(Payment).where(Payment.client_id == acme.id)).all() == []
+    assert any("decimal" in e["message"] for e in batch.errors)
 
 
 def test_the_same_statement_twice_posts_once(acme: Any) -> None:
