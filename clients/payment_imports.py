@@ -637,6 +637,31 @@ def unidentified_lines(session: Session, batch: ImportBatch) -> dict[int, Uniden
     }
 
 
+WAITING_STATEMENTS = 20  # the latest statements with problems looked at for lines waiting for their debtor
+
+
+def waiting_lines(session: Session, client: Client) -> list[tuple[ImportBatch, UnidentifiedLine]]:
+    """The bank lines still waiting for a person to find who paid, in the client's latest statements with
+    problems (newest first; each statement read again, so only the latest WAITING_STATEMENTS are looked at)."""
+    batches = session.scalars(
+        select(ImportBatch)
+        .where(
+            ImportBatch.client_id == client.id,
+            ImportBatch.kind == KIND,
+            ImportBatch.status.in_([BatchStatus.POSTED.value, BatchStatus.PARTIAL.value]),
+            ImportBatch.error_count > 0,
+        )
+        .order_by(ImportBatch.id.desc())
+        .limit(WAITING_STATEMENTS)
+    ).all()
+    return [
+        (batch, line)
+        for batch in batches
+        for line in unidentified_lines(session, batch).values()
+        if line.payment is None
+    ]
+
+
 def assign_debtor(session: Session, batch: ImportBatch, line: int, debtor: Debtor) -> Payment:
     """Record the payment of an unidentified bank line (see `unidentified_lines`) for the debtor a person
     found, with the line's own reference, date, amount and remittance text, and allocate it as the import

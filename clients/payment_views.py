@@ -32,6 +32,7 @@ from clients.payment_imports import (
     start_payment_import,
     suggested_split,
     unidentified_lines,
+    waiting_lines,
 )
 from provider.core.errors import ServiceError
 from provider.core.money import DECIMAL_MARKS, Money, MoneyError, format_money
@@ -382,6 +383,7 @@ def unmatched(client_id: int) -> Any:
         client=client,
         page=paginate(stmt),
         totals=totals,
+        waiting=waiting_lines(db.session, client),
         urls=_back_office_urls(client),
     )
 

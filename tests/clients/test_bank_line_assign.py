@@ -92,6 +92,10 @@ def test_the_pages_find_the_debtor_and_record_the_payment(
     batch_page = f"/clients/{acme.id}/payments/imports/{statement.id}"
     assign_page = f"{batch_page}/lines/{GIFT_LINE}"
     assert f'href="{assign_page}"' in client.get(batch_page).get_data(as_text=True)
+    unmatched = f"/clients/{acme.id}/payments/unmatched"
+    waiting = client.get(unmatched).get_data(as_text=True)
+    assert "Bank lines waiting for their debtor" in waiting and "GIFT-1" in waiting
+    assert f'href="{assign_page}"' in waiting
     page = client.get(f"{assign_page}?q=nobody").get_data(as_text=True)
     assert "GIFT-1" in page and "7.00 EUR" in page and "Nobody Known Ltd" in page
     assert client.get(f"{batch_page}/lines/1").status_code == 404  # a posted line waits for nobody
@@ -103,3 +107,4 @@ def test_the_pages_find_the_debtor_and_record_the_payment(
     assert _payment(acme.id, "GIFT-1").debtor_id == debtor.id
     after = client.get(batch_page).get_data(as_text=True)
     assert "recorded as" in after and "payment GIFT-1 recorded for Nobody Known Ltd" in after
+    assert "Bank lines waiting for their debtor" not in client.get(unmatched).get_data(as_text=True)
