@@ -206,15 +206,20 @@ def _header(rows: Rows, is_header: IsHeader | None) -> tuple[list[str] | None, R
 
 def _closed_quotes(header: list[str], rows: Rows) -> Rows:
     """The rows, refusing one where a cell runs over several lines and the columns do not add up: a
-    missing closing quote, which would otherwise take the following rows into that cell."""
-    for line, cells in rows:
-        if len(cells) != len(header) and any("\n" in c or "\r" in c for c in cells):
-            spans = max(c.count("\n") for c in cells) + 1
-            raise FileRejected(
-                f"row {line}: a quoted cell runs over {spans} lines and the row has {len(cells)} of the "
-                f"header's {len(header)} columns; a closing quote (\") is probably missing"
-            )
-        yield line, cells
+    missing closing quote, which would otherwise take the following rows into that cell. The rows are read
+    as a stream, so a file that turns out unreadable halfway is refused here too (FileRejected, like any
+    unreadable file)."""
+    try:
+        for line, cells in rows:
+            if len(cells) != len(header) and any("\n" in c or "\r" in c for c in cells):
+                spans = max(c.count("\n") for c in cells) + 1
+                raise FileRejected(
+                    f"row {line}: a quoted cell runs over {spans} lines and the row has {len(cells)} of the "
+                    f"header's {len(header)} columns; a closing quote (\") is probably missing"
+                )
+            yield line, cells
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise FileRejected(f"the file cannot be read: {exc}") from None
 
 
 def _encoding(content: bytes) -> str:
@@ -285,8 +290,6 @@ def _cell(value: Any, decimal_mark: str) -> str:
         value = Decimal(f"{value:.15g}")
     if isinstance(value, Decimal):
         return format(value, "f").replace(".", decimal_mark)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
     return str(value)
 
 
@@ -633,11 +636,10 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     stage = Stage(session, client.id, batch.id)
     try:
         errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows, tally)
-    except (FileRejected, csv.Error, UnicodeDecodeError) as exc:  # the rows are read as a stream: late failures
+    except FileRejected as exc:  # the rows are read as a stream: a file can turn out unreadable halfway
         savepoint.rollback()
-        message = str(exc) if isinstance(exc, FileRejected) else f"the file cannot be read: {exc}"
         tally.total = tally.checked = 0
-        _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", message)])
+        _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
     stage.prepare()

@@ -22,7 +22,6 @@ payments made to the client directly: the agency's own receipts are the agency's
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from clients import bank_files, imports
 from clients.file_formats import FileDate, FileFormat, amount_problem, not_positive, parse_amount
@@ -453,8 +452,8 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
         return batch
     try:
         checked = validate_rows(table.rows, positions, mapping, _client_today(client))
-    except (FileRejected, csv.Error, UnicodeDecodeError) as exc:  # the rows are read as a stream: late failures
-        _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", f"the file cannot be read: {exc}")])
+    except FileRejected as exc:  # the rows are read as a stream: a file can turn out unreadable halfway
+        _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", str(exc))])
         return batch
     total = checked.count
     errors = [  # a bank line without a debtor: say why instead of "required"
@@ -593,48 +592,73 @@ def batch_summary(session: Session, batch: ImportBatch) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class UnidentifiedLine:
-    """A credit line of a posted bank statement whose debtor the import could not find, and the payment a
-    person recorded for it since (None while it waits)."""
+    """A credit line of a posted bank statement whose debtor the import could not find (`cells`: its row in
+    the payments import's columns, FIELDS), and the payment a person recorded for it since (None while it
+    waits)."""
 
     line: int
-    payment_ref: str
-    received_on: str
-    amount: str
-    currency: str
-    remittance: str
+    cells: tuple[str, ...]
     payment: Payment | None
+
+    def _cell(self, name: str) -> str:
+        return self.cells[FIELDS.index(name)]
+
+    @property
+    def payment_ref(self) -> str:
+        return self._cell("payment_ref")
+
+    @property
+    def received_on(self) -> str:
+        return self._cell("received_on")
+
+    @property
+    def amount(self) -> str:
+        return self._cell("amount")
+
+    @property
+    def currency(self) -> str:
+        return self._cell("currency")
+
+    @property
+    def remittance(self) -> str:
+        return self._cell("reference")
+
+
+def _left_out(batch: ImportBatch) -> set[int]:
+    """The lines of a posted (or partly posted) statement left out for want of a debtor."""
+    if not batch.mapping.get("bank_statement") or batch.status not in (
+        BatchStatus.POSTED.value,
+        BatchStatus.PARTIAL.value,
+    ):
+        return set()
+    return {e["row"] for e in batch.errors if str(e.get("message", "")).startswith(NO_DEBTOR)}
+
+
+def _unidentified_cells(session: Session, batch: ImportBatch) -> dict[int, tuple[str, ...]]:
+    """The cells of those lines (`_left_out`), by line: the statement is read again."""
+    wanted = _left_out(batch)
+    if not wanted:
+        return {}
+    table = payment_table(session, session.get_one(Client, batch.client_id), batch, find_debtors=False)
+    return {line: tuple(cells) for line, cells in table.rows if line in wanted}  # a statement's columns: FIELDS
+
+
+def _with_payments(
+    session: Session, client: Client, cells: dict[tuple[int, int], tuple[str, ...]]
+) -> dict[tuple[int, int], UnidentifiedLine]:
+    """UnidentifiedLines of (batch id, line) cells, with the payments recorded for them since (one lookup)."""
+    at = FIELDS.index("payment_ref")
+    recorded = _recorded(session, client, {row[at] for row in cells.values()})
+    return {key: UnidentifiedLine(key[1], row, recorded.get(row[at])) for key, row in sorted(cells.items())}
 
 
 def unidentified_lines(session: Session, batch: ImportBatch) -> dict[int, UnidentifiedLine]:
     """The lines of a posted (or partly posted) bank statement that were left out for want of a debtor, by
     line number, each with the payment recorded for it since, if any. Empty for any other batch: a CSV row
-    names its debtor, and from a rejected statement nothing was posted (upload it with "post the valid
-    rows" first)."""
-    if not batch.mapping.get("bank_statement") or batch.status not in (
-        BatchStatus.POSTED.value,
-        BatchStatus.PARTIAL.value,
-    ):
-        return {}
-    wanted = {e["row"] for e in batch.errors if str(e.get("message", "")).startswith(NO_DEBTOR)}
-    if not wanted:
-        return {}
+    names its debtor, and from a rejected statement nothing was posted."""
+    cells = {(batch.id, line): row for line, row in _unidentified_cells(session, batch).items()}
     client = session.get_one(Client, batch.client_id)
-    table = payment_table(session, client, batch, find_debtors=False)
-    positions, _ = map_columns(table.header, table.mapping)
-    cells = {line: row for line, row in table.rows if line in wanted}
-    recorded = _recorded(session, client, {row[positions["payment_ref"]] for row in cells.values()})
-    return {
-        line: UnidentifiedLine(
-            line,
-            row[positions["payment_ref"]],
-            row[positions["received_on"]],
-            row[positions["amount"]],
-            row[positions["currency"]],
-            row[positions["reference"]],
-            recorded.get(row[positions["payment_ref"]]),
-        )
-        for line, row in sorted(cells.items())
-    }
+    return {line: found for (_, line), found in _with_payments(session, client, cells).items()}
 
 
 WAITING_STATEMENTS = 20  # the latest statements with problems looked at for lines waiting for their debtor
@@ -654,12 +678,16 @@ def waiting_lines(session: Session, client: Client) -> list[tuple[ImportBatch, U
         .order_by(ImportBatch.id.desc())
         .limit(WAITING_STATEMENTS)
     ).all()
-    return [
-        (batch, line)
-        for batch in batches
-        for line in unidentified_lines(session, batch).values()
-        if line.payment is None
-    ]
+    by_id = {batch.id: batch for batch in batches}
+    statements = [batch.id for batch in batches if _left_out(batch)]
+    if statements:  # their files in one query (the column is deferred: one query per statement otherwise)
+        session.scalars(
+            select(ImportBatch).options(undefer(ImportBatch.content)).where(ImportBatch.id.in_(statements))
+        ).all()
+    cells = {(batch.id, line): row for batch in batches for line, row in _unidentified_cells(session, batch).items()}
+    found = _with_payments(session, client, cells)
+    newest_first = sorted(found.items(), key=lambda item: (-item[0][0], item[0][1]))
+    return [(by_id[batch_id], line) for (batch_id, _), line in newest_first if line.payment is None]
 
 
 def assign_debtor(session: Session, batch: ImportBatch, line: int, debtor: Debtor) -> Payment:
@@ -673,13 +701,12 @@ def assign_debtor(session: Session, batch: ImportBatch, line: int, debtor: Debto
     if debtor.client_id != batch.client_id:
         raise ServiceError(f"debtor #{debtor.id} is not a debtor of this client", field="debtor_id")
     client = session.get_one(Client, batch.client_id)
-    table = payment_table(session, client, batch, find_debtors=False)
-    positions, _ = map_columns(table.header, table.mapping)
-    row = next(list(cells) for n, cells in table.rows if n == line)
-    row[positions["debtor_ref"]] = debtor.external_ref
-    checked = validate_rows([(line, row)], positions, table.mapping, _client_today(client))
-    good, errors = _with_receiver(checked.good, table.mapping)
-    fresh, _, more = check_against_ledger(session, client, good, table.mapping)
+    row = list(lines[line].cells)
+    row[FIELDS.index("debtor_ref")] = debtor.external_ref
+    mapping = batch.mapping  # the statement's columns, as the import gave them (FIELDS)
+    checked = validate_rows([(line, row)], {f: i for i, f in enumerate(FIELDS)}, mapping, _client_today(client))
+    good, errors = _with_receiver(checked.good, mapping)
+    fresh, _, more = check_against_ledger(session, client, good, mapping)
     errors = checked.errors + errors + more
     if not errors and fresh:
         _, _, errors = _post_rows(session, client, batch, fresh, (0, 1))

@@ -108,3 +108,29 @@ def test_the_pages_find_the_debtor_and_record_the_payment(
     after = client.get(batch_page).get_data(as_text=True)
     assert "recorded as" in after and "payment GIFT-1 recorded for Nobody Known Ltd" in after
     assert "Bank lines waiting for their debtor" not in client.get(unmatched).get_data(as_text=True)
+
+
+def test_the_unmatched_page_reads_waiting_lines_in_the_same_queries_for_one_or_three_statements(
+    client: FlaskClient,
+    acme: Any,  # noqa: F811
+    statement: Any,
+) -> None:
+    from tests.worklists.test_pages import count_queries
+
+    unmatched = f"/clients/{acme.id}/payments/unmatched"
+    login(client, make_user("manager").email)
+
+    def queries() -> tuple[int, int]:
+        client.get(unmatched)  # warm: the test session's identity map and savepoints settle
+        with count_queries() as statements:
+            page = client.get(unmatched).get_data(as_text=True)
+        return len(statements), page.count(">Find who paid</a>")
+
+    one, shown = queries()
+    assert shown == 1
+    for n in (2, 3):  # two more statements, each with a line nobody is known for
+        _import(
+            acme, _camt("08", CAMT_08.replace("GIFT-1", f"GIFT-{n}").replace("BATCH-1", f"BATCH-{n}")), name=f"{n}.xml"
+        )
+    three, shown = queries()
+    assert shown == 3 and three == one
