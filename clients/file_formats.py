@@ -169,6 +169,4 @@ def parse_amount(text: str, currency: str, decimal_mark: str = ".") -> Money:
 
 def not_positive(text: str) -> str:
     """Why an amount that is zero or negative is refused."""
-    return (
-        f"must be a positive amount ({text.strip()} is zero or negative, e.g. a credit: credits are not imported here)"
-    )
+    return f"must be a positive amount, not {text.strip()} (a credit? credits are not imported here)"

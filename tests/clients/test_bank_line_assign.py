@@ -91,7 +91,8 @@ def test_the_pages_find_the_debtor_and_record_the_payment(
     login(client, make_user("manager").email)
     batch_page = f"/clients/{acme.id}/payments/imports/{statement.id}"
     assign_page = f"{batch_page}/lines/{GIFT_LINE}"
-    assert f'href="{assign_page}"' in client.get(batch_page).get_data(as_text=True)
+    before = client.get(batch_page).get_data(as_text=True)
+    assert f'href="{assign_page}"' in before and "1 bank line below" in before
     unmatched = f"/clients/{acme.id}/payments/unmatched"
     waiting = client.get(unmatched).get_data(as_text=True)
     assert "Bank lines waiting for their debtor" in waiting and "GIFT-1" in waiting
@@ -107,6 +108,7 @@ def test_the_pages_find_the_debtor_and_record_the_payment(
     assert _payment(acme.id, "GIFT-1").debtor_id == debtor.id
     after = client.get(batch_page).get_data(as_text=True)
     assert "recorded as" in after and "payment GIFT-1 recorded for Nobody Known Ltd" in after
+    assert "Every bank line without a debtor has been recorded by hand" in after
     assert "Bank lines waiting for their debtor" not in client.get(unmatched).get_data(as_text=True)
 
 
