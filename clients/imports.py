@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 from clients.file_formats import DEFAULT_FORMATS, FileDate, FileFormat, amount_problem, not_positive, parse_amount
 from clients.ledger import MAX_FUTURE_DAYS, RowError
 from clients.models import Client, Debtor
+from clients.month_totals import compact_month_totals_job
 from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
@@ -690,6 +691,7 @@ def import_placements_job(batch_id: int, client_id: int) -> str:
         if batch.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
             return batch.status  # at-least-once delivery: a finished batch is never run twice
         run_placement_import(db.session, batch)
+        enqueue(compact_month_totals_job, client_id, job_id=f"month-totals:{client_id}")
         audit.record(
             db.session,
             "import.finish",

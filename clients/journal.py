@@ -242,3 +242,34 @@ class JournalEntry(ClientOwned, db.Model):
     client_id: Mapped[int] = client_id_without_fk()  # last, where the mixin puts it
 
     transaction: Mapped[JournalTransaction] = relationship(back_populates="entries", viewonly=True)
+
+
+class JournalMonthTotal(ClientOwned, db.Model):
+    """What the KPIs need of the journal, summed by calendar month: maintained by the database, not by Python.
+
+    A trigger on `journal_entries` (migration 0015) adds, for every statement that inserts entries, one row per
+    (currency, account, transaction kind, month the transaction occurred, month after the invoice's due date,
+    month the invoice was placed) with the sum and count of the entries it inserted. Only the accounts the KPIs
+    read are kept: receivable, both cash accounts, write-off, and sales other than placements (credit notes).
+    Writers only ever insert, so posting never waits on a shared row; `month_totals.compact()` folds a
+    client's rows into one per key (a job, nightly and after bulk loads). Readers always group by the key.
+
+    `due_month` is the month of (due date + 1 day): an entry is still current at the end of month M exactly
+    when M < due_month. `placed_month` is set on receivable entries of a payment (allocations and their
+    reversals): the month of the invoice's placement, which the recovery stair groups by.
+    """
+
+    __tablename__ = "journal_month_totals"
+    __table_args__ = (Index(None, "client_id", "month"),)
+
+    id: Mapped[intpk]
+    currency: Mapped[str] = mapped_column(String(3))
+    account: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24))
+    month: Mapped[date] = mapped_column(Date)
+    due_month: Mapped[date | None] = mapped_column(Date)
+    placed_month: Mapped[date | None] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    last_occurred_on: Mapped[date] = mapped_column(Date)
+    client_id: Mapped[int] = client_id_without_fk()  # last, where the mixin puts it

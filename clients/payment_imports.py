@@ -39,6 +39,7 @@ from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
 from clients.ledger import BatchRejected, RowError, allocate, auto_allocate_many, record_payments
 from clients.models import Client, Debtor
+from clients.month_totals import compact_month_totals_job
 from provider.core import audit
 from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
@@ -549,6 +550,7 @@ def import_payments_job(batch_id: int, client_id: int) -> str:
         if batch.kind != KIND or batch.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
             return batch.status  # at-least-once delivery: a finished batch is never run twice
         run_payment_import(db.session, batch)
+        enqueue(compact_month_totals_job, client_id, job_id=f"month-totals:{client_id}")
         audit.record(
             db.session,
             "import.finish",

@@ -111,6 +111,7 @@ def db_session(app: Flask) -> Iterator[Any]:
     limiter.reset()
     try:
         yield db.session
+        _month_totals_agree(db.session)
     finally:
         db.session.remove()
         db.session = original
@@ -118,6 +119,19 @@ def db_session(app: Flask) -> Iterator[Any]:
             outer.rollback()
         connection.close()
         set_scope(TenantScope.nothing())
+
+
+def _month_totals_agree(session: Any) -> None:
+    """After every test: the monthly totals the database kept equal its journal summed again, whatever posting
+    path the test took (skipped when the test left its transaction failed, which it then rolls back)."""
+    from clients.month_totals import mismatches
+
+    set_scope(TenantScope.agency(), session)
+    try:
+        problems = mismatches(session)
+    except (sa.exc.DBAPIError, sa.exc.PendingRollbackError):
+        return
+    assert problems == [], "journal_month_totals differ from the journal:\n" + "\n".join(problems[:10])
 
 
 class IsolatedClient(FlaskClient):

@@ -34,26 +34,42 @@ def periods(end: date, months: int) -> list[tuple[date, date]]:
 
 
 def collect_inputs(
-    client_id: int, end: date, posted_by: datetime | None = None, months: int = TREND_MONTHS, top: int = 10
+    client_id: int,
+    end: date,
+    posted_by: datetime | None = None,
+    months: int = TREND_MONTHS,
+    top: int = 10,
+    *,
+    totals: bool = True,
 ) -> dict[str, Any]:
     """Every journal sum a report (or a KPI page, or a snapshot) needs, per currency, as JSON.
 
-    One grouped statement over the client's journal (`kpi.journal_pass`: flows, AR series, recovery stair);
-    aging and top debtors come from the cached invoice balances when that pass proves them equal to the
+    Flows, AR series and recovery stair come from the client's monthly totals (`kpi.totals_pass`), or, when
+    those cannot answer (or `totals` is false), from one grouped statement over its journal (`kpi.journal_pass`).
+    Aging and top debtors come from the cached invoice balances when the pass proves them equal to the
     journal's as of `end` (no receivable entry after `end` or posted after `posted_by`), else from the
     journal. Gives exactly what `collect_inputs_by_queries` gives.
     """
     spans = periods(end, months)
     first_start = spans[0][0]
     ends = [f.previous_day(first_start)] + [e for _, e in spans]
-    journal = kpi.journal_pass(client_id, ends, first_start, f.add_months(first_start, -COUNTBACK_MONTHS), posted_by)
+    flows_from = f.add_months(first_start, -COUNTBACK_MONTHS)
+    journal = kpi.totals_pass(client_id, ends, first_start, flows_from, posted_by) if totals else None
+    from_totals = journal is not None
+    if journal is None:
+        journal = kpi.journal_pass(client_id, ends, first_start, flows_from, posted_by)
     if journal.stale:
         aging = kpi.aging_at(client_id, end, posted_by)
         debtors = kpi.top_debtors(client_id, end, posted_by, limit=top)
     else:
         aging = kpi.aging_cached(client_id, end)
         debtors = kpi.top_debtors_cached(client_id, end, limit=top)
-    return _inputs(client_id, end, posted_by, spans, ends, journal.flows, journal.series, aging, journal.stair, debtors)
+    series = journal.series
+    if from_totals and end != f.month_end(end):  # the totals know due dates to the month: current AR from the aging
+        series = {
+            c: [*points[:-1], (points[-1][0], aging[c].current if c in aging else 0)] for c, points in series.items()
+        }
+    return _inputs(client_id, end, posted_by, spans, ends, journal.flows, series, aging, journal.stair, debtors)
 
 
 def collect_inputs_by_queries(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import select
 
+from clients import month_totals
 from clients.models import Client, ClientStatus
 from provider.core import audit, jobs
 from provider.core.clock import now_utc
@@ -119,6 +120,7 @@ def snapshot_client_job(client_id: int) -> str:
         client = db.session.get(Client, client_id)
         if client is None:
             return "gone"
+        month_totals.compact(db.session, client_id)  # the day's postings folded in before the totals are read
         snap = take_snapshot(client)
     return f"snapshot {snap.as_of}"
 

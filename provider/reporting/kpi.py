@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Date, Integer, String, and_, case, cast, func, literal, or_, select
 
-from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, TxKind
+from clients import month_totals
+from clients.journal import Account, Invoice, JournalEntry, JournalMonthTotal, JournalTransaction, TxKind
 from clients.ledger_queries import BUCKETS, bucket_expression
 from clients.models import Debtor
 from provider.extensions import db
@@ -462,6 +463,73 @@ def journal_pass(
     with _analytic_settings():
         rows = db.session.execute(grouped.union_all(paid)).all()
     return _fold(rows, months, ends, count, split, stair_first)
+
+
+def totals_pass(
+    client_id: int, ends: list[date], stair_from: date, flows_from: date, posted_by: datetime | None = None
+) -> JournalPass | None:
+    """`journal_pass` from the monthly totals (`journal_month_totals`, a few hundred rows a client) instead of
+    the journal; None when they cannot answer, which is when `end` falls inside a month and something of that
+    month occurred after it (the totals do not split a month): the caller then reads the journal.
+
+    Months after `end`'s are left out (a receivable entry there makes the pass `stale`, as in `journal_pass`).
+    With a posting cut-off, the entries posted after it are read from the journal through the
+    (client_id, posted_at) index and taken out of the totals, key by key. The last point of the AR series
+    holds the AR at `end` exactly, but its *current* AR only when `end` is a month's last day: an invoice's due
+    date is kept to the month; `figures.collect_inputs` takes it from the aging otherwise.
+    """
+    end = ends[-1]
+    end_month = f.month_start(end)
+    months: list[date] = []
+    month = f.month_start(flows_from)
+    while month <= end:
+        months.append(month)
+        month = f.add_months(month, 1)
+    count = len(months)
+    index = {m: i + 1 for i, m in enumerate(months)}
+    stair_first = index.get(f.month_start(stair_from), 1)
+    rec = Account.RECEIVABLE.value
+    totals = JournalMonthTotal.__table__
+    cells: dict[tuple[Any, ...], list[int]] = {}
+    stale = False
+    for row in db.session.execute(month_totals.grouped_totals(totals.c.client_id == client_id)):
+        key = _key(row)
+        if key[3] > end_month:
+            stale = stale or row.account == rec
+            continue
+        if key[3] == end_month and month_totals.as_date(row.last_occurred_on) > end:
+            return None
+        cells[key] = [int(row.amount_minor), int(row.entries)]
+    if posted_by is not None:
+        je, tx = JournalEntry.__table__, JournalTransaction.__table__
+        late = month_totals.keyed_journal(
+            db.session, je.c.client_id == client_id, tx.c.posted_at > posted_by, tx.c.occurred_on <= f.month_end(end)
+        )
+        for row in db.session.execute(late):
+            key = _key(row)
+            stale = stale or row.account == rec
+            cell = cells.setdefault(key, [0, 0])
+            cell[0] -= int(row.amount_minor)
+            cell[1] -= int(row.entries)
+    month_ends = [f.month_start(e) for e in ends]
+    rows: list[tuple[Any, ...]] = []
+    for (currency, account, kind, occurred, due, placed), (amount, n) in cells.items():
+        if not n:
+            continue  # every entry of the key was posted after the cut-off
+        mb = index.get(occurred, 0)
+        dk = None if due is None else sum(1 for m in month_ends if m < due)
+        rows.append(("f", currency, account, kind, mb, False, dk, amount, n, None))
+        placed_mb = index.get(placed) if placed is not None else None
+        if account == rec and placed_mb is not None and stair_first <= placed_mb:
+            rows.append(("p", currency, None, None, placed_mb, False, mb, -amount, n, f.month_key(occurred)))
+    folded = _fold(rows, months, ends, count, False, stair_first)
+    folded.stale = stale  # the rows handed to `_fold` are all on or before `end` and posted by the cut-off
+    return folded
+
+
+def _key(row: Any) -> tuple[Any, ...]:
+    day = month_totals.as_date
+    return (row.currency, row.account, row.kind, day(row.month), day(row.due_month), day(row.placed_month))
 
 
 def _end_buckets(months: list[date], ends: list[date], count: int) -> list[int]:

@@ -4,7 +4,8 @@ A hypothesis state machine places invoices, records and replays payments (one by
 allocates (one payment, or many at once), credits, writes off and reverses, in any order and with any
 amounts (many of them refused, which must change nothing). After every step: every journal transaction
 balances; every invoice's open balance lies in 0..amount; no payment has more allocated than it brought;
-cached balances equal the sums of the journal; replays post nothing.
+cached balances equal the sums of the journal; the monthly totals the database keeps (and compacts, at any
+step) equal the journal summed again; replays post nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 
-from clients import services
+from clients import month_totals, services
 from clients.journal import CreditNote, Invoice, JournalEntry, JournalTransaction, Payment
 from provider.core.errors import ServiceError
 from provider.extensions import db
@@ -160,6 +161,15 @@ class LedgerMachine(RuleBasedStateMachine):
         done = self._try(lambda: services.reverse(db.session, self.client, db.session.get(JournalTransaction, tx), "t"))
         if done is None:
             assert self._entries() == before  # a refusal posts nothing
+
+    @rule()
+    def compact_totals(self) -> None:
+        month_totals.compact(db.session, self.client.id)
+
+    @invariant()
+    def month_totals_equal_the_journal(self) -> None:
+        if hasattr(self, "client"):
+            assert month_totals.mismatches(db.session, [self.client.id]) == []
 
     @invariant()
     def books_balance(self) -> None:

@@ -1,4 +1,5 @@
-"""`collect_inputs` (one journal pass + cached balances) gives exactly what the former per-figure queries gave."""
+"""`collect_inputs` gives exactly what the former per-figure queries gave, both from the monthly totals the
+database keeps (`kpi.totals_pass`) and from one pass over the journal (`kpi.journal_pass`, its fallback)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
+from provider.extensions import db
 from provider.reporting import figures as fig
+from provider.reporting import kpi
 from tests.factories import make_client, make_debtor
 from tests.reports.ledger_world import at, credit, march_world, pay, place, write_off
 
@@ -54,9 +58,9 @@ def test_single_pass_equals_the_per_figure_queries(
             write_off(client, inv, on)
     as_of = START + timedelta(days=as_of_offset)
     posted_by = None if cutoff_days is None else at(as_of + timedelta(days=cutoff_days), 12)
-    new = fig.collect_inputs(client.id, as_of, posted_by, months=months)
     old = fig.collect_inputs_by_queries(client.id, as_of, posted_by, months=months)
-    assert new == old
+    assert fig.collect_inputs(client.id, as_of, posted_by, months=months) == old
+    assert fig.collect_inputs(client.id, as_of, posted_by, months=months, totals=False) == old
 
 
 def test_single_pass_on_the_march_world_live_and_frozen(db_session: Any) -> None:
@@ -68,4 +72,34 @@ def test_single_pass_on_the_march_world_live_and_frozen(db_session: Any) -> None
         (date(2026, 11, 1), None),  # nothing after: aging and debtors from the cached balances
         (date(2026, 4, 30), datetime(2026, 4, 20, tzinfo=UTC)),
     ):
-        assert fig.collect_inputs(w.client.id, end, cutoff) == fig.collect_inputs_by_queries(w.client.id, end, cutoff)
+        old = fig.collect_inputs_by_queries(w.client.id, end, cutoff)
+        assert fig.collect_inputs(w.client.id, end, cutoff) == old
+        assert fig.collect_inputs(w.client.id, end, cutoff, totals=False) == old
+
+
+def test_todays_figures_read_the_monthly_totals_and_not_the_journal(db_session: Any) -> None:
+    w = march_world()
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        fig.collect_inputs(w.client.id, date(2026, 11, 1))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert any("journal_month_totals" in s for s in statements)
+    assert not any("journal_entries" in s for s in statements)
+
+
+def test_the_totals_answer_month_ends_and_cut_offs_but_not_a_month_split_by_later_postings(db_session: Any) -> None:
+    w = march_world()
+    ends, first = [date(2026, 2, 28), date(2026, 3, 31)], date(2026, 3, 1)
+    before = date(2024, 3, 1)
+    assert kpi.totals_pass(w.client.id, ends, first, before, w.cutoff) is not None
+    # 15 March: the world has postings later in March, which a month's totals cannot tell apart
+    assert kpi.totals_pass(w.client.id, [date(2026, 2, 28), date(2026, 3, 15)], first, before) is None
+    assert fig.collect_inputs(w.client.id, date(2026, 3, 15)) == fig.collect_inputs_by_queries(
+        w.client.id, date(2026, 3, 15)
+    )
