@@ -610,7 +610,7 @@ def aging_cached(client_id: int, as_of: date) -> dict[str, AgingFigures]:
         select(
             Invoice.currency, bucket, func.sum(Invoice.open_minor), func.sum(case((Invoice.open_minor > 0, 1), else_=0))
         )
-        .where(Invoice.client_id == client_id)
+        .where(Invoice.client_id == client_id, Invoice.open_minor > 0)  # paid invoices add nothing
         .group_by(Invoice.currency, bucket)
     )
     result: dict[str, AgingFigures] = {}
