@@ -7,12 +7,15 @@ Builds a fresh PostgreSQL database from the migrations with 50 clients and about
 to the agency or to the client), some part-paid, the rest open. One client holds 100,000 invoices
 (--quick 10,000). The data is written set-based as the schema owner (deterministic: every "random" choice
 is a hash of the row number), laid out as it arrives in production (a client's month of placements and
-payments in one run), then VACUUM ANALYZE, as autovacuum would.
+payments in one run), then VACUUM ANALYZE, as autovacuum would. The seed skips triggers (and so foreign-key
+checks), so the monthly totals the trigger keeps in production are then rebuilt from the journal
+(`month_totals.rebuild`, the statement of migration 0015's backfill; timed and printed, not part of the figure).
 
   baseline  `SELECT count(*), sum(amount_minor) FROM journal_entries`, one core (no parallel workers);
   product   the KPI path of the product for every client as of today, as the app role (row-level
             security on): `figures.collect_inputs` + `figures.derive` (aging, 12 months of AR/DSO/
-            countback/BPDSO/ADD/CEI, flows, recovery stair, top debtors);
+            countback/BPDSO/ADD/CEI, flows, recovery stair, top debtors), which reads the client's
+            monthly journal totals and its open invoices, not the journal itself;
   page      p50/p95 of the big client's KPI page (/reports/clients/<id>) through the Flask test client, once
             its daily snapshot is taken (`jobs.take_snapshot`, as the daily job does): the page reads the
             snapshot; and of the same page computed live from the journal (`?live=1`, as before any snapshot).

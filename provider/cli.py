@@ -1,4 +1,4 @@
-"""`flask` commands: demo data, workers, user bootstrap."""
+"""`flask` commands: demo data, workers, user bootstrap, the journal's monthly totals."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(cron_command)
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(month_totals_group)
 
 
 @click.command("demo")
@@ -90,3 +91,66 @@ def create_admin_command(email: str, name: str, password: str) -> None:
             raise click.ClickException(str(exc)) from None
         db.session.commit()
     click.echo(f"Administrator {user.email} created.")
+
+
+@click.group("month-totals")
+def month_totals_group() -> None:
+    """The journal's monthly totals the KPIs read (kept by a database trigger; see clients/month_totals.py)."""
+
+
+def _client_ids(client_id: int | None) -> list[int]:
+    from sqlalchemy import select
+
+    from clients.models import Client
+
+    ids = list(db.session.scalars(select(Client.id).order_by(Client.id)))
+    if client_id is None:
+        return ids
+    if client_id not in ids:
+        raise click.ClickException(f"there is no client {client_id}")
+    return [client_id]
+
+
+@month_totals_group.command("check")
+@click.option("--client", "client_id", type=int, help="One client (default: all).")
+def month_totals_check(client_id: int | None) -> None:
+    """Compare the totals with the journal summed again; exit 1 and list the differences if any."""
+    from clients import month_totals
+    from provider.core.tenancy import TenantScope, scoped
+
+    with scoped(TenantScope.agency(), db.session):
+        ids = _client_ids(client_id)
+        problems = month_totals.mismatches(db.session, ids)
+    if problems:
+        for line in problems:
+            click.echo(line)
+        raise click.ClickException(f"{len(problems)} total(s) differ from the journal; `rebuild` recomputes them")
+    click.echo(f"The monthly totals of {len(ids)} client(s) equal their journals.")
+
+
+@month_totals_group.command("rebuild")
+@click.option("--client", "client_id", type=int, help="One client (default: all).")
+def month_totals_rebuild(client_id: int | None) -> None:
+    """Recompute the totals from the journal (after a load that bypassed the trigger, or to repair)."""
+    from clients import month_totals
+    from provider.core.tenancy import TenantScope, scoped
+
+    with scoped(TenantScope.agency(), db.session):
+        ids = _client_ids(client_id)
+        month_totals.rebuild(db.session, ids)
+        db.session.commit()
+    click.echo(f"Rebuilt the monthly totals of {len(ids)} client(s) from their journals.")
+
+
+@month_totals_group.command("compact")
+def month_totals_compact() -> None:
+    """Fold every client's totals into one row per key (the nightly snapshot job does this too)."""
+    from clients import month_totals
+    from provider.core.tenancy import TenantScope, scoped
+
+    with scoped(TenantScope.agency(), db.session):
+        ids = _client_ids(None)
+        for client_id in ids:
+            month_totals.compact(db.session, client_id)
+        db.session.commit()
+    click.echo(f"Compacted the monthly totals of {len(ids)} client(s).")

@@ -124,3 +124,31 @@ def test_fifty_concurrent_allocations_never_over_allocate(live_app: Flask) -> No
         open_total = db.session.scalar(select(func.sum(Invoice.open_minor)).where(Invoice.id.in_(invoice_ids)))
         assert open_total == 50_00 - 10_00
         db.session.remove()
+
+
+def test_compacting_the_month_totals_while_payments_post_loses_and_doubles_nothing(live_app: Flask) -> None:
+    from clients import month_totals
+
+    client_id, debtor_id, invoice_ids = _setup(live_app, invoices=30)
+
+    def work(i: int) -> int:
+        client = db.session.get(Client, client_id)
+        if i % 3 == 2:  # a compactor, folding again and again while the others post
+            for _ in range(15):
+                month_totals.compact(db.session, client_id)
+                db.session.commit()
+            return 0
+        for n in range(6):
+            data = payment_data(debtor_id, f"MT-{i}-{n}", 1_00 + n)
+            payment = services.record_payment(db.session, client, data).payment
+            services.allocate(db.session, client, payment, db.session.get(Invoice, invoice_ids[i * 3 + n % 3]), 50)
+            db.session.commit()
+        return 6
+
+    results = _in_threads(live_app, client_id, 9, work)
+    assert sum(results) == 36, results
+    with live_app.app_context(), scoped(TenantScope.single(client_id)):
+        assert month_totals.mismatches(db.session, [client_id]) == []
+        month_totals.compact(db.session, client_id)
+        assert month_totals.mismatches(db.session, [client_id]) == []
+        db.session.remove()

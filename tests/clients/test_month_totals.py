@@ -127,3 +127,18 @@ def test_another_clients_totals_are_invisible(db_session: Any, backend: str) -> 
     seen = set(db.session.scalars(sa.select(JournalMonthTotal.client_id).distinct()))
     set_scope(TenantScope.agency(), db.session)
     assert seen == {mine.id} and other.id not in seen
+
+
+def test_the_commands_check_rebuild_and_compact_the_totals(app: Any, db_session: Any) -> None:
+    client, _ = _world()
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["month-totals", "check", "--client", str(client.id)])
+    assert ok.exit_code == 0 and "equal their journals" in ok.output
+    db.session.execute(sa.delete(JournalMonthTotal).where(JournalMonthTotal.client_id == client.id))
+    bad = runner.invoke(args=["month-totals", "check"])
+    assert bad.exit_code == 1 and "differ from the journal" in bad.output and "invoice_placed" in bad.output
+    assert runner.invoke(args=["month-totals", "rebuild", "--client", str(client.id)]).exit_code == 0
+    assert runner.invoke(args=["month-totals", "compact"]).exit_code == 0
+    assert runner.invoke(args=["month-totals", "check"]).exit_code == 0
+    missing = runner.invoke(args=["month-totals", "rebuild", "--client", "999999"])
+    assert missing.exit_code == 1 and "there is no client 999999" in missing.output
