@@ -203,6 +203,7 @@ class JournalTransaction(ClientOwned, db.Model):
         UniqueConstraint("reverses_id"),  # a transaction is reversed at most once
         CheckConstraint(_in("kind", TxKind), name="kind"),
         Index(None, "client_id", "posted_at"),
+        Index(None, "client_id", "occurred_on"),  # what happened after a date (KPIs as of a past date, 0017)
     )
 
     id: Mapped[intpk]

@@ -44,8 +44,8 @@ def collect_inputs(
 ) -> dict[str, Any]:
     """Every journal sum a report (or a KPI page, or a snapshot) needs, per currency, as JSON.
 
-    Flows, AR series and recovery stair come from the client's monthly totals (`kpi.totals_pass`), or, when
-    those cannot answer (or `totals` is false), from one grouped statement over its journal (`kpi.journal_pass`).
+    Flows, AR series and recovery stair come from the client's monthly totals (`kpi.totals_pass`), or, with
+    `totals` false, from one grouped statement over its journal (`kpi.journal_pass`, which the tests hold equal).
     Aging and top debtors come from the cached invoice balances when the pass proves them equal to the
     journal's as of `end` (no receivable entry after `end` or posted after `posted_by`), else from the
     journal. Gives exactly what `collect_inputs_by_queries` gives.
@@ -54,9 +54,9 @@ def collect_inputs(
     first_start = spans[0][0]
     ends = [f.previous_day(first_start)] + [e for _, e in spans]
     flows_from = f.add_months(first_start, -COUNTBACK_MONTHS)
-    journal = kpi.totals_pass(client_id, ends, first_start, flows_from, posted_by) if totals else None
-    from_totals = journal is not None
-    if journal is None:
+    if totals:
+        journal = kpi.totals_pass(client_id, ends, first_start, flows_from, posted_by)
+    else:
         journal = kpi.journal_pass(client_id, ends, first_start, flows_from, posted_by)
     if journal.stale:
         aging = kpi.aging_at(client_id, end, posted_by)
@@ -65,7 +65,7 @@ def collect_inputs(
         aging = kpi.aging_cached(client_id, end)
         debtors = kpi.top_debtors_cached(client_id, end, limit=top)
     series = journal.series
-    if from_totals and end != f.month_end(end):  # the totals know due dates to the month: current AR from the aging
+    if totals and end != f.month_end(end):  # the totals know due dates to the month: current AR from the aging
         series = {
             c: [*points[:-1], (points[-1][0], aging[c].current if c in aging else 0)] for c, points in series.items()
         }

@@ -185,7 +185,8 @@ def ar_series(client_id: int, ends: list[date], posted_by: datetime | None = Non
 
 
 def flows_by_month(client_id: int, first: date, last: date, posted_by: datetime | None = None) -> dict[str, Any]:
-    """{currency: {month: {"sales", "agency", "client", "written_off", "credited"}}} for months first..last."""
+    """{currency: {month: {"sales", "agency", "client", "written_off", "credited"}}} for the months first..last,
+    up to the day `last` (the month of `last` only so far: what occurred later in it must not leak in)."""
     kind_is = JournalTransaction.kind
     acct = JournalEntry.account
     amount = JournalEntry.amount_minor
@@ -214,7 +215,7 @@ def flows_by_month(client_id: int, first: date, last: date, posted_by: datetime 
     )
     out: dict[str, dict[str, dict[str, int]]] = {}
     for currency, key, sales, agency, client, written, credited in db.session.execute(
-        _dated(stmt, f.month_end(last), posted_by, since=f.month_start(first))
+        _dated(stmt, last, posted_by, since=f.month_start(first))
     ):
         out.setdefault(currency, {})[key] = {
             "sales": int(sales or 0),
@@ -462,21 +463,21 @@ def journal_pass(
     )
     with _analytic_settings():
         rows = db.session.execute(grouped.union_all(paid)).all()
-    return _fold(rows, months, ends, count, split, stair_first)
+    return _fold(rows, months, ends, count, stair_first)
 
 
 def totals_pass(
     client_id: int, ends: list[date], stair_from: date, flows_from: date, posted_by: datetime | None = None
-) -> JournalPass | None:
+) -> JournalPass:
     """`journal_pass` from the monthly totals (`journal_month_totals`, a few hundred rows a client) instead of
-    the journal; None when they cannot answer, which is when `end` falls inside a month and something of that
-    month occurred after it (the totals do not split a month): the caller then reads the journal.
+    the whole journal.
 
     Months after `end`'s are left out (a receivable entry there makes the pass `stale`, as in `journal_pass`).
-    With a posting cut-off, the entries posted after it are read from the journal through the
-    (client_id, posted_at) index and taken out of the totals, key by key. The last point of the AR series
-    holds the AR at `end` exactly, but its *current* AR only when `end` is a month's last day: an invoice's due
-    date is kept to the month; `figures.collect_inputs` takes it from the aging otherwise.
+    When `end` falls inside a month and some of that month occurred after it, that month alone is read from
+    the journal up to `end` (through the (client_id, occurred_on) index, 0017). With a posting cut-off, the
+    entries posted after it are read through the (client_id, posted_at) index and taken out, key by key. The
+    last point of the AR series holds the AR at `end` exactly, but its *current* AR only when `end` is a month's
+    last day (due dates are kept to the month): `figures.collect_inputs` takes it from the aging otherwise.
     """
     end = ends[-1]
     end_month = f.month_start(end)
@@ -489,28 +490,39 @@ def totals_pass(
     index = {m: i + 1 for i, m in enumerate(months)}
     stair_first = index.get(f.month_start(stair_from), 1)
     rec = Account.RECEIVABLE.value
-    totals = JournalMonthTotal.__table__
+    je, tx = JournalEntry.__table__, JournalTransaction.__table__
+    totals = list(db.session.execute(month_totals.grouped_totals(JournalMonthTotal.__table__.c.client_id == client_id)))
+    split = any(_key(r)[3] == end_month and month_totals.as_date(r.last_occurred_on) > end for r in totals)
     cells: dict[tuple[Any, ...], list[int]] = {}
     stale = False
-    for row in db.session.execute(month_totals.grouped_totals(totals.c.client_id == client_id)):
+
+    def add(rows: Any, sign: int = 1) -> None:
+        for row in rows:
+            cell = cells.setdefault(_key(row), [0, 0])
+            cell[0] += sign * int(row.amount_minor)
+            cell[1] += sign * int(row.entries)
+
+    for row in totals:
         key = _key(row)
-        if key[3] > end_month:
-            stale = stale or row.account == rec
+        if key[3] > end_month or (split and key[3] == end_month):
+            stale = stale or (row.account == rec and month_totals.as_date(row.last_occurred_on) > end)
             continue
-        if key[3] == end_month and month_totals.as_date(row.last_occurred_on) > end:
-            return None
-        cells[key] = [int(row.amount_minor), int(row.entries)]
-    if posted_by is not None:
-        je, tx = JournalEntry.__table__, JournalTransaction.__table__
-        late = month_totals.keyed_journal(
-            db.session, je.c.client_id == client_id, tx.c.posted_at > posted_by, tx.c.occurred_on <= f.month_end(end)
+        add([row])
+    mine = je.c.client_id == client_id
+    if split:  # the month of `end`, up to `end`, from the journal (what was posted by the cut-off)
+        by_cutoff = [tx.c.posted_at <= posted_by] if posted_by is not None else []
+        add(
+            db.session.execute(
+                month_totals.keyed_journal(
+                    db.session, mine, tx.c.occurred_on >= end_month, tx.c.occurred_on <= end, *by_cutoff
+                )
+            )
         )
-        for row in db.session.execute(late):
-            key = _key(row)
-            stale = stale or row.account == rec
-            cell = cells.setdefault(key, [0, 0])
-            cell[0] -= int(row.amount_minor)
-            cell[1] -= int(row.entries)
+    if posted_by is not None:
+        late = month_totals.keyed_journal(db.session, mine, tx.c.posted_at > posted_by, tx.c.occurred_on <= end)
+        late_rows = list(db.session.execute(late))
+        stale = stale or any(row.account == rec for row in late_rows)
+        add([row for row in late_rows if not (split and _key(row)[3] == end_month)], sign=-1)
     month_ends = [f.month_start(e) for e in ends]
     rows: list[tuple[Any, ...]] = []
     for (currency, account, kind, occurred, due, placed), (amount, n) in cells.items():
@@ -522,7 +534,7 @@ def totals_pass(
         placed_mb = index.get(placed) if placed is not None else None
         if account == rec and placed_mb is not None and stair_first <= placed_mb:
             rows.append(("p", currency, None, None, placed_mb, False, mb, -amount, n, f.month_key(occurred)))
-    folded = _fold(rows, months, ends, count, False, stair_first)
+    folded = _fold(rows, months, ends, count, stair_first)
     folded.stale = stale  # the rows handed to `_fold` are all on or before `end` and posted by the cut-off
     return folded
 
@@ -541,9 +553,7 @@ def _end_buckets(months: list[date], ends: list[date], count: int) -> list[int]:
     return [*out, count]
 
 
-def _fold(
-    rows: list[Any], months: list[date], ends: list[date], count: int, split: bool, stair_first: int
-) -> JournalPass:
+def _fold(rows: list[Any], months: list[date], ends: list[date], count: int, stair_first: int) -> JournalPass:
     keys = [f.month_key(m) for m in months]
     flow_of = {Account.CASH_AGENCY.value: "agency", Account.CASH_CLIENT.value: "client"}
     flows: dict[str, dict[str, dict[str, int]]] = {}
@@ -560,7 +570,7 @@ def _fold(
             stale = True
         if late:
             continue
-        if 1 <= mb <= count or (split and mb == count + 1):
+        if 1 <= mb <= count:
             flow = flows.setdefault(currency, {}).setdefault(
                 keys[min(mb, count) - 1],
                 {"sales": 0, "agency": 0, "client": 0, "written_off": 0, "credited": 0},

@@ -60,13 +60,14 @@ def _dashboard_rows() -> list[dict[str, Any]]:
             currency = fig.primary_currency(snap.figures, client.base_currency)
             data = snap.figures["currencies"].get(currency) if currency else None
             if data:
-                now = data["current"]
+                now, last = data["current"], data["previous"] or {}
+                # a month's DSO and CEI need its sales and its end: early in a month the one before says more
                 row.update(
                     currency=currency,
                     ar=data["aging_total"],
                     overdue=data["overdue_share"],
-                    dso=now["dso"],
-                    cei=data["previous"]["cei"] if data["previous"] else None,
+                    dso=last.get("dso"),
+                    cei=last.get("cei"),
                     collected=now["collected"],
                     spark=charts.data_uri(
                         charts.sparkline([float(m["dso"]) if m["dso"] else None for m in data["trend"]])

@@ -156,8 +156,12 @@ def test_a_partial_month_is_measured_over_its_days_so_far(db_session: Any) -> No
     client = make_client(base_currency="EUR")
     d = make_debtor(client)
     place(client, d, "P", 1_000_00, date(2026, 3, 2), date(2026, 4, 1))
-    mid = fig.derive(fig.collect_inputs(client.id, date(2026, 3, 10), months=1))["currencies"]["EUR"]["current"]
-    assert (mid["days"], mid["sales"], mid["dso"], mid["bpdso"]) == (10, 1_000_00, "10.00", "10.00")
+    place(client, d, "Q", 500_00, date(2026, 3, 20), date(2026, 4, 19))  # later in March: not yet on the 10th
+    for totals in (True, False):
+        inputs = fig.collect_inputs(client.id, date(2026, 3, 10), months=1, totals=totals)
+        mid = fig.derive(inputs)["currencies"]["EUR"]["current"]
+        assert (mid["days"], mid["sales"], mid["dso"], mid["bpdso"]) == (10, 1_000_00, "10.00", "10.00")
+    assert inputs == fig.collect_inputs_by_queries(client.id, date(2026, 3, 10), months=1)
 
 
 def test_another_clients_ledger_never_counts(db_session: Any) -> None:

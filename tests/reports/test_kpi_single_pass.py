@@ -12,7 +12,6 @@ from sqlalchemy import event
 
 from provider.extensions import db
 from provider.reporting import figures as fig
-from provider.reporting import kpi
 from tests.factories import make_client, make_debtor
 from tests.reports.ledger_world import at, credit, march_world, pay, place, write_off
 
@@ -93,13 +92,26 @@ def test_todays_figures_read_the_monthly_totals_and_not_the_journal(db_session: 
     assert not any("journal_entries" in s for s in statements)
 
 
-def test_the_totals_answer_month_ends_and_cut_offs_but_not_a_month_split_by_later_postings(db_session: Any) -> None:
+def test_a_date_inside_a_month_with_later_postings_reads_only_that_month_from_the_journal(db_session: Any) -> None:
     w = march_world()
-    ends, first = [date(2026, 2, 28), date(2026, 3, 31)], date(2026, 3, 1)
-    before = date(2024, 3, 1)
-    assert kpi.totals_pass(w.client.id, ends, first, before, w.cutoff) is not None
-    # 15 March: the world has postings later in March, which a month's totals cannot tell apart
-    assert kpi.totals_pass(w.client.id, [date(2026, 2, 28), date(2026, 3, 15)], first, before) is None
-    assert fig.collect_inputs(w.client.id, date(2026, 3, 15)) == fig.collect_inputs_by_queries(
-        w.client.id, date(2026, 3, 15)
-    )
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "journal_entries" in statement:
+            statements.append((statement, parameters))
+
+    # 15 March: the world has postings later in March, which the month's totals cannot tell apart
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        new = fig.collect_inputs(w.client.id, date(2026, 3, 15), w.cutoff)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert new == fig.collect_inputs_by_queries(w.client.id, date(2026, 3, 15), w.cutoff)
+    flows = [s for s, p in statements if "occurred_on >=" in s and "2026-03-01" in _values(p)]
+    assert len(flows) == 1  # March up to the 15th, bounded below by the month's start
+
+
+def _values(parameters: Any) -> list[str]:
+    """The bound values as text (SQLite binds dates as text already)."""
+    values = parameters.values() if isinstance(parameters, dict) else (parameters or [])
+    return [str(v)[:10] for v in values]

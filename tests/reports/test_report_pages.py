@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -85,3 +85,31 @@ def test_collectors_cannot_reissue_or_follow_runs(client: FlaskClient, db_sessio
         client.post(f"/reports/monthly/{report.id}/reissue", data={"reason": "x", "csrf_token": token}).status_code
         == 404
     )
+
+
+def test_a_tile_without_a_figure_says_why_not_that_there_was_no_previous_month(
+    client: FlaskClient, db_session: Any
+) -> None:
+    w = march_world()
+    login(client, make_user("manager").email)
+    with frozen_time(datetime(2026, 11, 2, 10, tzinfo=UTC)):
+        page = client.get(f"/reports/clients/{w.client.id}?as_of=2026-11-01").get_data(as_text=True)
+    # nothing was placed in November: DSO, best possible DSO and ADD are not defined, and the tiles say so
+    assert page.count("nothing placed this month") == 3
+    assert "no previous month" not in page
+
+
+def test_the_dashboard_shows_the_last_full_months_dso_and_cei(client: FlaskClient, db_session: Any) -> None:
+    w = march_world(name="Harbour Freight Ltd")
+    with frozen_time(datetime(2026, 4, 2, 10, tzinfo=UTC)), scoped(TenantScope.agency(), db.session):
+        snap = take_snapshot(w.client)  # 2 April: nothing placed in April yet, March is the last full month
+        db.session.commit()
+    march = snap.figures["currencies"]["EUR"]["previous"]
+    assert march["month"] == "2026-03" and march["dso"] is not None
+    assert snap.figures["currencies"]["EUR"]["current"]["dso"] is None
+    login(client, make_user("manager").email)
+    with frozen_time(datetime(2026, 4, 2, 11, tzinfo=UTC)):
+        board = client.get("/reports/dashboard").get_data(as_text=True)
+    row = board[board.index("Harbour Freight Ltd") :]
+    row = row[: row.index("</tr>")]
+    assert f">{march['dso']}<" in row and f">{march['cei']}<" in row
