@@ -16,14 +16,16 @@ from provider.extensions import db
 BUCKETS = ("Current", "1-30", "31-60", "61-90", "91-120", "120+")
 
 
-def bucket_expression(as_of: date) -> Any:
-    """SQL CASE putting an invoice in its aging bucket by days past its due date (DESIGN §7)."""
+def bucket_expression(as_of: date, due: Any = None) -> Any:
+    """SQL CASE putting an invoice in its aging bucket by days past its due date (DESIGN §7); `due` is the
+    due-date column (default `Invoice.due_date`)."""
+    due = Invoice.due_date if due is None else due
     return case(
-        (Invoice.due_date >= as_of, "Current"),
-        (Invoice.due_date >= as_of - timedelta(days=30), "1-30"),
-        (Invoice.due_date >= as_of - timedelta(days=60), "31-60"),
-        (Invoice.due_date >= as_of - timedelta(days=90), "61-90"),
-        (Invoice.due_date >= as_of - timedelta(days=120), "91-120"),
+        (due >= as_of, "Current"),
+        (due >= as_of - timedelta(days=30), "1-30"),
+        (due >= as_of - timedelta(days=60), "31-60"),
+        (due >= as_of - timedelta(days=90), "61-90"),
+        (due >= as_of - timedelta(days=120), "91-120"),
         else_="120+",
     )
 

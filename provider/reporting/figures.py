@@ -58,7 +58,10 @@ def collect_inputs(
         journal = kpi.totals_pass(client_id, ends, first_start, flows_from, posted_by)
     else:
         journal = kpi.journal_pass(client_id, ends, first_start, flows_from, posted_by)
-    if journal.stale:
+    if journal.stale and totals:
+        aging = kpi.aging_then(client_id, end, posted_by)
+        debtors = kpi.top_debtors_then(client_id, end, posted_by, limit=top)
+    elif journal.stale:
         aging = kpi.aging_at(client_id, end, posted_by)
         debtors = kpi.top_debtors(client_id, end, posted_by, limit=top)
     else:

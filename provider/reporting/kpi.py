@@ -658,3 +658,91 @@ def top_debtors_cached(client_id: int, as_of: date, limit: int = 10) -> list[dic
         .order_by(top.c.overdue.desc(), Debtor.id)
     )
     return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]
+
+
+# --- aging and top debtors at a past date: the cached balances less what came after ----------------------
+
+
+def _open_then(client_id: int, as_of: date, posted_by: datetime | None) -> Any:
+    """Subquery (currency, due_date, debtor_id, open): each invoice's receivable balance as of the date and cut-off,
+    from its cached balance less the receivable entries that occurred after the date or were posted after the
+    cut-off. Those are found through the transactions' (client_id, occurred_on) and (client_id, posted_at)
+    indexes, so a date shortly before today reads little of the journal. An invoice counts when some entry of
+    it remains (it existed then), as in `open_by_invoice`; untouched open invoices come from the open-invoice
+    index."""
+    je, tx, inv = JournalEntry.__table__, JournalTransaction.__table__, Invoice.__table__
+    rec = Account.RECEIVABLE.value
+    after = tx.c.occurred_on > as_of
+    if posted_by is not None:
+        after = or_(after, tx.c.posted_at > posted_by)
+    later = (
+        select(
+            je.c.invoice_id.label("invoice_id"),
+            func.sum(je.c.amount_minor).label("amount"),
+            func.count().label("n"),
+        )
+        .select_from(je.join(tx, and_(tx.c.client_id == je.c.client_id, tx.c.id == je.c.transaction_id)))
+        .where(je.c.client_id == client_id, tx.c.client_id == client_id, je.c.account == rec, after)
+        .where(je.c.invoice_id.is_not(None))
+        .group_by(je.c.invoice_id)
+        .cte("later")
+    )
+    mine = inv.c.client_id == client_id
+    untouched = select(inv.c.currency, inv.c.due_date, inv.c.debtor_id, inv.c.open_minor.label("open")).where(
+        mine, inv.c.open_minor > 0, ~select(later.c.invoice_id).where(later.c.invoice_id == inv.c.id).exists()
+    )
+    other = je.alias("entries")
+    entries = (
+        select(func.count())
+        .where(other.c.client_id == client_id, other.c.invoice_id == later.c.invoice_id, other.c.account == rec)
+        .scalar_subquery()
+    )
+    touched = (
+        select(inv.c.currency, inv.c.due_date, inv.c.debtor_id, (inv.c.open_minor - later.c.amount).label("open"))
+        .select_from(later.join(inv, and_(mine, inv.c.id == later.c.invoice_id)))
+        .where(entries > later.c.n)
+    )
+    return untouched.union_all(touched).subquery("open_then")
+
+
+def aging_then(client_id: int, as_of: date, posted_by: datetime | None = None) -> dict[str, AgingFigures]:
+    """`aging_at` from the cached balances less what came after (see `_open_then`)."""
+    then = _open_then(client_id, as_of, posted_by)
+    bucket = bucket_expression(as_of, then.c.due_date).label("bucket")
+    stmt = select(
+        then.c.currency, bucket, func.sum(then.c.open), func.sum(case((then.c.open > 0, 1), else_=0))
+    ).group_by(then.c.currency, bucket)
+    result: dict[str, AgingFigures] = {}
+    for currency, name, amount, n in db.session.execute(stmt):
+        figures = result.setdefault(currency, AgingFigures(currency))
+        figures.amounts[name] += int(amount or 0)
+        figures.counts[name] += int(n or 0)
+    return result
+
+
+def top_debtors_then(
+    client_id: int, as_of: date, posted_by: datetime | None = None, limit: int = 10
+) -> list[dict[str, Any]]:
+    """`top_debtors` from the cached balances less what came after (see `_open_then`)."""
+    then = _open_then(client_id, as_of, posted_by)
+    overdue = func.sum(then.c.open).label("overdue")
+    top = (
+        select(
+            then.c.debtor_id,
+            then.c.currency,
+            overdue,
+            func.count().label("invoices"),
+            func.min(then.c.due_date).label("oldest"),
+        )
+        .where(then.c.open > 0, then.c.due_date < as_of)
+        .group_by(then.c.debtor_id, then.c.currency)
+        .order_by(overdue.desc(), then.c.debtor_id)
+        .limit(limit)
+        .subquery()
+    )
+    stmt = (
+        select(Debtor.id, Debtor.name, Debtor.external_ref, top.c.currency, top.c.overdue, top.c.invoices, top.c.oldest)
+        .join(top, and_(Debtor.client_id == client_id, Debtor.id == top.c.debtor_id))
+        .order_by(top.c.overdue.desc(), Debtor.id)
+    )
+    return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]
