@@ -45,6 +45,12 @@ SELECT client_id, currency, account, kind, month, due_month, placed_month, sum(a
   FROM ({{per_entry}}) AS e
  GROUP BY client_id, currency, account, kind, month, due_month, placed_month
 """
+# SQLite's trigger runs for each entry: its row goes in as it is (no grouping to pay for)
+ONE_ROW = f"""
+INSERT INTO journal_month_totals ({COLUMNS})
+SELECT client_id, currency, account, kind, month, due_month, placed_month, amount_minor, 1, occurred_on
+  FROM ({{per_entry}}) AS e
+"""
 PG_PARTS = {
     "month": "CAST(date_trunc('month', t.occurred_on) AS date)",
     "due": "CAST(date_trunc('month', i.due_date + 1) AS date)",
@@ -104,7 +110,7 @@ def upgrade():
         per_row = PER_ENTRY.format(n="NEW", source=new_row, **SQLITE_PARTS).replace("AND\n WHERE", "AND")
         op.execute(
             "CREATE TRIGGER journal_entries_month_totals AFTER INSERT ON journal_entries "
-            f"WHEN NEW.account IN {TOTALLED} BEGIN {GROUPED.format(per_entry=per_row)}; END"
+            f"WHEN NEW.account IN {TOTALLED} BEGIN {ONE_ROW.format(per_entry=per_row)}; END"
         )
 
 
