@@ -623,12 +623,27 @@ def aging_cached(client_id: int, as_of: date) -> dict[str, AgingFigures]:
         .where(Invoice.client_id == client_id, Invoice.open_minor > 0)  # paid invoices add nothing
         .group_by(Invoice.currency, bucket)
     )
+    return _aging_rows(db.session.execute(stmt))
+
+
+def _aging_rows(rows: Any) -> dict[str, AgingFigures]:
+    """{currency: AgingFigures} from rows (currency, bucket, amount, open invoices)."""
     result: dict[str, AgingFigures] = {}
-    for currency, name, amount, n in db.session.execute(stmt):
+    for currency, name, amount, n in rows:
         figures = result.setdefault(currency, AgingFigures(currency))
         figures.amounts[name] += int(amount or 0)
         figures.counts[name] += int(n or 0)
     return result
+
+
+def _named_debtors(top: Any, client_id: Any, as_of: date) -> list[dict[str, Any]]:
+    """The rows of `top` (debtor_id, currency, overdue, invoices, oldest), joined to their debtors, in order."""
+    stmt = (
+        select(Debtor.id, Debtor.name, Debtor.external_ref, top.c.currency, top.c.overdue, top.c.invoices, top.c.oldest)
+        .join(top, and_(Debtor.client_id == client_id, Debtor.id == top.c.debtor_id))
+        .order_by(top.c.overdue.desc(), Debtor.id)
+    )
+    return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]
 
 
 def top_debtors_cached(client_id: int, as_of: date, limit: int = 10) -> list[dict[str, Any]]:
@@ -652,12 +667,7 @@ def top_debtors_cached(client_id: int, as_of: date, limit: int = 10) -> list[dic
         .limit(limit)
         .subquery()
     )
-    stmt = (
-        select(Debtor.id, Debtor.name, Debtor.external_ref, top.c.currency, top.c.overdue, top.c.invoices, top.c.oldest)
-        .join(top, and_(Debtor.client_id == top.c.client_id, Debtor.id == top.c.debtor_id))
-        .order_by(top.c.overdue.desc(), Debtor.id)
-    )
-    return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]
+    return _named_debtors(top, top.c.client_id, as_of)
 
 
 # --- aging and top debtors at a past date: the cached balances less what came after ----------------------
@@ -712,12 +722,7 @@ def aging_then(client_id: int, as_of: date, posted_by: datetime | None = None) -
     stmt = select(
         then.c.currency, bucket, func.sum(then.c.open), func.sum(case((then.c.open > 0, 1), else_=0))
     ).group_by(then.c.currency, bucket)
-    result: dict[str, AgingFigures] = {}
-    for currency, name, amount, n in db.session.execute(stmt):
-        figures = result.setdefault(currency, AgingFigures(currency))
-        figures.amounts[name] += int(amount or 0)
-        figures.counts[name] += int(n or 0)
-    return result
+    return _aging_rows(db.session.execute(stmt))
 
 
 def top_debtors_then(
@@ -740,9 +745,4 @@ def top_debtors_then(
         .limit(limit)
         .subquery()
     )
-    stmt = (
-        select(Debtor.id, Debtor.name, Debtor.external_ref, top.c.currency, top.c.overdue, top.c.invoices, top.c.oldest)
-        .join(top, and_(Debtor.client_id == client_id, Debtor.id == top.c.debtor_id))
-        .order_by(top.c.overdue.desc(), Debtor.id)
-    )
-    return [_debtor_row(row, as_of) for row in db.session.execute(stmt)]
+    return _named_debtors(top, client_id, as_of)
