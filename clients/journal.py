@@ -261,8 +261,8 @@ class JournalMonthTotal(ClientOwned, db.Model):
 
     A trigger on `journal_entries` (migration 0015) adds, for every statement that inserts entries, one row per
     (currency, account, transaction kind, month the transaction occurred, month after the invoice's due date,
-    month the invoice was placed) with the sum and count of the entries it inserted. Only the accounts the KPIs
-    read are kept: receivable, both cash accounts, write-off, and sales other than placements (credit notes).
+    month the invoice was placed) with the sum and count of the entries it inserted. Only what the KPIs read is
+    kept: receivable, both cash accounts, write-off, and the sales entries of credit notes.
     Writers only ever insert, so posting never waits on a shared row; `month_totals.compact()` folds a
     client's rows into one per key (a job, nightly and after bulk loads). Readers always group by the key.
 

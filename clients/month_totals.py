@@ -83,7 +83,7 @@ def keyed_journal(session: Session, *where: Any) -> Any:
         .select_from(je.join(tx, sa.and_(tx.c.client_id == je.c.client_id, tx.c.id == je.c.transaction_id)))
         .where(
             je.c.account.in_([a.value for a in TOTALLED_ACCOUNTS]),
-            sa.or_(je.c.account != Account.SALES.value, tx.c.kind != TxKind.INVOICE.value),
+            sa.or_(je.c.account != Account.SALES.value, je.c.credit_note_id.is_not(None)),
             *where,
         )
         .subquery("per_entry")

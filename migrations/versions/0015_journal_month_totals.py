@@ -36,7 +36,7 @@ SELECT {n}.client_id, {n}.currency, {n}.account, t.kind, {month} AS month,
                AND pt.kind = 'invoice_placed') END AS placed_month,
        {n}.amount_minor, t.occurred_on
   FROM {source}
- WHERE {n}.account IN {totalled} AND ({n}.account <> 'sales' OR t.kind <> 'invoice_placed')
+ WHERE {n}.account IN {totalled} AND ({n}.account <> 'sales' OR {n}.credit_note_id IS NOT NULL)
 """
 JOINED = "{entries} n JOIN journal_transactions t ON t.client_id = n.client_id AND t.id = n.transaction_id"
 GROUPED = f"""
@@ -110,7 +110,8 @@ def upgrade():
         per_row = PER_ENTRY.format(n="NEW", source=new_row, **SQLITE_PARTS).replace("AND\n WHERE", "AND")
         op.execute(
             "CREATE TRIGGER journal_entries_month_totals AFTER INSERT ON journal_entries "
-            f"WHEN NEW.account IN {TOTALLED} BEGIN {ONE_ROW.format(per_entry=per_row)}; END"
+            f"WHEN NEW.account IN {TOTALLED} AND (NEW.account <> 'sales' OR NEW.credit_note_id IS NOT NULL) "
+            f"BEGIN {ONE_ROW.format(per_entry=per_row)}; END"
         )
 
 

@@ -491,38 +491,38 @@ def totals_pass(
     stair_first = index.get(f.month_start(stair_from), 1)
     rec = Account.RECEIVABLE.value
     je, tx = JournalEntry.__table__, JournalTransaction.__table__
-    totals = list(db.session.execute(month_totals.grouped_totals(JournalMonthTotal.__table__.c.client_id == client_id)))
-    split = any(_key(r)[3] == end_month and month_totals.as_date(r.last_occurred_on) > end for r in totals)
+    day = month_totals.as_date
+    query = month_totals.grouped_totals(JournalMonthTotal.__table__.c.client_id == client_id)
+    totals = [(_key(row), row) for row in db.session.execute(query)]
+    split = any(key[3] == end_month and day(row.last_occurred_on) > end for key, row in totals)
     cells: dict[tuple[Any, ...], list[int]] = {}
     stale = False
 
-    def add(rows: Any, sign: int = 1) -> None:
-        for row in rows:
-            cell = cells.setdefault(_key(row), [0, 0])
+    def add(keyed: Any, sign: int = 1) -> None:
+        for key, row in keyed:
+            cell = cells.setdefault(key, [0, 0])
             cell[0] += sign * int(row.amount_minor)
             cell[1] += sign * int(row.entries)
 
-    for row in totals:
-        key = _key(row)
+    kept = []
+    for key, row in totals:
         if key[3] > end_month or (split and key[3] == end_month):
-            stale = stale or (row.account == rec and month_totals.as_date(row.last_occurred_on) > end)
-            continue
-        add([row])
+            stale = stale or (row.account == rec and day(row.last_occurred_on) > end)
+        else:
+            kept.append((key, row))
+    add(kept)
     mine = je.c.client_id == client_id
     if split:  # the month of `end`, up to `end`, from the journal (what was posted by the cut-off)
         by_cutoff = [tx.c.posted_at <= posted_by] if posted_by is not None else []
-        add(
-            db.session.execute(
-                month_totals.keyed_journal(
-                    db.session, mine, tx.c.occurred_on >= end_month, tx.c.occurred_on <= end, *by_cutoff
-                )
-            )
+        month_so_far = month_totals.keyed_journal(
+            db.session, mine, tx.c.occurred_on >= end_month, tx.c.occurred_on <= end, *by_cutoff
         )
+        add((_key(row), row) for row in db.session.execute(month_so_far))
     if posted_by is not None:
         late = month_totals.keyed_journal(db.session, mine, tx.c.posted_at > posted_by, tx.c.occurred_on <= end)
-        late_rows = list(db.session.execute(late))
-        stale = stale or any(row.account == rec for row in late_rows)
-        add([row for row in late_rows if not (split and _key(row)[3] == end_month)], sign=-1)
+        late_rows = [(_key(row), row) for row in db.session.execute(late)]
+        stale = stale or any(row.account == rec for _, row in late_rows)
+        add([(key, row) for key, row in late_rows if not (split and key[3] == end_month)], sign=-1)
     month_ends = [f.month_start(e) for e in ends]
     rows: list[tuple[Any, ...]] = []
     for (currency, account, kind, occurred, due, placed), (amount, n) in cells.items():

@@ -14,7 +14,7 @@ from provider.core.clock import frozen_time
 from provider.core.tenancy import TenantScope, scoped, set_scope
 from provider.extensions import db
 from tests.factories import make_client, make_debtor
-from tests.reports.ledger_world import at, pay, place
+from tests.reports.ledger_world import at, credit, pay, place
 
 JAN, FEB, MAR = date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)
 
@@ -142,3 +142,16 @@ def test_the_commands_check_rebuild_and_compact_the_totals(app: Any, db_session:
     assert runner.invoke(args=["month-totals", "check"]).exit_code == 0
     missing = runner.invoke(args=["month-totals", "rebuild", "--client", "999999"])
     assert missing.exit_code == 1 and "there is no client 999999" in missing.output
+
+
+def test_a_credit_notes_sales_entry_is_kept_and_a_placements_is_not(db_session: Any) -> None:
+    client = make_client(base_currency="EUR")
+    debtor = make_debtor(client)
+    invoice = place(client, debtor, "INV-9", 5_000, date(2026, 1, 10), date(2026, 2, 9))
+    credit(client, debtor, "CN-9", 1_200, date(2026, 3, 4), invoice)
+    totals = _totals(client.id)
+    assert totals[("sales", "credit_note_issued", MAR, None, None)] == (1_200, 1)  # the "credited" flow
+    assert not [k for k in totals if k[0] == "sales" and k[1] == "invoice_placed"]  # sales come from receivable
+    # the credit note's allocation takes 12.00 off the receivable in March; not a payment: no placement month
+    assert totals[("receivable", "allocation", MAR, FEB, None)] == (-1_200, 1)
+    assert month_totals.mismatches(db.session, [client.id]) == []
