@@ -47,8 +47,9 @@ def collect_inputs(
     Flows, AR series and recovery stair come from the client's monthly totals (`kpi.totals_pass`), or, with
     `totals` false, from one grouped statement over its journal (`kpi.journal_pass`, which the tests hold equal).
     Aging and top debtors come from the cached invoice balances when the pass proves them equal to the
-    journal's as of `end` (no receivable entry after `end` or posted after `posted_by`), else from the
-    journal. Gives exactly what `collect_inputs_by_queries` gives.
+    journal's as of `end` (no receivable entry after `end` or posted after `posted_by`), else from those
+    balances less what came after (`kpi.aging_then`), or with `totals` false from the journal. Gives exactly
+    what `collect_inputs_by_queries` gives.
     """
     spans = periods(end, months)
     first_start = spans[0][0]

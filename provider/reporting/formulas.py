@@ -44,8 +44,8 @@ def month_key(day: date) -> str:
 def parse_month(text: str) -> date:
     """'2026-10' -> 2026-10-01; ValueError otherwise."""
     year, _, month = (text or "").partition("-")
-    if len(year) != 4 or len(month) != 2 or not (year + month).isdigit():
-        raise ValueError(f"{text!r} is not a month (YYYY-MM)")
+    if len(year) != 4 or len(month) != 2 or not (year + month).isdigit() or not 1 <= int(month) <= 12:
+        raise ValueError(f"“{text}” is not a month (YYYY-MM)")
     return date(int(year), int(month), 1)
 
 

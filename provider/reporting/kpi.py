@@ -572,7 +572,7 @@ def _fold(rows: list[Any], months: list[date], ends: list[date], count: int, sta
             continue
         if 1 <= mb <= count:
             flow = flows.setdefault(currency, {}).setdefault(
-                keys[min(mb, count) - 1],
+                keys[mb - 1],
                 {"sales": 0, "agency": 0, "client": 0, "written_off": 0, "credited": 0},
             )
             if account == Account.RECEIVABLE.value and kind == TxKind.INVOICE.value:

@@ -113,3 +113,17 @@ def test_the_dashboard_shows_the_last_full_months_dso_and_cei(client: FlaskClien
     row = board[board.index("Harbour Freight Ltd") :]
     row = row[: row.index("</tr>")]
     assert f">{march['dso']}<" in row and f">{march['cei']}<" in row
+
+
+def test_a_month_that_does_not_exist_is_refused_once_saying_what_was_typed(
+    client: FlaskClient, db_session: Any
+) -> None:
+    w = march_world()
+    login(client, make_user("manager").email)
+    token = fresh_csrf(client, f"/reports/clients/{w.client.id}")
+    page = client.post(
+        f"/reports/clients/{w.client.id}/generate",
+        data={"period": "2026-13", "csrf_token": token},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert page.count("“2026-13” is not a month (YYYY-MM)") == 1
