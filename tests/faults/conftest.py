@@ -74,8 +74,9 @@ class FaultWorld:
         svc.wait_until_serving(web)
         return web
 
-    def worker(self, name: str = "worker") -> svc.AppProcess:
-        return self._track(svc.flask_command(name, ["worker"], self.env, self.logs))
+    def worker(self, name: str = "worker", queues: tuple[str, ...] = ()) -> svc.AppProcess:
+        args = ["worker"] + [arg for queue in queues for arg in ("-q", queue)]
+        return self._track(svc.flask_command(name, args, self.env, self.logs))
 
     def cron(self) -> svc.AppProcess:
         return self._track(svc.flask_command("cron", ["cron"], self.env, self.logs))

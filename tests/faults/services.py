@@ -377,6 +377,16 @@ class AppProcess:
                     alive.append(proc)
         return alive
 
+    def work_horses(self) -> list[psutil.Process]:
+        """RQ's work horses: the children forked for a job, each in a process group of its own (os.setpgrp),
+        unlike the worker's scheduler process, which stays in the worker's group."""
+        horses = []
+        for proc in self.children():
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(proc.pid) == proc.pid:
+                    horses.append(proc)
+        return horses
+
     def kill(self) -> list[int]:
         """kill -9 the process and all its descendants (for a worker: the worker AND its work horse)."""
         pids = _kill_tree(self.pid, signal.SIGKILL)
@@ -487,8 +497,12 @@ class WebSession:
         assert page.status_code == 200, f"GET {path} answered {page.status_code}"
         return csrf_token(page.text)
 
-    def post_form(self, path: str, data: dict[str, str], files: dict[str, Any] | None = None) -> requests.Response:
-        return self.request("POST", path, data={"csrf_token": self.csrf(path), **data}, files=files)
+    def post_form(
+        self, path: str, data: dict[str, str], files: dict[str, Any] | None = None, form_page: str | None = None
+    ) -> requests.Response:
+        """POST a form the way the browser does: with the CSRF token of the page that shows it."""
+        token = self.csrf(form_page or path)
+        return self.request("POST", path, data={"csrf_token": token, **data}, files=files)
 
     def login(self, email: str, password: str) -> requests.Response:
         token = self.csrf("/login")
