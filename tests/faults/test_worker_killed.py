@@ -1,0 +1,64 @@
+"""A worker and its work horse killed with -9 mid-report: exactly one report, made again within 90 s of a new
+worker starting, and the run's page tells the truth meanwhile."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from tests.faults import work
+from tests.faults.conftest import FaultWorld
+
+pytestmark = pytest.mark.faults
+
+PERIOD = "2026-03"
+RECOVERY_SECONDS = 90  # issue 17: abandoned work is recovered within 90 s of a new worker starting
+
+
+def _rendering(world: FaultWorld, horses: object) -> bool:
+    """A work horse is alive and RQ has the report's job started (not some other job of the seed)."""
+    if not horses:
+        return False
+    started = StartedJobRegistry("reports", connection=world.redis.client(), serializer=JSONSerializer)
+    return any(job_id.startswith("report-") for job_id in started.get_job_ids())
+
+
+def test_a_worker_and_its_work_horse_killed_mid_report_make_exactly_one_report(world: FaultWorld) -> None:
+    web = world.web()
+    browser = world.session(web)
+    report_client = world.seed["report_client_id"]
+    first = world.worker("worker-1")
+
+    asked = work.request_report(browser, report_client, PERIOD)
+    assert asked.status_code == 302, f"report request answered {asked.status_code}"
+    run_page = asked.headers["Location"]
+    work.wait_until(
+        "the report rendering in a work horse",
+        lambda: _rendering(world, first.work_horses()),
+        timeout=90,
+        interval=0.02,
+    )
+    horses = [h.pid for h in first.work_horses()]
+    killed = first.kill()  # the worker AND its work horse (which RQ puts in a process group of its own)
+    assert set(horses) <= set(killed), f"work horse(s) {horses} not among the killed {killed}"
+    assert work.reports(world, report_client, PERIOD) == 0, "a render killed mid-way must leave no report"
+    assert browser.get(run_page).status_code == 200
+
+    second = world.worker("worker-2")
+    started = time.monotonic()
+    took = work.wait_until(
+        "the abandoned report made by the new worker",
+        lambda: work.reports(world, report_client, PERIOD) >= 1,
+        timeout=RECOVERY_SECONDS,
+    )
+    assert took <= RECOVERY_SECONDS
+    time.sleep(3)  # a second delivery of the same work would land now
+    assert work.reports(world, report_client, PERIOD) == 1
+    assert work.audited(world, "report.published", report_client) == 1
+    page = browser.get(run_page)
+    assert page.status_code == 200 and "/reports/monthly/" in page.text, "the run page does not link the report"
+    assert second.alive
+    print(f"report recovered {time.monotonic() - started:.1f} s after the new worker started")
