@@ -40,7 +40,20 @@ import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path(os.environ.get("AR_FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _pg_bin() -> Path:
+    """PostgreSQL 15's binaries (the production version), else the newest installed, else where 15 would be."""
+    if os.environ.get("AR_FAULTS_PG_BIN"):
+        return Path(os.environ["AR_FAULTS_PG_BIN"])
+    preferred = Path("/usr/lib/postgresql/15/bin")
+    if preferred.is_dir():
+        return preferred
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else preferred
+
+
+PG_BIN = _pg_bin()
 PG_USER = "postgres"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 APP_ROLE = "ar_app"
