@@ -17,17 +17,11 @@ import requests
 from tests.faults import services as svc
 
 
-@pytest.fixture(autouse=True)
-def _fault_binaries() -> None:
-    reason = svc.missing_binaries()
-    if reason:
-        pytest.skip(f"fault tests start their own PostgreSQL and Redis: {reason}")
-
-
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[svc.PostgresCluster]:
-    if svc.missing_binaries():
-        pytest.skip(svc.missing_binaries() or "")
+    reason = svc.missing_binaries()
+    if reason:
+        pytest.skip(f"the fault tests start their own PostgreSQL and Redis: {reason}")
     cluster = svc.PostgresCluster().init().start()
     try:
         yield cluster
@@ -38,7 +32,7 @@ def pg_cluster() -> Iterator[svc.PostgresCluster]:
 class FaultWorld:
     """One scenario's services: its database (app role + superuser URLs), its Redis, its processes."""
 
-    def __init__(self, tmp: Path, pg: svc.PostgresCluster) -> None:
+    def __init__(self, tmp: Path, pg: svc.PostgresCluster, *seed_args: str) -> None:
         self.tmp = tmp
         self.pg = pg
         self.logs = tmp / "logs"
@@ -48,11 +42,11 @@ class FaultWorld:
         self.env = svc.app_environ(self.app_url, self.owner_url, self.redis.url)
         self.processes: list[svc.AppProcess] = []
         self.sessions: list[svc.WebSession] = []
-        self.seed = self._seed()
+        self.seed = self._seed(*seed_args)
 
-    def _seed(self) -> dict[str, Any]:
+    def _seed(self, *args: str) -> dict[str, Any]:
         done = subprocess.run(
-            [sys.executable, "-m", "tests.faults.seed"],
+            [sys.executable, "-m", "tests.faults.seed", *args],
             cwd=svc.ROOT,
             env=self.env,
             capture_output=True,
@@ -124,9 +118,53 @@ class FaultWorld:
         self.pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class SqliteWorld(FaultWorld):
+    """The embedded default (`make demo`): SQLite in a file, no Redis (jobs run in the web process), the
+    demo's server (`flask run`)."""
+
+    def __init__(self, tmp: Path, *seed_args: str) -> None:
+        self.tmp = tmp
+        self.logs = tmp / "logs"
+        self.logs.mkdir()
+        self.app_url = self.owner_url = f"sqlite:///{tmp / 'ar.db'}"
+        self.env = svc.app_environ(self.app_url, self.owner_url, None, AR_ENV="demo")
+        self.processes = []
+        self.sessions = []
+        migrate = svc.flask_command("migrations", ["db", "upgrade"], self.env, self.logs).start()
+        assert migrate.wait(300) == 0, f"flask db upgrade failed:\n{migrate.output()}"
+        self.seed = self._seed(*seed_args)
+
+    def web(self) -> svc.AppProcess:
+        port = svc.free_port()
+        web = self._track(svc.flask_command("flask-run", ["run", "--port", str(port)], self.env, self.logs))
+        web.port = port  # type: ignore[attr-defined]
+        svc.wait_until_serving(web)
+        return web
+
+    def report(self) -> list[tuple[str, str]]:
+        sections = [(f"{p.name} (pid {p.proc.pid if p.proc else '-'})", p.output()) for p in self.processes]
+        return sections + [("HTTP requests", "\n".join(b.history[-60:])) for b in self.sessions]
+
+    def close(self) -> None:
+        for proc in reversed(self.processes):
+            proc.terminate()
+        for browser in self.sessions:
+            browser.close()
+
+
 @pytest.fixture
 def world(pg_cluster: svc.PostgresCluster, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FaultWorld]:
     built = FaultWorld(tmp_path, pg_cluster)
+    request.node._fault_world = built
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def sqlite_world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SqliteWorld]:
+    built = SqliteWorld(tmp_path, "--promise")
     request.node._fault_world = built
     try:
         yield built

@@ -8,19 +8,28 @@ limiter and the database extension are process-wide singletons that would point 
 from __future__ import annotations
 
 import json
-from datetime import date
+import sys
+from datetime import date, timedelta
 
 from provider.app import create_app
 from provider.core.audit import Actor, acting_as
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
-from tests.factories import PASSWORD, make_api_token, make_client, make_debtor, make_invoice, make_user
+from tests.factories import (
+    PASSWORD,
+    make_api_token,
+    make_client,
+    make_debtor,
+    make_invoice,
+    make_user,
+    make_work_items,
+)
 from tests.reports.ledger_world import march_world
 
 MANAGER = "manager@faults.test"
 
 
-def seed() -> dict[str, object]:
+def seed(promise: bool = False) -> dict[str, object]:
     with acting_as(Actor.system("fault-test seed")), scoped(TenantScope.agency(), db.session):
         make_user("manager", email=MANAGER)
         acme = make_client(name="Acme Fault Ltd", code="FAULT", base_currency="EUR")
@@ -31,8 +40,11 @@ def seed() -> dict[str, object]:
         make_invoice(acme, d2, "OPEN-3", 20_000)
         token = make_api_token(acme, access="read")
         reports = march_world()  # a client whose March 2026 report has figures worth rendering
+        if promise:
+            _promise_to_pay(acme, d1.id)
         return {
             "client_id": acme.id,
+            "debtor_id": d2.id,
             "report_client_id": reports.client.id,
             "manager": MANAGER,
             "password": PASSWORD,
@@ -40,10 +52,24 @@ def seed() -> dict[str, object]:
         }
 
 
+def _promise_to_pay(client: object, debtor_id: int) -> None:
+    """A collector records D-1's promise to pay 100.00 within a week (payments of D-1 are checked against it)."""
+    from provider.core.clock import today_utc
+    from provider.models import User
+    from worklists.models import WorkItem
+    from worklists.promises import record_promise
+
+    items = make_work_items(client)  # type: ignore[arg-type]
+    collector = make_user("manager", email="collector@faults.test")
+    item = db.session.get_one(WorkItem, items[debtor_id])
+    record_promise(db.session, item, db.session.get_one(User, collector.id), 10_000, today_utc() + timedelta(days=7))
+    db.session.commit()
+
+
 def main() -> None:
     app = create_app()
     with app.app_context():
-        result = seed()
+        result = seed(promise="--promise" in sys.argv)
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
