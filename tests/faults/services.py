@@ -20,6 +20,7 @@ rows in the database, processes alive).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -447,10 +448,17 @@ def flask_command(name: str, args: list[str], env: dict[str, str], logdir: Path)
     return AppProcess(name, argv, env, logdir / f"{name}.log")
 
 
+@functools.cache
+def _no_control_socket() -> list[str]:
+    """Newer gunicorns open a control socket at one fixed path in $HOME, which parallel servers would share."""
+    shown = subprocess.run([sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True, timeout=60)
+    return ["--no-control-socket"] if "--no-control-socket" in shown.stdout else []
+
+
 def gunicorn(env: dict[str, str], logdir: Path, port: int | None = None, workers: int = 2) -> AppProcess:
     port = port or free_port()
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--timeout", "120"]
-    argv += ["--graceful-timeout", "5", "--access-logfile", "-", "wsgi:app"]
+    argv += ["--graceful-timeout", "5", "--access-logfile", "-", *_no_control_socket(), "wsgi:app"]
     web = AppProcess("gunicorn", argv, env, logdir / "gunicorn.log")
     web.port = port  # type: ignore[attr-defined]
     return web
