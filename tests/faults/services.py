@@ -502,7 +502,8 @@ class WebSession:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("allow_redirects", False)
-        response = self.http.request(method, self.base + path, **kwargs)
+        url = path if path.startswith(("http://", "https://")) else self.base + path
+        response = self.http.request(method, url, **kwargs)
         for cookie in self.http.cookies:
             # production cookies are Secure (HTTPS only); the test server speaks plain HTTP on 127.0.0.1, which
             # a browser treats as a secure context too: keep sending them

@@ -1,4 +1,5 @@
-"""With Redis down, people can still sign in and read: a page and an API GET answer, none with a 5xx."""
+"""With Redis down, people can still sign in, read and save: pages, an API GET and a form that starts no
+background work answer, none with a 5xx."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.faults.conftest import FaultWorld
 pytestmark = pytest.mark.faults
 
 
-def test_sign_in_pages_and_api_reads_work_while_redis_is_down(world: FaultWorld) -> None:
+def test_sign_in_reads_and_saves_work_while_redis_is_down(world: FaultWorld) -> None:
     web = world.web()
     client_id = world.seed["client_id"]
     before = world.session(web)
@@ -24,6 +25,11 @@ def test_sign_in_pages_and_api_reads_work_while_redis_is_down(world: FaultWorld)
     assert before.get(f"/clients/{client_id}/payments").status_code == 200  # a session opened before the outage
     wrong = world.session(web, signed_in=False).login(world.seed["manager"], "not-the-password")
     assert wrong.status_code < 500, f"a failed sign-in with Redis down answered {wrong.status_code}"
+
+    edit = f"/clients/{client_id}/debtors/{world.seed['debtor_id']}/edit"
+    saved = browser.post_form(edit, {"name": "Dan Two (outage)", "segment": "standard"})
+    assert saved.status_code == 302, f"saving a debtor with Redis down answered {saved.status_code}"
+    assert "Dan Two (outage)" in browser.get(saved.headers["Location"]).text
 
     api = world.api_get(web, "/api/v1/debtors")
     assert api.status_code == 200, f"API GET with Redis down answered {api.status_code}: {api.text[:300]}"
