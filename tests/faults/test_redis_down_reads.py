@@ -33,4 +33,4 @@ def test_sign_in_reads_and_saves_work_while_redis_is_down(world: FaultWorld) -> 
 
     api = world.api_get(web, "/api/v1/debtors")
     assert api.status_code == 200, f"API GET with Redis down answered {api.status_code}: {api.text[:300]}"
-    assert {d["external_ref"] for d in api.json()["items"]} >= {"D-1", "D-2"}
+    assert {d["external_ref"] for d in api.json()["data"]} >= {"D-1", "D-2"}
