@@ -103,6 +103,24 @@ class FaultWorld:
         sections.append(("postgres", svc.tail(self.pg.log, 3000)))
         for browser in self.sessions:
             sections.append(("HTTP requests", "\n".join(browser.history[-60:])))
+        return sections + self.tables()
+
+    def tables(self) -> list[tuple[str, str]]:
+        """The rows that say where the background work is, as the test ended (best effort)."""
+        queries = {
+            "background jobs": "SELECT id, key, path, status, attempts, max_attempts, enqueued_at, started_at,"
+            " heartbeat_at, finished_at, worker, left(error, 200) AS error FROM background_jobs ORDER BY id",
+            "import batches": "SELECT id, client_id, filename, status, total_rows, processed_rows, posted_rows,"
+            " finished_at FROM import_batches ORDER BY id",
+        }
+        sections = []
+        for title, sql in queries.items():
+            try:
+                found = self.rows(sql)
+            except Exception as exc:
+                sections.append((title, f"(not readable: {exc.__class__.__name__})"))
+                continue
+            sections.append((title, "\n".join(str(tuple(row)) for row in found) or "(none)"))
         return sections
 
     def close(self) -> None:
@@ -143,7 +161,7 @@ class SqliteWorld(FaultWorld):
 
     def report(self) -> list[tuple[str, str]]:
         sections = [(f"{p.name} (pid {p.proc.pid if p.proc else '-'})", p.output()) for p in self.processes]
-        return sections + [("HTTP requests", "\n".join(b.history[-60:])) for b in self.sessions]
+        return sections + [("HTTP requests", "\n".join(b.history[-60:])) for b in self.sessions] + self.tables()
 
     def close(self) -> None:
         for proc in reversed(self.processes):
