@@ -68,6 +68,10 @@ def _promise_to_pay(client: object, debtor_id: int) -> None:
 
 def main() -> None:
     app = create_app()
+    if app.config.get("JOBS_MODE") == "thread":
+        # without Redis the seed's own jobs would run in threads of this short-lived process, racing the seeding
+        # for SQLite's write lock; collected instead (as `flask demo` does), they wait for the server to run them
+        app.config["JOBS_MODE"] = "eager"
     with app.app_context():
         result = seed(promise="--promise" in sys.argv)
         db.session.commit()
