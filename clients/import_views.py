@@ -11,6 +11,7 @@ from sqlalchemy import select
 from clients.file_formats import DATE_FORMATS, format_from_form
 from clients.imports import DEFAULT_MAPPING, FIELDS, REQUIRED, ImportBatch, start_placement_import
 from clients.models import Client
+from provider.background import job_state_for
 from provider.core.money import DECIMAL_MARKS
 from provider.core.tenancy import get_for_client
 from provider.extensions import db
@@ -97,7 +98,8 @@ def batch_page(client: Client, batch_id: int, urls: dict[str, Any], template: st
     batch = get_for_client(db.session, ImportBatch, batch_id, client.id)
     if batch.kind != "placements":  # a payments file has its own page
         abort(404)
-    return render_template(template, client=client, batch=batch, urls=urls, labels=LABELS)
+    job = job_state_for(f"import:{client.id}:{batch.id}")
+    return render_template(template, client=client, batch=batch, urls=urls, labels=LABELS, job=job)
 
 
 def back_office_urls(client: Client) -> dict[str, Any]:

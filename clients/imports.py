@@ -79,6 +79,35 @@ class BatchStatus(StrEnum):
     POSTED = "posted"
     PARTIAL = "partial"
     REJECTED = "rejected"
+    FAILED = "failed"  # the run stopped (database away, worker gone, error): nothing was posted; it can be retried
+    CANCELLED = "cancelled"
+
+
+def batch_settled(session: Session, row: Any, outcome: str) -> None:
+    """The job outbox's news about an import's run: failed or cancelled (nothing was posted: the import posts in
+    one transaction), or retried by hand (the batch waits again). Shared by placement and payment imports."""
+    batch = session.get(ImportBatch, row.args[0])
+    if batch is None or batch.status in (
+        BatchStatus.POSTED.value,
+        BatchStatus.PARTIAL.value,
+        BatchStatus.REJECTED.value,
+    ):
+        return
+    if outcome == "retried":
+        batch.status = BatchStatus.QUEUED.value
+        batch.processed_rows = batch.posted_rows = batch.skipped_rows = 0
+        batch.finished_at = None
+    else:
+        batch.status = BatchStatus.FAILED.value if outcome == "failed" else BatchStatus.CANCELLED.value
+        batch.finished_at = now_utc()
+    audit.record(session, f"import.{outcome}", batch, after={"status": batch.status, "reason": row.error})
+
+
+def batch_link(row: Any) -> tuple[str, dict[str, Any]] | None:
+    """The page of the batch an import job works on (back office)."""
+    if "placement" in row.path:
+        return "clients.import_batch", {"client_id": row.client_id, "batch_id": row.args[0]}
+    return "payments.import_batch", {"client_id": row.client_id, "payment_batch_id": row.args[0]}
 
 
 class ImportBatch(ClientOwned, db.Model):
@@ -117,6 +146,8 @@ class ImportBatch(ClientOwned, db.Model):
     @property
     def progress_pct(self) -> int:
         """How far the import is: checking the rows is the first third of the work, posting the rest."""
+        if self.status in (BatchStatus.FAILED.value, BatchStatus.CANCELLED.value):
+            return 0  # nothing was posted
         if self.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
             return 100
         if not self.total_rows:
@@ -554,6 +585,13 @@ def publish_progress(session: Session, batch_id: int, client_id: int, tally: Tal
     Best effort: it never waits more than a moment for a lock and never fails the import. PostgreSQL only:
     SQLite has one writer at a time, so there the figures appear when the import ends.
     """
+    from provider.core import jobs
+
+    jobs.checkpoint()  # a cancel asked for meanwhile stops the import here (its transaction is rolled back)
+    if tally.total:
+        jobs.report_progress(
+            min(int(100 * (tally.checked / 3 + (tally.posted + tally.skipped) * 2 / 3) / tally.total), 99)
+        )
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return False
@@ -684,7 +722,7 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     return batch
 
 
-@job(queue="imports", timeout=3600, retries=1)
+@job(queue="imports", timeout=3600, retries=0, title="Placement file import", on_settled=batch_settled, link=batch_link)
 def import_placements_job(batch_id: int, client_id: int) -> str:
     with scoped(TenantScope.single(client_id), db.session):
         batch = db.session.get_one(ImportBatch, batch_id)
