@@ -343,6 +343,56 @@ PRESETS: dict[str, Preset] = {
             currency_from_client=True,
             source="https://invoiceninja.github.io/en/reports/",
         ),
+        Preset(
+            "invoice2go",
+            "Invoice2go",
+            "invoices export (CSV)",
+            signature=("DocumentNumber", "DocumentDate", "Name", "TotalAmount", "BalanceDueAmount"),
+            columns={
+                "invoice_number": ("DocumentNumber",),
+                "debtor_ref": ("Name",),
+                "debtor_name": ("Name",),
+                "issue_date": ("DocumentDate",),
+                "amount": ("TotalAmount",),
+                "balance": ("BalanceDueAmount",),
+                "currency": ("CurrencyCode",),
+            },
+            rules=(rule("DocumentStatus", "leave_out", "void or deleted", "void", "voided", "deleted"),),
+            currency_from_client=True,
+            source="https://support.invoice2go.com/hc/en-us/articles/360001009063-Export-your-data",
+            notes="Items and taxes are packed into single quoted cells; the file has no due dates (give the "
+            "client's payment terms).",
+        ),
+        Preset(
+            "invoicely",
+            "Invoicely",
+            "invoices export (CSV)",
+            signature=("Date", "Due", "Details", "Client", "Status", "Total"),
+            columns={
+                "invoice_number": ("Details",),
+                "debtor_ref": ("Client",),
+                "debtor_name": ("Client",),
+                "issue_date": ("Date",),
+                "due_date": ("Due",),
+                "amount": ("Total",),
+                "currency": ("Currency",),
+            },
+            date_format="mon_d_y",
+            rules=(
+                rule("Status", "leave_out", "draft", "Draft"),
+                rule("Status", "leave_out", "paid", "Paid"),
+                rule(
+                    "Status",
+                    "refuse",
+                    "is partly paid and the export does not say how much is still open; place it by hand",
+                    "Partial",
+                    "Partially Paid",
+                ),
+            ),
+            currency_from_client=True,
+            source="https://invoicely.com/",
+            notes="Dates are written with the month's name (Jan 28 2021).",
+        ),
     )
 }
 

@@ -212,6 +212,9 @@ def read_rows(
     else:
         try:
             dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+            # a quote inside a quoted cell is written twice (RFC 4180); the sniffer often misses it (it found
+            # no "" in its sample) and would then split such cells, shifting every column after them
+            dialect.doublequote = True
         except csv.Error:  # e.g. a title line above the header: the delimiter that makes the most rows alike
             dialect = type("Counted", (csv.excel,), {"delimiter": _most_regular_delimiter(sample)})
     stream.seek(0)
@@ -284,7 +287,7 @@ def _closed_quotes(header: list[str], rows: Rows, narrow_too: bool = True) -> Ro
                     f"header's {len(header)} columns; a closing quote (\") is probably missing"
                 )
             used = _width(cells)
-            if used > max(width, len(header)) or (narrow_too and len(cells) < width):
+            if used > width or (narrow_too and len(cells) < width):
                 n = used if used > len(header) else len(cells)
                 ragged = RaggedRow(cells)
                 ragged.problem = (
