@@ -112,7 +112,7 @@ class ImportBatch(ClientOwned, db.Model):
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
-    mapping: Mapped[dict[str, str]] = mapped_column(JSON)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
     post_valid: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default=BatchStatus.QUEUED.value)
     total_rows: Mapped[int] = mapped_column(Integer, default=0)

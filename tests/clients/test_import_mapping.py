@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from clients.imports import ImportBatch
+from clients.imports import ImportBatch, PlannedChecker
 from clients.journal import Invoice
 from clients.payment_imports import start_payment_import
+from clients.placement_plan import make_plan
 from provider.core import jobs
 from provider.extensions import db
 from tests.clients.test_imports import _import, _invoices
@@ -284,7 +287,7 @@ def test_the_template_lists_the_expected_columns(manager: FlaskClient) -> None:
     mine = manager.get(f"/clients/{acme.id}/imports?template=mine")
     assert mine.status_code == 200 and mine.mimetype == "text/csv"
     assert "attachment" in mine.headers["Content-Disposition"]
-    assert mine.get_data(as_text=True).strip().split(",") == COLUMNS.split(",") + ["po_reference"]
+    assert mine.get_data(as_text=True).strip().split(",") == [*COLUMNS.split(","), "po_reference"]
     xero = manager.get(f"/clients/{acme.id}/imports?template=xero").get_data(as_text=True)
     assert {"InvoiceNumber", "ContactName", "InvoiceDate", "DueDate", "Total", "InvoiceAmountDue"} <= set(
         xero.strip().split(",")
@@ -310,3 +313,44 @@ def test_bad_reading_options_are_refused_on_the_form(manager: FlaskClient) -> No
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "payment terms: a whole number of days" in page and "export preset: choose one" in page
+
+
+# --- money: what a line-level file places is what its lines add up to, less what was paid -----------------
+
+_cents = st.integers(min_value=-50_000, max_value=500_000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    invoices=st.lists(
+        st.tuples(st.lists(_cents, min_size=1, max_size=5), st.integers(min_value=0, max_value=600_000)),
+        min_size=1,
+        max_size=8,
+    ),
+    seed=st.randoms(use_true_random=False),
+)
+def test_line_level_files_place_the_sum_of_their_lines_less_paid(invoices: list[Any], seed: Any) -> None:
+    lines = [(f"N-{i}", cents, paid) for i, (amounts, paid) in enumerate(invoices) for cents in amounts]
+    seed.shuffle(lines)  # the lines of an invoice need not be next to each other
+    header = ["number", "debtor", "issued", "due", "line_amount", "currency", "paid"]
+    rows = [[n, "K-1", "2026-01-05", "2026-02-04", f"{c / 100:.2f}", "EUR", f"{p / 100:.2f}"] for n, c, p in lines]
+    mapping = {
+        "invoice_number": "number",
+        "debtor_ref": "debtor",
+        "issue_date": "issued",
+        "due_date": "due",
+        "amount": "line_amount",
+        "currency": "currency",
+        "paid": "paid",
+        "lines": "sum",
+        "preset": "none",
+    }
+    plan = make_plan(header, mapping, "EUR")
+    checker = PlannedChecker(plan)
+    for line, cells in enumerate(rows, start=2):
+        assert checker.check(line, cells) == (None, [])
+    placed, problems = checker.finish()
+    expected = {f"N-{i}": sum(amounts) - paid for i, (amounts, paid) in enumerate(invoices)}
+    assert {r.number: r.amount_minor for r in placed} == {n: v for n, v in expected.items() if v > 0}
+    assert {p.message.split(":")[0] for p in problems} == {f"invoice {n}" for n, v in expected.items() if v < 0}
+    assert sum(checker.left_out.values()) == sum(1 for v in expected.values() if v == 0)
