@@ -37,6 +37,19 @@ EXTRA_FIELDS = ("paid", "balance", "tax")  # read only where mapped (a preset, o
 REQUIRED = ("invoice_number", "debtor_ref", "issue_date", "due_date", "amount", "currency")
 CONSTANT_FIELDS = ("debtor_ref", "debtor_name", "currency", "po_reference")
 MAX_TERMS_DAYS = 365
+WHAT = {  # a field as the messages name it
+    "invoice_number": "invoice number",
+    "debtor_ref": "debtor reference",
+    "debtor_name": "debtor name",
+    "issue_date": "issue date",
+    "due_date": "due date",
+    "amount": "amount",
+    "currency": "currency",
+    "po_reference": "PO reference",
+    "paid": "amount paid",
+    "balance": "open balance",
+    "tax": "tax amount",
+}
 
 
 def due_days_of(mapping: dict[str, Any]) -> int | None:
@@ -86,7 +99,8 @@ class Plan:
         )
 
     def column(self, field_name: str) -> str:
-        return self.names.get(field_name) or field_name
+        """The column a field is read from, as the file names it (a fixed value: the field in words)."""
+        return self.names.get(field_name) or WHAT.get(field_name, field_name)
 
     def read_as(self) -> dict[str, Any]:
         """What the batch keeps of the plan, for its page: the preset and the columns used."""
@@ -181,7 +195,8 @@ def _locate(plan: Plan, header: list[str]) -> None:
         elif found:
             plan.positions[field_name] = found[0]
         elif field_name in REQUIRED and not _supplied(plan, field_name):
-            plan.errors.append(RowError(plan.header_row, name or field_name, _missing(plan, field_name, name, header)))
+            what = WHAT.get(field_name, field_name)
+            plan.errors.append(RowError(plan.header_row, name or what, _missing(plan, field_name, name, header)))
 
 
 def _supplied(plan: Plan, field_name: str) -> bool:
@@ -192,10 +207,11 @@ def _missing(plan: Plan, field_name: str, name: str, header: list[str]) -> str:
     shown = ", ".join(h for h in header if h.strip())
     if len(shown) > 300:
         shown = shown[:300] + "…"
-    what = {"due_date": "due date", "debtor_ref": "debtor reference", "issue_date": "issue date"}.get(
-        field_name, field_name.replace("_", " ")
-    )
-    text = f"column missing: no column {name!r} for the {what} in the header (row {plan.header_row}: {shown})"
+    what = WHAT.get(field_name, field_name)
+    if name:
+        text = f"column missing: no column {name!r} for the {what} (the header, row {plan.header_row}, has: {shown})"
+    else:
+        text = f"column missing: this export has no {what} column (the header, row {plan.header_row}, has: {shown})"
     if field_name == "due_date":
         return text + "; name the due date column, or give the client's payment terms in days"
     if field_name in CONSTANT_FIELDS:
@@ -298,7 +314,7 @@ def settle(plan: Plan, row: ReadRow) -> StageRow | LeftOut | RowError:
         message = (
             f"invoice {row.number}: paid {money(row.paid_minor)} is more than its amount {money(row.amount_minor)}"
         )
-        return RowError(row.line, plan.column("paid"), message)
+        return RowError(row.line, plan.column("paid" if "paid" in plan.positions else "amount"), message)
     if open_minor == 0 and (row.paid_minor is not None or row.balance_minor is not None or plan.lines):
         return LeftOut("paid in full" if row.amount_minor else "nothing to collect (zero)")
     if open_minor <= 0:
@@ -400,7 +416,10 @@ class LineGroups:
                     )
                 )
                 continue
-            total = replace(inv.first, amount_minor=inv.first.amount_minor + sum(p.amount_minor for p in inv.payments))
+            total = inv.first
+            if inv.payments:  # payment lines (negative) are what was paid of it
+                paid = (inv.first.paid_minor or 0) - sum(p.amount_minor for p in inv.payments)
+                total = replace(inv.first, paid_minor=paid)
             outcome = settle(self.plan, total)
             if isinstance(outcome, StageRow):
                 rows.append(outcome)

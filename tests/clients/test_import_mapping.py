@@ -152,7 +152,7 @@ def test_title_lines_and_one_missing_column_name_that_column_once(eur: Any) -> N
     assert batch.status == "rejected" and len(batch.errors) == 1
     problem = batch.errors[0]
     assert (problem["row"], problem["column"]) == (3, "currency")
-    assert "row 3: invoice_number, debtor_ref, issue_date, due_date, amount" in problem["message"]
+    assert "row 3, has: invoice_number, debtor_ref, issue_date, due_date, amount" in problem["message"]
 
 
 # --- dates written with the month's name ------------------------------------------------------------------
