@@ -168,7 +168,14 @@ def make_plan(header: list[str], mapping: dict[str, Any], base_currency: str, he
     )
     if lines:
         notes.append(f"Rows per invoice: {LINE_MODES[lines]}.")
-    if plan.due_days is not None:
+    has_due = any(column_key(h) == column_key(names.get("due_date", "")) for h in header if h.strip())
+    if preset is not None and not has_due and plan.due_days is None:
+        plan.due_days = 0  # the product's export has no due dates: due on receipt, unless terms are given
+        notes.append(
+            "This export has no due dates and no payment terms were given: each invoice is due on its issue "
+            "date (due on receipt). Give the client's payment terms in days to date them."
+        )
+    elif plan.due_days is not None:
         notes.append(f"Where the file has no due date: the issue date + {plan.due_days} days (payment terms).")
     _locate(plan, header)
     if preset is not None:

@@ -186,13 +186,13 @@ CASES = [
     ("built-zoho-invoice-invoices.csv", "Zoho Invoice", "USD", {}, expect_zoho),
     ("invoiceninja-tests-zoho_invoices.csv", "Zoho Invoice", "USD", {}, expect_zoho_real),
     ("invoiceninja-tests-freshbooks_invoices.csv", "FreshBooks", "USD", {"due_days": "14"}, expect_freshbooks),
-    ("invoiceninja-tests-wave_invoices.csv", "Wave", "USD", {"due_days": "30"}, expect_wave),
+    ("invoiceninja-tests-wave_invoices.csv", "Wave", "USD", {}, expect_wave),
     ("built-odoo-customer-invoices.csv", "Odoo", "EUR", {}, expect_odoo),
     ("built-erpnext-accounts-receivable.csv", "ERPNext: Accounts Receivable", "INR", {}, expect_erpnext_receivable),
     ("built-erpnext-sales-invoice-list.csv", "ERPNext: Sales Invoice", "INR", {}, expect_erpnext_sales_invoice),
     ("built-invoice-ninja-v5-invoices-report.csv", "Invoice Ninja", "USD", {}, expect_invoice_ninja_v5),
     ("invoiceninja-tests-invoice-v4-export.csv", "Invoice Ninja", "USD", {"post_valid": "1"}, expect_invoice_ninja_v4),
-    ("invoiceninja-tests-i2g_invoices.csv", "Invoice2go", "USD", {"due_days": "30"}, expect_invoice2go),
+    ("invoiceninja-tests-i2g_invoices.csv", "Invoice2go", "USD", {}, expect_invoice2go),
     ("invoiceninja-tests-invoicely_invoices.csv", "Invoicely", "USD", {}, expect_invoicely),
 ]
 
@@ -248,3 +248,15 @@ def test_each_preset_imports_its_sample_as_exported(
         placed_by_currency[cur] += amount
     assert placed_by_currency == by_currency
     assert batch.posted_rows == len(want)
+
+
+def test_an_export_without_due_dates_is_due_on_receipt_unless_terms_are_given(manager: FlaskClient) -> None:
+    content = (SAMPLES / "invoiceninja-tests-freshbooks_invoices.csv").read_bytes()
+    for terms, due in (("", date(2021, 1, 28)), ("21", date(2021, 2, 18))):
+        acme = make_client(base_currency="USD")
+        url = f"/clients/{acme.id}/imports"
+        done = _upload(manager, url, content, "fb.csv", action="post", due_days=terms)
+        page = manager.get(done.headers["Location"]).get_data(as_text=True)
+        assert ("due on its issue date" in page) == (not terms)
+        dates = db.session.execute(select(Invoice.issue_date, Invoice.due_date).where(Invoice.client_id == acme.id))
+        assert dates.all() == [(date(2021, 1, 28), due)]
