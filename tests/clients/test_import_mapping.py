@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -354,3 +355,20 @@ def test_line_level_files_place_the_sum_of_their_lines_less_paid(invoices: list[
     assert {r.number: r.amount_minor for r in placed} == {n: v for n, v in expected.items() if v > 0}
     assert {p.message.split(":")[0] for p in problems} == {f"invoice {n}" for n, v in expected.items() if v < 0}
     assert sum(checker.left_out.values()) == sum(1 for v in expected.values() if v == 0)
+
+
+def test_a_client_user_previews_and_posts_through_the_portal(client: FlaskClient, db_session: Any) -> None:
+    acme = make_client(base_currency="USD")
+    admin = make_user("client_admin", client=acme)
+    login(client, admin.email)
+    content = (
+        Path(__file__).resolve().parents[1] / "samples" / "exports" / "built-xero-sales-invoices.csv"
+    ).read_text()
+    preview = _upload(client, "/portal/placements", content, action="preview", date_format="dmy")
+    assert preview.status_code == 302 and preview.headers["Location"].startswith("/portal/placements/")
+    page = client.get(preview.headers["Location"]).get_data(as_text=True)
+    assert "Read as Xero" in page and "Post this file" in page and _invoices(acme.id) == {}
+    batch_id = preview.headers["Location"].rsplit("/", 1)[1]
+    url = "/portal/placements"
+    client.post(url, data={"csrf_token": fresh_csrf(client, url), "batch_id": batch_id, "action": "confirm"})
+    assert set(_invoices(acme.id)) == {"INV-0001", "INV-0002", "INV-0005"}
