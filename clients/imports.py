@@ -508,9 +508,10 @@ def placement_header_test(mapping: dict[str, Any]) -> HeaderTest:
         supplied.add("due_date")
     wanted = {column_key(mapping.get(f) or f) for f in REQUIRED if f not in supplied}
     preset = str(mapping.get("preset") or "auto")
-    presets = export_presets.PRESETS.values() if preset == "auto" else [export_presets.PRESETS[preset]]
-    if preset == "none" or preset not in ("auto", *export_presets.PRESETS):
-        presets = []
+    if preset == "auto":
+        presets = list(export_presets.PRESETS.values())
+    else:
+        presets = [export_presets.PRESETS[preset]] if preset in export_presets.PRESETS else []
     return HeaderTest(wanted, [{export_presets.column_key(c) for c in p.signature} for p in presets])
 
 

@@ -372,3 +372,15 @@ def test_a_client_user_previews_and_posts_through_the_portal(client: FlaskClient
     url = "/portal/placements"
     client.post(url, data={"csrf_token": fresh_csrf(client, url), "batch_id": batch_id, "action": "confirm"})
     assert set(_invoices(acme.id)) == {"INV-0001", "INV-0002", "INV-0005"}
+
+
+def test_a_chosen_preset_or_none_overrides_the_recognition(eur: Any) -> None:
+    text = "Number,Invoice/Bill Date,Due Date,Partner,Total,Currency\nINV/1,2026-01-05,2026-02-04,Azure,10.00,EUR\n"
+    as_odoo = _import(eur, text)
+    assert as_odoo.status == "posted" and as_odoo.mapping["read_as"]["preset"] == "odoo"
+    mapping = {"preset": "none", "invoice_number": "Number", "debtor_ref": "Partner", "issue_date": "Invoice/Bill Date"}
+    plain = _import(make_client(), text, mapping={**mapping, "due_date": "Due Date", "amount": "Total"})
+    assert plain.status == "posted" and plain.mapping["read_as"]["preset"] == ""
+    wrong = _import(make_client(), text, mapping={"preset": "xero"})
+    assert wrong.status == "rejected"
+    assert any("no column 'InvoiceNumber'" in e["message"] for e in wrong.errors)
