@@ -120,6 +120,15 @@ def expect_odoo() -> Totals:
     }
 
 
+def expect_odoo_import_compatible() -> Totals:
+    rows = _table("built-odoo-import-compatible.csv")
+    return {
+        r["name"]: (r["currency_id"], _dec(r["amount_residual"]))
+        for r in rows
+        if r["move_type"] == "out_invoice" and r["state"] not in ("draft", "cancel") and _dec(r["amount_residual"]) > 0
+    }
+
+
 def expect_erpnext_receivable() -> Totals:
     rows = _table("built-erpnext-accounts-receivable.csv")
     return {
@@ -188,6 +197,13 @@ CASES = [
     ("invoiceninja-tests-freshbooks_invoices.csv", "FreshBooks", "USD", {"due_days": "14"}, expect_freshbooks),
     ("invoiceninja-tests-wave_invoices.csv", "Wave", "USD", {}, expect_wave),
     ("built-odoo-customer-invoices.csv", "Odoo", "EUR", {}, expect_odoo),
+    (
+        "built-odoo-import-compatible.csv",
+        "Odoo: customer invoices, import-compatible",
+        "EUR",
+        {},
+        expect_odoo_import_compatible,
+    ),
     ("built-erpnext-accounts-receivable.csv", "ERPNext: Accounts Receivable", "INR", {}, expect_erpnext_receivable),
     ("built-erpnext-sales-invoice-list.csv", "ERPNext: Sales Invoice", "INR", {}, expect_erpnext_sales_invoice),
     ("built-invoice-ninja-v5-invoices-report.csv", "Invoice Ninja", "USD", {}, expect_invoice_ninja_v5),
