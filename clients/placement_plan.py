@@ -150,7 +150,10 @@ def make_plan(header: list[str], mapping: dict[str, Any], base_currency: str, he
     if preset is not None and preset.currency_from_client and "currency" not in constants and not has_currency:
         constants["currency"] = base_currency
         notes.append(f"The export has no currency column: amounts are read in {base_currency}, the client's currency.")
-    date_format = str(mapping.get("date_format") or "") or (preset.date_format if preset else "iso")
+    date_format = str(mapping.get("date_format") or "")
+    if preset is not None and date_format in ("", "iso"):  # ISO dates are read in any format: "iso" adds nothing
+        date_format = preset.date_format
+    date_format = date_format or "iso"
     decimal_mark = str(mapping.get("decimal_mark") or "") or (preset.decimal_mark if preset else ".")
     lines = str(mapping.get("lines") or "auto")
     lines = (preset.lines if preset else "") if lines == "auto" else lines

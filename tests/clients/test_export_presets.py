@@ -276,3 +276,12 @@ def test_an_export_without_due_dates_is_due_on_receipt_unless_terms_are_given(ma
         assert ("due on its issue date" in page) == (not terms)
         dates = db.session.execute(select(Invoice.issue_date, Invoice.due_date).where(Invoice.client_id == acme.id))
         assert dates.all() == [(date(2021, 1, 28), due)]
+
+
+def test_a_preset_reads_its_dates_even_where_iso_dates_were_saved_before(manager: FlaskClient) -> None:
+    acme = make_client(base_currency="USD")
+    url = f"/clients/{acme.id}/imports"
+    content = (SAMPLES / "built-quickbooks-online-invoices.csv").read_bytes()
+    done = _upload(manager, url, content, "qbo.csv", action="post", date_format="iso")  # as saved before presets
+    assert "posted" in manager.get(done.headers["Location"]).get_data(as_text=True)
+    assert db.session.scalar(select(Invoice.issue_date).where(Invoice.number == "1001")) == date(2021, 1, 28)
