@@ -111,6 +111,14 @@ def expect_wave() -> Totals:
     return {n: ("USD", v) for n, v in sums.items() if v != 0}
 
 
+def expect_wave_invoices() -> Totals:
+    rows = _table("built-wave-invoices.csv")
+    open_amounts = {
+        r["Invoice Number"]: (r["Currency"], _dec(r["Invoice Total"]) - _dec(r["Invoice Paid"])) for r in rows
+    }
+    return {n: v for n, v in open_amounts.items() if v[1] > 0}
+
+
 def expect_odoo() -> Totals:
     rows = _table("built-odoo-customer-invoices.csv")
     return {
@@ -196,6 +204,7 @@ CASES = [
     ("invoiceninja-tests-zoho_invoices.csv", "Zoho Invoice", "USD", {}, expect_zoho_real),
     ("invoiceninja-tests-freshbooks_invoices.csv", "FreshBooks", "USD", {"due_days": "14"}, expect_freshbooks),
     ("invoiceninja-tests-wave_invoices.csv", "Wave", "USD", {}, expect_wave),
+    ("built-wave-invoices.csv", "Wave: invoices export", "USD", {}, expect_wave_invoices),
     ("built-odoo-customer-invoices.csv", "Odoo", "EUR", {}, expect_odoo),
     (
         "built-odoo-import-compatible.csv",

@@ -859,3 +859,24 @@ write(
         ],
     ],
 )
+
+wave_inv = [
+    "Invoice Number",
+    "Customer Name",
+    "Invoice Date",
+    "Due Date",
+    "Invoice Total",
+    "Invoice Tax Total",
+    "Invoice Paid",
+    "Currency",
+    "Last Payment Date",
+]
+write(
+    "built-wave-invoices.csv",
+    wave_inv,
+    [
+        ["12", "Mark Walberg", "27-01-2022", "26-02-2022", "4974.00", "0.00", "0.00", "USD", ""],
+        ["13", "Lucas Cage", "28-01-2022", "27-02-2022", "590.50", "40.50", "590.50", "USD", "02-02-2022"],
+        ["14", "Jessica Jones", "29-01-2022", "28-02-2022", "3500.41", "0.00", "1000.00", "USD", "03-02-2022"],
+    ],
+)
