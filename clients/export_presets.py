@@ -176,7 +176,7 @@ PRESETS: dict[str, Preset] = {
                 "due_date": ("Due Date",),
                 "amount": ("Total",),
                 "balance": ("Balance",),
-                "currency": ("Currency Code",),
+                "currency": ("Currency Code", "Currency"),
                 "po_reference": ("PurchaseOrder",),
             },
             lines="same",

@@ -733,8 +733,10 @@ def remap_placement_import(session: Session, batch: ImportBatch, mapping: dict[s
     problems = options_problems(mapping)
     if problems:
         raise ServiceError("; ".join(problems), field="mapping")
+    before = {"mapping": batch.mapping, "post_valid": batch.post_valid}
     batch.mapping, batch.post_valid = mapping, post_valid
     session.flush()
+    audit.record(session, "import.remap", batch, before=before, after={"mapping": mapping, "post_valid": post_valid})
 
 
 def confirm_placement_import(session: Session, batch: ImportBatch) -> None:
