@@ -17,13 +17,12 @@ from clients.imports import (
     BatchStatus,
     ImportBatch,
     confirm_placement_import,
-    preview_rows,
     remap_placement_import,
     start_placement_import,
-    template_csv,
 )
 from clients.models import Client
 from clients.placement_plan import CONSTANT_FIELDS, EXTRA_FIELDS, options_problems
+from clients.placement_preview import preview_rows, template_csv
 from provider.core.errors import ServiceError
 from provider.core.money import DECIMAL_MARKS
 from provider.core.tenancy import get_for_client
