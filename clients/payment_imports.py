@@ -157,6 +157,9 @@ def validate_rows(
     column = mapping.get
     for line, cells in rows:
         out.count += 1
+        if (problem := imports.row_problem(cells)) is not None:  # wider or narrower than the header
+            out.errors.append(RowError(line, "row", problem))
+            continue
         raw = {f: (cells[i].strip() if i < len(cells) else "") for f, i in positions.items()}
         raw = {k: v for k, v in raw.items() if v != ""}
         if raw.get("payment_ref"):
