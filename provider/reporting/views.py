@@ -91,7 +91,10 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @bp.get("/reports/dashboard")
 @require(Permission.REPORTS_READ)
 def dashboard() -> Any:
-    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()))
+    runs: list[ReportRun] = []
+    if current_user.can(Permission.REPORTS_MANAGE):  # the latest runs, each with its per-client state and Retry
+        runs = list(db.session.scalars(select(ReportRun).order_by(ReportRun.id.desc()).limit(8)))
+    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()), runs=runs)
 
 
 def _as_of(client: Client) -> tuple[date, list[str]]:
