@@ -66,3 +66,6 @@ def test_postgres_killed_mid_import_fails_the_batch_with_a_retry_that_posts_each
     )
     assert work.batch_status(world, client_id, FILENAME) == "posted"
     assert work.invoices(world, client_id, "BIG") == (ROWS, ROWS)  # every number once, none twice
+    batch_id = work.batch(world, client_id, FILENAME).id
+    assert work.audited(world, "import.finish", client_id, str(batch_id)) == 1
+    assert "succeeded" in [row.status for row in work.job_rows(world, f"import:{client_id}:{batch_id}")]

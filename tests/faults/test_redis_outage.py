@@ -3,6 +3,8 @@ write answers (no 5xx), nothing is half-done, and once Redis is back every job r
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.faults import work
@@ -20,15 +22,21 @@ def test_work_started_while_redis_is_down_answers_and_runs_once_when_it_returns(
     client_id, report_client = world.seed["client_id"], world.seed["report_client_id"]
 
     world.redis.stop()
-    placed = work.upload_placements(browser, client_id, "outage-placements.csv", work.placement_file("OUT", 40))
-    assert placed.status_code == 302, f"placement upload with Redis down answered {placed.status_code}"
-    paid = work.upload_payments(browser, client_id, "outage-payments.csv", work.payment_file("OUTPAY"))
-    assert paid.status_code == 302, f"payment file upload with Redis down answered {paid.status_code}"
-    asked = work.request_report(browser, report_client, PERIOD)
-    assert asked.status_code == 302, f"report request with Redis down answered {asked.status_code}"
-    for answer in (placed, paid, asked):  # each one's page says where the work is
-        page = browser.get(answer.headers["Location"])
-        assert page.status_code == 200, f"{answer.headers['Location']} answered {page.status_code} with Redis down"
+    writes = {
+        "placement upload": lambda: work.upload_placements(
+            browser, client_id, "outage-placements.csv", work.placement_file("OUT", 40)
+        ),
+        "payment file upload": lambda: work.upload_payments(
+            browser, client_id, "outage-payments.csv", work.payment_file("OUTPAY")
+        ),
+        "report request": lambda: work.request_report(browser, report_client, PERIOD),
+    }
+    for what, write in writes.items():
+        answer = write()
+        assert answer.status_code == 302, f"{what} with Redis down answered {answer.status_code}"
+        page = browser.get(answer.headers["Location"])  # where the work is, and that it waits
+        assert page.status_code == 200, f"{what}: its page answered {page.status_code} with Redis down"
+        assert re.search(r"\bstart\b.{0,80}\bback\b", page.text), f"{what}: nothing says the work starts later"
 
     # nothing half-done: the requests are recorded, none of their work has happened
     assert work.batch_status(world, client_id, "outage-placements.csv") == "queued"
@@ -54,9 +62,11 @@ def test_work_started_while_redis_is_down_answers_and_runs_once_when_it_returns(
     assert work.payments(world, client_id, "OUTPAY") == (2, 2)
     # each job ran once: one outcome recorded per batch, one report published
     for name in ("outage-placements.csv", "outage-payments.csv"):
-        batch_id = str(work.batch(world, client_id, name).id)
-        assert work.audited(world, "import.finish", client_id, batch_id) == 1, name
+        batch_id = work.batch(world, client_id, name).id
+        assert work.audited(world, "import.finish", client_id, str(batch_id)) == 1, name
+        work.ran_once(world, f"import:{client_id}:{batch_id}")
     assert work.audited(world, "report.published", report_client) == 1
+    work.ran_once(world, f"report:{report_client}:{PERIOD}")
     assert work.reports(world, report_client, PERIOD) == 1
     print(f"work done {took:.1f} s after Redis returned")
 
@@ -99,4 +109,8 @@ def test_a_redis_restart_without_persistence_loses_no_waiting_or_retrying_work(w
     assert work.payments(world, client_id, "WAITPAY") == (2, 2)
     assert work.reports(world, report_client, PERIOD) == 1
     assert work.audited(world, "report.published", report_client) == 1
+    for name in ("waiting.csv", "waiting-pay.csv"):  # never started before the restart: claimed once after it
+        work.ran_once(world, f"import:{client_id}:{work.batch(world, client_id, name).id}")
+    report_jobs = work.job_rows(world, f"report:{report_client}:{PERIOD}")
+    assert [row.status for row in report_jobs] == ["succeeded"], report_jobs
     print(f"recovered {took:.1f} s after a new worker started")

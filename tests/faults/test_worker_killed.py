@@ -18,13 +18,13 @@ PERIOD = "2026-03"
 RECOVERY_SECONDS = 90  # issue 17: abandoned work is recovered within 90 s of a new worker starting
 
 
-def _rendering(world: FaultWorld, horses: object) -> bool:
-    """A work horse is alive and RQ has a job of the reports queue started (the report is the only work of that
-    queue here, so the horse is not running some other job of the seed)."""
+def _rendering(world: FaultWorld, horses: object, key: str) -> bool:
+    """A work horse is alive, RQ has a job of the reports queue started (the report is the only work of that
+    queue here) and the report's job has claimed its run (its row is running, with a heartbeat)."""
     if not horses:
         return False
     started = StartedJobRegistry("reports", connection=world.redis.client(), serializer=JSONSerializer)
-    return bool(started.get_job_ids())
+    return bool(started.get_job_ids()) and [row.status for row in work.job_rows(world, key)] == ["running"]
 
 
 def test_a_worker_and_its_work_horse_killed_mid_report_make_exactly_one_report(world: FaultWorld) -> None:
@@ -38,7 +38,7 @@ def test_a_worker_and_its_work_horse_killed_mid_report_make_exactly_one_report(w
     run_page = asked.headers["Location"]
     work.wait_until(
         "the report rendering in a work horse",
-        lambda: _rendering(world, first.work_horses()),
+        lambda: _rendering(world, first.work_horses(), f"report:{report_client}:{PERIOD}"),
         timeout=90,
         interval=0.02,
     )
@@ -59,6 +59,8 @@ def test_a_worker_and_its_work_horse_killed_mid_report_make_exactly_one_report(w
     time.sleep(3)  # a second delivery of the same work would land now
     assert work.reports(world, report_client, PERIOD) == 1
     assert work.audited(world, "report.published", report_client) == 1
+    found = [(row.status, row.attempts) for row in work.job_rows(world, f"report:{report_client}:{PERIOD}")]
+    assert found == [("succeeded", 2)], f"the report's job rows (status, attempts): {found}"  # killed, then re-run
     page = browser.get(run_page)
     assert page.status_code == 200 and "/reports/monthly/" in page.text, "the run page does not link the report"
     assert second.alive

@@ -100,6 +100,21 @@ def audited(world: FaultWorld, action: str, client_id: int, object_id: str | Non
     return int(world.scalar(sql, a=action, c=client_id, o=object_id))
 
 
+def job_rows(world: FaultWorld, key: str) -> list[Any]:
+    """The outbox rows of the work named `key` (`import:{client}:{batch}`, `report:{client}:{period}`), oldest
+    first: each records how many times it was claimed (attempts) and how it ended."""
+    return world.rows(
+        "SELECT id, status, attempts, left(error, 300) AS error FROM background_jobs WHERE key = :k ORDER BY id",
+        k=key,
+    )
+
+
+def ran_once(world: FaultWorld, key: str) -> None:
+    """The work named `key` was recorded once, claimed once and succeeded."""
+    found = [(row.status, row.attempts) for row in job_rows(world, key)]
+    assert found == [("succeeded", 1)], f"{key}: (status, attempts) of its job rows are {found}"
+
+
 def wait_until(what: str, check: Any, timeout: float, interval: float = 1.0) -> float:
     """Wait for `check()` to be truthy; returns the seconds it took."""
     started = time.monotonic()
