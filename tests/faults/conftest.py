@@ -99,6 +99,8 @@ class FaultWorld:
 
     def report(self) -> list[tuple[str, str]]:
         sections = [(f"{p.name} (pid {p.proc.pid if p.proc else '-'})", p.output()) for p in self.processes]
+        family = [f"{p.name} {p.pid}: {[(c.pid, c.status()) for c in p.children()]}" for p in self.processes if p.alive]
+        sections.append(("live processes and their children", "\n".join(family) or "(none)"))
         sections.append(("redis-server", svc.tail(self.redis.log, 3000)))
         sections.append(("postgres", svc.tail(self.pg.log, 3000)))
         for browser in self.sessions:
@@ -113,6 +115,11 @@ class FaultWorld:
             "import batches": "SELECT id, client_id, filename, status, total_rows, processed_rows, posted_rows,"
             " finished_at FROM import_batches ORDER BY id",
         }
+        if self.owner_url.startswith("postgresql"):
+            queries["database sessions"] = (
+                "SELECT pid, usename, state, wait_event_type, wait_event, xact_start, left(query, 160) AS query"
+                " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         sections = []
         for title, sql in queries.items():
             try:
