@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ def pg_cluster() -> Iterator[svc.PostgresCluster]:
         yield cluster
     finally:
         cluster.remove()
+
+
+# A worker's dispatcher makes its first pass as the worker starts; work arriving meanwhile is what
+# test_worker_start.py is about (see there), so the other scenarios give it this long first.
+READY_PAUSE = 3.0
 
 
 class FaultWorld:
@@ -68,9 +74,14 @@ class FaultWorld:
         svc.wait_until_serving(web)
         return web
 
-    def worker(self, name: str = "worker", queues: tuple[str, ...] = ()) -> svc.AppProcess:
+    def worker(self, name: str = "worker", queues: tuple[str, ...] = (), ready: bool = True) -> svc.AppProcess:
+        """A `flask worker`; with `ready`, returned once it listens and its dispatcher has made a first pass."""
         args = ["worker"] + [arg for queue in queues for arg in ("-q", queue)]
-        return self._track(svc.flask_command(name, args, self.env, self.logs))
+        worker = self._track(svc.flask_command(name, args, self.env, self.logs))
+        if ready:
+            svc.wait_for(f"{name} listening", lambda: "Listening on" in worker.output(), timeout=60)
+            time.sleep(READY_PAUSE)
+        return worker
 
     def cron(self) -> svc.AppProcess:
         return self._track(svc.flask_command("cron", ["cron"], self.env, self.logs))

@@ -12,6 +12,7 @@ import sys
 from datetime import date, timedelta
 
 from provider.app import create_app
+from provider.core import jobs
 from provider.core.audit import Actor, acting_as
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
@@ -68,13 +69,14 @@ def _promise_to_pay(client: object, debtor_id: int) -> None:
 
 def main() -> None:
     app = create_app()
-    if app.config.get("JOBS_MODE") == "thread":
-        # without Redis the seed's own jobs would run in threads of this short-lived process, racing the seeding
-        # for SQLite's write lock; collected instead (as `flask demo` does), they wait for the server to run them
-        app.config["JOBS_MODE"] = "eager"
+    # The seed's own jobs (rescoring after the seeded payments, ...) run here, one after the other, once the seed
+    # has committed: a scenario starts with no work waiting, so only the work it starts is in flight.
+    app.config["JOBS_MODE"] = "eager"
     with app.app_context():
         result = seed(promise="--promise" in sys.argv)
         db.session.commit()
+        with acting_as(Actor.system("fault-test seed")):
+            jobs.drain()
         db.session.remove()
         db.engine.dispose()
     print(json.dumps(result))

@@ -48,7 +48,7 @@ def test_a_worker_and_its_work_horse_killed_mid_report_make_exactly_one_report(w
     assert work.reports(world, report_client, PERIOD) == 0, "a render killed mid-way must leave no report"
     assert browser.get(run_page).status_code == 200
 
-    second = world.worker("worker-2")
+    second = world.worker("worker-2", ready=False)  # timed from its start
     started = time.monotonic()
     took = work.wait_until(
         "the abandoned report made by the new worker",
