@@ -27,7 +27,7 @@ from decimal import Decimal
 from clients.bank_lines import FORMAT_BAI2, BankFileRejected, BankLine, Statement, line_ref, squeeze
 
 _RECORD_START = re.compile(r"/\s*(?=(?:01|02|03|16|49|88|98|99),)")
-_CODES = ("01", "02", "03", "16", "49", "88", "98", "99")
+_START = re.compile(r"^(?:(?P<code>0[123]|16|49|9[89]),|(?P<cont>88)[,:])")  # (some banks write "88:")
 FUNDS_EXTRA = {"": 0, "0": 0, "1": 0, "2": 0, "Z": 0, "S": 3, "V": 2}
 
 
@@ -54,21 +54,27 @@ class _Record:
 
 
 def records_of(text: str) -> list[_Record]:
+    """The file's records. A physical line that starts with no record code goes on with the record before it
+    when that one was not ended by "/" (a record wrapped at a fixed line length)."""
     out: list[_Record] = []
     for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         line = raw.strip()
         if not line:
             continue
         pieces = _RECORD_START.split(line)
+        if not _START.match(pieces[0]) and out and not out[-1].parts[-1][1]:
+            body, _ = out[-1].parts[-1]
+            more = pieces.pop(0).strip()
+            out[-1].parts[-1] = (f"{body} {more.removesuffix('/')}", more.endswith("/") or bool(pieces))
         for i, piece in enumerate(pieces):
             piece = piece.strip()
             ended = i < len(pieces) - 1 or piece.endswith("/")
-            body = piece[:-1] if piece.endswith("/") else piece
-            code, comma, rest = body.partition(",")
-            if code not in _CODES or (not comma and code != "88"):
+            found = _START.match(piece)
+            if not found:
                 raise BankFileRejected(
                     f"line {number} of the BAI2 file: {piece[:30]!r} is not a BAI2 record (01, 02, 03, 16, 49 ... 99)"
                 )
+            code, rest = found["code"] or found["cont"], piece[found.end() :].removesuffix("/")
             if code == "88":
                 if not out:
                     raise BankFileRejected(

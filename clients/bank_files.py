@@ -43,6 +43,7 @@ UNSUPPORTED = {
     "ofx": "an OFX/QFX download",
     "camt.052": "a CAMT.052 intraday account report",
     "camt.054": "a CAMT.054 debit/credit notification",
+    "mt942": "an MT942 interim transaction report",
 }
 # a file named so is read as a statement (or refused as none)
 EXTENSIONS = (".xml", ".sta", ".940", ".mt940", ".bai", ".bai2", ".ofx", ".qfx")
@@ -64,6 +65,8 @@ def sniff(content: bytes) -> str | None:
     if re.match(rb"01,[^\r\n]*/", head):
         return FORMAT_BAI2
     text = content[:65536].decode("latin-1")
+    if re.search(r"(^|\n):(34F|13D?):", text) and not re.search(r"(^|\n):6[02][FM]:", text):
+        return "mt942"
     if _MT940_FIELD.search(text):
         return FORMAT_MT940
     return None

@@ -23,6 +23,7 @@ taken back) and RD (a debit returned) are not money a debtor paid.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -135,10 +136,15 @@ def _amount(text: str, line: int, what: str) -> Decimal:
     )
 
 
-def _yymmdd(text: str, line: int, what: str) -> date:
+def _yymmdd(text: str, line: int, what: str, month_end: bool = False) -> date:
+    """A YYMMDD date. With `month_end`, a day past the month's end (German banks value interest on 30 February)
+    is the month's last day."""
     try:
-        year = int(text[:2])
-        return date(2000 + year if year < 80 else 1900 + year, int(text[2:4]), int(text[4:6]))
+        year, month, day = int(text[:2]), int(text[2:4]), int(text[4:6])
+        year = 2000 + year if year < 80 else 1900 + year
+        if month_end and 1 <= month <= 12 and 28 < day <= 31:
+            day = min(day, calendar.monthrange(year, month)[1])
+        return date(year, month, day)
     except ValueError:
         raise BankFileRejected(
             f"line {line} of the MT940 file: the date {text!r} of the {what} is not a date (YYMMDD)"
@@ -180,8 +186,13 @@ def statements_of(fields: list[_Field]) -> list[_Statement]:
 def _fill(s: _Statement) -> None:
     last_61: _Field | None = None
     for f in s.fields:
+        if f.tag == "25" and s.account:
+            raise BankFileRejected(
+                f"line {f.line} of the MT940 file: a second account identification (:25:) inside statement "
+                f"{s.number} (from line {s.line}); a statement names its account once, before its balances"
+            )
         if f.tag == "25":
-            s.account = "".join(f.value.split())
+            s.account = "".join(f.value.split())[:40]
         elif f.tag in ("28", "28C"):
             s.seq = "".join(f.value.split())
         elif f.tag in _OPENING and s.opening is None:
@@ -215,7 +226,7 @@ def _entry(f: _Field) -> _Entry:
             f"line {f.line} of the MT940 file: the statement line (:61:) {f.value.splitlines()[0][:40]!r} cannot be "
             "read: it should start with the value date (YYMMDD), an optional entry date (MMDD), C or D and the amount"
         )
-    value = _yymmdd(found["value"], f.line, "statement line (:61:)")
+    value = _yymmdd(found["value"], f.line, "statement line (:61:)", month_end=True)
     booked = value
     if found["entry"]:
         try:
