@@ -1,0 +1,186 @@
+"""Every real statement in tests/samples/bank goes through the real upload and import path.
+
+A file the import accepts must hold exactly the credits an independent reading finds: here, not through the
+product's readers (CAMT: ElementTree over the XML; MT940: the `:61:` lines read with a regular expression;
+BAI2: the `16` records' type codes and amounts). The client has no debtors, so every credit line waits for a
+person to find who paid, with its amount: those waiting lines are what the import made of the file.
+
+A file the import refuses must be one we know to be invalid, for the reason listed in REFUSED (each checked by
+hand against the file: most are parsers' hand-made test data whose balances or control totals do not add up,
+or fragments of a statement), and the message must be written for a person.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.payment_imports import unidentified_lines
+from tests.clients.test_payment_imports import _import
+from tests.factories import make_client
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "bank"
+FILES = sorted(p for p in SAMPLES.glob("*/*") if p.is_file())
+
+# file -> what the refusal must say (the reason, checked by hand)
+REFUSED = {
+    # MT940: statements whose opening balance + credits - debits is not their closing balance
+    "wolph_betterplace_sepa_snippet.sta": "300.08 unaccounted for",
+    "wolph_jejik_abnamro.sta": "2,038.00 unaccounted for",
+    "wolph_jejik_ing.sta": "49.06 unaccounted for",
+    "wolph_jejik_knab.sta": "4,500.00 unaccounted for",
+    "wolph_jejik_postfinance.sta": "0.20 unaccounted for",
+    "wolph_jejik_rabobank.sta": "1,135.93 unaccounted for",
+    "wolph_jejik_triodos.sta": "111.40 unaccounted for",
+    "wolph_mBank_with_newline_in_tnr.sta": "770.71 unaccounted for",
+    "wolph_self-provided_raiffeisen-cmi.sta": "1,123,264.00 unaccounted for",
+    "wolph_self-provided_details_60-63.sta": "234.01 unaccounted for",
+    "wolph_self-provided_malformed_details.sta": "234.01 unaccounted for",
+    "wolph_self-provided_overly_long_details.sta": "234.01 unaccounted for",
+    "wolph_self-provided_whitespace.sta": "234.01 unaccounted for",
+    # MT940: fragments, a broken file, interim reports
+    "wolph_betterplace_sepa_snippet_broken.sta": "second account identification (:25:)",
+    "wolph_betterplace_empty_entry_date.sta": "no opening balance",
+    "wolph_cmxl_statement_details.sta": "no opening balance",
+    "wolph_cmxl_statement_line.sta": "no opening balance",
+    "wolph_self-provided_sparkassen.sta": "no opening balance",
+    "wolph_self-provided_gv_codes.sta": "no closing balance",
+    "wolph_betterplace_empty_86.sta": "neither a CAMT.053, an MT940 nor a BAI2",
+    "wolph_betterplace_missing_crlf_at_end.sta": "neither a CAMT.053, an MT940 nor a BAI2",
+    "wolph_cmxl_available_balance.sta": "neither a CAMT.053, an MT940 nor a BAI2",
+    "wolph_cmxl_closing_balance.sta": "neither a CAMT.053, an MT940 nor a BAI2",
+    "wolph_self-provided_empty_non_swift.sta": "neither a CAMT.053, an MT940 nor a BAI2",
+    "wolph_self-provided_invalid_statement.sta": "neither a CAMT.053, an MT940 nor a BAI2",
+    "wolph_mBank_mt942.sta": "MT942 interim transaction report",
+    "wolph_self-provided_mt942.sta": "MT942 interim transaction report",
+    # CAMT.053: balances that do not add up, or that are in another currency than the entries
+    "genkgo_camt053.v2.all-balance-types.xml": "5.820 unaccounted for",
+    "genkgo_camt053.v2.five.decimals.xml": "0.050 unaccounted for",
+    "genkgo_camt053.v2.minimal.xml": "no closing balance in EUR",
+    "genkgo_camt053.v2.minimal.ultimate.xml": "no closing balance in EUR",
+    "genkgo_camt053.v2.with-party-ids.xml": "no closing balance in EUR",
+    "genkgo_camt053.v3.xml": "no closing balance in EUR",
+    "genkgo_camt053.v4.xml": "no closing balance in EUR",
+    "genkgo_camt053.v8.xml": "no closing balance in EUR",
+    "genkgo_camt053.v2.wrong.xml": "has no statement",
+    # BAI2: record counts and control totals that do not match the file
+    "moov_sample4-continuations-newline-delimited.bai2": "it counts 26 records but there are 18",
+    "moov_sample5-issue113.bai2": "it counts 26 records but there are 18",
+    "moov_sample-parseError.bai2": "neither a CAMT.053, an MT940 nor a BAI2",
+}
+WITHDRAWN = {"DEM"}  # lines in a currency that is no longer one may be refused as such (row errors)
+INTERNALS = re.compile(
+    r"Error|Exception|Traceback|object at 0x|<[a-z_.]+ |NoneType|Decimal\(|\bNaN\b|\w+\.\w+\(|__\w+__", re.IGNORECASE
+)
+
+
+def _camt_credits(content: bytes) -> tuple[int, Counter[str]]:
+    """Booked credit entries (not reversals), per currency, read with ElementTree."""
+    root = ET.fromstring(content)  # noqa: S314 - the repository's own sample files
+    count, sums = 0, Counter[str]()
+    for entry in root.iter():
+        if not entry.tag.endswith("}Ntry"):
+            continue
+        kids = {child.tag.split("}")[1]: child for child in entry}
+        status = kids["Sts"]
+        status_text = "".join(status.itertext()).strip() if status is not None else ""
+        reversal = kids.get("RvslInd") is not None and (kids["RvslInd"].text or "").strip().lower() == "true"
+        if kids["CdtDbtInd"].text == "CRDT" and not reversal and status_text not in ("PDNG", "INFO"):
+            count += 1
+            sums[kids["Amt"].get("Ccy")] += Decimal(kids["Amt"].text)
+    return count, sums
+
+
+_61 = re.compile(r"^:61:\d{6}(\d{4})?(?P<mark>R?[CD])[A-Z]?\n?(?P<amount>\d[\d,.]*)", re.MULTILINE | re.IGNORECASE)
+_BALANCE_CCY = re.compile(r"^:60[FM]:[CD]\d{6}(?P<ccy>[A-Z]{3})", re.MULTILINE)
+
+
+def _mt940_credits(content: bytes) -> tuple[int, Counter[str]]:
+    """The C lines of each statement, summed in the currency of the statement's opening balance."""
+    text = content.decode("latin-1").replace("\r\n", "\n")
+    count, sums = 0, Counter[str]()
+    currency = ""
+    events = sorted(
+        [(m.start(), "ccy", m["ccy"]) for m in _BALANCE_CCY.finditer(text)]
+        + [(m.start(), m["mark"].upper(), m["amount"]) for m in _61.finditer(text)]
+    )
+    for _, kind, value in events:
+        if kind == "ccy":
+            currency = value
+        elif kind == "C":
+            count += 1
+            sums[currency] += Decimal(value.replace(",", ".") if "," in value else value)
+    return count, sums
+
+
+def _bai2_credits(content: bytes) -> tuple[int, Counter[str]]:
+    """16 records with a credit type code (100-399, 920-959), in the account's (else the group's) currency."""
+    text = content.decode("latin-1")
+    count, sums = 0, Counter[str]()
+    group_ccy = account_ccy = "USD"
+    for m in re.finditer(r"(?:^|/)\s*(0[23]|16),([^,/\n]*),([^,/\n]*)", text, re.MULTILINE):
+        code, a, b = m.groups()
+        if code == "02":
+            head = text[m.start() :].split("/")[0].split(",")
+            group_ccy = (head[6] if len(head) > 6 else "") or "USD"
+        elif code == "03":
+            account_ccy = b or group_ccy
+        elif (100 <= int(a) <= 399 or 920 <= int(a) <= 959) and int(b or 0) > 0:
+            count += 1
+            sums[account_ccy] += Decimal(int(b)) / 100  # every currency in these files has 2 decimals
+    return count, sums
+
+
+def _independent(path: Path) -> tuple[int, Counter[str]]:
+    content = path.read_bytes()
+    kind = path.parent.name
+    if kind == "camt053":
+        return _camt_credits(content)
+    if kind == "mt940":
+        return _mt940_credits(content)
+    return _bai2_credits(content)
+
+
+def _messages(batch: Any) -> list[str]:
+    return [str(e["message"]) for e in batch.errors]
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_each_real_statement_is_read_as_its_credits_or_refused_for_its_real_fault(db_session: Any, path: Path) -> None:
+    if path.name == "SOURCES.md":
+        pytest.skip("the list of sources")
+    client = make_client(base_currency="EUR")  # no debtors: every credit line waits, with its amount
+    batch = _import(client, path.read_bytes(), name=path.name)
+    messages = _messages(batch)
+    for message in messages:
+        assert not INTERNALS.search(message), message
+    if path.name in REFUSED:
+        assert batch.status == "rejected", f"{path.name} was accepted: {batch.mapping.get('bank_statement')}"
+        assert [e["column"] for e in batch.errors] == ["file"]
+        assert REFUSED[path.name] in messages[0]
+        return
+    count, sums = _independent(path)
+    if batch.status == "rejected":  # only lines in a withdrawn currency may hold the statement back
+        currencies = {c for c in sums if sums[c]}
+        assert currencies & WITHDRAWN, messages
+        assert all(e["column"] in ("currency", "debtor_ref") for e in batch.errors), messages
+        return
+    assert batch.status in ("posted", "partial"), messages
+    waiting = unidentified_lines(db_session, batch)
+    assert len(waiting) == count
+    read = Counter[str]()
+    for line in waiting.values():
+        read[line.currency] += Decimal(line.amount)
+    assert +read == +sums
+    assert batch.mapping["bank_statement"]["credits"] >= count  # (a batch booking may pay several lines)
+    assert len({line.payment_ref for line in waiting.values()}) == len(waiting)  # every line its own payment
+
+
+def test_every_refusal_listed_is_a_sample_file() -> None:
+    assert set(REFUSED) <= {p.name for p in FILES}
