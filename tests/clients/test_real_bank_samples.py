@@ -127,7 +127,7 @@ def _bai2_credits(content: bytes) -> tuple[int, Counter[str]]:
     for m in re.finditer(r"(?:^|/)\s*(0[23]|16),([^,/\n]*),([^,/\n]*)", text, re.MULTILINE):
         code, a, b = m.groups()
         if code == "02":
-            head = text[m.start() :].split("/")[0].split(",")
+            head = text[m.start(1) :].split("/")[0].split(",")
             group_ccy = (head[6] if len(head) > 6 else "") or "USD"
         elif code == "03":
             account_ccy = b or group_ccy
