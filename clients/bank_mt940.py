@@ -356,6 +356,8 @@ def _dutch(joined: str, spaced: str) -> tuple[str, str, str]:
     if not payer and values.get("CNTP"):  # /CNTP/account/BIC/name/place/
         cntp = values["CNTP"][0].split("/")
         payer = cntp[2] if len(cntp) > 2 else ""
-    remi = " ".join(v for key in ("REMI", "USTD", "CDTRREF") for v in values.get(key, []) if v)
+    remi = " ".join(
+        re.sub(r"^(USTD|STRD)/+", "", v) for key in ("REMI", "USTD", "CDTRREF") for v in values.get(key, []) if v
+    )
     eref = " ".join(v for v in values.get("EREF", []) if v and v.upper() != "NOTPROVIDED")
     return squeeze(payer), squeeze(f"{remi} {eref}".replace("/", " ")), spaced
