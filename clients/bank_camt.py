@@ -35,6 +35,7 @@ from clients.bank_lines import (
 
 OPENING = ("OPBD", "PRCD")
 CLOSING = ("CLBD",)
+INTERIM = "ITBD"
 NOT_BOOKED = ("PDNG", "INFO", "FUTR")
 
 
@@ -133,18 +134,35 @@ def _booked(entry: Any) -> bool:
     return _status(entry) not in NOT_BOOKED
 
 
-def _reconcile(stmt: Any, entries: list[Any], where: str) -> None:
-    """Opening + booked credits - booked debits = closing, per currency; the summary agrees with the entries."""
-    opening: dict[str, Decimal] = {}
-    closing: dict[str, Decimal] = {}
+def _balances(stmt: Any, where: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Opening and closing booked balance per currency: OPBD (else PRCD) and CLBD; a page of a statement that
+    goes on in the next one has an interim booked balance (ITBD) in place of either."""
+    found: dict[tuple[str, str], list[Decimal]] = {}
     for bal in stmt.findall("{*}Bal"):
         code = (_text(bal, "{*}Tp/{*}CdOrPrtry/{*}Cd") or _text(bal, "{*}Tp/{*}CdOrPrtry/{*}Prtry")).upper()
-        if code in OPENING or code in CLOSING:
+        if code in (*OPENING, *CLOSING, INTERIM):
             amount, currency = _signed(bal, where, f"{code} balance")
-            into = opening if code in OPENING else closing
-            if code == "PRCD" and currency in opening:
-                continue  # OPBD and PRCD both given: OPBD is the opening balance
-            into[currency] = amount
+            found.setdefault((code, currency), []).append(amount)
+    opening: dict[str, Decimal] = {}
+    closing: dict[str, Decimal] = {}
+    for currency in sorted({c for _, c in found}):
+        interim = found.get((INTERIM, currency), [])
+        first = found.get(("OPBD", currency)) or found.get(("PRCD", currency))
+        last = found.get(("CLBD", currency))
+        if first:
+            opening[currency] = first[0]
+        elif interim and (last or len(interim) > 1):
+            opening[currency] = interim[0]
+        if last:
+            closing[currency] = last[-1]
+        elif interim and (first or len(interim) > 1):
+            closing[currency] = interim[-1]
+    return opening, closing
+
+
+def _reconcile(stmt: Any, entries: list[Any], where: str) -> None:
+    """Opening + booked credits - booked debits = closing, per currency; the summary agrees with the entries."""
+    opening, closing = _balances(stmt, where)
     moves: dict[str, list[Decimal]] = {}
     for position, entry in enumerate(entries, start=1):
         amount, currency = _signed(entry, f"{where}, entry {position}", "entry")
@@ -186,6 +204,18 @@ def _check_summary(stmt: Any, entries: list[Any], where: str) -> None:
             f"{where}: its transaction summary (TxsSummry/TtlNtries) counts {total_count} entries, "
             f"but the statement has {len(entries)}"
         )
+    net_text = _text(summary, "{*}TtlNtries/{*}TtlNetNtry/{*}Amt") or _text(summary, "{*}TtlNtries/{*}TtlNetNtryAmt")
+    net_sign = _text(summary, "{*}TtlNtries/{*}TtlNetNtry/{*}CdtDbtInd") or _text(summary, "{*}TtlNtries/{*}CdtDbtInd")
+    net = _decimal(net_text)
+    if net is not None and net_sign in ("CRDT", "DBIT") and len(currencies) == 1:
+        currency = next(iter(currencies))
+        net = net if net_sign == "CRDT" else -net
+        found_net = sum(credits, Decimal(0)) - sum(debits, Decimal(0))
+        if net != found_net:
+            raise BankFileRejected(
+                f"{where}: its transaction summary (TtlNtries) gives the entries a net of {money_text(net, currency)}, "
+                f"but they come to {money_text(found_net, currency)}"
+            )
     for label, path, found in (("credit", "TtlCdtNtries", credits), ("debit", "TtlDbtNtries", debits)):
         count, total = _text(summary, f"{{*}}{path}/{{*}}NbOfNtries"), _text(summary, f"{{*}}{path}/{{*}}Sum")
         if count and _int(count) != len(found):

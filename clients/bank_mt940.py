@@ -43,7 +43,7 @@ from clients.bank_lines import (
 _TAG = re.compile(r"^:(?P<tag>[0-9]{2}[A-Z]?|NS):(?P<value>.*)$")
 _BALANCE = re.compile(r"^(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})?(?P<amount>\d\S*)$", re.IGNORECASE)
 _61 = re.compile(
-    r"^(?P<value>\d{6})(?P<entry>\d{4})?\s?(?P<mark>[Rr]?[CDcd])(?P<funds>[A-Za-z])?\s?(?P<amount>\d[\d.,]*)"
+    r"^(?P<value>\d{6})(?P<entry>\d{4}| {4})?\s?(?P<mark>[Rr]?[CDcd])(?P<funds>[A-Za-z])?\s?(?P<amount>\d[\d.,]*)"
     r"(?P<type>[NSF][A-Za-z0-9 ]{3})?(?P<rest>.*)$",
     re.DOTALL,
 )
@@ -228,7 +228,7 @@ def _entry(f: _Field) -> _Entry:
         )
     value = _yymmdd(found["value"], f.line, "statement line (:61:)", month_end=True)
     booked = value
-    if found["entry"]:
+    if found["entry"] and found["entry"].strip():
         try:
             booked = date(value.year, int(found["entry"][:2]), int(found["entry"][2:]))
         except ValueError:

@@ -353,3 +353,53 @@ def test_a_statement_is_read_exactly_when_its_lines_reach_its_closing_balance(
     assert [line.payment_ref for line in bank_mt940.read(text.encode()).lines] == [
         line.payment_ref for line in statement.lines
     ]  # and the same again when read again
+
+
+def test_a_statement_again_after_its_waiting_line_was_recorded_by_hand_is_a_replay(acme: Any) -> None:
+    from clients.payment_imports import assign_debtor
+
+    lines = [("C40,00", "NONREF", "INV-2"), ("C7,00", "NONREF", "a gift from a stranger")]
+    content = _statement("5", "0,00", lines, "47,00").encode()
+    first = _import(acme, content, name="a.sta")
+    assert (first.status, first.posted_rows, [e["row"] for e in first.errors]) == ("partial", 1, [2])
+    stranger = make_debtor(acme, external_ref="D-7", name="Stranger")
+    assign_debtor(db.session, first, 2, stranger)
+    db.session.commit()
+    again = _import(acme, content, name="a-again.sta")
+    assert (again.status, again.posted_rows, again.skipped_rows, again.errors) == ("posted", 0, 2, [])
+
+
+def test_a_line_recorded_for_one_debtor_is_a_replay_even_when_its_text_now_finds_another(acme: Any) -> None:
+    content = _statement("6", "0,00", [("C25,00", "NONREF", "D-2 March")], "25,00")  # D-2 is Bolt GmbH
+    first = _import(acme, content.encode(), name="b.sta")
+    assert first.status == "posted", first.errors
+    renamed = db.session.scalar(select(Payment.debtor_id).where(Payment.client_id == acme.id))
+    make_invoice(acme, make_debtor(acme, external_ref="D-8", name="Other"), "March", 100)  # the text now names it
+    again = _import(acme, content.encode(), name="b-again.sta")
+    assert (again.status, again.posted_rows, again.skipped_rows) == ("posted", 0, 1)
+    assert db.session.scalars(select(Payment.debtor_id).where(Payment.client_id == acme.id)).all() == [renamed]
+
+
+def test_a_camt_statement_in_pages_is_checked_against_its_interim_balances(acme: Any) -> None:
+    def bal(code: str, amount: str) -> str:
+        return (
+            f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{amount}</Amt>'
+            "<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-03-10</Dt></Dt></Bal>"
+        )
+
+    page_1 = _camt(bal("OPBD", "10.00") + bal("ITBD", "50.00"), _ntry("40.00", "CRDT", "P-1"))
+    page_2 = _camt(bal("ITBD", "50.00") + bal("CLBD", "60.00"), _ntry("10.00", "CRDT", "P-2")).replace(
+        b"<Id>S-1</Id>", b"<Id>S-2</Id>"
+    )
+    assert _import(acme, page_1, name="p1.xml").status == "posted"
+    assert _import(acme, page_2, name="p2.xml").status == "posted"
+    wrong = page_2.replace(b">60.00<", b">61.00<")
+    assert "1.00 unaccounted for" in _import(acme, wrong, name="p3.xml").errors[0]["message"]
+
+
+def test_a_camt_summary_whose_net_disagrees_with_the_entries_is_refused(acme: Any) -> None:
+    net = "<TtlNetNtry><Amt>41.00</Amt><CdtDbtInd>CRDT</CdtDbtInd></TtlNetNtry>"
+    summary = f"<TxsSummry><TtlNtries>{net}</TtlNtries></TxsSummry>"
+    batch = _import(acme, _camt(summary, _ntry("40.00", "CRDT", "N-1")), name="n.xml")
+    assert batch.status == "rejected"
+    assert "gives the entries a net of 41.00, but they come to 40.00" in batch.errors[0]["message"]
