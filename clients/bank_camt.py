@@ -109,15 +109,15 @@ def read(content: bytes) -> Statement:
         seen[identity] = seen.get(identity, 0) + 1
         identity += f"|{seen[identity]}" * (seen[identity] > 1)  # the same statement id twice in one file
         for position, entry in enumerate(entries, start=1):
-            n += 1
             lines = _entry_lines(entry, f"{where}, entry {position}", identity, position)
             if lines is None:
+                n += 1
                 out.debits += 1
                 continue
-            for line in lines:
+            for line in lines:  # the parts of a batch booking are lines of their own
+                n += 1
                 line.line = n
             out.lines.extend(lines)
-            n += len(lines) - 1
     return out
 
 

@@ -62,7 +62,7 @@ def sniff(content: bytes) -> str | None:
         return "camt.054"
     if head.startswith(b"OFXHEADER") or re.search(rb"<OFX>", content[:65536], re.IGNORECASE):
         return "ofx"
-    if re.match(rb"01,[^\r\n]*/", head):
+    if re.match(rb"01,[^\r\n]*(/|\r?\n02,)", head):
         return FORMAT_BAI2
     text = content[:65536].decode("latin-1")
     if re.search(r"(^|\n):(34F|13D?):", text) and not re.search(r"(^|\n):6[02][FM]:", text):

@@ -178,9 +178,11 @@ def test_a_camt_entry_pays_its_booked_amount_not_its_detail_amount(acme: Any) ->
 def test_a_camt_batch_is_split_over_its_details_only_when_they_add_up(acme: Any) -> None:
     adds_up = _ntry("250.00", "CRDT", "B-1", _tx("50.00", "INV-2") + _tx("200.00", "INV-3"))
     does_not = _ntry("99.00", "CRDT", "B-2", _tx("50.00", "INV-1") + _tx("40.00", "INV-2"))
-    batch = _import(acme, _camt(_balances("0.00", "349.00"), adds_up, does_not), name="c.xml")
+    content = _camt(_balances("0.00", "349.00"), adds_up, does_not)
+    batch = _import(acme, content, name="c.xml")
     assert batch.status == "posted", batch.errors
     assert _payments(acme.id) == [("B-1/1", 5000, "EUR"), ("B-1/2", 20000, "EUR"), ("B-2", 9900, "EUR")]
+    assert [line.line for line in bank_files.read_statement(content).lines] == [1, 2, 3]  # each part a line
 
 
 def test_a_camt_credit_is_a_payment_in_every_version_from_02_to_08(db_session: Any) -> None:
