@@ -68,9 +68,12 @@ def _amount(node: Any, where: str, what: str) -> tuple[Decimal, str]:
     return amount, currency
 
 
-def _signed(node: Any, where: str, what: str) -> tuple[Decimal, str]:
+def _signed(node: Any, where: str, what: str, balance: bool = False) -> tuple[Decimal, str]:
+    """An amount signed by its CdtDbtInd. Some banks leave the indicator out of their balances (which the
+    schema does not allow): such a balance is read as a credit, and a wrong guess cannot pass the
+    reconciliation. An entry without one is refused: which way its money went is not known."""
     amount, currency = _amount(node.find("{*}Amt"), where, what)
-    sign = _text(node, "{*}CdtDbtInd")
+    sign = _text(node, "{*}CdtDbtInd") or ("CRDT" if balance else "")
     if sign not in ("CRDT", "DBIT"):
         raise BankFileRejected(f"{where}: the {what}'s credit/debit indicator (CdtDbtInd) {sign!r} is not CRDT or DBIT")
     return (amount if sign == "CRDT" else -amount), currency
@@ -109,7 +112,7 @@ def read(content: bytes) -> Statement:
         seen[identity] = seen.get(identity, 0) + 1
         identity += f"|{seen[identity]}" * (seen[identity] > 1)  # the same statement id twice in one file
         for position, entry in enumerate(entries, start=1):
-            lines = _entry_lines(entry, f"{where}, entry {position}", identity, position)
+            lines = _entry_lines(entry, f"{where}, entry {position}", identity, position, _statement_day(stmt))
             if lines is None:
                 n += 1
                 out.debits += 1
@@ -141,7 +144,7 @@ def _balances(stmt: Any, where: str) -> tuple[dict[str, Decimal], dict[str, Deci
     for bal in stmt.findall("{*}Bal"):
         code = (_text(bal, "{*}Tp/{*}CdOrPrtry/{*}Cd") or _text(bal, "{*}Tp/{*}CdOrPrtry/{*}Prtry")).upper()
         if code in (*OPENING, *CLOSING, INTERIM):
-            amount, currency = _signed(bal, where, f"{code} balance")
+            amount, currency = _signed(bal, where, f"{code} balance", balance=True)
             found.setdefault((code, currency), []).append(amount)
     opening: dict[str, Decimal] = {}
     closing: dict[str, Decimal] = {}
@@ -272,13 +275,24 @@ def _split(entry: Any, details: list[Any], amount: Decimal, currency: str) -> bo
     return total == amount
 
 
-def _entry_lines(entry: Any, where: str, identity: str, position: int) -> list[BankLine] | None:
+def _statement_day(stmt: Any) -> str:
+    """The day a statement reports (for entries that give no booking or value date): the date of its closing
+    balance, else the end of its period, else the day it was written."""
+    for bal in stmt.findall("{*}Bal"):
+        if _text(bal, "{*}Tp/{*}CdOrPrtry/{*}Cd") in CLOSING:
+            found = _text(bal, "{*}Dt/{*}Dt") or _text(bal, "{*}Dt/{*}DtTm")[:10]
+            if found:
+                return found
+    return _text(stmt, "{*}FrToDt/{*}ToDtTm")[:10] or _text(stmt, "{*}CreDtTm")[:10]
+
+
+def _entry_lines(entry: Any, where: str, identity: str, position: int, statement_day: str) -> list[BankLine] | None:
     """The payments of one entry (None for a debit, a reversal or an entry not booked)."""
     signed, currency = _signed(entry, where, "entry")
     if signed <= 0 or _text(entry, "{*}RvslInd").lower() in ("true", "1") or not _booked(entry):
         return None
     booked = _text(entry, "{*}BookgDt/{*}Dt") or _text(entry, "{*}BookgDt/{*}DtTm")[:10]
-    booked = booked or _text(entry, "{*}ValDt/{*}Dt") or _text(entry, "{*}ValDt/{*}DtTm")[:10]
+    booked = booked or _text(entry, "{*}ValDt/{*}Dt") or _text(entry, "{*}ValDt/{*}DtTm")[:10] or statement_day
     day = _date(booked)
     details = entry.findall("{*}NtryDtls/{*}TxDtls")
     entry_ref = _text(entry, "{*}AcctSvcrRef") or _text(entry, "{*}NtryRef")

@@ -88,7 +88,7 @@ def _camt_credits(content: bytes) -> tuple[int, Counter[str]]:
         if not entry.tag.endswith("}Ntry"):
             continue
         kids = {child.tag.split("}")[1]: child for child in entry}
-        status = kids["Sts"]
+        status = kids.get("Sts")
         status_text = "".join(status.itertext()).strip() if status is not None else ""
         reversal = kids.get("RvslInd") is not None and (kids["RvslInd"].text or "").strip().lower() == "true"
         if kids["CdtDbtInd"].text == "CRDT" and not reversal and status_text not in ("PDNG", "INFO"):
