@@ -94,7 +94,8 @@ def decode(content: bytes) -> str:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = content.decode("latin-1")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    # Ctrl-Z (end of file on DOS) ends a message in some banks' files, even mid-line
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x1a", "\n")
 
 
 def fields_of(text: str) -> list[_Field]:
@@ -128,8 +129,8 @@ def _amount(text: str, line: int, what: str) -> Decimal:
     t = text.strip()
     if re.fullmatch(r"\d+(,\d*)?", t):
         return Decimal(t.replace(",", ".").rstrip(".") or "0")
-    if re.fullmatch(r"\d+\.\d+", t):
-        return Decimal(t)
+    if re.fullmatch(r"\d+\.\d*", t):
+        return Decimal(t.rstrip(".") or "0")
     raise BankFileRejected(
         f"line {line} of the MT940 file: the amount {t!r} of the {what} is not an amount "
         "(digits with one decimal comma, e.g. 1250,00)"
