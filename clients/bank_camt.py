@@ -28,6 +28,7 @@ from clients.bank_lines import (
     Statement,
     check_balance,
     file_digest,
+    first_of,
     line_ref,
     money_text,
     squeeze,
@@ -95,10 +96,15 @@ def read(content: bytes) -> Statement:
     out = Statement(FORMAT_CAMT053)
     n = 0
     seen: dict[str, int] = {}
+    unbalanced: list[str] = []
     for number, stmt in enumerate(statements, start=1):
         where = _where(stmt, number)
         entries = stmt.findall("{*}Ntry")
-        _reconcile(stmt, entries, where)
+        try:
+            _reconcile(stmt, entries, where)
+        except BankFileRejected as exc:
+            unbalanced.append(str(exc))
+            continue
         identity = "|".join(
             (
                 _text(stmt, "{*}Id"),
@@ -121,6 +127,8 @@ def read(content: bytes) -> Statement:
                 n += 1
                 line.line = n
             out.lines.extend(lines)
+    if unbalanced:
+        raise BankFileRejected(first_of(unbalanced))
     return out
 
 

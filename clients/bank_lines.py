@@ -103,6 +103,14 @@ def check_balance(
         )
 
 
+def first_of(problems: list[str]) -> str:
+    """The first statement's problem, and how many other statements of the file have one."""
+    more = len(problems) - 1
+    if not more:
+        return problems[0]
+    return f"{problems[0]} (and {more} more statement{'s' if more > 1 else ''} of this file with a problem like it)"
+
+
 _SPACES = re.compile(r"\s+")
 
 

@@ -36,6 +36,7 @@ from clients.bank_lines import (
     Statement,
     check_balance,
     file_digest,
+    first_of,
     line_ref,
     squeeze,
 )
@@ -261,9 +262,14 @@ def read(content: bytes) -> Statement:
     out = Statement(FORMAT_MT940)
     n = 0
     seen: dict[str, int] = {}
+    unbalanced: list[str] = []
     for s in statements:
         entries = [(_entry(f), f, details) for f, details in s.entries]
-        _reconcile(s, [e for e, _, _ in entries])
+        try:
+            _reconcile(s, [e for e, _, _ in entries])
+        except BankFileRejected as exc:
+            unbalanced.append(str(exc))
+            continue
         if s.opening is None or s.closing is None:
             continue  # no lines (see _reconcile)
         identity = f"{s.account}|{s.seq}|{s.opening.day}|{s.opening.signed}|{s.opening.currency}"
@@ -285,6 +291,8 @@ def read(content: bytes) -> Statement:
                     n, ref, e.booked, e.amount, s.opening.currency, payer, remittance or squeeze(e.extra), "", hints
                 )
             )
+    if unbalanced:
+        raise BankFileRejected(first_of(unbalanced))
     return out
 
 
