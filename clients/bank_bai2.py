@@ -259,6 +259,11 @@ def _lines(out: Statement, account: _Account, group: list[str], sender: str, n: 
     number = head[0].strip() if head else ""
     currency = ((head[1] if len(head) > 1 else "") or (group[5] if len(group) > 5 else "") or "USD").strip().upper()
     as_of = _date(group[3] if len(group) > 3 else "", account.header)
+    if as_of is None:
+        raise BankFileRejected(
+            f"line {account.header.line} of the BAI2 file: account {number}'s group header (02) has no as-of date, "
+            "so its transactions have no date"
+        )
     try:
         places = exponent(currency)
     except MoneyError:

@@ -82,7 +82,7 @@ def read_statement(content: bytes) -> Statement:
             return readers[kind](content)
         except BankFileRejected:
             raise
-        except (ValueError, IndexError, KeyError, AttributeError, TypeError):
+        except (ValueError, ArithmeticError, IndexError, KeyError, AttributeError, TypeError):
             # a shape of file no reader foresaw: refused in words, logged for us with the details
             log.exception("unreadable %s statement", kind)
             raise BankFileRejected(
