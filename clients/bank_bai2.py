@@ -13,6 +13,9 @@
   groups' totals, its number of groups and records. A file that disagrees with any of them is refused,
   naming the trailer's line, what it states and what the file holds.
 
+The `bai2` library is not used: it refuses funds type S, several records on one line and any type code it
+does not list, which real banks send.
+
 Amounts are in the currency's minor units (the account's currency, else the group's, USD when neither is
 given); a line's date is its group's as-of date.
 """

@@ -15,6 +15,11 @@ it is not, always naming the file line:
   payer, also with `>` as Triodos writes it) and of the Dutch banks (`/NAME/`, `/REMI/`, `/CNTP/`, `/ORDP/`),
   else kept as free text.
 
+Why not the `mt-940` library (which the tests still use as a second opinion): it reads a decimal point as no
+amount at all and folds the lines that follow into one (issue 18: 39 lines read as one credit), gives no file
+line numbers, and fails on real files (ASN Bank's references longer than SWIFT allows) with its own objects
+in the message.
+
 Every statement must carry an opening (`:60F:`/`:60M:`) and a closing (`:62F:`/`:62M:`) balance in one
 currency, and opening + credits - debits must equal the closing balance (C and RD add, D and RC subtract);
 otherwise the file is refused (see `bank_lines.check_balance`). Only C lines are payments: D, RC (a credit

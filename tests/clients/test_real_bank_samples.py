@@ -250,6 +250,29 @@ def test_each_real_statement_is_read_as_its_credits_or_refused_for_its_real_faul
     assert +read == +sums
     assert batch.mapping["bank_statement"]["credits"] >= count  # (a batch booking may pay several lines)
     assert len({line.payment_ref for line in waiting.values()}) == len(waiting)  # every line its own payment
+    if path.parent.name == "mt940":
+        _agrees_with_the_mt940_library(path.read_bytes(), count, sums)
+
+
+def _agrees_with_the_mt940_library(content: bytes, count: int, sums: Counter[str]) -> None:
+    """A second opinion: where the `mt-940` library reads every :61: line of the file, its credits are ours."""
+    import mt940
+
+    try:
+        transactions = mt940.parse(content.decode("latin-1"))
+    except Exception:  # the library fails on some real files: then it has no opinion
+        return
+    lines = len(re.findall(r"^:61:", content.decode("latin-1"), re.MULTILINE))
+    if len(transactions) != lines:
+        return  # it folded or dropped lines: no opinion
+    credits = [
+        t.data["amount"] for t in transactions if str(t.data.get("status")) == "C" and t.data["amount"].amount > 0
+    ]
+    assert len(credits) == count
+    library = Counter[str]()
+    for amount in credits:
+        library[amount.currency] += amount.amount
+    assert +library == +sums
 
 
 def test_every_refusal_listed_is_a_sample_file() -> None:
