@@ -176,12 +176,13 @@ def _balance(f: _Field) -> _Balance:
 
 
 def statements_of(fields: list[_Field]) -> list[_Statement]:
-    """Fields grouped into statements: a statement starts at :20:, or at :25:/:60a: after a closing balance."""
+    """Fields grouped into statements: a statement starts at :20:, or at :25:, :28C: or :60a: after a closing
+    balance (banks that leave out :20: between the statements of a file)."""
     out: list[_Statement] = []
     current: _Statement | None = None
     for f in fields:
         closed = current is not None and any(g.tag in _CLOSING for g in current.fields)
-        if current is None or f.tag == "20" or (f.tag in ("25", *_OPENING) and closed):
+        if current is None or f.tag == "20" or (f.tag in ("25", "28", "28C", *_OPENING) and closed):
             current = _Statement(len(out) + 1, f.line)
             out.append(current)
         current.fields.append(f)

@@ -13,7 +13,10 @@ and shows up in the unmatched payments list.
 
 Payments are idempotent on (client, payment reference): a row whose reference is already recorded with the
 same details is skipped and counted as "already recorded"; with different details it is a row error. So a
-re-uploaded or overlapping file never posts a payment twice.
+re-uploaded or overlapping file never posts a payment twice. A bank statement's line has no reference of its
+own that is unique (banks and payers repeat theirs): its payment reference is its identity in its statement
+(`bank_lines.line_ref`), so a repeated reference never refuses a statement, and a line recorded before is a
+replay when its date and amount agree, whoever its debtor is found (or was picked by hand) to be.
 
 The batch mapping holds the column names per field plus two upload options: `received_by_default` (the
 receiver of rows without one) and `channel`, where the file came from ("portal" uploads may only report
