@@ -248,7 +248,10 @@ def _entry(f: _Field) -> _Entry:
             booked = booked.replace(year=booked.year - 1)
         elif value - booked > timedelta(days=180):
             booked = booked.replace(year=booked.year + 1)
-    first, _, extra = found["rest"].partition("\n")
+    rest = found["rest"]
+    if (found["type"] or "").upper() == "NONR" and rest.upper().startswith("EF"):  # no type code, then NONREF
+        rest = "NONREF" + rest[2:]
+    first, _, extra = rest.partition("\n")
     customer, _, bank = first.partition("//")
     return _Entry(
         found["mark"].upper(),
