@@ -405,3 +405,21 @@ def test_a_camt_summary_whose_net_disagrees_with_the_entries_is_refused(acme: An
     batch = _import(acme, _camt(summary, _ntry("40.00", "CRDT", "N-1")), name="n.xml")
     assert batch.status == "rejected"
     assert "gives the entries a net of 41.00, but they come to 40.00" in batch.errors[0]["message"]
+
+
+def test_a_statement_named_as_the_bank_likes_is_accepted_by_the_upload_form(client: Any, acme: Any) -> None:
+    import io
+
+    from tests.conftest import fresh_csrf, login
+    from tests.factories import make_user
+
+    make_user("manager", email="m@example.test")
+    login(client, "m@example.test")
+    url = f"/clients/{acme.id}/payments/imports"
+    statement = _statement("1", "0,00", [("C40,00", "NONREF//BANK-9", "INV-2")], "40,00").encode()
+    for name, accepted in (("MT940_20260310", True), ("export.swi", True), ("notes.pdf", False)):
+        content = statement if accepted else b"%PDF-1.4 not a statement"
+        data = {"csrf_token": fresh_csrf(client, url), "file": (io.BytesIO(content), name), "received_by": "agency"}
+        response = client.post(url, data=data, content_type="multipart/form-data")
+        assert (response.status_code == 302) is accepted, name
+    assert _payments(acme.id) == [("BANK-9", 4000, "EUR")]  # the same statement twice: once
