@@ -76,6 +76,11 @@ def sniff(content: bytes) -> str | None:
 def read_statement(content: bytes) -> Statement:
     """The credit lines of a statement file; raises BankFileRejected (saying where and why) when it cannot be
     read or does not agree with its own balances or control totals."""
+    if content[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 export: read as the same text in UTF-8
+        try:
+            content = content.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise BankFileRejected("the file says it is UTF-16 text but is not") from None
     kind = sniff(content)
     readers = {FORMAT_CAMT053: bank_camt.read, FORMAT_MT940: bank_mt940.read, FORMAT_BAI2: bank_bai2.read}
     if kind in readers:

@@ -12,8 +12,8 @@ it is not, always naming the file line:
   code, the amount, the transaction type and the references (customer `//` bank; a reference longer than
   SWIFT allows is kept, not a reason to refuse);
 - `:86:` details are read in the structures of the main German banks (`166?00...?20..?29` purpose, `?32`/`?33`
-  payer, also with `>` as Triodos writes it) and of the Dutch banks (`/NAME/`, `/REMI/`, `/CNTP/`, `/ORDP/`),
-  else kept as free text.
+  payer, also with `>` as Triodos and `~` as Polish banks write it) and of the Dutch banks (`/NAME/`,
+  `/REMI/`, `/CNTP/`, `/ORDP/`), else kept as free text.
 
 Why not the `mt-940` library (which the tests still use as a second opinion): it reads a decimal point as no
 amount at all and folds the lines that follow into one (issue 18: 39 lines read as one credit), gives no file
@@ -329,7 +329,7 @@ def _reconcile(s: _Statement, entries: list[_Entry]) -> None:
 
 # --- :86: details ---------------------------------------------------------------------------------
 
-_GERMAN = re.compile(r"^\d{3}(?P<sep>[?>])\d{2}")
+_GERMAN = re.compile(r"^\d{3}(?P<sep>[?>~])\d{2}")  # "?" German banks, ">" Triodos, "~" Polish banks
 _SEPA_WORDS = re.compile(r"(EREF|KREF|MREF|CRED|DEBT|SVWZ|ABWA|ABWE|COAM|OAMT|IBAN|BIC)\+")
 _DUTCH_KEYS = (
     "TRTP|IBAN|BIC|NAME|REMI|EREF|MARF|CSID|ORDP|BENM|CNTP|PURP|ULTD|ULTC|ISDT|RTRN|ADDR|ID|PREF|USTD|STRD|"

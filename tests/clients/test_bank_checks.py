@@ -423,3 +423,11 @@ def test_a_statement_named_as_the_bank_likes_is_accepted_by_the_upload_form(clie
         response = client.post(url, data=data, content_type="multipart/form-data")
         assert (response.status_code == 302) is accepted, name
     assert _payments(acme.id) == [("BANK-9", 4000, "EUR")]  # the same statement twice: once
+
+
+def test_a_utf16_export_and_polish_details_are_read() -> None:
+    text = _statement(
+        "1", "0,00", [("C9,99", "NONREF", "020~00VE02~20Faktura FV/1~21 za luty~32ACME SP~33. Z O.O.")], "9,99"
+    )
+    [line] = bank_files.read_statement(("\ufeff" + text).encode("utf-16")).lines
+    assert (line.amount, line.payer, line.remittance) == (Decimal("9.99"), "ACME SP. Z O.O.", "Faktura FV/1 za luty")
