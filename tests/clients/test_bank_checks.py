@@ -431,3 +431,16 @@ def test_a_utf16_export_and_polish_details_are_read() -> None:
     )
     [line] = bank_files.read_statement(("\ufeff" + text).encode("utf-16")).lines
     assert (line.amount, line.payer, line.remittance) == (Decimal("9.99"), "ACME SP. Z O.O.", "Faktura FV/1 za luty")
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=st.lists(CENTS, min_size=1, max_size=5), off=st.sampled_from([0, 0, 1, -1, 250]))
+def test_what_a_camt_entry_pays_is_always_its_booked_amount(parts: list[int], off: int) -> None:
+    booked = sum(parts) + off
+    if booked <= 0:
+        return
+    amount = f"{booked // 100}.{booked % 100:02d}"
+    details = "".join(_tx(f"{p // 100}.{p % 100:02d}", f"part {i}") for i, p in enumerate(parts))
+    statement = bank_files.read_statement(_camt(_balances("0.00", amount), _ntry(amount, "CRDT", "E-1", details)))
+    assert sum(line.amount for line in statement.lines) * 100 == booked
+    assert len(statement.lines) == (len(parts) if off == 0 and len(parts) > 1 else 1)  # split only when it adds up
