@@ -46,8 +46,9 @@ UNSUPPORTED = {
     "mt942": "an MT942 interim transaction report",
 }
 # a file named so is read as a statement (or refused as none)
-EXTENSIONS = (".xml", ".sta", ".940", ".mt940", ".swi", ".mta", ".stm", ".mt9", ".053", ".camt", ".bai", ".bai2")
-EXTENSIONS += (".ofx", ".qfx")  # (recognised to be refused with what to download instead)
+# (.ofx and .qfx are recognised to be refused with what to download instead)
+EXTENSIONS: tuple[str, ...] = (".xml", ".sta", ".940", ".mt940", ".swi", ".mta", ".stm", ".mt9", ".053", ".camt")
+EXTENSIONS += (".bai", ".bai2", ".ofx", ".qfx")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_/.]{1,63}")
 _MT940_FIELD = re.compile(r"(^|\n)\s*(\{4:)?:(20|25|28C?|60[FM]|61):")
 

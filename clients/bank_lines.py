@@ -62,11 +62,15 @@ class Statement:
 def line_ref(kind: str, statement_id: str, position: str, bank_ref: str, booked: Any, amount: Decimal) -> str:
     """The payment reference of a statement line: the bank's reference (readable, when there is one) and a
     digest of the line's identity (statement, position, bank reference, date, amount). At most 64 characters."""
-    amount_text = format(amount.normalize(), "f") if amount.is_finite() else str(amount)
-    identity = "|".join((kind, statement_id, position, bank_ref, str(booked), amount_text))
+    identity = "|".join((kind, statement_id, position, bank_ref, str(booked), plain(amount)))
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     readable = "".join(bank_ref.split())[:REF_READABLE] or kind.upper()
     return f"{readable}~{digest}"
+
+
+def plain(amount: Decimal) -> str:
+    """An amount as the same text however the file wrote it (1000, 1000,00 and 1000.0 are '1000')."""
+    return format(amount.normalize(), "f") if amount.is_finite() else str(amount)
 
 
 def file_digest(content: bytes) -> str:

@@ -43,6 +43,7 @@ from clients.bank_lines import (
     file_digest,
     first_of,
     line_ref,
+    plain,
     squeeze,
 )
 
@@ -269,40 +270,43 @@ def read(content: bytes) -> Statement:
     if not statements:
         raise BankFileRejected("the MT940 file has no statements (no :20:, :25:, :60F: or :61: fields)")
     out = Statement(FORMAT_MT940)
-    n = 0
     seen: dict[str, int] = {}
     unbalanced: list[str] = []
+    n = 0
     for s in statements:
-        entries = [(_entry(f), f, details) for f, details in s.entries]
+        entries = [(_entry(f), details) for f, details in s.entries]
+        n += len(entries)
         try:
-            _reconcile(s, [e for e, _, _ in entries])
+            _reconcile(s, [e for e, _ in entries])
         except BankFileRejected as exc:
             unbalanced.append(str(exc))
             continue
         if s.opening is None or s.closing is None:
             continue  # no lines (see _reconcile)
-        identity = f"{s.account}|{s.seq}|{s.opening.day}|{s.opening.signed}|{s.opening.currency}"
+        identity = f"{s.account}|{s.seq}|{s.opening.day}|{plain(s.opening.signed)}|{s.opening.currency}"
         if not s.account and not s.seq:
             identity += "|" + file_digest(content)
         seen[identity] = seen.get(identity, 0) + 1
         identity += f"|{seen[identity]}" * (seen[identity] > 1)  # the same statement twice in one file
-        for position, (e, _, details) in enumerate(entries, start=1):
-            n += 1
-            if e.mark != "C" or e.amount <= 0:
-                out.debits += 1
-                continue
-            refs = [r for r in (e.bank_ref, e.customer_ref) if r and r.upper() not in ("NONREF", "NOTPROVIDED")]
-            ref = line_ref("MT940", identity, str(position), refs[0] if refs else "", e.booked, e.amount)
-            payer, remittance, hints = read_details(details)
-            hints = squeeze(f"{hints} {e.customer_ref} {e.extra}")
-            out.lines.append(
-                BankLine(
-                    n, ref, e.booked, e.amount, s.opening.currency, payer, remittance or squeeze(e.extra), "", hints
-                )
-            )
+        _add_lines(out, entries, identity, s.opening.currency, first=n - len(entries) + 1)
     if unbalanced:
         raise BankFileRejected(first_of(unbalanced))
     return out
+
+
+def _add_lines(out: Statement, entries: list[tuple[_Entry, str]], identity: str, currency: str, first: int) -> None:
+    """The statement's C lines as payment lines (`first`: the file's entry number of its first line)."""
+    for position, (e, details) in enumerate(entries, start=1):
+        if e.mark != "C" or e.amount <= 0:
+            out.debits += 1
+            continue
+        refs = [r for r in (e.bank_ref, e.customer_ref) if r and r.upper() not in ("NONREF", "NOTPROVIDED")]
+        ref = line_ref("MT940", identity, str(position), refs[0] if refs else "", e.booked, e.amount)
+        payer, remittance, hints = read_details(details)
+        hints = squeeze(f"{hints} {e.customer_ref} {e.extra}")
+        line = BankLine(first + position - 1, ref, e.booked, e.amount, currency, payer, remittance, "", hints)
+        line.remittance = remittance or squeeze(e.extra)
+        out.lines.append(line)
 
 
 def _reconcile(s: _Statement, entries: list[_Entry]) -> None:
