@@ -51,7 +51,7 @@ _TAG = re.compile(r"^:(?P<tag>[0-9]{2}[A-Z]?|NS):(?P<value>.*)$")
 _BALANCE = re.compile(r"^(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})?(?P<amount>\d\S*)$", re.IGNORECASE)
 _61 = re.compile(
     r"^(?P<value>\d{6})(?P<entry>\d{4}| {4})?\s?(?P<mark>[Rr]?[CDcd])(?P<funds>[A-Za-z])?\s?(?P<amount>\d[\d.,]*)"
-    r"(?P<type>[NSF][A-Za-z0-9 ]{3})?(?P<rest>.*)$",
+    r" ?(?P<type>[NSF][A-Za-z0-9 ]{3})?(?P<rest>.*)$",
     re.DOTALL,
 )
 _OPENING = ("60F", "60M")
