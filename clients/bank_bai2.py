@@ -50,9 +50,11 @@ class _Record:
     parts: list[tuple[str, bool]]  # its text and continuations, each with whether "/" ended it
 
     def fields(self) -> list[str]:
+        """The record's fields, its continuations joined: a continuation goes on with the next field, except
+        that a transaction detail's text not ended by "/" goes on in its continuation (as one text)."""
         text = ""
         for body, ended in self.parts:
-            text += body + ("," if ended else " ")
+            text += body + ("," if ended or self.code != "16" else " ")
         return text[:-1].split(",") if text else []
 
 

@@ -444,3 +444,19 @@ def test_what_a_camt_entry_pays_is_always_its_booked_amount(parts: list[int], of
     statement = bank_files.read_statement(_camt(_balances("0.00", amount), _ntry(amount, "CRDT", "E-1", details)))
     assert sum(line.amount for line in statement.lines) * 100 == booked
     assert len(statement.lines) == (len(parts) if off == 0 and len(parts) > 1 else 1)  # split only when it adds up
+
+
+def test_a_bai2_file_without_slashes_is_read_record_by_line(db_session: Any) -> None:
+    """Some banks end no record with "/": each line is a record, and a continuation goes on with the next field."""
+    content = b"""01,BANKOFAMERICA,AGENCY,181108,1330,1,80,1,2
+02,AGENCY,026009593,1,181107,2400,,2
+03,0000000000,USD,010,100000,,,015,104000,,
+88,100,4000,1,,400,0,0,
+16,142,4000,0,REF1,CUST1,ACH CREDIT
+88,FROM ACME
+49,212000,5
+98,212000,1,7
+99,212000,1,9
+"""
+    [line] = bank_files.read_statement(content).lines
+    assert (line.amount, line.currency, line.remittance) == (Decimal("40.00"), "USD", "CUST1 ACH CREDIT FROM ACME")
