@@ -460,3 +460,127 @@ def test_a_bai2_file_without_slashes_is_read_record_by_line(db_session: Any) -> 
 """
     [line] = bank_files.read_statement(content).lines
     assert (line.amount, line.currency, line.remittance) == (Decimal("40.00"), "USD", "CUST1 ACH CREDIT FROM ACME")
+
+
+# --- the ways banks write a statement that adds up (issue 18: no valid file refused) ---------------------------
+
+_H = ":20:S1\n:25:NL91ABNA0417164300\n:28C:1/1\n"
+_L = ":61:2603100310{}NTRFNONREF\n"
+
+
+def _cbal(code: str, amount: str, sign: str = "CRDT", currency: str = "EUR") -> str:
+    return (
+        f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="{currency}">{amount}</Amt>'
+        f"<CdtDbtInd>{sign}</CdtDbtInd><Dt><Dt>2026-03-10</Dt></Dt></Bal>"
+    )
+
+
+def _centry(amount: str, sign: str, ref: str, status: str = "BOOK", reversal: bool = False, ccy: str = "EUR") -> str:
+    return (
+        f'<Ntry><Amt Ccy="{ccy}">{amount}</Amt><CdtDbtInd>{sign}</CdtDbtInd>'
+        f"{'<RvslInd>true</RvslInd>' if reversal else ''}<Sts>{status}</Sts>"
+        f"<BookgDt><Dt>2026-03-10</Dt></BookgDt><AcctSvcrRef>{ref}</AcctSvcrRef></Ntry>"
+    )
+
+
+def _cdoc(*statements: str) -> str:
+    body = "".join(
+        f"<Stmt><Id>S-{n}</Id><Acct><Id><IBAN>NL91ABNA0417164300</IBAN></Id></Acct>{s}</Stmt>"
+        for n, s in enumerate(statements, start=1)
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Document xmlns="{NS}"><BkToCstmrStmt>'
+        f"<GrpHdr><MsgId>M-1</MsgId><CreDtTm>2026-03-10T18:00:00</CreDtTm></GrpHdr>{body}</BkToCstmrStmt></Document>"
+    )
+
+
+# case -> (file, its credits, (the closing balance as written, the same one cent out))
+VALID: dict[str, tuple[str, list[tuple[str, str]], tuple[str, str]]] = {
+    "MT940 pages of one statement (:62M: then :60M:, no :20: between)": (
+        f"{_H}:60F:C260309EUR100,00\n{_L.format('C10,00')}:62M:C260310EUR110,00\n:60M:C260310EUR110,00\n"
+        f"{_L.format('D5,00')}{_L.format('C7,00')}:62F:C260310EUR112,00\n-\n",
+        [("10.00", "EUR"), ("7.00", "EUR")],
+        (":62F:C260310EUR112,00", ":62F:C260310EUR112,01"),
+    ),
+    "MT940 negative balances (D) crossing zero": (
+        f"{_H}:60F:D260309EUR10,00\n{_L.format('C30,00')}:62F:C260310EUR20,00\n-\n",
+        [("30.00", "EUR")],
+        (":62F:C260310EUR20,00", ":62F:D260310EUR20,00"),
+    ),
+    "MT940 RD adds and RC takes away, neither is a payment": (
+        f"{_H}:60F:C260309EUR100,00\n{_L.format('RD5,00')}{_L.format('RC3,00')}{_L.format('C10,00')}"
+        ":62F:C260310EUR112,00\n-\n",
+        [("10.00", "EUR")],
+        (":62F:C260310EUR112,00", ":62F:C260310EUR112,01"),
+    ),
+    "MT940 funds codes (CR, DR), several :86:, :64:, :65: and a statement's own :86:": (
+        f"{_H}:60F:C260309EUR100,00\n{_L.format('CR10,00')}:86:a\n:86:b\n{_L.format('DR5,00')}"
+        ":62F:C260310EUR105,00\n:64:C260310EUR999,00\n:65:C260311EUR999,00\n:86:about the statement\n-\n",
+        [("10.00", "EUR")],
+        (":62F:C260310EUR105,00", ":62F:C260310EUR105,01"),
+    ),
+    "MT940 Rabobank with a decimal point and zero padding": (
+        ":940:\n:20:940S260310\n:25:NL50RABO0123456789\n:28C:0\n:60F:C260309EUR000000001000.00\n"
+        ":61:260310C000000000250.50N122NONREF\n:61:260310D000000000100.25N122NONREF\n"
+        ":62F:C260310EUR000000001150.25\n",
+        [("250.50", "EUR")],
+        ("EUR000000001150.25", "EUR000000001150.26"),
+    ),
+    "MT940 two accounts in two currencies under one :20:": (
+        f"{_H}:60F:C260309EUR100,00\n{_L.format('C10,00')}:62F:C260310EUR110,00\n"
+        f":25:B\n:28C:1\n:60F:C260309USD5,00\n{_L.format('C1,00')}:62F:C260310USD6,00\n-\n",
+        [("10.00", "EUR"), ("1.00", "USD")],
+        ("USD6,00", "USD6,01"),
+    ),
+    "CAMT negative balances (DBIT)": (
+        _cdoc(_cbal("OPBD", "100.00", "DBIT") + _cbal("CLBD", "70.00", "DBIT") + _centry("30.00", "CRDT", "A")),
+        [("30.00", "EUR")],
+        (">70.00<", ">70.01<"),
+    ),
+    "CAMT entries not booked (PDNG, INFO) are outside the balances": (
+        _cdoc(
+            _cbal("OPBD", "0")
+            + _cbal("CLBD", "10.00")
+            + _centry("10.00", "CRDT", "A")
+            + _centry("5.00", "CRDT", "P", "PDNG")
+            + _centry("4.00", "DBIT", "I", "INFO")
+        ),
+        [("10.00", "EUR")],
+        (">10.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt>", ">10.01</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt>"),
+    ),
+    "CAMT reversals move the balance their way and are no payment": (
+        _cdoc(
+            _cbal("OPBD", "0")
+            + _cbal("CLBD", "5.00")
+            + _centry("10.00", "CRDT", "A")
+            + _centry("10.00", "DBIT", "R", reversal=True)
+            + _centry("5.00", "CRDT", "B", reversal=True)
+        ),
+        [("10.00", "EUR")],
+        (">5.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt>", ">5.01</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt>"),
+    ),
+    "CAMT PRCD opening, other balance types beside, two currencies, two statements": (
+        _cdoc(
+            _cbal("PRCD", "5")
+            + _cbal("CLBD", "15.00")
+            + _cbal("CLAV", "99")
+            + _cbal("OPBD", "1", currency="USD")
+            + _cbal("CLBD", "3", currency="USD")
+            + _centry("10.00", "CRDT", "A")
+            + _centry("2", "CRDT", "U", ccy="USD"),
+            _cbal("OPBD", "15") + _cbal("CLBD", "12.00") + _centry("3.00", "DBIT", "F"),
+        ),
+        [("10.00", "EUR"), ("2", "USD")],
+        (">12.00<", ">12.01<"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VALID, ids=list(VALID))
+def test_a_statement_that_adds_up_is_read_however_the_bank_writes_it(case: str) -> None:
+    content, credits, (closing, one_cent_out) = VALID[case]
+    statement = bank_files.read_statement(content.encode())
+    assert [(str(line.amount), line.currency) for line in statement.lines] == credits
+    assert content.count(closing) == 1
+    with pytest.raises(BankFileRejected, match="unaccounted for"):  # and the check is not idle
+        bank_files.read_statement(content.replace(closing, one_cent_out).encode())
