@@ -188,12 +188,15 @@ def floor(app_url: str, client_id: int, rows: list[dict[str, Any]]) -> float:
 
 def run_queued_jobs(app: Any) -> int:
     """Run what the payments queued (rescoring, promise checks) with a burst worker; the number that failed."""
-    from rq.registry import FailedJobRegistry
+    from sqlalchemy import func, select
 
-    from provider.core.jobs import QUEUES, rq_queue, run_worker
+    from provider.core.outbox import run_worker
+    from provider.core.outbox_models import BackgroundJob
+    from provider.extensions import db
 
     run_worker(app, burst=True)
-    return sum(len(FailedJobRegistry(queue=rq_queue(name, app))) for name in QUEUES)
+    with app.app_context():
+        return int(db.session.scalar(select(func.count()).where(BackgroundJob.status == "failed")) or 0)
 
 
 def main() -> None:

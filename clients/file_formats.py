@@ -22,13 +22,42 @@ from marshmallow import ValidationError, fields
 from provider.core.errors import ServiceError
 from provider.core.money import DECIMAL_COMMA_HINT, DECIMAL_MARKS, Money, MoneyError, validate_currency
 
-# key -> (what the user sees, strptime pattern)
+# key -> (what the user sees, strptime pattern); a date with the month's name is read by `_named_month`, which
+# also takes the month's full name, a comma and spaces or dashes ("January 28, 2021", "28 Jan 2021")
 DATE_FORMATS = {
     "iso": ("YYYY-MM-DD", "%Y-%m-%d"),
     "dmy": ("DD/MM/YYYY", "%d/%m/%Y"),
     "mdy": ("MM/DD/YYYY", "%m/%d/%Y"),
     "dmy_dot": ("DD.MM.YYYY", "%d.%m.%Y"),
+    "dmy_dash": ("DD-MM-YYYY", "%d-%m-%Y"),
+    "mon_d_y": ("Jan 28 2021 (month name first)", "%b %d %Y"),
+    "d_mon_y": ("28-Jan-2021 (day first, month name)", "%d-%b-%Y"),
 }
+NAMED_MONTH_FORMATS = ("mon_d_y", "d_mon_y")
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+# "Jan 28 2021", "Jan 28, 2021", "January 28th, 2021" / "28-Jan-2021", "28 Jan 2021", "28. January 2021"
+_MONTH_FIRST = re.compile(r"([A-Za-z]+)\.?[\s-]+(\d{1,2})(?:st|nd|rd|th)?,?[\s-]+(\d{4})")
+_DAY_FIRST = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?\.?[\s-]+([A-Za-z]+)\.?,?[\s-]+(\d{4})")
 FORMAT_KEYS = ("date_format", "decimal_mark")
 DEFAULT_FORMATS = {"date_format": "iso", "decimal_mark": "."}
 _ISO = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
@@ -80,11 +109,26 @@ class FileFormat:
         text = text.strip()
         timestamp = _TIME_OF_DAY.fullmatch(text)
         text = timestamp.group(1) if timestamp else text
+        if self.date_format in NAMED_MONTH_FORMATS and not _ISO.fullmatch(text):
+            return _named_month(text, self.date_format == "mon_d_y")
         pattern = DATE_FORMATS["iso"][1] if _ISO.fullmatch(text) else DATE_FORMATS[self.date_format][1]
         return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar date, no time of day
 
     def as_mapping(self) -> dict[str, str]:
         return {"date_format": self.date_format, "decimal_mark": self.decimal_mark}
+
+
+def _named_month(text: str, month_first: bool) -> date:
+    """A date written with the English name of its month, in the order the format says (ValueError otherwise:
+    "28 Jan 2021" is not read as month first, nor "Jan 28 2021" as day first)."""
+    found = (_MONTH_FIRST if month_first else _DAY_FIRST).fullmatch(text)
+    if found is None:
+        raise ValueError(text)
+    month_name, day = (found.group(1), found.group(2)) if month_first else (found.group(2), found.group(1))
+    month = _MONTHS.get(month_name.casefold())
+    if month is None:
+        raise ValueError(text)
+    return date(int(found.group(3)), month, int(day))
 
 
 def format_from_form(form: Any) -> tuple[FileFormat, list[str]]:

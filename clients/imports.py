@@ -41,14 +41,28 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
+from clients import export_presets
 from clients.file_formats import DEFAULT_FORMATS, FileDate, FileFormat, amount_problem, not_positive, parse_amount
 from clients.ledger import MAX_FUTURE_DAYS, RowError
 from clients.models import Client, Debtor
 from clients.month_totals import compact_month_totals_job
+from clients.placement_plan import (
+    FIELDS,
+    REQUIRED,
+    LeftOut,
+    LineGroups,
+    Plan,
+    make_plan,
+    options_problems,
+    read_row,
+    row_values,
+    settle,
+)
 from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
+from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
 from provider.core.money import DECIMAL_MARKS, MoneyError, exponent, validate_currency
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
@@ -68,17 +82,48 @@ clocks; nothing in the ledger depends on who listens."""
 CHUNK = 10_000  # checked rows per write to the staging table
 PROGRESS_EVERY = 50_000
 MAX_ERRORS = 5_000  # beyond this the report says how many more there were
-FIELDS = ("invoice_number", "debtor_ref", "debtor_name", "issue_date", "due_date", "amount", "currency", "po_reference")
-REQUIRED = ("invoice_number", "debtor_ref", "issue_date", "due_date", "amount", "currency")
-DEFAULT_MAPPING = {**{f: f for f in FIELDS}, **DEFAULT_FORMATS}  # column names, then how the file writes values
+PREVIEW_ROWS = 20
+# column names, then how the file writes values ("": as the export preset says, else ISO dates), the preset
+# ("auto": recognised from the header) and the rows per invoice ("auto": as the preset says, else one)
+DEFAULT_MAPPING = {**{f: f for f in FIELDS}, **DEFAULT_FORMATS, "date_format": "", "preset": "auto", "lines": "auto"}
 
 
 class BatchStatus(StrEnum):
+    PREVIEW = "preview"  # uploaded, read for the preview; nothing runs until the user confirms
     QUEUED = "queued"
     RUNNING = "running"
     POSTED = "posted"
     PARTIAL = "partial"
     REJECTED = "rejected"
+    FAILED = "failed"  # the run stopped (database away, worker gone, error): nothing was posted; it can be retried
+    CANCELLED = "cancelled"
+
+
+def batch_settled(session: Session, row: Any, outcome: str) -> None:
+    """The job outbox's news about an import's run: failed or cancelled (nothing was posted: the import posts in
+    one transaction), or retried by hand (the batch waits again). Shared by placement and payment imports."""
+    batch = session.get(ImportBatch, row.args[0])
+    if batch is None or batch.status in (
+        BatchStatus.POSTED.value,
+        BatchStatus.PARTIAL.value,
+        BatchStatus.REJECTED.value,
+    ):
+        return
+    if outcome == "retried":
+        batch.status = BatchStatus.QUEUED.value
+        batch.processed_rows = batch.posted_rows = batch.skipped_rows = 0
+        batch.finished_at = None
+    else:
+        batch.status = BatchStatus.FAILED.value if outcome == "failed" else BatchStatus.CANCELLED.value
+        batch.finished_at = now_utc()
+    audit.record(session, f"import.{outcome}", batch, after={"status": batch.status, "reason": row.error})
+
+
+def batch_link(row: Any) -> tuple[str, dict[str, Any]] | None:
+    """The page of the batch an import job works on (back office)."""
+    if "placement" in row.path:
+        return "clients.import_batch", {"client_id": row.client_id, "batch_id": row.args[0]}
+    return "payments.import_batch", {"client_id": row.client_id, "payment_batch_id": row.args[0]}
 
 
 class ImportBatch(ClientOwned, db.Model):
@@ -95,7 +140,7 @@ class ImportBatch(ClientOwned, db.Model):
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
-    mapping: Mapped[dict[str, str]] = mapped_column(JSON)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
     post_valid: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default=BatchStatus.QUEUED.value)
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
@@ -111,12 +156,23 @@ class ImportBatch(ClientOwned, db.Model):
     @property
     def format_label(self) -> str:
         """How the file's dates and amounts were read, e.g. "dates DD.MM.YYYY, amounts 1.234,56"."""
-        fmt = FileFormat.of(self.mapping)
-        return f"dates {fmt.date_label}, amounts {DECIMAL_MARKS[fmt.decimal_mark]}"
+        read_as = (self.mapping or {}).get("read_as") or {}
+        fmt = FileFormat.of({**(self.mapping or {}), "date_format": read_as.get("date_format") or ""})
+        label = f"dates {fmt.date_label}, amounts {DECIMAL_MARKS[fmt.decimal_mark]}"
+        return f"{read_as['preset_label']} · {label}" if read_as.get("preset_label") else label
+
+    @property
+    def left_out(self) -> dict[str, int]:
+        """Rows the file holds that are not receivables (drafts, voids, paid invoices), by reason."""
+        return dict((self.mapping or {}).get("left_out") or {})
 
     @property
     def progress_pct(self) -> int:
         """How far the import is: checking the rows is the first third of the work, posting the rest."""
+        if self.status in (BatchStatus.FAILED.value, BatchStatus.CANCELLED.value):
+            return 0  # nothing was posted
+        if self.status == BatchStatus.PREVIEW.value:
+            return 0
         if self.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
             return 100
         if not self.total_rows:
@@ -128,6 +184,24 @@ class ImportBatch(ClientOwned, db.Model):
 
 class FileRejected(ValueError):
     """The upload is not a readable CSV/XLSX file (the message says why)."""
+
+
+class HeaderRow(list[str]):
+    """The header's cells, and the file row they are on (1 unless title lines stand above it)."""
+
+    line: int = 1
+
+
+class RaggedRow(list[str]):
+    """A data row with more or fewer cells than the header: its cells cannot be matched to the columns
+    (they would be shifted), so it is a problem of its own row, with `problem` saying why."""
+
+    problem: str = ""
+
+
+def row_problem(cells: list[str]) -> str | None:
+    """Why a row from `read_rows` cannot be read by column (a row wider or narrower than the header)."""
+    return cells.problem if isinstance(cells, RaggedRow) else None
 
 
 # --- reading files ----------------------------------------------------------------------------------
@@ -168,6 +242,9 @@ def read_rows(
     else:
         try:
             dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+            # a quote inside a quoted cell is written twice (RFC 4180); the sniffer often misses it (it found
+            # no "" in its sample) and would then split such cells, shifting every column after them
+            dialect.doublequote = True
         except csv.Error:  # e.g. a title line above the header: the delimiter that makes the most rows alike
             dialect = type("Counted", (csv.excel,), {"delimiter": _most_regular_delimiter(sample)})
     stream.seek(0)
@@ -182,6 +259,14 @@ def read_rows(
     if header is None:
         raise FileRejected("the file is empty")
     return header, _closed_quotes(header, rows)
+
+
+def _width(cells: list[str]) -> int:
+    """The number of cells up to the last one that is not empty."""
+    n = len(cells)
+    while n and not cells[n - 1].strip():
+        n -= 1
+    return n
 
 
 def _most_regular_delimiter(sample: str) -> str:
@@ -201,15 +286,28 @@ def _header(rows: Rows, is_header: IsHeader | None) -> tuple[list[str] | None, R
     looked = list(itertools.islice(rows, HEADER_SEARCH if is_header else 1))
     if not looked:
         return None, rows
-    at = next((k for k, (_, cells) in enumerate(looked) if is_header and is_header(cells)), 0)
-    return [h.strip() for h in looked[at][1]], itertools.chain(looked[at + 1 :], rows)
+    at = next((k for k, (_, cells) in enumerate(looked) if is_header and is_header(cells)), None)
+    score = getattr(is_header, "score", None)
+    if at is None and score is not None:  # no row names every column: the one that names most (2 or more)
+        best = max(range(len(looked)), key=lambda k: (score(looked[k][1]), -k))
+        at = best if score(looked[best][1]) >= 2 else None
+    at = at or 0
+    header = HeaderRow(h.strip() for h in looked[at][1])
+    header.line = looked[at][0]
+    return header, itertools.chain(looked[at + 1 :], rows)
 
 
-def _closed_quotes(header: list[str], rows: Rows) -> Rows:
+def _closed_quotes(header: list[str], rows: Rows, narrow_too: bool = True) -> Rows:
     """The rows, refusing one where a cell runs over several lines and the columns do not add up: a
     missing closing quote, which would otherwise take the following rows into that cell. The rows are read
     as a stream, so a file that turns out unreadable halfway is refused here too (FileRejected, like any
-    unreadable file)."""
+    unreadable file).
+
+    A row with more cells than the header (empty cells after the last column do not count) or, in a CSV
+    file, with fewer, is yielded as a RaggedRow: its cells cannot be matched to the columns, so the reader
+    of the rows reports it as a problem of that row instead of reading shifted columns. (A spreadsheet
+    leaves empty cells out at the end of a row, so there a shorter row is read as it is.)"""
+    width = _width(header)
     try:
         for line, cells in rows:
             if len(cells) != len(header) and any("\n" in c or "\r" in c for c in cells):
@@ -218,6 +316,17 @@ def _closed_quotes(header: list[str], rows: Rows) -> Rows:
                     f"row {line}: a quoted cell runs over {spans} lines and the row has {len(cells)} of the "
                     f"header's {len(header)} columns; a closing quote (\") is probably missing"
                 )
+            used = _width(cells)
+            if used > width or (narrow_too and len(cells) < width):
+                n = used if used > len(header) else len(cells)
+                ragged = RaggedRow(cells)
+                ragged.problem = (
+                    f"row {line} has {n} cells but the header (row {getattr(header, 'line', 1)}) has {width} "
+                    "columns: its values cannot be matched to the columns, so it is not read (is a delimiter "
+                    "or a quote inside a cell not quoted?)"
+                )
+                yield line, ragged
+                continue
             yield line, cells
     except (csv.Error, UnicodeDecodeError) as exc:
         raise FileRejected(f"the file cannot be read: {exc}") from None
@@ -277,7 +386,8 @@ def _read_xlsx(content: bytes, decimal_mark: str = ".", is_header: IsHeader | No
         finally:
             book.close()
 
-    return found[0][1], closing(found[0][2])
+    header = found[0][1]
+    return header, _closed_quotes(header, closing(found[0][2]), narrow_too=False)
 
 
 def _cell(value: Any, decimal_mark: str) -> str:
@@ -311,10 +421,21 @@ class PlacementRow(Schema):
     amount = fields.String(required=True)
     currency = fields.String(required=True)
     po_reference = fields.String(load_default="", validate=validate.Length(max=64))
+    paid = fields.String()
+    balance = fields.String()
+    tax = fields.String()
 
-    def __init__(self, file_format: FileFormat | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, file_format: FileFormat | None = None, *, planned: bool = False, due_optional: bool = False, **kwargs: Any
+    ) -> None:
+        """`planned`: a row read under a plan (clients.placement_plan), whose amount may be a line's or be
+        less a paid column, so its sign and the due date are checked once the invoice is complete; with
+        `due_optional` the due date may be missing (the payment terms give it)."""
         super().__init__(**kwargs)
         self.file_format = file_format or FileFormat()
+        self.planned = planned
+        if due_optional:
+            self.fields["due_date"].required = False
 
     @validates_schema(skip_on_field_errors=False)
     def _amount_and_dates(self, data: dict[str, Any], **_: Any) -> None:
@@ -335,12 +456,18 @@ class PlacementRow(Schema):
                 if unit != "XTS" or "decimal places" not in str(exc):
                     problems["amount"] = [amount_problem(exc)]
             else:
-                if money.minor <= 0:
+                if money.minor <= 0 and not self.planned:
                     problems["amount"] = [not_positive(data["amount"])]
                 elif unit != "XTS":
                     data["amount_minor"], data["currency"] = money.minor, money.currency
+        for name in ("paid", "balance", "tax"):
+            if name in data and "currency" in data and "currency" not in problems:
+                try:
+                    data[f"{name}_minor"] = parse_amount(data[name], currency, self.file_format.decimal_mark).minor
+                except MoneyError as exc:
+                    problems[name] = [amount_problem(exc)]
         issue, due = data.get("issue_date"), data.get("due_date")
-        if issue is not None and due is not None and due < issue:
+        if issue is not None and due is not None and due < issue and not self.planned:
             problems["due_date"] = [f"due date {due} is before the issue date {issue}"]
         if issue is not None and issue > today_utc() + timedelta(days=MAX_FUTURE_DAYS):
             problems["issue_date"] = [f"issue date {issue} is in the future"]
@@ -349,9 +476,9 @@ class PlacementRow(Schema):
 
 
 def column_key(name: str) -> str:
-    """A column name as the mapping compares it: case, spaces and underscores do not matter
-    (" Invoice_Number " and "invoice number" are the same column)."""
-    return " ".join(name.replace("_", " ").split()).casefold()
+    """A column name as the mapping compares it: case, spaces, underscores and the "*" some templates put
+    before a required column do not matter (" Invoice_Number ", "*invoice number": the same column)."""
+    return export_presets.column_key(name)
 
 
 def map_columns(
@@ -366,23 +493,56 @@ def map_columns(
     for i, h in enumerate(header):
         positions.setdefault(column_key(h), []).append(i)
     found, errors = {}, []
+    row = getattr(header, "line", 1)
     for field in fields:
         name = mapping.get(field) or field
         at = positions.get(column_key(name), [])
         if len(at) > 1:
             where = " and ".join(str(i + 1) for i in at)
-            errors.append(RowError(1, name, f"column {name!r} appears twice (columns {where}); rename one of them"))
+            errors.append(RowError(row, name, f"column {name!r} appears twice (columns {where}); rename one of them"))
         elif at:
             found[field] = at[0]
         elif field in required:
-            errors.append(RowError(1, name, f"column missing (needed for {field})"))
+            errors.append(RowError(row, name, f"column missing (needed for {field})"))
     return found, errors
 
 
-def header_test(mapping: dict[str, str], required: tuple[str, ...] = REQUIRED) -> IsHeader:
-    """Whether a row is the header of a file with this mapping: it names every required column."""
-    wanted = {column_key(mapping.get(f) or f) for f in required}
-    return lambda cells: wanted <= {column_key(c) for c in cells}
+class HeaderTest:
+    """Whether a row is the header of a file with this mapping: it names every required column, or, for a
+    placement file read with export presets, every identifying column of one of them. `score` counts the
+    required columns a row names: with title lines above a header that lacks a column, the header is still
+    found (the row naming most of them), so that the one missing column is named rather than all of them."""
+
+    def __init__(self, wanted: set[str], signatures: list[set[str]] | None = None) -> None:
+        self.wanted = wanted
+        self.signatures = signatures or []
+
+    def __call__(self, cells: list[str]) -> bool:
+        keys = {column_key(c) for c in cells}
+        return self.wanted <= keys or any(sig <= keys for sig in self.signatures)
+
+    def score(self, cells: list[str]) -> int:
+        return len(self.wanted & {column_key(c) for c in cells})
+
+
+def header_test(mapping: dict[str, Any], required: tuple[str, ...] = REQUIRED) -> HeaderTest:
+    """The header test of a file with this mapping (see HeaderTest)."""
+    return HeaderTest({column_key(mapping.get(f) or f) for f in required})
+
+
+def placement_header_test(mapping: dict[str, Any]) -> HeaderTest:
+    """The header test of a placement file: its mapped columns (less those a fixed value or the payment
+    terms stand in for), or the columns that identify an export preset."""
+    supplied = {f for f in REQUIRED if str(mapping.get(f"const_{f}") or "").strip()}
+    if str(mapping.get("due_days") or "").strip():
+        supplied.add("due_date")
+    wanted = {column_key(mapping.get(f) or f) for f in REQUIRED if f not in supplied}
+    preset = str(mapping.get("preset") or "auto")
+    if preset == "auto":
+        presets = list(export_presets.PRESETS.values())
+    else:
+        presets = [export_presets.PRESETS[preset]] if preset in export_presets.PRESETS else []
+    return HeaderTest(wanted, [{export_presets.column_key(c) for c in p.signature} for p in presets])
 
 
 _PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,4}))?")
@@ -407,6 +567,7 @@ class RowChecker:
         self.width = max(positions.values()) + 1
         self.latest_issue = today_utc() + timedelta(days=MAX_FUTURE_DAYS)
         self.exponents: dict[str, int] = {}
+        self.left_out: Counter[str] = Counter()
         p = positions
         self.at = (
             p["invoice_number"],
@@ -456,7 +617,13 @@ class RowChecker:
             return None
         return StageRow(line, number, ref, name[:200], issue, due, currency, minor, po)
 
+    def finish(self) -> tuple[list[StageRow], list[RowError]]:
+        """Rows held back until the whole file is read (none: each row is an invoice of its own)."""
+        return [], []
+
     def check(self, line: int, cells: list[str]) -> tuple[StageRow | None, list[RowError]]:
+        if isinstance(cells, RaggedRow):
+            return None, [RowError(line, "row", cells.problem)]
         row = self.fast(line, cells)
         if row is not None:
             return row, []
@@ -491,6 +658,56 @@ class RowChecker:
         )
 
 
+class PlannedChecker:
+    """Checks the rows of a file read under a plan with presets, fixed values, payment terms, paid columns
+    or several lines per invoice (clients.placement_plan); each row's problems name its row and column."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.schema = PlacementRow(plan.file_format, planned=True, due_optional=plan.due_days is not None)
+        self.groups = LineGroups(plan) if plan.lines else None
+        self.left_out: Counter[str] = Counter()
+
+    def check(self, line: int, cells: list[str]) -> tuple[StageRow | None, list[RowError]]:
+        if isinstance(cells, RaggedRow):
+            return None, [RowError(line, "row", cells.problem)]
+        outcome = read_row(self.plan, self.schema, line, cells)
+        if isinstance(outcome, LeftOut):
+            self.left_out[outcome.reason] += 1
+            return None, []
+        if isinstance(outcome, list):
+            if self.groups is not None:  # an invoice with a line that cannot be read is not placed at all
+                number = row_values(self.plan, cells).get("invoice_number", "")
+                self.groups.invoices.setdefault(number.strip(), self.groups.invoice()).bad = True
+            return None, outcome
+        if self.groups is not None:
+            problem = self.groups.add(outcome)
+            return None, [problem] if problem else []
+        settled = settle(self.plan, outcome)
+        if isinstance(settled, LeftOut):
+            self.left_out[settled.reason] += 1
+            return None, []
+        if isinstance(settled, RowError):
+            return None, [settled]
+        return settled, []
+
+    def finish(self) -> tuple[list[StageRow], list[RowError]]:
+        """The invoices of a line-level file, once all its lines are in."""
+        if self.groups is None:
+            return [], []
+        return self.groups.settled(self.left_out)
+
+
+Checker = RowChecker | PlannedChecker
+
+
+def checker_for(plan: Plan) -> Checker:
+    if plan.simple:
+        mapping = {f: plan.column(f) for f in FIELDS} | plan.file_format.as_mapping()
+        return RowChecker(plan.positions, mapping)
+    return PlannedChecker(plan)
+
+
 # --- running an import ------------------------------------------------------------------------------
 
 
@@ -502,10 +719,15 @@ def start_placement_import(
     mapping: dict[str, str] | None = None,
     post_valid: bool = False,
     user_id: int | None = None,
+    preview: bool = False,
 ) -> ImportBatch:
-    """Store the upload and queue the import job (after commit)."""
+    """Store the upload and queue the import job (after commit); with `preview`, only store it: the user
+    sees how its first rows will be read (`preview_rows`) and confirms (`confirm_placement_import`)."""
     mapping = {**DEFAULT_MAPPING, **(mapping or {})}
     FileFormat.requested(mapping)
+    problems = options_problems(mapping)
+    if problems:
+        raise ServiceError("; ".join(problems), field="mapping")
     batch = ImportBatch(
         client_id=client.id,
         kind="placements",
@@ -517,12 +739,45 @@ def start_placement_import(
         created_by=user_id,
         errors=[],
     )
+    if preview:
+        batch.status = BatchStatus.PREVIEW.value
     session.add(batch)
     session.flush()
     audit.record(session, "import.start", batch, after={"filename": batch.filename, "sha256": batch.sha256})
-    placement_received.send(session, client_id=client.id, batch_id=batch.id, at=batch.created_at or now_utc())
-    enqueue(import_placements_job, batch.id, client.id, job_id=f"import:{client.id}:{batch.id}")
+    if not preview:
+        _queue(session, batch)
     return batch
+
+
+def _queue(session: Session, batch: ImportBatch) -> None:
+    placement_received.send(session, client_id=batch.client_id, batch_id=batch.id, at=now_utc())
+    enqueue(import_placements_job, batch.id, batch.client_id, job_id=f"import:{batch.client_id}:{batch.id}")
+
+
+def remap_placement_import(session: Session, batch: ImportBatch, mapping: dict[str, Any], post_valid: bool) -> None:
+    """Change how a file waiting in preview is read (its columns, fixed values, terms, format)."""
+    if batch.status != BatchStatus.PREVIEW.value:
+        raise ServiceError("this file has already been imported; upload it again to read it another way")
+    mapping = {**DEFAULT_MAPPING, **mapping}
+    FileFormat.requested(mapping)
+    problems = options_problems(mapping)
+    if problems:
+        raise ServiceError("; ".join(problems), field="mapping")
+    before = {"mapping": batch.mapping, "post_valid": batch.post_valid}
+    batch.mapping, batch.post_valid = mapping, post_valid
+    session.flush()
+    audit.record(session, "import.remap", batch, before=before, after={"mapping": mapping, "post_valid": post_valid})
+
+
+def confirm_placement_import(session: Session, batch: ImportBatch) -> None:
+    """Queue the import of a file the user has previewed (after commit); a file already queued or imported
+    is left as it is (a double click posts nothing twice)."""
+    if batch.status != BatchStatus.PREVIEW.value:
+        return
+    batch.status = BatchStatus.QUEUED.value
+    session.flush()
+    audit.record(session, "import.confirm", batch, after={"filename": batch.filename})
+    _queue(session, batch)
 
 
 @dataclass
@@ -538,7 +793,12 @@ class Tally:
     problems: int = 0
 
 
-def _finish(batch: ImportBatch, tally: Tally, status: BatchStatus, errors: list[RowError]) -> None:
+def _finish(
+    batch: ImportBatch, tally: Tally, status: BatchStatus, errors: list[RowError], read: dict[str, Any] | None = None
+) -> None:
+    """Write the import's outcome to its batch (`read`: how the file was read, kept with the mapping)."""
+    if read:
+        batch.mapping = {**batch.mapping, **read}
     batch.status = status.value
     batch.total_rows, batch.processed_rows = tally.total, tally.checked
     batch.posted_rows, batch.skipped_rows = tally.posted, tally.skipped
@@ -554,6 +814,13 @@ def publish_progress(session: Session, batch_id: int, client_id: int, tally: Tal
     Best effort: it never waits more than a moment for a lock and never fails the import. PostgreSQL only:
     SQLite has one writer at a time, so there the figures appear when the import ends.
     """
+    from provider.core import jobs
+
+    jobs.checkpoint()  # a cancel asked for meanwhile stops the import here (its transaction is rolled back)
+    if tally.total:
+        jobs.report_progress(
+            min(int(100 * (tally.checked / 3 + (tally.posted + tally.skipped) * 2 / 3) / tally.total), 99)
+        )
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return False
@@ -586,7 +853,7 @@ def _estimated_rows(content: bytes) -> int:
 
 
 def _load(
-    session: Session, batch: ImportBatch, stage: Stage, checker: RowChecker, rows: Rows, tally: Tally
+    session: Session, batch: ImportBatch, stage: Stage, checker: Checker, rows: Rows, tally: Tally
 ) -> list[RowError]:
     """Check every row, streaming the good ones into the stage; returns the first problems (all are counted)."""
     errors: list[RowError] = []
@@ -606,6 +873,10 @@ def _load(
         if tally.checked % PROGRESS_EVERY == 0:
             publish_progress(session, batch.id, batch.client_id, tally)
     stage.write(good)
+    invoices, problems = checker.finish()
+    stage.write(invoices)
+    tally.problems += len(problems)
+    errors += problems[: max(MAX_ERRORS - len(errors), 0)]
     tally.total = tally.checked
     return errors
 
@@ -619,40 +890,48 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
         session.flush()  # takes SQLite's write lock before any id is chosen (no progress connection there)
     try:
         header, rows = read_rows(
-            batch.filename, batch.content, FileFormat.of(batch.mapping).decimal_mark, header_test(batch.mapping)
+            batch.filename,
+            batch.content,
+            FileFormat.of(batch.mapping).decimal_mark,
+            placement_header_test(batch.mapping),
         )
     except FileRejected as exc:
         tally.total = 0  # nothing was read: the estimate from the byte count means nothing here
         _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
-    positions, errors = map_columns(header, batch.mapping)
+    plan = make_plan(header, batch.mapping, client.base_currency, getattr(header, "line", 1))
+    read: dict[str, Any] = {"read_as": plan.read_as()}  # kept off the batch row until the end (see Tally)
+    errors = plan.errors
     if errors:
         tally.total = 0  # the columns are wrong: no row was checked
-        _finish(batch, tally, BatchStatus.REJECTED, errors)
+        _finish(batch, tally, BatchStatus.REJECTED, errors, read)
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
 
     savepoint = session.begin_nested()  # all or nothing, unless the user chose "post the valid rows"
     stage = Stage(session, client.id, batch.id)
     try:
-        errors = _load(session, batch, stage, RowChecker(positions, batch.mapping), rows, tally)
+        checker = checker_for(plan)
+        errors = _load(session, batch, stage, checker, rows, tally)
     except FileRejected as exc:  # the rows are read as a stream: a file can turn out unreadable halfway
         savepoint.rollback()
         tally.total = tally.checked = 0
-        _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))])
+        _finish(batch, tally, BatchStatus.REJECTED, [RowError(1, "file", str(exc))], read)
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
+    if checker.left_out:
+        read["left_out"] = dict(checker.left_out)
     stage.prepare()
     dupes, dupe_count = stage.duplicate_numbers(MAX_ERRORS)
     placed_before, tally.skipped, conflicting = stage.already_placed(MAX_ERRORS)
-    column = batch.mapping.get("invoice_number") or "invoice_number"
+    column = plan.column("invoice_number")
     errors += [RowError(e.row, column, e.message) for e in dupes + placed_before]
     tally.problems += dupe_count + conflicting
     if tally.problems and not batch.post_valid:
         savepoint.rollback()
         tally.skipped = 0
-        _finish(batch, tally, BatchStatus.REJECTED, errors)
+        _finish(batch, tally, BatchStatus.REJECTED, errors, read)
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch
     new_debtors = stage.create_debtors()
@@ -680,11 +959,11 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
             object_id="*",
             after={"count": tally.posted, "import": batch.id, "new_debtors": new_debtors},
         )
-    _finish(batch, tally, status, errors)
+    _finish(batch, tally, status, errors, read)
     return batch
 
 
-@job(queue="imports", timeout=3600, retries=1)
+@job(queue="imports", timeout=3600, retries=0, title="Placement file import", on_settled=batch_settled, link=batch_link)
 def import_placements_job(batch_id: int, client_id: int) -> str:
     with scoped(TenantScope.single(client_id), db.session):
         batch = db.session.get_one(ImportBatch, batch_id)
@@ -707,9 +986,12 @@ __all__ = [
     "FileRejected",
     "ImportBatch",
     "Tally",
+    "confirm_placement_import",
     "map_columns",
     "publish_progress",
     "read_rows",
+    "remap_placement_import",
+    "row_problem",
     "run_placement_import",
     "start_placement_import",
 ]

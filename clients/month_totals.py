@@ -178,7 +178,7 @@ def mismatches(session: Session, client_ids: Iterable[int] | None = None) -> lis
     return out
 
 
-@job(queue="low", timeout=600)
+@job(queue="low", timeout=600, title="Journal totals upkeep")
 def compact_month_totals_job(client_id: int) -> str:
     """Compact one client's totals (queued after bulk loads; the nightly snapshot compacts every client)."""
     with scoped(TenantScope.single(client_id), db.session):

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, undefer
 
 from clients import bank_files, imports
 from clients.file_formats import FileDate, FileFormat, amount_problem, not_positive, parse_amount
-from clients.imports import BatchStatus, FileRejected, ImportBatch, read_rows
+from clients.imports import BatchStatus, FileRejected, ImportBatch, batch_link, batch_settled, read_rows
 from clients.journal import Invoice, JournalTransaction, Payment, PaymentMethod, ReceivedBy
 from clients.ledger import BatchRejected, RowError, allocate, auto_allocate_many, record_payments
 from clients.models import Client, Debtor
@@ -160,6 +160,9 @@ def validate_rows(
     column = mapping.get
     for line, cells in rows:
         out.count += 1
+        if (problem := imports.row_problem(cells)) is not None:  # wider or narrower than the header
+            out.errors.append(RowError(line, "row", problem))
+            continue
         raw = {f: (cells[i].strip() if i < len(cells) else "") for f, i in positions.items()}
         raw = {k: v for k, v in raw.items() if v != ""}
         if raw.get("payment_ref"):
@@ -572,7 +575,7 @@ def start_payment_import(
     return batch
 
 
-@job(queue="imports", timeout=3600, retries=1)
+@job(queue="imports", timeout=3600, retries=0, title="Payment file import", on_settled=batch_settled, link=batch_link)
 def import_payments_job(batch_id: int, client_id: int) -> str:
     with scoped(TenantScope.single(client_id), db.session):
         batch = db.session.get_one(ImportBatch, batch_id)

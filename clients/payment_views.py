@@ -34,6 +34,7 @@ from clients.payment_imports import (
     unidentified_lines,
     waiting_lines,
 )
+from provider.background import job_state_for
 from provider.core.errors import ServiceError
 from provider.core.money import DECIMAL_MARKS, Money, MoneyError, format_money
 from provider.core.permissions import Permission, require
@@ -221,6 +222,7 @@ def _batch_page(client: Client, batch_id: int, urls: dict[str, Any]) -> Any:
         urls=urls,
         summary=batch_summary(db.session, batch),
         unidentified=unidentified_lines(db.session, batch) if urls.get("assign") else {},
+        job=job_state_for(f"import:{client.id}:{batch.id}"),
     )
 
 

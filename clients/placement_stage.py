@@ -163,7 +163,12 @@ class Stage:
         dupes = sa.select(ranked.c.line, ranked.c.number, ranked.c.first).where(ranked.c.line != ranked.c.first)
         found = self.session.execute(dupes.order_by(ranked.c.line).limit(limit)).all()
         problems = [
-            RowError(ln, "invoice_number", f"invoice {num} appears twice in this file (row {f})")
+            RowError(
+                ln,
+                "invoice_number",
+                f"invoice {num} appears twice in this file (row {f}); if the file has a row per invoice line, "
+                "say how its rows add up under “Rows per invoice”",
+            )
             for ln, num, f in found
         ]
         count = len(problems)

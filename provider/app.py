@@ -63,6 +63,7 @@ def _import_models() -> None:
     import clients.models  # noqa: F401
     import provider.api.models
     import provider.core.audit
+    import provider.core.outbox_models
     import provider.models
     import provider.reporting.models  # noqa: F401
     import sla.models
@@ -79,6 +80,8 @@ def _register_blueprints(app: Flask) -> None:
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
     from provider.auth import bp as auth_bp
+    from provider.background import bp as background_bp
+    from provider.background import portal_bp as portal_background_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.views import bp as provider_bp
@@ -86,8 +89,18 @@ def _register_blueprints(app: Flask) -> None:
     from sla.views import portal_bp as sla_portal_bp
     from worklists.views import bp as worklists_bp
 
-    staff = (auth_bp, provider_bp, clients_bp, ledger_bp, payments_bp, worklists_bp, sla_bp, reporting_bp)
-    portal = (portal_bp, portal_ledger_bp, portal_payments_bp, sla_portal_bp, portal_reports_bp)
+    staff = (
+        auth_bp,
+        provider_bp,
+        clients_bp,
+        ledger_bp,
+        payments_bp,
+        worklists_bp,
+        sla_bp,
+        reporting_bp,
+        background_bp,
+    )
+    portal = (portal_bp, portal_ledger_bp, portal_payments_bp, sla_portal_bp, portal_reports_bp, portal_background_bp)
     for bp in staff + portal:
         app.register_blueprint(bp)
     from provider.api import register as register_api
@@ -121,6 +134,30 @@ def _register_request_hooks(app: Flask) -> None:
             jobs.drain()
         set_scope(g.get("outer_scope", TenantScope.nothing()))
         set_actor(g.get("outer_actor", Actor.system("anonymous")))
+
+    @app.before_request
+    def start_in_process_dispatcher() -> None:
+        """Without Redis, the web process runs the jobs: its dispatcher and reaper start with the first request
+        (work a previous process left waiting or running is picked up then)."""
+        if app.config.get("JOBS_MODE") == "thread" and not app.extensions.get("ar_job_dispatcher"):
+            from provider.core import outbox
+
+            app.extensions["ar_job_dispatcher"] = outbox.start_maintenance_thread(app)
+
+    @app.after_request
+    def say_when_jobs_wait(response: Any) -> Any:
+        """A change was saved but the job service could not take its background work: say so, plainly."""
+        if g.get("jobs_waiting_for_service") and not request.path.startswith("/api/"):
+            from flask import flash
+
+            flash(
+                "Saved. The job service is unavailable right now, so the background work for this will start "
+                "as soon as it is back; nothing is lost.",
+                "info",
+            )
+        elif g.get("jobs_waiting_for_service"):
+            response.headers["X-Background-Work"] = "queued; starts when the job service is back"
+        return response
 
     @app.after_request
     def security_headers(response: Any) -> Any:

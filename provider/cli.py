@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import Flask, current_app
 
-from provider.core import jobs
+from provider.core import jobs, outbox
 from provider.extensions import db
 
 
@@ -15,6 +17,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(cron_command)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(month_totals_group)
+    app.cli.add_command(jobs_group)
 
 
 @click.command("demo")
@@ -52,7 +55,7 @@ def demo_command(scale: int, seed: int) -> None:
 @click.option("--queue", "-q", "queues", multiple=True, help="Queue names, highest priority first (default: all).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker_command(queues: tuple[str, ...], burst: bool) -> None:
-    """Run an RQ worker (JSON serializer, with the scheduler) in this app's configuration."""
+    """Run an RQ worker with the job dispatcher and reaper (it waits out Redis and database outages)."""
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: without Redis, jobs run inside the web process.")
     unknown = set(queues) - set(jobs.QUEUES)
@@ -60,15 +63,20 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
         raise click.ClickException(
             f"unknown queue(s) {', '.join(sorted(unknown))}; queues are {', '.join(jobs.QUEUES)}"
         )
-    jobs.run_worker(current_app._get_current_object(), list(queues) or None, burst=burst)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    engine = db.engine
+    # RQ forks a work-horse per job: the child must not share the parent's pooled connections
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    outbox.run_worker(app, list(queues) or None, burst=burst)
 
 
 @click.command("cron")
 def cron_command() -> None:
-    """Run RQ's cron scheduler over the platform's periodic jobs (run one per deployment)."""
+    """Run the platform's clock: periodic jobs, the job dispatcher and the reaper (one or more per deployment;
+    it never exits on a Redis or database outage)."""
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: periodic jobs need Redis.")
-    jobs.run_cron(current_app._get_current_object())
+    outbox.run_cron(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 @click.command("create-admin")
@@ -154,3 +162,69 @@ def month_totals_compact() -> None:
             month_totals.compact(db.session, client_id)
         db.session.commit()
     click.echo(f"Compacted the monthly totals of {len(ids)} client(s).")
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Background work: list what waits, runs or failed; retry or cancel it; hand waiting work over now."""
+
+
+@jobs_group.command("list")
+@click.option("--status", type=click.Choice(["active", "failed", "all"]), default="active")
+@click.option("--limit", type=int, default=50)
+def jobs_list(status: str, limit: int) -> None:
+    """Background work, newest first: waiting and running (default), failed, or all."""
+    from sqlalchemy import select
+
+    from provider.core.outbox_models import ACTIVE, BackgroundJob, JobStatus
+
+    stmt = select(BackgroundJob).order_by(BackgroundJob.id.desc()).limit(limit)
+    if status == "active":
+        stmt = stmt.where(BackgroundJob.status.in_(ACTIVE))
+    elif status == "failed":
+        stmt = stmt.where(BackgroundJob.status == JobStatus.FAILED.value)
+    for row in db.session.scalars(stmt):
+        spec = jobs.REGISTRY.get(row.path)
+        title = spec.title if spec else row.path
+        click.echo(f"#{row.id:<7} {row.status_label:<16} {title:<28} {row.key or '':<32} {row.error[:80]}")
+
+
+@jobs_group.command("retry")
+@click.argument("job_id", type=int)
+def jobs_retry(job_id: int) -> None:
+    """Run failed or cancelled work again."""
+    from provider.core.outbox_models import BackgroundJob
+
+    row = db.session.get(BackgroundJob, job_id)
+    if row is None:
+        raise click.ClickException(f"there is no background work #{job_id}")
+    try:
+        outcome = outbox.retry(db.session, row)
+    except outbox.NotPossible as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"#{job_id}: {outcome}")
+
+
+@jobs_group.command("cancel")
+@click.argument("job_id", type=int)
+def jobs_cancel(job_id: int) -> None:
+    """Cancel waiting work, or ask running work to stop."""
+    from provider.core.outbox_models import BackgroundJob
+
+    row = db.session.get(BackgroundJob, job_id)
+    if row is None:
+        raise click.ClickException(f"there is no background work #{job_id}")
+    try:
+        outcome = outbox.cancel(db.session, row)
+    except outbox.NotPossible as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"#{job_id}: {outcome}")
+
+
+@jobs_group.command("dispatch")
+def jobs_dispatch() -> None:
+    """One pass of the reaper and the dispatcher (what workers and cron do every few seconds)."""
+    result = outbox.maintain(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"reaped {result['reaped']}, handed over {result['sent']}")

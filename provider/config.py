@@ -44,6 +44,8 @@ class Settings:
     secret_key: str
     login_rate_limit: int
     max_upload_mb: int
+    job_heartbeat_seconds: int = 10
+    job_stale_seconds: int = 45
 
     @property
     def is_postgres(self) -> bool:
@@ -63,8 +65,14 @@ class Settings:
             "JOBS_MODE": "rq" if self.redis_url else ("eager" if self.env == "testing" else "thread"),
             "LOGIN_RATE_LIMIT": self.login_rate_limit,
             "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
+            # Redis away: count in this process (a logged warning) rather than refuse sign-ins and API calls
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            "RATELIMIT_SWALLOW_ERRORS": True,
+            "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
             "RATELIMIT_HEADERS_ENABLED": True,
             "MAX_CONTENT_LENGTH": self.max_upload_mb * 1024 * 1024,
+            "JOB_HEARTBEAT_SECONDS": self.job_heartbeat_seconds,
+            "JOB_STALE_SECONDS": self.job_stale_seconds,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": secure_cookies,
@@ -138,6 +146,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     elif len(secret) < 32:
         raise ConfigError(f"SECRET_KEY must be at least 32 characters long, got {len(secret)}")
 
+    heartbeat = _int(env, "JOB_HEARTBEAT_SECONDS", 10, 1, 300)
+    stale = _int(env, "JOB_STALE_SECONDS", 45, 3, 3600)
+    if stale < 3 * heartbeat:
+        raise ConfigError(
+            f"JOB_STALE_SECONDS ({stale}) must be at least three heartbeats "
+            f"(3 x JOB_HEARTBEAT_SECONDS = {3 * heartbeat})"
+        )
+
     return Settings(
         env=name,
         database_url=database_url,
@@ -147,4 +163,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret,
         login_rate_limit=_int(env, "LOGIN_RATE_LIMIT", 5, 1, 1000),
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50, 1, 1024),
+        job_heartbeat_seconds=heartbeat,
+        job_stale_seconds=stale,
     )

@@ -29,6 +29,7 @@ _STAFF_NAV = (
     (NavItem("Worklists", "worklists.index", "worklists", "w"), Permission.WORKLISTS_WORK),
     (NavItem("SLAs", "sla.index", "sla", "s"), Permission.SLAS_READ),
     (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
+    (NavItem("Background work", "background.index", "background", "b"), Permission.JOBS_MANAGE),
     (NavItem("Admin", "provider.users", "admin", "a"), Permission.USERS_MANAGE),
     (NavItem("API", "api_admin.tokens", "api", "k"), Permission.API_TOKENS_MANAGE),
 )

@@ -11,7 +11,7 @@ from provider.extensions import db
 from sla.sweep import sweep
 
 
-@job(queue="high", timeout=600, retries=2)
+@job(queue="high", timeout=600, retries=2, title="SLA sweep")
 def sweep_sla_clocks_job() -> dict[str, int]:
     """Mark breached clocks of every client and notify each breach once (idempotent: safe to re-run)."""
     with scoped(TenantScope.agency(), db.session):

@@ -94,6 +94,7 @@ def world(db_session: Any) -> World:
             "user_id": b_user.id,
             "team_id": team_b.id,
             "batch_id": b_batch.id,
+            "job_id": _job_of(f"import:{b.id}:{b_batch.id}"),  # the background work of B's placement file
             "payment_id": b_payment.id,
             "payment_batch_id": b_payment_batch.id,
             "line": 1,  # a line of B's payment file (a bank line waiting for its debtor)
@@ -127,6 +128,14 @@ def world(db_session: Any) -> World:
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
+
+
+def _job_of(key: str) -> int:
+    from provider.core.outbox import latest_for
+
+    row = latest_for(db.session(), key)
+    assert row is not None
+    return row.id
 
 
 def _sla_objects_of_b(b: Any) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from provider.extensions import db
 from worklists import promises, scoring
 
 
-@jobs.job(queue="low", timeout=3600)
+@jobs.job(queue="low", timeout=3600, title="Nightly worklist rebuild")
 def rebuild_worklists_job() -> dict[str, int]:
     """Nightly: check every active client's promises and rescore all their accounts, in one pass (a handful
     of statements for all clients, not a job and a statement per client). Idempotent: a re-run the same day
@@ -26,7 +26,7 @@ def rebuild_worklists_job() -> dict[str, int]:
     return rebuild_clients(client_ids) if client_ids else {}
 
 
-@jobs.job(queue="low", timeout=3600)
+@jobs.job(queue="low", timeout=3600, title="Worklist rebuild")
 def rebuild_client_worklist_job(client_id: int) -> dict[str, int]:
     """Check the client's open promises (kept/broken as of today), then rescore all its accounts."""
     return rebuild_client(client_id)

@@ -572,7 +572,7 @@ def close_settled(
     return session.connection().execute(built.close, _params(client_ids, debtor_ids, today, now)).rowcount or 0
 
 
-@jobs.job(queue="low", timeout=3600)
+@jobs.job(queue="low", timeout=3600, title="Worklist rescoring")
 def rescore_client_job(client_id: int) -> dict[str, int]:
     """Rescore one client's accounts after ledger events (queued with the id `worklist-rescore:{client}`,
     so a burst of payments queues it once while it waits)."""

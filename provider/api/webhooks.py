@@ -308,7 +308,7 @@ def replay_delivery(session: Session, delivery: WebhookDelivery) -> bool:
     return ok
 
 
-@jobs.job(queue="high", timeout=300, retries=3)
+@jobs.job(queue="high", timeout=300, retries=3, title="Webhook delivery")
 def deliver_webhooks_job(client_id: int) -> str:
     from provider.extensions import db
 
@@ -318,7 +318,7 @@ def deliver_webhooks_job(client_id: int) -> str:
     return f"{done} delivered, {failed} failed"
 
 
-@jobs.job(queue="low", timeout=600, retries=1)
+@jobs.job(queue="low", timeout=600, retries=1, title="Webhook retries")
 def retry_webhooks_job() -> str:
     """Periodic: every client with a due delivery gets its retries sent."""
     from provider.extensions import db

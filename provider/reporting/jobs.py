@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import select
 
 from clients import month_totals
@@ -32,41 +31,33 @@ from provider.reporting.schedule import client_today, due_period
 from sla.hooks import sla_started
 from sla.models import SlaCode
 
-PROGRESS_TTL = 7 * 86400
-
-
-def progress_key(client_id: int, period: str) -> str:
-    return f"ar:report:{client_id}:{period}:state"
-
-
-def _mark(client_id: int, period: str, state: str) -> None:
-    """Tell managers (and the kill -9 test) where a render is; only with Redis."""
-    if current_app.config.get("JOBS_MODE") == "rq":
-        jobs.redis_connection().set(progress_key(client_id, period), state, ex=PROGRESS_TTL)
-
 
 def report_job_id(client_id: int, period: str) -> str:
     return f"report:{client_id}:{period}"
 
 
-@job(queue="reports", timeout=1800, retries=3)
+def _run_link(row: Any) -> tuple[str, dict[str, Any]] | None:
+    run_id = row.args[2] if len(row.args) > 2 else row.kwargs.get("run_id")
+    return ("reporting.run", {"run_id": run_id}) if run_id else ("reporting.client_kpis", {"client_id": row.client_id})
+
+
+@job(queue="reports", timeout=1800, retries=3, title="Monthly report", link=_run_link)
 def render_report_job(client_id: int, period: str, run_id: int | None = None) -> str:
     with scoped(TenantScope.single(client_id), db.session):
         client = db.session.get(Client, client_id)
         if client is None:
             return f"client {client_id} is gone"
-        _mark(client_id, period, "rendering")
+        jobs.report_progress(10, "making the PDF")
         result = generate_report(db.session, client, period, run_id=run_id)
         if result.created:
             # generate_report recorded the "report ready" notifications of the client's contacts
             # (provider.reporting.notifications); this event records that the report was published.
             audit.record(db.session, "report.published", result.report, after={"period": period})
         db.session.flush()
-    _mark(client_id, period, "done")
     return f"report {result.report.id} {'created' if result.created else 'existed'}"
 
 
-@job(queue="low", timeout=600)
+@job(queue="low", timeout=600, title="Monthly report schedule")
 def schedule_reports_job() -> list[str]:
     """Queue the reports that are due and missing; one run per month (managers follow its progress)."""
     now = now_utc()
@@ -105,7 +96,7 @@ def start_run(period: str, client_ids: list[int], trigger: str, by: str = "") ->
     return run
 
 
-@job(queue="low", timeout=600)
+@job(queue="low", timeout=600, title="Daily KPI snapshots")
 def snapshot_kpis_job() -> int:
     with scoped(TenantScope.agency(), db.session):
         client_ids = list(db.session.scalars(select(Client.id).where(Client.status == ClientStatus.ACTIVE.value)))
@@ -114,7 +105,7 @@ def snapshot_kpis_job() -> int:
     return len(client_ids)
 
 
-@job(queue="low", timeout=900)
+@job(queue="low", timeout=900, title="KPI snapshot")
 def snapshot_client_job(client_id: int) -> str:
     with scoped(TenantScope.single(client_id), db.session):
         client = db.session.get(Client, client_id)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from clients.journal import JournalTransaction
 from clients.models import Client
 from clients.queries import visible_clients
-from provider.core import jobs
+from provider.background import job_state_for
 from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
 from provider.core.permissions import Permission, require
@@ -23,7 +23,7 @@ from provider.extensions import db
 from provider.reporting import charts, render, reports
 from provider.reporting import figures as fig
 from provider.reporting import formulas as f
-from provider.reporting.jobs import progress_key, report_job_id, start_run
+from provider.reporting.jobs import report_job_id, start_run
 from provider.reporting.models import KpiSnapshot, MonthlyReport, ReportRun, ReportStatus
 from provider.reporting.notifications import recipients_by_report
 from provider.reporting.schedule import client_today
@@ -91,7 +91,10 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @bp.get("/reports/dashboard")
 @require(Permission.REPORTS_READ)
 def dashboard() -> Any:
-    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()))
+    runs: list[ReportRun] = []
+    if current_user.can(Permission.REPORTS_MANAGE):  # the latest runs, each with its per-client state and Retry
+        runs = list(db.session.scalars(select(ReportRun).order_by(ReportRun.id.desc()).limit(8)))
+    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()), runs=runs)
 
 
 def _as_of(client: Client) -> tuple[date, list[str]]:
@@ -264,28 +267,13 @@ def run(run_id: int) -> Any:
         if cid in clients
     ]
     done = sum(1 for _, r, _ in rows if r is not None)
-    return render_template("reports/run.html", run=report_run, rows=rows, done=done)
+    working = any(state and state["active"] for _, report, state in rows if report is None)
+    return render_template("reports/run.html", run=report_run, rows=rows, done=done, working=working)
 
 
-def _job_state(client_id: int, period: str) -> str:
-    from flask import current_app
-
-    if current_app.config.get("JOBS_MODE") != "rq":
-        return ""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-    from rq.serializers import JSONSerializer
-
-    redis = jobs.redis_connection()
-    try:
-        status = Job.fetch(
-            jobs.rq_job_id(report_job_id(client_id, period)), connection=redis, serializer=JSONSerializer
-        )
-        state = str(status.get_status())
-    except NoSuchJobError:
-        state = "not queued"
-    step = redis.get(progress_key(client_id, period))
-    return f"{state} ({step.decode()})" if step else state
+def _job_state(client_id: int, period: str) -> dict[str, Any] | None:
+    """The state of the client's render for the period (from the job outbox: waiting, running, failed...)."""
+    return job_state_for(report_job_id(client_id, period))
 
 
 # --- portal -----------------------------------------------------------------------------------------

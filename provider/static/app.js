@@ -166,6 +166,13 @@
       });
     }
 
+    /* A form that undoes work asks first (data-confirm holds the question). */
+    doc.addEventListener("submit", function (event) {
+      var form = event.target;
+      var question = form && form.getAttribute && form.getAttribute("data-confirm");
+      if (question && !window.confirm(question)) event.preventDefault();
+    });
+
     var toggle = doc.querySelector("[data-nav-toggle]");
     var menu = doc.querySelector("[data-nav-menu]");
     if (toggle && menu) {

@@ -17,8 +17,9 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from clients.models import Client
-from provider.core import jobs
+from provider.core import jobs, outbox
 from provider.core.audit import AuditEvent
+from provider.core.outbox_models import BackgroundJob
 from provider.extensions import db
 from tests.factories import make_client
 from tests.provider.jobs_sample import touch_client_job
@@ -78,26 +79,35 @@ def test_rq_job_is_queued_after_commit_once_per_id_and_runs_in_a_worker(app: Fla
     job_id = f"touch:{client.id}:{uuid.uuid4().hex[:6]}"
     queue = jobs.rq_queue("default")
 
-    jobs.enqueue(touch_client_job, client.id, "via rq", job_id=job_id)
+    row_id = jobs.enqueue(touch_client_job, client.id, "via rq", job_id=job_id)
+    assert row_id is not None
     assert queue.count == 0  # nothing reaches Redis before the transaction commits
     db.session.commit()
-    stored_id = jobs.rq_job_id(job_id)
-    assert queue.job_ids == [stored_id]
+    assert queue.job_ids == [jobs.rq_job_id(row_id, 1)]
 
-    jobs.enqueue(touch_client_job, client.id, "via rq", job_id=job_id)
+    assert jobs.enqueue(touch_client_job, client.id, "via rq", job_id=job_id) is None  # the same work, waiting
     db.session.commit()
-    assert queue.job_ids == [stored_id]  # the same work is not queued twice
+    assert queue.job_ids == [jobs.rq_job_id(row_id, 1)]
 
-    stored = Job.fetch(stored_id, connection=rq_mode, serializer=JSONSerializer)
-    assert stored.func_name == "tests.provider.jobs_sample.touch_client_job"
-    assert stored.args == [client.id, "via rq"] or stored.args == (client.id, "via rq")
-    assert stored.timeout == 60
+    stored = Job.fetch(jobs.rq_job_id(row_id, 1), connection=rq_mode, serializer=JSONSerializer)
+    assert stored.func_name == jobs.RUN_FUNCTION
+    assert list(stored.args) == [row_id, 1]
+    row = db.session.get(BackgroundJob, row_id)
+    assert row is not None
+    assert (row.path, row.args, row.client_id, row.timeout) == (
+        "tests.provider.jobs_sample.touch_client_job",
+        [client.id, "via rq"],
+        client.id,
+        60,
+    )
 
     worker = SimpleWorker([queue], connection=rq_mode, serializer=JSONSerializer)
     assert worker.work(burst=True) is True
-    finished = Job.fetch(stored_id, connection=rq_mode, serializer=JSONSerializer)
-    assert finished.get_status() == "finished", finished.latest_result()
-    assert finished.return_value() == f"touched {client.id}"
+    db.session.refresh(row)
+    assert (row.status, row.attempts, row.result) == ("succeeded", 1, f"touched {client.id}")
+    assert _touches(client.id) == ["via rq"]
+    # a second delivery of the same attempt (RQ is at least once) claims nothing and runs nothing
+    assert jobs.run_background_job(row_id, 1) == "not claimed"
     assert _touches(client.id) == ["via rq"]
 
 
@@ -107,9 +117,10 @@ def test_rolled_back_work_never_reaches_redis(rq_mode: Redis) -> None:
     db.session.rollback()
     db.session.commit()
     assert jobs.rq_queue("default").count == 0
+    assert db.session.scalar(select(BackgroundJob).where(BackgroundJob.client_id == client.id)) is None
 
 
-def test_periodic_jobs_run_once_per_slot_and_catch_up_after_downtime(app: Flask, rq_mode: Redis) -> None:
+def test_periodic_jobs_run_once_per_slot_and_catch_up_after_downtime(app: Flask, db_session: Any) -> None:
     client = make_client()
     nightly = jobs.Periodic(
         "tests.provider.jobs_sample.touch_client_job",
@@ -118,13 +129,18 @@ def test_periodic_jobs_run_once_per_slot_and_catch_up_after_downtime(app: Flask,
         kwargs={"client_id": client.id, "note": "nightly"},
     )
     day1 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
-    assert jobs.periodic_tick(app, day1, [nightly]) == ["periodic-touch_client_job-20261120T0200"]
-    assert jobs.periodic_tick(app, day1 + timedelta(minutes=30), [nightly]) == []  # same slot: not doubled
+    assert outbox.periodic_tick(app, day1, [nightly]) == ["periodic:touch_client_job:20261120T0200"]
+    assert outbox.periodic_tick(app, day1 + timedelta(minutes=30), [nightly]) == []  # same slot: not doubled
     # the clock was down for two days: the next tick catches up once, with the latest slot
     day3 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-    assert jobs.periodic_tick(app, day3, [nightly]) == ["periodic-touch_client_job-20261122T0200"]
-    assert jobs.periodic_tick(app, day3, [nightly]) == []
-    assert jobs.rq_queue("default").count == 2
+    assert outbox.periodic_tick(app, day3, [nightly]) == ["periodic:touch_client_job:20261122T0200"]
+    assert outbox.periodic_tick(app, day3, [nightly]) == []
+    keys = db.session.scalars(
+        select(BackgroundJob.key).where(BackgroundJob.path == nightly.path).order_by(BackgroundJob.id)
+    ).all()
+    assert keys == ["periodic:touch_client_job:20261120T0200", "periodic:touch_client_job:20261122T0200"]
+    jobs.drain()
+    assert _touches(client.id) == ["nightly", "nightly"]
 
 
 def test_flask_worker_command_runs_jobs_in_its_own_app_context(tmp_path: Any) -> None:

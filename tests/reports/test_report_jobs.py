@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from pypdf import PdfReader
-from redis import Redis
-from rq.job import Job
-from rq.registry import StartedJobRegistry
-from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
 from provider.core import jobs
 from provider.core.clock import frozen_time
+from provider.core.outbox_models import BackgroundJob
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from provider.reporting import jobs as report_jobs
 from provider.reporting.models import MonthlyReport, ReportRun
+from tests.redis_server import private_redis
 from tests.reports.ledger_world import march_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,50 +52,84 @@ def _worker(environ: dict[str, str], burst: bool) -> subprocess.Popen[str]:
     )
 
 
-def test_kill_9_mid_render_leaves_no_report_and_the_retry_makes_exactly_one(tmp_path: Any) -> None:
+def _job_row(job_id: int) -> BackgroundJob:
+    db.session.remove()
+    row = db.session.get(BackgroundJob, job_id)
+    assert row is not None
+    db.session.expunge(row)
+    db.session.remove()
+    return row
+
+
+def test_kill_9_mid_render_leaves_no_report_and_a_new_worker_makes_exactly_one(tmp_path: Any) -> None:
+    """The worker and its work horse are killed mid-render: no report, the outbox row stays running; a new worker's
+    reaper finds it abandoned (on SQLite: its process is gone; on PostgreSQL its heartbeat stops) and renders it
+    once."""
+    with private_redis(tmp_path) as redis_url:
+        _kill_9_mid_render(tmp_path, redis_url)
+
+
+def _kill_9_mid_render(tmp_path: Any, redis_url: str) -> None:
     from flask_migrate import upgrade
 
     from provider.app import create_app
 
-    environ = {"AR_ENV": "testing", "DATABASE_URL": f"sqlite:///{tmp_path / 'reports.db'}", "REDIS_URL": REDIS_URL}
+    environ = {
+        "AR_ENV": "testing",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'reports.db'}",
+        "REDIS_URL": redis_url,
+        "JOB_HEARTBEAT_SECONDS": "1",
+        "JOB_STALE_SECONDS": "3",
+    }
     app = create_app(environ)
-    redis = Redis.from_url(REDIS_URL)
-    redis.flushdb()
     with app.app_context():
         upgrade()
         with scoped(TenantScope.agency(), db.session):
             client_id = march_world().client.id
-            jobs.enqueue(
+            job_id = jobs.enqueue(
                 report_jobs.render_report_job, client_id, "2026-03", None, job_id=f"report:{client_id}:2026-03"
             )
             db.session.commit()
         db.session.remove()
-        job_id = jobs.rq_job_id(f"report:{client_id}:2026-03")
-        key = report_jobs.progress_key(client_id, "2026-03")
+        assert job_id is not None
 
         worker = _worker(environ, burst=False)
         deadline = time.monotonic() + 90
-        while redis.get(key) != b"rendering":
+        while _job_row(job_id).status != "running":  # claimed: the render starts now (it takes a second or more)
             assert worker.poll() is None, worker.stdout.read() if worker.stdout else ""
-            assert time.monotonic() < deadline, "the worker never started rendering"
-            time.sleep(0.005)
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-render
+            if time.monotonic() > deadline:
+                os.killpg(worker.pid, signal.SIGKILL)
+                output = worker.stdout.read() if worker.stdout else ""
+                raise AssertionError(f"the worker never started rendering: {_job_row(job_id).__dict__}\n{output}")
+            time.sleep(0.01)
+        horse = int(_job_row(job_id).worker.split(":")[1])  # RQ's work horse runs in a process group of its own
+        os.kill(horse, signal.SIGKILL)  # the work horse and the worker, mid-render
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
         if worker.stdout:
             worker.stdout.close()
 
         assert _reports(client_id) == 0, "a killed render must leave no report"
-        job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
-        assert job.get_status() == "started"  # abandoned: RQ finds it when its heartbeat expires
-        # what the next worker does once the dead worker's heartbeat has expired (here: at once)
-        StartedJobRegistry(queue=jobs.rq_queue("reports", app)).cleanup(timestamp=time.time() + 3600)
-        assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status() == "scheduled"
-        time.sleep(11)  # the retry interval of jobs.Retry (10 s)
+        row = _job_row(job_id)
+        assert (row.status, row.attempts) == ("running", 1)
 
-        done = _worker(environ, burst=True)
-        out, _ = done.communicate(timeout=180)
-        assert done.returncode == 0, out[-3000:]
-        assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status() == "finished", out[-3000:]
+        started = time.monotonic()
+        again = _worker(environ, burst=False)
+        try:
+            while _job_row(job_id).status != "succeeded":
+                assert again.poll() is None, again.stdout.read() if again.stdout else ""
+                if time.monotonic() - started > 90:
+                    os.killpg(again.pid, signal.SIGKILL)
+                    output = again.stdout.read() if again.stdout else ""
+                    raise AssertionError(f"not recovered within 90 s: {_job_row(job_id).__dict__}\n{output}")
+                time.sleep(0.2)
+        finally:
+            os.killpg(again.pid, signal.SIGTERM)
+            again.wait(timeout=30)
+            if again.stdout:
+                again.stdout.close()
+        row = _job_row(job_id)
+        assert row.attempts == 2 and "stopped without finishing" in row.error
         assert _reports(client_id) == 1
         with scoped(TenantScope.agency(), db.session):
             report = db.session.scalar(select(MonthlyReport).where(MonthlyReport.client_id == client_id))
@@ -106,9 +138,9 @@ def test_kill_9_mid_render_leaves_no_report_and_the_retry_makes_exactly_one(tmp_
             # running the job again (a duplicate delivery) changes nothing
             assert report_jobs.render_report_job(client_id, "2026-03").endswith("existed")
         assert _reports(client_id) == 1
-        assert redis.get(key) == b"done"
+        # and a late second delivery of the first attempt finds nothing to claim
+        assert jobs.run_background_job(job_id, 1) == "not claimed"
         db.session.remove()
-    redis.flushdb()
 
 
 def test_schedule_queues_each_due_client_once_on_its_nth_business_day(db_session: Any) -> None:
