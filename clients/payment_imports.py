@@ -13,7 +13,10 @@ and shows up in the unmatched payments list.
 
 Payments are idempotent on (client, payment reference): a row whose reference is already recorded with the
 same details is skipped and counted as "already recorded"; with different details it is a row error. So a
-re-uploaded or overlapping file never posts a payment twice.
+re-uploaded or overlapping file never posts a payment twice. A bank statement's line has no reference of its
+own that is unique (banks and payers repeat theirs): its payment reference is its identity in its statement
+(`bank_lines.line_ref`), so a repeated reference never refuses a statement, and a line recorded before is a
+replay when its date and amount agree, whoever its debtor is found (or was picked by hand) to be.
 
 The batch mapping holds the column names per field plus two upload options: `received_by_default` (the
 receiver of rows without one) and `channel`, where the file came from ("portal" uploads may only report
@@ -213,11 +216,16 @@ def _recorded(session: Session, client: Client, refs: set[str]) -> dict[str, Pay
     return found
 
 
-def _differences(row: dict[str, Any], payment: Payment) -> list[str]:
+# a bank line's reference is its identity in its statement (bank_lines.line_ref): recorded under it means
+# this very line was recorded, whoever the debtor was found (or picked by hand) to be
+STATEMENT_COMPARED = ("received_on", "currency", "amount_minor")
+
+
+def _differences(row: dict[str, Any], payment: Payment, compared: Sequence[str] = COMPARED) -> list[str]:
     """What differs between a file row and the payment recorded under its reference, in words."""
     labels = {"received_on": "date", "amount_minor": "amount", "received_by": "received by"}
     out = []
-    for key in COMPARED:
+    for key in compared:
         now, was = row[key], getattr(payment, key)
         if now == was or (key == "amount_minor" and row["currency"] != payment.currency):
             continue  # a different currency already says the amount differs
@@ -246,9 +254,11 @@ def check_against_ledger(
     good: list[tuple[int, dict[str, Any]]],
     mapping: dict[str, str],
     other_debtor_refs: Sequence[tuple[int, str]] = (),
+    statement: bool = False,
 ) -> tuple[list[tuple[int, dict[str, Any]]], int, list[RowError]]:
     """Resolve debtors and find payments recorded before: (rows to post, rows already recorded, errors).
-    `other_debtor_refs` (rows refused already) are only checked for an unknown debtor."""
+    `other_debtor_refs` (rows refused already) are only checked for an unknown debtor. The lines of a bank
+    `statement` recorded before are replays when their date and amount agree (see STATEMENT_COMPARED)."""
     column = mapping.get
     debtors = _debtor_ids(session, client, {d["debtor_ref"] for _, d in good} | {r for _, r in other_debtor_refs})
     recorded = _recorded(session, client, {d["payment_ref"] for _, d in good})
@@ -263,7 +273,7 @@ def check_against_ledger(
         if earlier is None:
             fresh.append((line, data))
             continue
-        different = _differences(data, earlier)
+        different = _differences(data, earlier, STATEMENT_COMPARED if statement else COMPARED)
         if not different:
             skipped += 1
         else:
@@ -466,8 +476,13 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     ]
     good, more = _with_receiver(checked.good, mapping)
     errors += more
-    fresh, skipped, more = check_against_ledger(session, client, good, mapping, checked.other_debtor_refs)
+    fresh, skipped, more = check_against_ledger(
+        session, client, good, mapping, checked.other_debtor_refs, statement=bool(table.statement)
+    )
     errors += more
+    if table.statement:  # a waiting line of a statement uploaded before, recorded by hand since: a replay
+        errors, recorded_since = _recorded_since(session, client, table, errors)
+        skipped += recorded_since
     posted = 0
     # a statement's lines whose debtor was not found do not hold back the others: they wait on the batch's
     # page for a person to find who paid (`assign_debtor`); any other problem keeps every row back by default
@@ -488,6 +503,20 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
         status = BatchStatus.PARTIAL if errors else BatchStatus.POSTED
         _finish(batch, status, (total, total, posted, skipped), errors)
     return batch
+
+
+def _recorded_since(
+    session: Session, client: Client, table: PaymentTable, errors: list[RowError]
+) -> tuple[list[RowError], int]:
+    """Drop the "no debtor found" of bank lines whose payment is recorded already: (other errors, how many)."""
+    waiting = {e.row for e in errors if e.row in table.unresolved and e.message.startswith(NO_DEBTOR)}
+    if not waiting:
+        return errors, 0
+    at = FIELDS.index("payment_ref")
+    refs = {line: cells[at] for line, cells in table.rows if line in waiting}  # a statement's rows are a list
+    recorded = _recorded(session, client, set(refs.values()))
+    done = {line for line, ref in refs.items() if ref in recorded}
+    return [e for e in errors if not (e.row in done and e.message.startswith(NO_DEBTOR))], len(done)
 
 
 def _with_receiver(

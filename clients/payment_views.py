@@ -46,6 +46,15 @@ bp = Blueprint("payments", __name__, template_folder="templates")
 portal_bp = Blueprint("portal_payments", __name__, url_prefix="/portal/payments", template_folder="templates")
 
 ALLOWED = (".csv", ".txt", ".xlsx", *bank_files.EXTENSIONS)  # CSV/XLSX, or a CAMT.053/MT940/BAI2 statement
+
+
+def _is_statement(upload: Any) -> bool:
+    """Whether an upload whose name says nothing is a bank statement (banks name their files as they like)."""
+    head = upload.stream.read(65536)
+    upload.stream.seek(0)
+    return bank_files.sniff(head) is not None
+
+
 LABELS = {
     "payment_ref": "Payment reference",
     "debtor_ref": "Debtor reference",
@@ -155,7 +164,7 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
             post_valid = form["post_valid"]
         if upload is None or not upload.filename:
             errors.append("Choose a CSV or XLSX payments file, or a CAMT.053, MT940 or BAI2 bank statement, to upload.")
-        elif not upload.filename.lower().endswith(ALLOWED):
+        elif not upload.filename.lower().endswith(ALLOWED) and not _is_statement(upload):
             errors.append(
                 f"{upload.filename}: import a .csv or .xlsx payments file, or a CAMT.053 (.xml), MT940 (.sta, .940)"
                 " or BAI2 (.bai) bank statement."
