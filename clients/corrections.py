@@ -9,6 +9,7 @@ back to the invoices it paid instead of the reversal being refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -309,12 +310,34 @@ def document_transaction(
     ).one()
 
 
+@dataclass(frozen=True)
+class Reversal:
+    """What reversing a document posted: its own reversal and those of the allocations that went with it."""
+
+    transaction: JournalTransaction
+    allocations: list[int]  # ids of the allocation transactions reversed with it
+
+
+def reverse_document(
+    session: Session, client: Client, document: Payment | CreditNote, reason: str, on: date | None = None
+) -> Reversal:
+    """Reverse the payment (a bounced transfer, a cheque returned) or credit note (cancelled), with every
+    allocation of its money still standing: `reverse` of the transaction that recorded it."""
+    original = document_transaction(session, client, document)
+    cascade = [t.id for t in open_allocations(session, client.id, original)]
+    tx = reverse(session, client, original, reason, on)
+    session.refresh(document)
+    return Reversal(tx, cascade)
+
+
 __all__ = [
+    "Reversal",
     "adjust",
     "document_transaction",
     "issue_credit_note",
     "open_allocations",
     "reversal_of",
     "reverse",
+    "reverse_document",
     "write_off",
 ]

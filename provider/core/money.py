@@ -66,9 +66,9 @@ def _successors(code: str) -> list[str]:
 
 def _refusal(code: str) -> str:
     if not code:
-        return "a currency code is required (three letters, such as EUR)"
+        return "an ISO 4217 currency code is required (three letters, such as EUR)"
     if not re.fullmatch(r"[A-Z]{3}", code):
-        return f"{code} is not a currency code (three letters, such as EUR)"
+        return f"{code} is not an ISO 4217 currency code (three letters, such as EUR)"
     if code in _iso4217_table:
         return f"{code} is not a currency amounts can be kept in (ISO 4217 gives it no minor unit)"
     name = get_currency_name(code, locale="en")

@@ -48,6 +48,7 @@ class Permission(StrEnum):
     API_TOKENS_MANAGE = "staff:api:manage"  # API tokens for staff integrations (agency admins)
     PAYMENTS_IMPORT = "staff:payments:import"
     PAYMENTS_ALLOCATE = "staff:payments:allocate"
+    LEDGER_CORRECT = "staff:ledger:correct"  # write off an invoice, reverse a payment, allocation or write-off
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
@@ -76,6 +77,7 @@ _MANAGER = _STAFF_COMMON | {
     Permission.DISPUTES_RESOLVE,  # a resolution can post a credit note or a write-off
     Permission.SLAS_MANAGE,  # contract terms (SLA targets) and business calendars
     Permission.REPORTS_MANAGE,  # generate and re-issue monthly reports, follow their runs
+    Permission.LEDGER_CORRECT,  # write-offs and reversals change what the client is owed: a manager's call
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
