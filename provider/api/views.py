@@ -757,9 +757,15 @@ def list_reports() -> Any:
     response=s.ReportDetailOut,
 )
 def get_report(report_id: int) -> Any:
+    """`figures` are the frozen figures of the report. Each month's `countback_dso_is_lower_bound` is true when
+    open AR is more than all the sales of the 24 months counted back: `countback_dso` (730 days or so) is then
+    a lower bound ("more than"), not the value."""
+    from provider.reporting.figures import with_countback_bounds
+
     report = load(MonthlyReport, report_id)
     summary = [line for line in (report.summary or "").splitlines() if line.strip()]
-    return {**REPORT_OUT.dump(report), "figures": report.figures, "summary": summary}
+    figures = with_countback_bounds(report.figures, report.inputs)
+    return {**REPORT_OUT.dump(report), "figures": figures, "summary": summary}
 
 
 @operation(
