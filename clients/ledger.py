@@ -405,10 +405,6 @@ def _replay_or_refuse(session: Session, client: Client, values: dict[str, Any]) 
     return PaymentResult(found, replayed=True)
 
 
-def _chunks(items: list[Any], size: int = 5_000) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def record_payments(session: Session, client: Client, rows: list[dict[str, Any]]) -> list[PaymentResult]:
     """Record many payments at once: all or nothing, with `record_payment`'s validation and idempotency.
 

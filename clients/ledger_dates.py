@@ -137,7 +137,7 @@ def check_reductions(session: Session, lines: list[Line], day: date, field: str)
         *((CreditNote, i, -delta) for i, delta in d.credit_unapplied.items() if delta < 0),
     ]
     for model, doc_id, taken in wanted:
-        document = session.get_one(model, doc_id)
+        document: Invoice | Payment | CreditNote = session.get_one(model, doc_id)  # type: ignore[assignment]
         low, when = lowest_from(timeline(session, document), day)
         if taken > low:
             left = format_money(max(low, 0), document.currency)

@@ -43,7 +43,7 @@ def _minor_units() -> dict[str, int]:
     (HUF 0, ISK 0) where ISO 4217 says 2."""
     out = {}
     for code, entry in _iso4217_table.items():
-        units = (entry.get("CcyMnrUnts") or "").strip()
+        units = str(entry.get("CcyMnrUnts") or "").strip()
         if code and units.isdigit():
             out[code] = int(units)
     return out

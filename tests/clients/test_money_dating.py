@@ -159,7 +159,7 @@ def test_a_write_off_takes_a_date_within_the_invoice_life(book: dict[str, Any]) 
 
 def test_back_dating_below_a_later_reversal_is_refused(book: dict[str, Any]) -> None:
     """60.00 allocated on 10 March, reversed on 10 April: 100.00 more dated 20 March would leave the invoice
-    overpaid until the reversal (AR −60.00 at the end of March); dated on the reversal's day, it is fine."""
+    overpaid until the reversal (AR -60.00 at the end of March); dated on the reversal's day, it is fine."""
     client, debtor, invoice = book["client"], book["debtor"], book["invoice"]
     with _agency():
         first = services.allocate(db.session, client, book["payment"], invoice, 60_00, date(2026, 3, 10))
