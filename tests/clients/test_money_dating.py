@@ -229,6 +229,48 @@ def test_api_credit_note_dated_before_its_invoice_is_a_422_naming_the_field(api:
     assert _post(api, "/credit-notes", {**body, "issued_on": "2026-03-01"}).status_code == 201
 
 
+TOMORROW = (TODAY + timedelta(days=1)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (
+            "/payments/{pay}/allocations",
+            {"allocated_on": "2026-02-01"},
+            "allocated_on",
+            "before invoice A-1 was issued",
+        ),
+        (
+            "/payments/{pay}/allocations",
+            {"allocated_on": "2026-03-04"},
+            "allocated_on",
+            "before the payment was received",
+        ),
+        ("/payments/{pay}/allocations", {"allocated_on": TOMORROW}, "allocated_on", "in the future"),
+        (
+            "/invoices/{inv}/write-offs",
+            {"written_off_on": "2026-02-09"},
+            "written_off_on",
+            "before invoice A-1 was issued",
+        ),
+        ("/invoices/{inv}/write-offs", {"written_off_on": TOMORROW}, "written_off_on", "in the future"),
+        ("/payments/{pay}/reversal", {"reversed_on": "2026-03-04"}, "reversed_on", "before the date of the payment"),
+        ("/payments/{pay}/reversal", {"reversed_on": TOMORROW}, "reversed_on", "in the future"),
+    ],
+)
+def test_api_refuses_each_misdated_event_naming_the_field_and_writes_nothing(
+    api: dict[str, Any], path: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    url = path.format(pay=api["payment"]["id"], inv=api["invoice"]["id"])
+    extra = {"invoice_id": api["invoice"]["id"], "amount_minor": 10_00} if "allocations" in path else {"reason": "x"}
+    before = _journal()
+    answer = _post(api, url, {**extra, **body})
+    assert answer.status_code == 422, answer.get_json()
+    assert message in " ".join(answer.get_json()["errors"][field])
+    assert _journal() == before
+
+
 def test_api_allocation_with_an_invoice_id_is_dated_the_receipt(api: dict[str, Any]) -> None:
     path = f"/payments/{api['payment']['id']}/allocations"
     early = _post(api, path, {"invoice_id": api["invoice"]["id"], "amount_minor": 10_00, "allocated_on": "2026-03-01"})
