@@ -194,13 +194,18 @@ def format_money(minor: int | None, currency: str, locale: str = "en_US") -> str
         return ""
     exp = exponent(currency)
     value = Decimal(int(minor)).scaleb(-exp)
-    return _pattern(locale, exp).apply(value, Locale.parse(locale), currency=currency, currency_digits=False)
+    return _pattern(locale, exp).apply(value, _locale(locale), currency=currency, currency_digits=False)
+
+
+@cache
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
 
 
 @cache
 def _pattern(locale: str, exp: int) -> NumberPattern:
     """The locale's currency pattern with ISO 4217's decimals (HUF 2), not CLDR's cash digits (HUF 0), which
     would round an amount away."""
-    pattern = copy.copy(parse_pattern(Locale.parse(locale).currency_formats["standard"]))
+    pattern = copy.copy(parse_pattern(_locale(locale).currency_formats["standard"]))
     pattern.frac_prec = (exp, exp)
     return pattern
