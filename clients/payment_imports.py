@@ -843,13 +843,14 @@ def _check_allocation(
 
 
 def allocate_by_hand(
-    session: Session, client: Client, payment: Payment, amounts: dict[int, int]
+    session: Session, client: Client, payment: Payment, amounts: dict[int, int], on: date | None = None
 ) -> list[JournalTransaction]:
     """Apply one payment to several invoices of its debtor at once: every line, or none.
 
     Refuses (with `AllocationRejected`, before the first write) an invoice that is not an open invoice of the
     payment's debtor and currency, one on hold, an amount above an invoice's open amount, and a total above
-    what is left of the payment; a refusal by the ledger after the first write undoes every line.
+    what is left of the payment; a refusal by the ledger after the first write undoes every line. Dated `on`,
+    by default as automatic allocation dates them (the payment's receipt, or the invoice's issue if later).
     """
     if payment.client_id != client.id:
         raise ServiceError("an allocation cannot cross clients")
@@ -863,7 +864,7 @@ def allocate_by_hand(
         with session.begin_nested():
             for inv_id, minor in amounts.items():
                 current = inv_id
-                done.append(allocate(session, client, payment, invoices[inv_id], minor))
+                done.append(allocate(session, client, payment, invoices[inv_id], minor, on))
     except ServiceError as exc:
         raise AllocationRejected({current: str(exc)}) from None
     audit.record(
