@@ -77,6 +77,7 @@ class Settings:
 
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
+        # timeout: seconds sqlite3 waits for a lock (the busy timeout; provider.core.db sets the same by PRAGMA)
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -62,8 +63,36 @@ class Base(DeclarativeBase):
         return f"<{type(self).__name__} {pk}>"
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for SQLite's write lock before "database is locked"
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# After a job's chunk commits on SQLite, the write lock stays free this long: longer than the longest sleep
+# of SQLite's busy handler (100 ms), so a request waiting for the lock gets it before the job's next chunk.
+SQLITE_LOCK_PAUSE_S = 0.15
+
+
+def sqlite_begin_statement() -> str:
+    """How a SQLite transaction starts here: `BEGIN IMMEDIATE` (the write lock, waited for up to the busy
+    timeout) everywhere but in a request that only reads (GET, HEAD, OPTIONS), which starts `BEGIN`
+    (deferred: a read snapshot, no lock; WAL lets it read while another connection writes).
+
+    Why not deferred everywhere: a deferred transaction that has read and then writes must upgrade its read
+    snapshot to the write lock. If another connection wrote in between, the upgrade fails at once with
+    SQLITE_BUSY ("database is locked"): the busy timeout is not applied to it, because waiting could not
+    help (the snapshot is stale; SQLITE_BUSY_SNAPSHOT in WAL mode). A transaction that takes the lock
+    first, with BEGIN IMMEDIATE, waits its turn through the busy timeout instead and never fails that way.
+    Jobs, CLI commands and every POST/PUT/PATCH/DELETE request therefore take the lock up front; they hold it
+    until their commit, so in-process jobs commit in short chunks (see clients/payment_imports.py)."""
+    from flask import has_request_context, request
+
+    if has_request_context() and request.method in READ_ONLY_METHODS:
+        return "BEGIN"
+    return "BEGIN IMMEDIATE"
+
+
 def configure_engine(engine: Engine) -> None:
-    """Per-connection settings: SQLite gets WAL, foreign keys, and real BEGIN so SAVEPOINTs work."""
+    """Per-connection settings. SQLite: WAL (readers never wait for the writer), synchronous=NORMAL (safe in
+    WAL: a power cut can lose the last commits, never corrupt), foreign keys, a busy timeout, and a real
+    BEGIN issued by SQLAlchemy (so SAVEPOINTs work) in the mode `sqlite_begin_statement` chooses."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -73,10 +102,24 @@ def configure_engine(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(sqlite_begin_statement())
+
+
+def commit_chunk(session: Any) -> None:
+    """A long job's checkpoint: commit the chunk done so far and, on SQLite, pause so that the requests
+    waiting for the write lock take it before the job's next chunk does (SQLite's lock is not fair: a
+    waiter only retries between its busy-handler sleeps, so a job that commits and begins again at once
+    would keep the lock from them until it ends). For jobs only; services flush and never commit."""
+    session.commit()
+    if session.get_bind().dialect.name == "sqlite":
+        time.sleep(SQLITE_LOCK_PAUSE_S)
+
+
+def is_sqlite(session: Any) -> bool:
+    return bool(session.get_bind().dialect.name == "sqlite")
