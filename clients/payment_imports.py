@@ -589,7 +589,7 @@ def _sqlite_checkpoint(batch: ImportBatch) -> Checkpoint | None:
     if not is_sqlite(db.session):
         return None
     batch.status = BatchStatus.RUNNING.value
-    commit_chunk(db.session)
+    commit_chunk(db.session, read_next=True)  # the file is read and checked without holding the write lock
 
     def checkpoint(done: int, total: int) -> None:
         batch.total_rows, batch.processed_rows = total, done

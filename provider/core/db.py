@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -68,6 +71,9 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # After a job's chunk commits on SQLite, the write lock stays free this long: longer than the longest sleep
 # of SQLite's busy handler (100 ms), so a request waiting for the lock gets it before the job's next chunk.
 SQLITE_LOCK_PAUSE_S = 0.15
+_READ_FIRST: ContextVar[bool] = ContextVar("sqlite_read_first", default=False)
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+log = logging.getLogger(__name__)
 
 
 def sqlite_begin_statement() -> str:
@@ -108,17 +114,62 @@ def configure_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql(sqlite_begin_statement())
+        if _READ_FIRST.get():  # a job's read phase (`commit_chunk(..., read_next=True)`): no lock yet
+            conn.info["sqlite_read_first"] = True
+            conn.exec_driver_sql("BEGIN")
+            return
+        statement = sqlite_begin_statement()
+        conn.info["sqlite_read_only_request"] = statement == "BEGIN"
+        conn.exec_driver_sql(statement)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _sqlite_before_write(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not (conn.info.get("sqlite_read_first") or conn.info.get("sqlite_read_only_request")):
+            return
+        if not _WRITES.match(statement):
+            return
+        if conn.info.pop("sqlite_read_first", False):
+            # nothing written yet: end the read snapshot and wait for the write lock, instead of an upgrade
+            # that fails at once when someone wrote meanwhile (what was read may be older than the lock:
+            # the job's writes re-check what they rely on, as the ledger's verbs do)
+            cursor.execute("COMMIT")
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            log.warning("a %s request writes on SQLite in a deferred transaction: %s", _method(), statement[:80])
+            conn.info["sqlite_read_only_request"] = False
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _sqlite_end(conn: Any) -> None:
+        conn.info.pop("sqlite_read_first", None)
+        conn.info.pop("sqlite_read_only_request", None)
 
 
-def commit_chunk(session: Any) -> None:
+def _method() -> str:
+    from flask import has_request_context, request
+
+    return request.method if has_request_context() else "?"
+
+
+def commit_chunk(session: Any, read_next: bool = False) -> None:
     """A long job's checkpoint: commit the chunk done so far and, on SQLite, pause so that the requests
     waiting for the write lock take it before the job's next chunk does (SQLite's lock is not fair: a
     waiter only retries between its busy-handler sleeps, so a job that commits and begins again at once
-    would keep the lock from them until it ends). For jobs only; services flush and never commit."""
+    would keep the lock from them until it ends). For jobs only; services flush and never commit.
+
+    `read_next`: what the job does next starts by reading a while (checking a file against the ledger), so
+    on SQLite its next transaction begins deferred, holding no lock, and is turned into a BEGIN IMMEDIATE
+    one just before its first write (see `configure_engine`)."""
     session.commit()
-    if session.get_bind().dialect.name == "sqlite":
-        time.sleep(SQLITE_LOCK_PAUSE_S)
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    time.sleep(SQLITE_LOCK_PAUSE_S)
+    if read_next:
+        token = _READ_FIRST.set(True)
+        try:
+            session.connection()  # begins the job's next transaction now, in read-first mode
+        finally:
+            _READ_FIRST.reset(token)
 
 
 def is_sqlite(session: Any) -> bool:
