@@ -25,11 +25,14 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select
+from flask import Flask
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.orm import sessionmaker
 
 from provider.app import create_app
 from provider.core.audit import Actor, acting_as
 from provider.core.clock import today_utc
+from provider.core.db import commit_chunk, configure_engine, sqlite_begin_statement
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from tests.factories import PASSWORD, make_client, make_debtor, make_invoice, make_user
@@ -253,3 +256,74 @@ def test_payment_import_while_people_sign_in_and_save(demo: Demo) -> None:
             "SELECT count(*) FROM work_actions WHERE client_id = ? AND note LIKE 'called back%'", (demo.client_id,)
         ).fetchone()[0]
         assert notes == len([a for a in answers if a[0] == "save"])
+
+
+# --- the locking rules themselves, on a scratch SQLite file (they configure the engine, not the schema) ---
+
+
+@pytest.fixture
+def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    if request.config.getoption("--db") == "postgresql":
+        pytest.skip("SQLite's locking")
+    path = tmp_path / "locks.db"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+        conn.execute("INSERT INTO counters (id, n) VALUES (1, 0)")
+    yield path
+
+
+def _engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 5, "check_same_thread": False})
+    configure_engine(engine)
+    return engine
+
+
+def test_sqlite_fails_a_reader_turned_writer_at_once_whatever_the_busy_timeout(scratch: Path) -> None:
+    """Why writers take the lock up front: a deferred transaction that read, then writes after another
+    connection wrote, is refused with "database is locked" at once (SQLITE_BUSY_SNAPSHOT: waiting could not
+    make its snapshot current, so the busy timeout is not applied)."""
+    reader = sqlite3.connect(scratch, timeout=5, isolation_level=None)
+    writer = sqlite3.connect(scratch, timeout=5, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT n FROM counters").fetchone() == (0,)
+    writer.execute("UPDATE counters SET n = n + 1")
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        reader.execute("UPDATE counters SET n = n + 10")
+    reader.execute("ROLLBACK")
+    reader.close()
+    writer.close()
+
+
+def test_jobs_and_writing_requests_begin_immediate_reading_requests_deferred() -> None:
+    app = Flask(__name__)
+    assert sqlite_begin_statement() == "BEGIN IMMEDIATE"  # a job, a CLI command
+    for method, statement in [
+        ("GET", "BEGIN"),
+        ("HEAD", "BEGIN"),
+        ("POST", "BEGIN IMMEDIATE"),
+        ("DELETE", "BEGIN IMMEDIATE"),
+    ]:
+        with app.test_request_context("/", method=method):
+            assert sqlite_begin_statement() == statement
+
+
+def test_a_job_that_reads_first_then_writes_waits_for_the_lock_instead_of_failing(scratch: Path) -> None:
+    """`commit_chunk(read_next=True)`: the job's next transaction reads without the lock; just before its
+    first write it takes the lock (after whoever holds it) and its write lands, where a plain upgrade would
+    fail as above."""
+    engine = _engine(scratch)
+    session = sessionmaker(engine)()
+    try:
+        session.execute(text("SELECT 1"))
+        commit_chunk(session, read_next=True)
+        assert session.execute(text("SELECT n FROM counters")).scalar() == 0
+        with engine.begin() as other:  # someone saves meanwhile
+            other.exec_driver_sql("UPDATE counters SET n = n + 1")
+        session.execute(text("UPDATE counters SET n = n + 10"))
+        session.commit()
+    finally:
+        session.close()
+        engine.dispose()
+    with sqlite3.connect(scratch) as conn:
+        assert conn.execute("SELECT n FROM counters").fetchone() == (11,)  # both writes, neither lost
