@@ -448,9 +448,10 @@ def run_payment_import(session: Session, batch: ImportBatch, checkpoint: Checkpo
     """Validate the whole file, then record and allocate its payments: all or none, or the valid rows.
 
     With a `checkpoint` (SQLite's in-process job, see `import_payments_job`) the payments are posted and
-    committed a chunk at a time after the whole file was checked against the ledger under the same write
-    lock as the first chunk; only a conflicting payment recorded by someone else between two chunks can
-    then stop the file halfway, and the batch says so (partly posted, the refused lines named)."""
+    committed a chunk at a time once the whole file was checked against the ledger. The ledger checks each
+    chunk again as it posts it, so only a conflicting payment recorded by someone else meanwhile can stop
+    the file: before its first chunk nothing is posted (rejected as usual); later, what was posted stays
+    and the batch says so (partly posted, the refused lines named); a corrected file posts the rest."""
     client = session.get_one(Client, batch.client_id)
     try:
         table = payment_table(session, client, batch)
