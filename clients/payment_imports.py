@@ -26,7 +26,7 @@ payments made to the client directly: the agency's own receipts are the agency's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -45,6 +45,7 @@ from clients.models import Client, Debtor
 from clients.month_totals import compact_month_totals_job
 from provider.core import audit
 from provider.core.clock import now_utc
+from provider.core.db import commit_chunk, is_sqlite
 from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
 from provider.core.money import MoneyError, format_money, validate_currency
@@ -55,6 +56,8 @@ KIND = "payments"
 MAX_ERRORS = 5_000  # beyond this the report says how many more there were
 LOOKUP_CHUNK = 1_000  # references per IN (...) lookup
 POST_CHUNK = 1_000  # payments per call of the ledger's batch verbs (progress is reported after each)
+SQLITE_POST_CHUNK = 250  # on SQLite each chunk is committed on its own (~0.2 s holding the write lock)
+Checkpoint = Callable[[int, int], None]  # (rows done, rows in all): commits the chunk posted so far
 FIELDS = ("payment_ref", "debtor_ref", "received_on", "amount", "currency", "method", "received_by", "reference")
 REQUIRED = ("payment_ref", "debtor_ref", "received_on", "amount", "currency")
 DEFAULT_MAPPING = {f: f for f in FIELDS}
@@ -313,14 +316,17 @@ def _post_rows(
     batch: ImportBatch,
     rows: list[tuple[int, dict[str, Any]]],
     progress: tuple[int, int],
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[int, int, list[RowError]]:
     """Record and auto-allocate the rows through the ledger's batch verbs, a chunk at a time:
     (posted, replayed, errors). A chunk the ledger refuses is reported row by row; with "post the valid
-    rows" the refused rows are dropped and the rest of the chunk is posted."""
+    rows" the refused rows are dropped and the rest of the chunk is posted. `checkpoint` (SQLite's
+    in-process job) is called after each chunk and commits it."""
     done_before, total = progress
     posted, replayed, errors = 0, 0, []
-    for start in range(0, len(rows), POST_CHUNK):
-        chunk = rows[start : start + POST_CHUNK]
+    size = POST_CHUNK if checkpoint is None else SQLITE_POST_CHUNK
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
         while chunk:
             try:
                 results = record_payments(session, client, [_ledger_data(d) for _, d in chunk])
@@ -338,8 +344,10 @@ def _post_rows(
             posted += len(fresh)
             replayed += len(results) - len(fresh)
             break
-        done = done_before + min(start + POST_CHUNK, len(rows))
+        done = done_before + min(start + size, len(rows))
         imports.publish_progress(session, batch.id, batch.client_id, imports.Tally(total=total, checked=done))
+        if checkpoint is not None:
+            checkpoint(done, total)
     return posted, replayed, errors
 
 
@@ -449,8 +457,14 @@ def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.Ba
     bank_files.resolve_debtors(lines, invoice_debtor, known_refs, by_name)
 
 
-def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
-    """Validate the whole file, then record and allocate its payments: all or none, or the valid rows."""
+def run_payment_import(session: Session, batch: ImportBatch, checkpoint: Checkpoint | None = None) -> ImportBatch:
+    """Validate the whole file, then record and allocate its payments: all or none, or the valid rows.
+
+    With a `checkpoint` (SQLite's in-process job, see `import_payments_job`) the payments are posted and
+    committed a chunk at a time once the whole file was checked against the ledger. The ledger checks each
+    chunk again as it posts it, so only a conflicting payment recorded by someone else meanwhile can stop
+    the file: before its first chunk nothing is posted (rejected as usual); later, what was posted stays
+    and the batch says so (partly posted, the refused lines named); a corrected file posts the rest."""
     client = session.get_one(Client, batch.client_id)
     try:
         table = payment_table(session, client, batch)
@@ -487,7 +501,14 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     # a statement's lines whose debtor was not found do not hold back the others: they wait on the batch's
     # page for a person to find who paid (`assign_debtor`); any other problem keeps every row back by default
     waiting_only = bool(table.statement) and bool(errors) and all(e.message.startswith(NO_DEBTOR) for e in errors)
-    if batch.post_valid or not errors or waiting_only:
+    committed = False  # chunks were committed: what was posted stays, whatever comes after
+    if (batch.post_valid or not errors or waiting_only) and checkpoint is not None:
+        posted, replayed, more = _post_rows(session, client, batch, fresh, (total - len(fresh), total), checkpoint)
+        errors += more
+        skipped += replayed
+        committed = posted > 0
+        waiting_only = waiting_only and not more
+    elif batch.post_valid or not errors or waiting_only:
         savepoint = session.begin_nested()  # every row or none, unless the user chose "post the valid rows"
         posted, replayed, more = _post_rows(session, client, batch, fresh, (total - len(fresh), total))
         errors += more
@@ -497,7 +518,7 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
             posted, waiting_only = 0, False
         else:
             savepoint.commit()
-    if errors and not batch.post_valid and not waiting_only:
+    if errors and not batch.post_valid and not waiting_only and not committed:
         _finish(batch, BatchStatus.REJECTED, (total, total, 0, 0), errors)
     else:
         status = BatchStatus.PARTIAL if errors else BatchStatus.POSTED
@@ -581,7 +602,7 @@ def import_payments_job(batch_id: int, client_id: int) -> str:
         batch = db.session.get_one(ImportBatch, batch_id)
         if batch.kind != KIND or batch.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
             return batch.status  # at-least-once delivery: a finished batch is never run twice
-        run_payment_import(db.session, batch)
+        run_payment_import(db.session, batch, _sqlite_checkpoint(batch))
         enqueue(compact_month_totals_job, client_id, job_id=f"month-totals:{client_id}")
         audit.record(
             db.session,
@@ -591,6 +612,23 @@ def import_payments_job(batch_id: int, client_id: int) -> str:
         )
         db.session.flush()  # inside the tenant scope (the job's commit runs after the scope has ended)
         return batch.status
+
+
+def _sqlite_checkpoint(batch: ImportBatch) -> Checkpoint | None:
+    """On SQLite (one writer at a time) the job commits its work a chunk at a time, so that sign-ins and
+    saves wait a fraction of a second for the write lock instead of the whole import (and never time out
+    with "database is locked"). It marks the batch running first, and after each chunk publishes the
+    progress with it. PostgreSQL keeps one transaction: its writers do not queue behind the import."""
+    if not is_sqlite(db.session):
+        return None
+    batch.status = BatchStatus.RUNNING.value
+    commit_chunk(db.session, read_next=True)  # the file is read and checked without holding the write lock
+
+    def checkpoint(done: int, total: int) -> None:
+        batch.total_rows, batch.processed_rows = total, done
+        commit_chunk(db.session)
+
+    return checkpoint
 
 
 # --- what a batch's payments became -----------------------------------------------------------------
