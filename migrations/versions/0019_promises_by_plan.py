@@ -1,7 +1,7 @@
 """promises by plan: a plan's instalments found through an index when one of them is kept or broken
 
-Revision ID: 0020
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 
 The promise check (run by every payment posting and nightly) reads the statuses of a plan's instalments each
@@ -10,8 +10,8 @@ time one of them is resolved; without this index that read walked every promise 
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0020'
-down_revision = '0017'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
