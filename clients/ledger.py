@@ -3,128 +3,54 @@
 Each verb validates everything first and then posts one balanced journal transaction (or a batch of them)
 or nothing: on any refusal it raises `ServiceError` (or `BatchRejected` listing every bad row) before the
 first write, and the guarded cache updates make a lost race a refusal too. Services flush, never commit.
+
+This module holds placing invoices and recording payments; allocation lives in `clients.allocations`, credit
+notes, write-offs, adjustments and reversals in `clients.corrections`, their dating rules in
+`clients.ledger_dates`. Every verb is importable from here (and from `clients.services`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import wraps
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
-from blinker import Namespace
 from sqlalchemy import and_, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clients.journal import (
-    Account,
-    CreditNote,
-    Invoice,
-    JournalTransaction,
-    Payment,
-    PaymentMethod,
-    ReceivedBy,
-    TxKind,
+from clients.allocations import allocate, auto_allocate, auto_allocate_many
+from clients.corrections import adjust, issue_credit_note, reverse, write_off
+from clients.journal import Account, Invoice, Payment, PaymentMethod, ReceivedBy, TxKind
+from clients.ledger_common import (
+    MAX_FUTURE_DAYS,
+    BatchRejected,
+    IdempotencyConflict,
+    RowError,
+    atomic,
+    chunks,
+    payments_posted,
 )
 from clients.models import Client, Debtor
-from clients.posting import (
-    Line,
-    apply_to_documents,
-    apply_to_documents_bulk,
-    check_balanced,
-    lines_of,
-    post,
-    post_many,
-)
+from clients.posting import Line, apply_to_documents, check_balanced, post_many
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
-from provider.core.money import MoneyError, format_money, validate_currency
+from provider.core.money import MoneyError, validate_currency
 from provider.core.tenancy import current_scope
 
-MAX_FUTURE_DAYS = 1  # a date "today" in the furthest time zone is tomorrow in UTC
-
-
-@dataclass(frozen=True)
-class RowError:
-    row: int
-    field: str
-    message: str
-
-
-class BatchRejected(ServiceError):
-    """Some rows of a batch are invalid; nothing was posted. `errors` lists every problem."""
-
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(f"{len(errors)} problem(s); nothing was posted")
-        self.errors = errors
-
-
-class IdempotencyConflict(ServiceError):
-    """The same idempotency key (or external reference) was used before with different content."""
-
-
-_signals = Namespace()
-payments_posted = _signals.signal("payments-posted")
-"""Sent inside the posting transaction when payments were recorded or a payment was reversed, as
-`send(session, client_id=..., debtor_ids=[...])`. Other parts of the platform subscribe (the worklists check
-promises and rescore the accounts); the ledger itself imports none of them."""
+_chunks = chunks
 
 
 @dataclass(frozen=True)
 class PaymentResult:
     payment: Payment
     replayed: bool
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def atomic(service: F) -> F:
-    """Run a ledger verb inside a SAVEPOINT: if it refuses after its first write, none of its writes stay."""
-
-    @wraps(service)
-    def wrapper(session: Session, *args: Any, **kwargs: Any) -> Any:
-        with session.begin_nested():
-            return service(session, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _money(amount: int, currency: str) -> str:
-    return format_money(amount, currency)
-
-
-def _only_open(invoice: Invoice) -> ServiceError:
-    return ServiceError(
-        f"invoice {invoice.number} has only {_money(invoice.open_minor, invoice.currency)} open", field="amount"
-    )
-
-
-def _check_currency(code: str) -> str:
-    try:
-        return validate_currency(code)
-    except MoneyError as exc:
-        raise ServiceError(str(exc), field="currency") from None
-
-
-def _debtor(session: Session, client: Client, debtor_id: int) -> Debtor:
-    debtor = session.get(Debtor, debtor_id)
-    if debtor is None or debtor.client_id != client.id:
-        raise ServiceError(f"debtor #{debtor_id} is not a debtor of {client.code}", field="debtor_id")
-    return debtor
-
-
-def _not_future(day: date, field: str) -> None:
-    if day > today_utc() + timedelta(days=MAX_FUTURE_DAYS):
-        raise ServiceError(f"{field.replace('_', ' ')} {day.isoformat()} is in the future", field=field)
 
 
 # --- invoices ---------------------------------------------------------------------------------------
@@ -479,10 +405,6 @@ def _replay_or_refuse(session: Session, client: Client, values: dict[str, Any]) 
     return PaymentResult(found, replayed=True)
 
 
-def _chunks(items: list[Any], size: int = 5_000) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def record_payments(session: Session, client: Client, rows: list[dict[str, Any]]) -> list[PaymentResult]:
     """Record many payments at once: all or nothing, with `record_payment`'s validation and idempotency.
 
@@ -616,326 +538,8 @@ def _insert_payments(
     )
 
 
-# --- allocation -------------------------------------------------------------------------------------
-
-
-@atomic
-def allocate(
-    session: Session,
-    client: Client,
-    source: Payment | CreditNote,
-    invoice: Invoice,
-    amount_minor: int,
-    on: date | None = None,
-    *,
-    allow_held: bool = False,
-) -> JournalTransaction:
-    """Apply part or all of a payment or credit note to one invoice of the same client, debtor and currency.
-
-    An invoice on hold (disputed) refuses allocations unless the caller's rule allows it (`allow_held`),
-    e.g. the credit note that settles the dispute holding it."""
-    what = "payment" if isinstance(source, Payment) else "credit note"
-    if source.client_id != client.id or invoice.client_id != client.id:
-        raise ServiceError("an allocation cannot cross clients")
-    if source.debtor_id != invoice.debtor_id:
-        raise ServiceError(f"this {what} is from another debtor than invoice {invoice.number}")
-    if source.currency != invoice.currency:
-        raise ServiceError(f"cannot allocate {source.currency} to an invoice in {invoice.currency}", field="currency")
-    if not isinstance(amount_minor, int) or amount_minor <= 0:
-        raise ServiceError("the amount to allocate must be positive", field="amount")
-    if invoice.on_hold and not allow_held:
-        raise ServiceError(f"invoice {invoice.number} is on hold (disputed); allocate after the dispute is settled")
-    session.refresh(source)
-    session.refresh(invoice)
-    if amount_minor > source.unapplied_minor:
-        raise ServiceError(
-            f"the {what} has only {_money(source.unapplied_minor, source.currency)} left to allocate", field="amount"
-        )
-    if amount_minor > invoice.open_minor:
-        raise _only_open(invoice)
-    doc = {"payment_id": source.id} if isinstance(source, Payment) else {"credit_note_id": source.id}
-    account = Account.UNAPPLIED if isinstance(source, Payment) else Account.CREDITS
-    lines = [
-        Line(account, invoice.debtor_id, invoice.currency, amount_minor, invoice_id=invoice.id, **doc),
-        Line(Account.RECEIVABLE, invoice.debtor_id, invoice.currency, -amount_minor, invoice_id=invoice.id, **doc),
-    ]
-    tx = post(
-        session, client.id, TxKind.ALLOCATION.value, on or today_utc(), lines, memo=f"{what} → invoice {invoice.number}"
-    )
-    session.refresh(source)
-    session.refresh(invoice)
-    return tx
-
-
-@atomic
-def auto_allocate(session: Session, client: Client, payment: Payment) -> list[JournalTransaction]:
-    """Allocate what is left of a payment: first to the invoice its reference names, then oldest due first."""
-    session.refresh(payment)
-    candidates = list(
-        session.scalars(
-            select(Invoice)
-            .where(
-                Invoice.client_id == client.id,
-                Invoice.debtor_id == payment.debtor_id,
-                Invoice.currency == payment.currency,
-                Invoice.open_minor > 0,
-                Invoice.on_hold.is_(False),
-            )
-            .order_by(Invoice.due_date, Invoice.id)
-        )
-    )
-    named = [inv for inv in candidates if inv.number and inv.number.lower() in payment.reference.lower()]
-    ordered = named + [inv for inv in candidates if inv not in named]
-    done = []
-    for invoice in ordered:
-        if payment.unapplied_minor == 0:
-            break
-        amount = min(payment.unapplied_minor, invoice.open_minor)
-        done.append(
-            allocate(session, client, payment, invoice, amount, on=max(payment.received_on, invoice.issue_date))
-        )
-    return done
-
-
-@dataclass(frozen=True)
-class _Allocation:
-    payment_id: int
-    debtor_id: int
-    currency: str
-    invoice_id: int
-    invoice_number: str
-    amount_minor: int
-    on: date
-
-
-@atomic
-def auto_allocate_many(session: Session, client: Client, payments: list[Payment] | list[int]) -> list[int]:
-    """`auto_allocate` for many payments at once (e.g. a whole bank file): for each payment, in the given
-    order, what is left of it goes first to the invoices its reference names, then oldest due first.
-
-    Balances are read fresh from the database (two queries per 5,000 payments), the allocations are posted
-    with `post_many` (one balanced transaction each, dated like `auto_allocate`'s) and the cached balances
-    moved by `apply_to_documents_bulk`, whose guards refuse the whole call if a concurrent session spent
-    the same money first. Invoices on hold are skipped. Returns the allocation transaction ids.
-    """
-    ids = [p.id if isinstance(p, Payment) else int(p) for p in payments]
-    sources: dict[int, Any] = {}
-    for chunk in _chunks(sorted(set(ids))):
-        sources.update(
-            (row.id, row)
-            for row in session.execute(
-                select(
-                    Payment.id,
-                    Payment.debtor_id,
-                    Payment.currency,
-                    Payment.unapplied_minor,
-                    Payment.received_on,
-                    Payment.reference,
-                ).where(Payment.client_id == client.id, Payment.id.in_(chunk), Payment.unapplied_minor > 0)
-            )
-        )
-    open_by_key: dict[tuple[int, str], list[list[Any]]] = {}
-    for chunk in _chunks(sorted({row.debtor_id for row in sources.values()})):
-        stmt = (
-            select(
-                Invoice.id, Invoice.debtor_id, Invoice.currency, Invoice.number, Invoice.open_minor, Invoice.issue_date
-            )
-            .where(
-                Invoice.client_id == client.id,
-                Invoice.debtor_id.in_(chunk),
-                Invoice.open_minor > 0,
-                Invoice.on_hold.is_(False),
-            )
-            .order_by(Invoice.due_date, Invoice.id)
-        )
-        for inv_id, debtor_id, currency, number, open_minor, issued in session.execute(stmt):
-            open_by_key.setdefault((debtor_id, currency), []).append([inv_id, number, open_minor, issued])
-    plan: list[_Allocation] = []
-    for payment_id in dict.fromkeys(ids):  # each payment once, in the order given
-        source = sources.get(payment_id)
-        if source is None:
-            continue
-        candidates = open_by_key.get((source.debtor_id, source.currency), [])
-        reference = source.reference.lower()
-        named = [c for c in candidates if c[1] and c[1].lower() in reference]
-        left = source.unapplied_minor
-        for cand in named + [c for c in candidates if c not in named]:
-            if left == 0:
-                break
-            amount = min(left, cand[2])
-            if amount <= 0:
-                continue
-            cand[2] -= amount
-            left -= amount
-            plan.append(
-                _Allocation(
-                    payment_id,
-                    source.debtor_id,
-                    source.currency,
-                    cand[0],
-                    cand[1],
-                    amount,
-                    max(source.received_on, cand[3]),
-                )
-            )
-    return _post_allocations(session, client, plan)
-
-
-def _post_allocations(session: Session, client: Client, plan: list[_Allocation]) -> list[int]:
-    if not plan:
-        return []
-    batch = [
-        (
-            a.on,
-            [
-                Line(
-                    Account.UNAPPLIED,
-                    a.debtor_id,
-                    a.currency,
-                    a.amount_minor,
-                    invoice_id=a.invoice_id,
-                    payment_id=a.payment_id,
-                ),
-                Line(
-                    Account.RECEIVABLE,
-                    a.debtor_id,
-                    a.currency,
-                    -a.amount_minor,
-                    invoice_id=a.invoice_id,
-                    payment_id=a.payment_id,
-                ),
-            ],
-        )
-        for a in plan
-    ]
-    apply_to_documents_bulk(session, client.id, [line for _, lines in batch for line in lines])
-    memos = [f"payment → invoice {a.invoice_number}" for a in plan]
-    return post_many(session, client.id, TxKind.ALLOCATION.value, batch, memos=memos)
-
-
-# --- credit notes, write-offs, adjustments, reversals -----------------------------------------------
-
-
-@atomic
-def issue_credit_note(session: Session, client: Client, data: dict[str, Any]) -> CreditNote:
-    """Record a credit note the client granted; allocate it with `allocate` (or to `invoice_id` at once)."""
-    currency = _check_currency(data.get("currency", ""))
-    if not isinstance(data.get("amount_minor"), int) or data["amount_minor"] <= 0:
-        raise ServiceError("the amount must be positive", field="amount")
-    number = (data.get("number") or "").strip()
-    if not number:
-        raise ServiceError("a credit note needs a number", field="number")
-    if session.scalar(select(CreditNote.id).where(CreditNote.client_id == client.id, CreditNote.number == number)):
-        raise ServiceError(f"credit note {number} already exists", field="number")
-    _not_future(data["issued_on"], "issued_on")
-    debtor = _debtor(session, client, data["debtor_id"])
-    note = CreditNote(
-        client_id=client.id,
-        debtor_id=debtor.id,
-        number=number,
-        issued_on=data["issued_on"],
-        currency=currency,
-        amount_minor=data["amount_minor"],
-        unapplied_minor=data["amount_minor"],
-        reason=data.get("reason") or "",
-    )
-    session.add(note)
-    session.flush()
-    post_many(
-        session,
-        client.id,
-        TxKind.CREDIT_NOTE.value,
-        [
-            (
-                note.issued_on,
-                [
-                    Line(Account.SALES, debtor.id, currency, note.amount_minor, credit_note_id=note.id),
-                    Line(Account.CREDITS, debtor.id, currency, -note.amount_minor, credit_note_id=note.id),
-                ],
-            )
-        ],
-    )
-    audit.record(session, "credit_note.issue", note, after={"number": number, "amount_minor": note.amount_minor})
-    if data.get("invoice_id"):
-        invoice = session.get(Invoice, data["invoice_id"])
-        if invoice is None or invoice.client_id != client.id:
-            raise ServiceError(f"invoice #{data['invoice_id']} is not an invoice of {client.code}", field="invoice_id")
-        allocate(session, client, note, invoice, min(note.amount_minor, invoice.open_minor), on=note.issued_on)
-    return note
-
-
-@atomic
-def write_off(
-    session: Session, client: Client, invoice: Invoice, amount_minor: int | None = None, reason: str = ""
-) -> JournalTransaction:
-    """Write off all (default) or part of an invoice's open balance as bad debt."""
-    session.refresh(invoice)
-    amount = invoice.open_minor if amount_minor is None else amount_minor
-    if not isinstance(amount, int) or amount <= 0:
-        raise ServiceError(
-            f"invoice {invoice.number} has nothing to write off"
-            if amount_minor is None
-            else "the amount to write off must be positive",
-            field="amount",
-        )
-    if amount > invoice.open_minor:
-        raise _only_open(invoice)
-    lines = [
-        Line(Account.WRITE_OFF, invoice.debtor_id, invoice.currency, amount, invoice_id=invoice.id),
-        Line(Account.RECEIVABLE, invoice.debtor_id, invoice.currency, -amount, invoice_id=invoice.id),
-    ]
-    tx = post(session, client.id, TxKind.WRITE_OFF.value, today_utc(), lines, memo=reason[:300])
-    session.refresh(invoice)
-    return tx
-
-
-@atomic
-def adjust(session: Session, client: Client, invoice: Invoice, delta_minor: int, reason: str) -> JournalTransaction:
-    """Correct an invoice's amount by `delta_minor` (+ adds, - reduces; not below what is already paid)."""
-    if not isinstance(delta_minor, int) or delta_minor == 0:
-        raise ServiceError("an adjustment must change the amount", field="amount")
-    if not reason.strip():
-        raise ServiceError("say why the invoice is adjusted", field="reason")
-    session.refresh(invoice)
-    if invoice.open_minor + delta_minor < 0:
-        raise _only_open(invoice)
-    lines = [
-        Line(Account.RECEIVABLE, invoice.debtor_id, invoice.currency, delta_minor, invoice_id=invoice.id),
-        Line(Account.ADJUSTMENT, invoice.debtor_id, invoice.currency, -delta_minor, invoice_id=invoice.id),
-    ]
-    tx = post(session, client.id, TxKind.ADJUSTMENT.value, today_utc(), lines, memo=reason[:300])
-    session.refresh(invoice)
-    return tx
-
-
-@atomic
-def reverse(session: Session, client: Client, transaction: JournalTransaction, reason: str) -> JournalTransaction:
-    """Post the exact opposite of a transaction. Refused when it was reversed already, is itself a reversal,
-    or when undoing it would take a document out of range (e.g. a payment whose money is allocated)."""
-    if transaction.client_id != client.id:
-        raise ServiceError("that transaction belongs to another client")
-    if transaction.kind == TxKind.REVERSAL.value:
-        raise ServiceError("a reversal cannot be reversed; post the original event again instead")
-    if session.scalar(select(JournalTransaction.id).where(JournalTransaction.reverses_id == transaction.id)):
-        raise ServiceError(f"transaction #{transaction.id} was already reversed")
-    if not reason.strip():
-        raise ServiceError("say why the transaction is reversed", field="reason")
-    lines = [line.negated() for line in lines_of(transaction)]
-    tx = post(
-        session,
-        client.id,
-        TxKind.REVERSAL.value,
-        today_utc(),
-        lines,
-        memo=f"reverses #{transaction.id}: {reason}"[:300],
-        reverses_id=transaction.id,
-    )
-    if transaction.kind == TxKind.PAYMENT.value:
-        payments_posted.send(session, client_id=client.id, debtor_ids=sorted({line.debtor_id for line in lines}))
-    return tx
-
-
 __all__ = [
+    "MAX_FUTURE_DAYS",
     "BatchRejected",
     "IdempotencyConflict",
     "PaymentResult",
@@ -946,6 +550,7 @@ __all__ = [
     "auto_allocate",
     "auto_allocate_many",
     "issue_credit_note",
+    "payments_posted",
     "place_invoices",
     "record_payment",
     "record_payments",

@@ -27,7 +27,6 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import list_currencies
 from sqlalchemy import ColumnElement, Date, Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
@@ -35,7 +34,7 @@ from clients.journal import Account, Invoice, JournalEntry
 from clients.ledger_queries import bucket_of
 from clients.models import Client, Debtor
 from provider.core.clock import now_utc
-from provider.core.money import MoneyError, exponent, validate_currency
+from provider.core.money import MoneyError, current_currencies, exponent, validate_currency
 from provider.extensions import db
 from provider.ui import PER_PAGE_CHOICES, Page
 
@@ -245,7 +244,7 @@ def _status_condition(status: str, as_of: date) -> ColumnElement[bool]:
 @cache
 def _currencies_by_exponent() -> dict[int, tuple[str, ...]]:
     groups: dict[int, list[str]] = {}
-    for code in sorted(list_currencies()):
+    for code in sorted(current_currencies()):
         try:
             groups.setdefault(exponent(code), []).append(code)
         except MoneyError:

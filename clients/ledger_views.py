@@ -13,13 +13,25 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
-from clients import ledger_list, ledger_queries
-from clients.journal import Invoice
+from clients import corrections_form, ledger_list, ledger_queries
+from clients.journal import Invoice, JournalTransaction
 from clients.models import Client, ContactKind, Debtor
+from provider.core.money import format_money
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import TenantScope, get_for_client, get_visible_or_404, scoped
 from provider.extensions import db
@@ -115,7 +127,19 @@ def ledger_csv(client: Client) -> Any:
     )
 
 
-def invoice_page(client: Client, invoice_id: int, urls: LedgerUrls, crumbs: list[Any]) -> Any:
+def invoice_page(
+    client: Client,
+    invoice_id: int,
+    urls: LedgerUrls,
+    crumbs: list[Any],
+    *,
+    errors: dict[str, list[str]] | None = None,
+    form: dict[str, str] | None = None,
+    failed: str = "",
+) -> Any:
+    """The invoice with its allocations and journal history. In the back office, for a user who may correct
+    the ledger, with the write-off form and a reversal form under each allocation and write-off still standing;
+    `errors`/`form`/`failed` (which form) re-show a refused one (status 422)."""
     invoice = get_for_client(db.session, Invoice, invoice_id, client.id)
     debtor = get_for_client(db.session, Debtor, invoice.debtor_id, client.id)
     as_of = ledger_list.client_today(client)
@@ -134,7 +158,12 @@ def invoice_page(client: Client, invoice_id: int, urls: LedgerUrls, crumbs: list
         bucket=ledger_queries.bucket_of(invoice.due_date, as_of) if invoice.open_minor > 0 else None,
         history=ledger_queries.invoice_history(client.id, invoice.id),
         allocations=ledger_queries.invoice_allocations(client.id, invoice.id),
-    )
+        correct=urls.prefix == "ledger" and current_user.can(Permission.LEDGER_CORRECT),
+        today=as_of,
+        errors=errors or {},
+        form=form or {},
+        failed=failed,
+    ), (422 if errors else 200)
 
 
 def _statement_date(client: Client) -> tuple[date, date | None, list[str]]:
@@ -246,6 +275,46 @@ def statement_pdf_view(client_id: int, debtor_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     urls, crumbs = _back_office(client)
     return statement_pdf(client, debtor_id, urls, crumbs)
+
+
+@bp.post("/clients/<int:client_id>/invoices/<int:invoice_id>/write-off")
+@require(Permission.LEDGER_CORRECT)
+def write_off(client_id: int, invoice_id: int) -> Any:
+    """Write off the invoice's open balance (or the amount typed), dated as typed (default today), with a reason."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    invoice = get_for_client(db.session, Invoice, invoice_id, client.id)
+    urls, crumbs = _back_office(client)
+    form = {k: request.form.get(k, "") for k in ("amount", "written_off_on", "reason", "confirm")}
+    errors = corrections_form.write_off(db.session, client, invoice, form)
+    if errors:
+        db.session.rollback()
+        return invoice_page(client, invoice_id, urls, crumbs, errors=errors, form=form, failed="write-off")
+    db.session.commit()
+    flash(
+        f"Invoice {invoice.number}: written off; {format_money(invoice.open_minor, invoice.currency)} open.", "success"
+    )
+    return redirect(urls.invoice(invoice.id))
+
+
+@bp.post("/clients/<int:client_id>/invoices/<int:invoice_id>/transactions/<int:transaction_id>/reverse")
+@require(Permission.LEDGER_CORRECT)
+def reverse(client_id: int, invoice_id: int, transaction_id: int) -> Any:
+    """Reverse one allocation or write-off of this invoice, dated as typed (default today), with a reason."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    invoice = get_for_client(db.session, Invoice, invoice_id, client.id)
+    tx = get_for_client(db.session, JournalTransaction, transaction_id, client.id)
+    urls, crumbs = _back_office(client)
+    form = {k: request.form.get(k, "") for k in ("reversed_on", "reason", "confirm")}
+    errors = corrections_form.reverse_on_invoice(db.session, client, invoice, tx, form)
+    if errors:
+        db.session.rollback()
+        return invoice_page(client, invoice_id, urls, crumbs, errors=errors, form=form, failed=f"reverse-{tx.id}")
+    db.session.commit()
+    flash(
+        f"Reversed; invoice {invoice.number} has {format_money(invoice.open_minor, invoice.currency)} open.",
+        "success",
+    )
+    return redirect(urls.invoice(invoice.id))
 
 
 # --- portal -----------------------------------------------------------------------------------------

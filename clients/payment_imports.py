@@ -13,7 +13,10 @@ and shows up in the unmatched payments list.
 
 Payments are idempotent on (client, payment reference): a row whose reference is already recorded with the
 same details is skipped and counted as "already recorded"; with different details it is a row error. So a
-re-uploaded or overlapping file never posts a payment twice.
+re-uploaded or overlapping file never posts a payment twice. A bank statement's line has no reference of its
+own that is unique (banks and payers repeat theirs): its payment reference is its identity in its statement
+(`bank_lines.line_ref`), so a repeated reference never refuses a statement, and a line recorded before is a
+replay when its date and amount agree, whoever its debtor is found (or was picked by hand) to be.
 
 The batch mapping holds the column names per field plus two upload options: `received_by_default` (the
 receiver of rows without one) and `channel`, where the file came from ("portal" uploads may only report
@@ -23,7 +26,7 @@ payments made to the client directly: the agency's own receipts are the agency's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -42,6 +45,7 @@ from clients.models import Client, Debtor
 from clients.month_totals import compact_month_totals_job
 from provider.core import audit
 from provider.core.clock import now_utc
+from provider.core.db import commit_chunk, is_sqlite
 from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
 from provider.core.money import MoneyError, format_money, validate_currency
@@ -52,6 +56,8 @@ KIND = "payments"
 MAX_ERRORS = 5_000  # beyond this the report says how many more there were
 LOOKUP_CHUNK = 1_000  # references per IN (...) lookup
 POST_CHUNK = 1_000  # payments per call of the ledger's batch verbs (progress is reported after each)
+SQLITE_POST_CHUNK = 250  # on SQLite each chunk is committed on its own (~0.2 s holding the write lock)
+Checkpoint = Callable[[int, int], None]  # (rows done, rows in all): commits the chunk posted so far
 FIELDS = ("payment_ref", "debtor_ref", "received_on", "amount", "currency", "method", "received_by", "reference")
 REQUIRED = ("payment_ref", "debtor_ref", "received_on", "amount", "currency")
 DEFAULT_MAPPING = {f: f for f in FIELDS}
@@ -213,11 +219,16 @@ def _recorded(session: Session, client: Client, refs: set[str]) -> dict[str, Pay
     return found
 
 
-def _differences(row: dict[str, Any], payment: Payment) -> list[str]:
+# a bank line's reference is its identity in its statement (bank_lines.line_ref): recorded under it means
+# this very line was recorded, whoever the debtor was found (or picked by hand) to be
+STATEMENT_COMPARED = ("received_on", "currency", "amount_minor")
+
+
+def _differences(row: dict[str, Any], payment: Payment, compared: Sequence[str] = COMPARED) -> list[str]:
     """What differs between a file row and the payment recorded under its reference, in words."""
     labels = {"received_on": "date", "amount_minor": "amount", "received_by": "received by"}
     out = []
-    for key in COMPARED:
+    for key in compared:
         now, was = row[key], getattr(payment, key)
         if now == was or (key == "amount_minor" and row["currency"] != payment.currency):
             continue  # a different currency already says the amount differs
@@ -246,9 +257,11 @@ def check_against_ledger(
     good: list[tuple[int, dict[str, Any]]],
     mapping: dict[str, str],
     other_debtor_refs: Sequence[tuple[int, str]] = (),
+    statement: bool = False,
 ) -> tuple[list[tuple[int, dict[str, Any]]], int, list[RowError]]:
     """Resolve debtors and find payments recorded before: (rows to post, rows already recorded, errors).
-    `other_debtor_refs` (rows refused already) are only checked for an unknown debtor."""
+    `other_debtor_refs` (rows refused already) are only checked for an unknown debtor. The lines of a bank
+    `statement` recorded before are replays when their date and amount agree (see STATEMENT_COMPARED)."""
     column = mapping.get
     debtors = _debtor_ids(session, client, {d["debtor_ref"] for _, d in good} | {r for _, r in other_debtor_refs})
     recorded = _recorded(session, client, {d["payment_ref"] for _, d in good})
@@ -263,7 +276,7 @@ def check_against_ledger(
         if earlier is None:
             fresh.append((line, data))
             continue
-        different = _differences(data, earlier)
+        different = _differences(data, earlier, STATEMENT_COMPARED if statement else COMPARED)
         if not different:
             skipped += 1
         else:
@@ -303,14 +316,17 @@ def _post_rows(
     batch: ImportBatch,
     rows: list[tuple[int, dict[str, Any]]],
     progress: tuple[int, int],
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[int, int, list[RowError]]:
     """Record and auto-allocate the rows through the ledger's batch verbs, a chunk at a time:
     (posted, replayed, errors). A chunk the ledger refuses is reported row by row; with "post the valid
-    rows" the refused rows are dropped and the rest of the chunk is posted."""
+    rows" the refused rows are dropped and the rest of the chunk is posted. `checkpoint` (SQLite's
+    in-process job) is called after each chunk and commits it."""
     done_before, total = progress
     posted, replayed, errors = 0, 0, []
-    for start in range(0, len(rows), POST_CHUNK):
-        chunk = rows[start : start + POST_CHUNK]
+    size = POST_CHUNK if checkpoint is None else SQLITE_POST_CHUNK
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
         while chunk:
             try:
                 results = record_payments(session, client, [_ledger_data(d) for _, d in chunk])
@@ -328,8 +344,10 @@ def _post_rows(
             posted += len(fresh)
             replayed += len(results) - len(fresh)
             break
-        done = done_before + min(start + POST_CHUNK, len(rows))
+        done = done_before + min(start + size, len(rows))
         imports.publish_progress(session, batch.id, batch.client_id, imports.Tally(total=total, checked=done))
+        if checkpoint is not None:
+            checkpoint(done, total)
     return posted, replayed, errors
 
 
@@ -439,8 +457,14 @@ def _resolve_debtors(session: Session, client: Client, lines: list[bank_files.Ba
     bank_files.resolve_debtors(lines, invoice_debtor, known_refs, by_name)
 
 
-def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
-    """Validate the whole file, then record and allocate its payments: all or none, or the valid rows."""
+def run_payment_import(session: Session, batch: ImportBatch, checkpoint: Checkpoint | None = None) -> ImportBatch:
+    """Validate the whole file, then record and allocate its payments: all or none, or the valid rows.
+
+    With a `checkpoint` (SQLite's in-process job, see `import_payments_job`) the payments are posted and
+    committed a chunk at a time once the whole file was checked against the ledger. The ledger checks each
+    chunk again as it posts it, so only a conflicting payment recorded by someone else meanwhile can stop
+    the file: before its first chunk nothing is posted (rejected as usual); later, what was posted stays
+    and the batch says so (partly posted, the refused lines named); a corrected file posts the rest."""
     client = session.get_one(Client, batch.client_id)
     try:
         table = payment_table(session, client, batch)
@@ -466,13 +490,25 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
     ]
     good, more = _with_receiver(checked.good, mapping)
     errors += more
-    fresh, skipped, more = check_against_ledger(session, client, good, mapping, checked.other_debtor_refs)
+    fresh, skipped, more = check_against_ledger(
+        session, client, good, mapping, checked.other_debtor_refs, statement=bool(table.statement)
+    )
     errors += more
+    if table.statement:  # a waiting line of a statement uploaded before, recorded by hand since: a replay
+        errors, recorded_since = _recorded_since(session, client, table, errors)
+        skipped += recorded_since
     posted = 0
     # a statement's lines whose debtor was not found do not hold back the others: they wait on the batch's
     # page for a person to find who paid (`assign_debtor`); any other problem keeps every row back by default
     waiting_only = bool(table.statement) and bool(errors) and all(e.message.startswith(NO_DEBTOR) for e in errors)
-    if batch.post_valid or not errors or waiting_only:
+    committed = False  # chunks were committed: what was posted stays, whatever comes after
+    if (batch.post_valid or not errors or waiting_only) and checkpoint is not None:
+        posted, replayed, more = _post_rows(session, client, batch, fresh, (total - len(fresh), total), checkpoint)
+        errors += more
+        skipped += replayed
+        committed = posted > 0
+        waiting_only = waiting_only and not more
+    elif batch.post_valid or not errors or waiting_only:
         savepoint = session.begin_nested()  # every row or none, unless the user chose "post the valid rows"
         posted, replayed, more = _post_rows(session, client, batch, fresh, (total - len(fresh), total))
         errors += more
@@ -482,12 +518,26 @@ def run_payment_import(session: Session, batch: ImportBatch) -> ImportBatch:
             posted, waiting_only = 0, False
         else:
             savepoint.commit()
-    if errors and not batch.post_valid and not waiting_only:
+    if errors and not batch.post_valid and not waiting_only and not committed:
         _finish(batch, BatchStatus.REJECTED, (total, total, 0, 0), errors)
     else:
         status = BatchStatus.PARTIAL if errors else BatchStatus.POSTED
         _finish(batch, status, (total, total, posted, skipped), errors)
     return batch
+
+
+def _recorded_since(
+    session: Session, client: Client, table: PaymentTable, errors: list[RowError]
+) -> tuple[list[RowError], int]:
+    """Drop the "no debtor found" of bank lines whose payment is recorded already: (other errors, how many)."""
+    waiting = {e.row for e in errors if e.row in table.unresolved and e.message.startswith(NO_DEBTOR)}
+    if not waiting:
+        return errors, 0
+    at = FIELDS.index("payment_ref")
+    refs = {line: cells[at] for line, cells in table.rows if line in waiting}  # a statement's rows are a list
+    recorded = _recorded(session, client, set(refs.values()))
+    done = {line for line, ref in refs.items() if ref in recorded}
+    return [e for e in errors if not (e.row in done and e.message.startswith(NO_DEBTOR))], len(done)
 
 
 def _with_receiver(
@@ -552,7 +602,7 @@ def import_payments_job(batch_id: int, client_id: int) -> str:
         batch = db.session.get_one(ImportBatch, batch_id)
         if batch.kind != KIND or batch.status not in (BatchStatus.QUEUED.value, BatchStatus.RUNNING.value):
             return batch.status  # at-least-once delivery: a finished batch is never run twice
-        run_payment_import(db.session, batch)
+        run_payment_import(db.session, batch, _sqlite_checkpoint(batch))
         enqueue(compact_month_totals_job, client_id, job_id=f"month-totals:{client_id}")
         audit.record(
             db.session,
@@ -562,6 +612,23 @@ def import_payments_job(batch_id: int, client_id: int) -> str:
         )
         db.session.flush()  # inside the tenant scope (the job's commit runs after the scope has ended)
         return batch.status
+
+
+def _sqlite_checkpoint(batch: ImportBatch) -> Checkpoint | None:
+    """On SQLite (one writer at a time) the job commits its work a chunk at a time, so that sign-ins and
+    saves wait a fraction of a second for the write lock instead of the whole import (and never time out
+    with "database is locked"). It marks the batch running first, and after each chunk publishes the
+    progress with it. PostgreSQL keeps one transaction: its writers do not queue behind the import."""
+    if not is_sqlite(db.session):
+        return None
+    batch.status = BatchStatus.RUNNING.value
+    commit_chunk(db.session, read_next=True)  # the file is read and checked without holding the write lock
+
+    def checkpoint(done: int, total: int) -> None:
+        batch.total_rows, batch.processed_rows = total, done
+        commit_chunk(db.session)
+
+    return checkpoint
 
 
 # --- what a batch's payments became -----------------------------------------------------------------
@@ -814,13 +881,14 @@ def _check_allocation(
 
 
 def allocate_by_hand(
-    session: Session, client: Client, payment: Payment, amounts: dict[int, int]
+    session: Session, client: Client, payment: Payment, amounts: dict[int, int], on: date | None = None
 ) -> list[JournalTransaction]:
     """Apply one payment to several invoices of its debtor at once: every line, or none.
 
     Refuses (with `AllocationRejected`, before the first write) an invoice that is not an open invoice of the
     payment's debtor and currency, one on hold, an amount above an invoice's open amount, and a total above
-    what is left of the payment; a refusal by the ledger after the first write undoes every line.
+    what is left of the payment; a refusal by the ledger after the first write undoes every line. Dated `on`,
+    by default as automatic allocation dates them (the payment's receipt, or the invoice's issue if later).
     """
     if payment.client_id != client.id:
         raise ServiceError("an allocation cannot cross clients")
@@ -834,7 +902,7 @@ def allocate_by_hand(
         with session.begin_nested():
             for inv_id, minor in amounts.items():
                 current = inv_id
-                done.append(allocate(session, client, payment, invoices[inv_id], minor))
+                done.append(allocate(session, client, payment, invoices[inv_id], minor, on))
     except ServiceError as exc:
         raise AllocationRejected({current: str(exc)}) from None
     audit.record(

@@ -6,6 +6,7 @@ allocate: applying cash is the agency's job, so one set of hands keeps each ledg
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -13,10 +14,11 @@ from flask_login import current_user
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import Select, func, or_, select
 
-from clients import bank_files
+from clients import bank_files, corrections, corrections_form
 from clients.file_formats import DATE_FORMATS, DEFAULT_FORMATS, FORMAT_KEYS, format_from_form
 from clients.imports import BatchStatus, ImportBatch
-from clients.journal import Invoice, Payment, ReceivedBy
+from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, Payment, ReceivedBy
+from clients.ledger_dates import check_day, client_today
 from clients.models import Client, Debtor
 from clients.payment_imports import (
     DEFAULT_MAPPING,
@@ -46,6 +48,15 @@ bp = Blueprint("payments", __name__, template_folder="templates")
 portal_bp = Blueprint("portal_payments", __name__, url_prefix="/portal/payments", template_folder="templates")
 
 ALLOWED = (".csv", ".txt", ".xlsx", *bank_files.EXTENSIONS)  # CSV/XLSX, or a CAMT.053/MT940/BAI2 statement
+
+
+def _is_statement(upload: Any) -> bool:
+    """Whether an upload whose name says nothing is a bank statement (banks name their files as they like)."""
+    head = upload.stream.read(65536)
+    upload.stream.seek(0)
+    return bank_files.sniff(head) is not None
+
+
 LABELS = {
     "payment_ref": "Payment reference",
     "debtor_ref": "Debtor reference",
@@ -155,7 +166,7 @@ def _uploads_page(client: Client, urls: dict[str, Any], channel: str) -> Any:
             post_valid = form["post_valid"]
         if upload is None or not upload.filename:
             errors.append("Choose a CSV or XLSX payments file, or a CAMT.053, MT940 or BAI2 bank statement, to upload.")
-        elif not upload.filename.lower().endswith(ALLOWED):
+        elif not upload.filename.lower().endswith(ALLOWED) and not _is_statement(upload):
             errors.append(
                 f"{upload.filename}: import a .csv or .xlsx payments file, or a CAMT.053 (.xml), MT940 (.sta, .940)"
                 " or BAI2 (.bai) bank statement."
@@ -269,6 +280,7 @@ def _back_office_urls(client: Client) -> dict[str, Any]:
         "imports": url_for("payments.imports", client_id=client.id),
         "batch": lambda batch_id: url_for("payments.import_batch", client_id=client.id, payment_batch_id=batch_id),
         "allocate": lambda payment_id: url_for("payments.allocate", client_id=client.id, payment_id=payment_id),
+        "payment": lambda payment_id: url_for("payments.payment", client_id=client.id, payment_id=payment_id),
         "assign": lambda batch_id, line: url_for(
             "payments.assign_line", client_id=client.id, payment_batch_id=batch_id, line=line
         ),
@@ -400,7 +412,7 @@ def allocate(client_id: int, payment_id: int) -> Any:
     values = {f"amount_{i}": _major(m, payment.currency) for i, m in suggested_split(payment, invoices).items()}
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        values = {k: v for k, v in request.form.items() if k.startswith("amount_")}
+        values = {k: v for k, v in request.form.items() if k.startswith("amount_") or k == "allocated_on"}
         errors = _allocate_from_form(client, payment, invoices)
         if not errors:
             return redirect(url_for("payments.unmatched", client_id=client.id))
@@ -412,25 +424,47 @@ def allocate(client_id: int, payment_id: int) -> Any:
         invoices=invoices,
         values=values,
         errors=errors,
+        today=client_today(client),
         urls=_back_office_urls(client),
     ), (422 if errors else 200)
 
 
+def _allocation_day(client: Client, payment: Payment, errors: dict[str, list[str]]) -> date | None:
+    """The typed allocation date (blank: the ledger's default, the payment's receipt), checked against the
+    receipt and the client's today; each invoice's issue date is checked by the ledger, on its own row."""
+    typed = request.form.get("allocated_on", "").strip()
+    if not typed:
+        return None
+    try:
+        day = date.fromisoformat(typed)
+    except ValueError:
+        errors["allocated_on"] = [f"“{typed}” is not a date: write it as YYYY-MM-DD"]
+        return None
+    try:
+        return check_day(
+            client, day, "allocated_on", "the allocation date", [(payment.received_on, "the payment was received")]
+        )
+    except ServiceError as exc:
+        errors["allocated_on"] = [str(exc)]
+    return None
+
+
 def _allocate_from_form(client: Client, payment: Payment, invoices: list[Invoice]) -> dict[str, list[str]]:
-    """Parse the amounts, allocate them, commit; else every problem by form field (unreadable amounts and
-    refused ones together), with nothing written."""
+    """Parse the amounts and the date, allocate them, commit; else every problem by form field (unreadable
+    amounts and refused ones together), with nothing written."""
     errors: dict[str, list[str]] = {}
     try:
         amounts = _allocation_schema(invoices, payment.currency).load(request.form)
     except ValidationError as exc:
         amounts = exc.valid_data or {}
         errors = {k: v if isinstance(v, list) else [str(v)] for k, v in exc.normalized_messages().items()}
+    day = _allocation_day(client, payment, errors)
     by_invoice = {int(k.removeprefix("amount_")): v for k, v in amounts.items()}
     if errors:
         problems = allocation_problems(db.session, client, payment, by_invoice) if any(by_invoice.values()) else {}
         return {**_by_field(problems), **errors}
     try:
-        allocate_by_hand(db.session, client, payment, by_invoice)
+        allocate_by_hand(db.session, client, payment, by_invoice, day)
     except AllocationRejected as exc:
         db.session.rollback()
         return _by_field(exc.errors)
@@ -443,6 +477,66 @@ def _allocate_from_form(client: Client, payment: Payment, invoices: list[Invoice
 
 def _by_field(problems: dict[int | None, str]) -> dict[str, list[str]]:
     return {("_schema" if i is None else f"amount_{i}"): [m] for i, m in problems.items()}
+
+
+@bp.get("/clients/<int:client_id>/payments/<int:payment_id>")
+@require(Permission.DEBTORS_READ)
+def payment(client_id: int, payment_id: int) -> Any:
+    """One payment: what it paid (allocations and their reversals) and, for a manager, the reversal form."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    return _payment_page(client, get_for_client(db.session, Payment, payment_id, client.id))
+
+
+def _payment_page(
+    client: Client, payment: Payment, errors: dict[str, list[str]] | None = None, form: Any = None
+) -> Any:
+    original = corrections.document_transaction(db.session, client, payment)
+    reversed_by = corrections.reversal_of(db.session, client, original)
+    rows = db.session.execute(
+        select(JournalTransaction, JournalEntry.amount_minor, Invoice.id, Invoice.number)
+        .join(
+            JournalEntry,
+            (JournalEntry.client_id == JournalTransaction.client_id)
+            & (JournalEntry.transaction_id == JournalTransaction.id),
+        )
+        .join(Invoice, (Invoice.client_id == JournalEntry.client_id) & (Invoice.id == JournalEntry.invoice_id))
+        .where(
+            JournalTransaction.client_id == client.id,
+            JournalEntry.payment_id == payment.id,
+            JournalEntry.account == Account.RECEIVABLE.value,
+        )
+        .order_by(JournalTransaction.occurred_on, JournalTransaction.id)
+    ).all()
+    return render_template(
+        "clients/payment.html",
+        client=client,
+        payment=payment,
+        debtor=db.session.get_one(Debtor, payment.debtor_id),
+        original=original,
+        reversed_by=reversed_by,
+        applied=[(tx, -amount, inv_id, number) for tx, amount, inv_id, number in rows],
+        correct=current_user.can(Permission.LEDGER_CORRECT),
+        today=client_today(client),
+        errors=errors or {},
+        form=form or {},
+        urls=_back_office_urls(client),
+    ), (422 if errors else 200)
+
+
+@bp.post("/clients/<int:client_id>/payments/<int:payment_id>/reverse")
+@require(Permission.LEDGER_CORRECT)
+def reverse(client_id: int, payment_id: int) -> Any:
+    """Reverse a payment (bounced, returned) with its allocations, dated as typed (default today), with a reason."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    payment = get_for_client(db.session, Payment, payment_id, client.id)
+    form = {k: request.form.get(k, "") for k in ("reversed_on", "reason", "confirm")}
+    errors = corrections_form.reverse_payment(db.session, client, payment, form)
+    if errors:
+        db.session.rollback()
+        return _payment_page(client, payment, errors, form)
+    db.session.commit()
+    flash(f"Payment {payment.external_ref} reversed; the invoices it paid are open again.", "success")
+    return redirect(url_for("payments.payment", client_id=client.id, payment_id=payment.id))
 
 
 # --- portal -----------------------------------------------------------------------------------------
@@ -465,6 +559,7 @@ def _portal_urls() -> dict[str, Any]:
         "imports": url_for("portal_payments.imports"),
         "batch": lambda batch_id: url_for("portal_payments.import_batch", payment_batch_id=batch_id),
         "allocate": None,
+        "payment": None,
         "assign": None,
         "debtor": debtor,
     }

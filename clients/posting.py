@@ -153,7 +153,8 @@ class _Deltas:
     credit_unapplied: dict[int, int]
 
 
-def _deltas(lines: Iterable[Line]) -> _Deltas:
+def document_deltas(lines: Iterable[Line]) -> _Deltas:
+    """What the entries do to each document's cached balance (open, adjusted, unapplied), summed per document."""
     d = _Deltas(defaultdict(int), defaultdict(int), defaultdict(int), defaultdict(int))
     for line in lines:
         if line.account == Account.RECEIVABLE and line.invoice_id:
@@ -169,7 +170,7 @@ def _deltas(lines: Iterable[Line]) -> _Deltas:
 
 def apply_to_documents(session: Session, client_id: int, lines: Iterable[Line]) -> None:
     """Move the cached balances by what the entries say, refusing any that would leave its range."""
-    d = _deltas(lines)
+    d = document_deltas(lines)
     invoice_open, invoice_adjusted = d.invoice_open, d.invoice_adjusted
     payment_unapplied, credit_unapplied = d.payment_unapplied, d.credit_unapplied
 
@@ -215,7 +216,7 @@ def apply_to_documents_bulk(session: Session, client_id: int, lines: Iterable[Li
     the race) and the whole call is refused with `ServiceError` (the caller's savepoint undoes the rest).
     ORM objects of the touched documents are expired so the session reads the new balances.
     """
-    d = _deltas(lines)
+    d = document_deltas(lines)
     inv = Invoice.__table__.c
     invoice_ids = sorted(set(d.invoice_open) | set(d.invoice_adjusted))  # sorted: a stable lock order
     invoice_stmt = (

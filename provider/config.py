@@ -85,7 +85,13 @@ class Settings:
 
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        # timeout: seconds sqlite3 waits for the write lock (the busy timeout; provider.core.db sets the same
+        # by PRAGMA). A file database gets the pool PostgreSQL has: requests waiting their turn for the write
+        # lock each hold a connection, and the in-process jobs need theirs.
+        options: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        if url.removeprefix("sqlite://").strip("/") not in ("", ":memory:"):
+            options.update(pool_size=10, max_overflow=10)
+        return options
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from clients import services
 from clients.journal import CreditNote, Invoice, Payment
+from clients.ledger_dates import client_today
 from clients.models import Client, Debtor, DebtType
 from provider.core.clock import today_utc
 from provider.core.money import exponent
@@ -112,7 +113,7 @@ class _Story:
 
 
 def _stories(client: Client, invoices: list[Invoice], habits: dict[int, Habit], seed: int) -> _Story:
-    today = today_utc()
+    today = client_today(client)  # credit notes may not be dated in the client's future
     story = _Story([], [], [])
     for invoice in invoices:
         habit = habits[invoice.debtor_id]

@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 
 from clients import ledger
 from clients.journal import Invoice
+from clients.ledger_dates import client_today
 from clients.models import Client, Debtor
 from provider.core import audit
 from provider.core.audit import current_actor
-from provider.core.clock import now_utc, today_utc
+from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
 from provider.core.money import format_money
 from sla.calendars import calendar_for
@@ -372,7 +373,7 @@ def _credit(session: Session, client: Client, dispute: Dispute, invoices: list[I
         {
             "debtor_id": dispute.debtor_id,
             "number": f"CN-DSP-{dispute.id}",
-            "issued_on": today_utc(),
+            "issued_on": client_today(client),
             "currency": dispute.currency,
             "amount_minor": amount,
             "reason": f"dispute #{dispute.id}: {dispute.reason.replace('_', ' ')}",

@@ -99,6 +99,7 @@ def world(db_session: Any) -> World:
             "payment_batch_id": b_payment_batch.id,
             "line": 1,  # a line of B's payment file (a bank line waiting for its debtor)
             "invoice_id": b_invoice.id,
+            "transaction_id": _transaction_of(b_payment),  # reversals of an allocation or write-off
             "report_id": b_report.id,
             "run_id": b_run.id,
             "item_id": b_item,
@@ -150,6 +151,16 @@ def _sla_objects_of_b(b: Any) -> tuple[int, int]:
         query = ask_query(db.session, b, "Bravo secret question", "Bravo secret question body")
         db.session.commit()
         return closed.id, query.id
+
+
+def _transaction_of(payment: Any) -> int:
+    from clients.journal import JournalEntry
+    from provider.extensions import db as _db
+
+    with scoped(TenantScope.agency(), _db.session):
+        return _db.session.scalars(
+            select(JournalEntry.transaction_id).where(JournalEntry.payment_id == payment.id).limit(1)
+        ).one()
 
 
 def _api_objects_of_b(b: Any, b_debtor: Any, b_invoice: Any, b_user_id: int) -> dict[str, int]:

@@ -233,6 +233,7 @@ class Promise(ClientOwned, db.Model):
         CheckConstraint("due_on >= counted_from", name="due_after_start"),
         Index(None, "client_id", "status", "due_on"),
         Index(None, "client_id", "debtor_id", "status"),
+        Index(None, "client_id", "plan_id"),  # a plan's instalments, read each time one is resolved (0020)
     )
 
     id: Mapped[intpk]

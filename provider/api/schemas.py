@@ -345,6 +345,39 @@ class AllocationIn(Schema):
 
     invoice_id = Id(metadata={"description": "allocate to this invoice; omit to auto-allocate (named, then oldest)"})
     amount_minor = Amount()
+    allocated_on = Day(
+        metadata={
+            "description": "the allocation's date (with invoice_id); default: the payment's receipt date, or the "
+            "invoice's issue date if later. Not before either, not after today in the client's time zone"
+        }
+    )
+
+
+class ReversalIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reason = Text(required=True, validate=validate.Length(min=1, max=200))
+    reversed_on = Day(
+        metadata={
+            "description": "the reversal's date; default today (client's time zone). Not before the original "
+            "event (nor, for a payment or credit note, the allocations it takes back), not in the future"
+        }
+    )
+
+
+class WriteOffIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    amount_minor = Amount(metadata={"description": "how much to write off; default: all that is open"})
+    reason = Text(required=True, validate=validate.Length(min=1, max=200))
+    written_off_on = Day(
+        metadata={
+            "description": "the write-off's date; default today (client's time zone). Not before the invoice's "
+            "issue date, not in the future"
+        }
+    )
 
 
 class CreditNoteIn(Schema):
@@ -353,11 +386,14 @@ class CreditNoteIn(Schema):
 
     debtor_id = Id(required=True)
     number = Text(required=True, validate=validate.Length(min=1, max=64))
-    issued_on = Day(required=True)
+    issued_on = Day(
+        required=True,
+        metadata={"description": "not in the future (client's time zone); with invoice_id, not before its issue date"},
+    )
     currency = Code(required=True, validate=check_currency)
     amount_minor = Amount(required=True)
     reason = Text(load_default="", validate=validate.Length(max=200))
-    invoice_id = Id(metadata={"description": "allocate at once to this invoice"})
+    invoice_id = Id(metadata={"description": "allocate at once to this invoice, on the credit note's date"})
 
 
 class DisputeIn(Schema):
@@ -473,6 +509,26 @@ class PaymentOut(MoneyOut):
 class AllocationOut(Schema):
     payment = fields.Nested(PaymentOut)
     transaction_ids = fields.List(fields.Integer())
+
+
+class ReversalOut(Schema):
+    transaction_id = fields.Integer(metadata={"description": "the reversing journal transaction"})
+    reverses_id = fields.Integer(metadata={"description": "the journal transaction it reverses"})
+    reversed_on = fields.Date()
+    allocations_reversed = fields.List(
+        fields.Integer(), metadata={"description": "allocation transactions reversed with it (same DB transaction)"}
+    )
+
+
+class PaymentReversalOut(ReversalOut):
+    payment = fields.Nested(PaymentOut)
+
+
+class WriteOffOut(Schema):
+    transaction_id = fields.Integer()
+    written_off_on = fields.Date()
+    amount_minor = fields.Integer()
+    invoice = fields.Nested(InvoiceOut)
 
 
 class CreditNoteOut(MoneyOut):

@@ -14,8 +14,8 @@ from typing import Any
 from flask import Response, g, url_for
 from sqlalchemy import func, select
 
-from clients import services
-from clients.journal import CreditNote, Invoice, Payment
+from clients import corrections, services
+from clients.journal import CreditNote, Invoice, JournalTransaction, Payment, TxKind
 from clients.models import Debtor
 from clients.placement_stage import place_rows
 from provider.api import schemas as s
@@ -301,12 +301,17 @@ def record_payment() -> Any:
     status=201,
 )
 def allocate_payment(payment_id: int) -> Any:
-    """With `invoice_id` and `amount_minor`: that amount to that invoice. Without: what is left goes to the
-    invoices the payment's reference names, then oldest due first."""
+    """With `invoice_id` and `amount_minor`: that amount to that invoice, dated `allocated_on` or by default
+    the payment's receipt date (the invoice's issue date if later), as automatic matching dates it. Without:
+    what is left goes to the invoices the payment's reference names, then oldest due first. 422 naming the
+    field when the date is before the receipt or the invoice's issue, in the future, or would overpay the
+    invoice at some date; nothing is written."""
     payment = load(Payment, payment_id)
     data = parse_body(s.AllocationIn())
     client = current_client()
     if data.get("invoice_id") is None:
+        if data.get("allocated_on") is not None or data.get("amount_minor") is not None:
+            raise _invalid("invoice_id", "an amount or date applies to one invoice: give its invoice_id")
         txs = services.auto_allocate(db.session, client, payment)
     else:
         invoice = db.session.get(Invoice, data["invoice_id"])
@@ -316,9 +321,99 @@ def allocate_payment(payment_id: int) -> Any:
             )
         if data.get("amount_minor") is None:
             raise ApiProblem(422, "say how much to allocate", kind="validation", errors={"amount_minor": ["required"]})
-        txs = [services.allocate(db.session, client, payment, invoice, data["amount_minor"])]
+        try:
+            tx = services.allocate(db.session, client, payment, invoice, data["amount_minor"], data.get("allocated_on"))
+        except ServiceError as exc:
+            raise _as_body_field(exc, amount="amount_minor") from None
+        txs = [tx]
     db.session.refresh(payment)
     return {"payment": PAYMENT_OUT.dump(payment), "transaction_ids": [t.id for t in txs]}, 201
+
+
+@operation(
+    "/payments/{payment_id}/reversal",
+    "POST",
+    summary="Reverse a payment (bounced, returned), with its allocations",
+    tag="payments",
+    body=s.ReversalIn,
+    response=s.PaymentReversalOut,
+    status=201,
+)
+def reverse_payment(payment_id: int) -> Any:
+    """Posts the opposite of the payment and of every allocation of it still standing, in one database
+    transaction, dated `reversed_on` (default today in the client's time zone): the invoices it paid are open
+    again. 422 naming `reversed_on` when the date is before the payment's receipt or one of its allocations, or
+    in the future; 422 when it was reversed already. Audited."""
+    payment = load(Payment, payment_id)
+    data = parse_body(s.ReversalIn())
+    done = corrections.reverse_document(db.session, current_client(), payment, data["reason"], data.get("reversed_on"))
+    return {**_reversal(done), "payment": PAYMENT_OUT.dump(payment)}, 201
+
+
+def _reversal(done: corrections.Reversal) -> dict[str, Any]:
+    tx = done.transaction
+    return {
+        "transaction_id": tx.id,
+        "reverses_id": tx.reverses_id,
+        "reversed_on": tx.occurred_on.isoformat(),
+        "allocations_reversed": done.allocations,
+    }
+
+
+@operation(
+    "/transactions/{transaction_id}/reversal",
+    "POST",
+    summary="Reverse one allocation or write-off",
+    tag="payments",
+    body=s.ReversalIn,
+    response=s.ReversalOut,
+    status=201,
+)
+def reverse_transaction(transaction_id: int) -> Any:
+    """For the `transaction_ids` an allocation returned, or the `transaction_id` of a write-off: posts its
+    opposite, dated `reversed_on` (default today in the client's time zone; not before the original, not in
+    the future). Payments and credit notes are reversed through their own `/reversal`. Audited."""
+    tx = load(JournalTransaction, transaction_id)
+    if tx.kind not in (TxKind.ALLOCATION.value, TxKind.WRITE_OFF.value):
+        raise _invalid("transaction_id", "only an allocation or a write-off is reversed here")
+    data = parse_body(s.ReversalIn())
+    done = services.reverse(db.session, current_client(), tx, data["reason"], data.get("reversed_on"))
+    return _reversal(corrections.Reversal(done, [])), 201
+
+
+@operation(
+    "/invoices/{invoice_id}/write-offs",
+    "POST",
+    summary="Write off an invoice's open balance (or part of it)",
+    tag="invoices",
+    body=s.WriteOffIn,
+    response=s.WriteOffOut,
+    status=201,
+)
+def write_off_invoice(invoice_id: int) -> Any:
+    """Dated `written_off_on` (default today in the client's time zone). 422 naming the field when the date is
+    before the invoice's issue date or in the future, or the amount is more than is open. Audited; reverse it
+    through `/transactions/{transaction_id}/reversal`."""
+    invoice = load(Invoice, invoice_id)
+    data = parse_body(s.WriteOffIn())
+    try:
+        tx = services.write_off(
+            db.session,
+            current_client(),
+            invoice,
+            data.get("amount_minor"),
+            data["reason"],
+            on=data.get("written_off_on"),
+        )
+    except ServiceError as exc:
+        raise _as_body_field(exc, amount="amount_minor") from None
+    amount = sum(e.amount_minor for e in tx.entries if e.account == "write_off")
+    return {
+        "transaction_id": tx.id,
+        "written_off_on": tx.occurred_on.isoformat(),
+        "amount_minor": amount,
+        "invoice": INVOICE_OUT.dump(invoice),
+    }, 201
 
 
 # --- credit notes ---------------------------------------------------------------------------------------
@@ -346,6 +441,23 @@ def list_credit_notes() -> Any:
 
 
 @operation(
+    "/credit-notes/{credit_note_id}/reversal",
+    "POST",
+    summary="Cancel a credit note, with its allocations",
+    tag="credit notes",
+    body=s.ReversalIn,
+    response=s.ReversalOut,
+    status=201,
+)
+def reverse_credit_note(credit_note_id: int) -> Any:
+    """Like a payment's reversal: its allocations are reversed with it, dated `reversed_on`. Audited."""
+    note = load(CreditNote, credit_note_id)
+    data = parse_body(s.ReversalIn())
+    done = corrections.reverse_document(db.session, current_client(), note, data["reason"], data.get("reversed_on"))
+    return _reversal(done), 201
+
+
+@operation(
     "/credit-notes/{credit_note_id}", "GET", summary="One credit note", tag="credit notes", response=s.CreditNoteOut
 )
 def get_credit_note(credit_note_id: int) -> Any:
@@ -362,8 +474,13 @@ def get_credit_note(credit_note_id: int) -> Any:
     status=201,
 )
 def issue_credit_note() -> Any:
+    """`issued_on` may not be in the future (client's time zone) nor, with `invoice_id`, before that invoice's
+    issue date: 422 naming the field, nothing written."""
     data = parse_body(s.CreditNoteIn())
-    note = services.issue_credit_note(db.session, current_client(), data)
+    try:
+        note = services.issue_credit_note(db.session, current_client(), data)
+    except ServiceError as exc:
+        raise _as_body_field(exc, amount="amount_minor") from None
     db.session.refresh(note)
     return CREDIT_OUT.dump(note), 201, {"Location": url_for("api.get_credit_note", credit_note_id=note.id)}
 
@@ -640,9 +757,15 @@ def list_reports() -> Any:
     response=s.ReportDetailOut,
 )
 def get_report(report_id: int) -> Any:
+    """`figures` are the frozen figures of the report. Each month's `countback_dso_is_lower_bound` is true when
+    open AR is more than all the sales of the 24 months counted back: `countback_dso` (730 days or so) is then
+    a lower bound ("more than"), not the value."""
+    from provider.reporting.figures import with_countback_bounds
+
     report = load(MonthlyReport, report_id)
     summary = [line for line in (report.summary or "").splitlines() if line.strip()]
-    return {**REPORT_OUT.dump(report), "figures": report.figures, "summary": summary}
+    figures = with_countback_bounds(report.figures, report.inputs)
+    return {**REPORT_OUT.dump(report), "figures": figures, "summary": summary}
 
 
 @operation(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -62,8 +66,39 @@ class Base(DeclarativeBase):
         return f"<{type(self).__name__} {pk}>"
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for SQLite's write lock before "database is locked"
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# After a job's chunk commits on SQLite, the write lock stays free this long: longer than the longest sleep
+# of SQLite's busy handler (100 ms), so a request waiting for the lock gets it before the job's next chunk.
+SQLITE_LOCK_PAUSE_S = 0.15
+_READ_FIRST: ContextVar[bool] = ContextVar("sqlite_read_first", default=False)
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+log = logging.getLogger(__name__)
+
+
+def sqlite_begin_statement() -> str:
+    """How a SQLite transaction starts here: `BEGIN IMMEDIATE` (the write lock, waited for up to the busy
+    timeout) everywhere but in a request that only reads (GET, HEAD, OPTIONS), which starts `BEGIN`
+    (deferred: a read snapshot, no lock; WAL lets it read while another connection writes).
+
+    Why not deferred everywhere: a deferred transaction that has read and then writes must upgrade its read
+    snapshot to the write lock. If another connection wrote in between, the upgrade fails at once with
+    SQLITE_BUSY ("database is locked"): the busy timeout is not applied to it, because waiting could not
+    help (the snapshot is stale; SQLITE_BUSY_SNAPSHOT in WAL mode). A transaction that takes the lock
+    first, with BEGIN IMMEDIATE, waits its turn through the busy timeout instead and never fails that way.
+    Jobs, CLI commands and every POST/PUT/PATCH/DELETE request therefore take the lock up front; they hold it
+    until their commit, so in-process jobs commit in short chunks (see clients/payment_imports.py)."""
+    from flask import has_request_context, request
+
+    if has_request_context() and request.method in READ_ONLY_METHODS:
+        return "BEGIN"
+    return "BEGIN IMMEDIATE"
+
+
 def configure_engine(engine: Engine) -> None:
-    """Per-connection settings: SQLite gets WAL, foreign keys, and real BEGIN so SAVEPOINTs work."""
+    """Per-connection settings. SQLite: WAL (readers never wait for the writer), synchronous=NORMAL (safe in
+    WAL: a power cut can lose the last commits, never corrupt), foreign keys, a busy timeout, and a real
+    BEGIN issued by SQLAlchemy (so SAVEPOINTs work) in the mode `sqlite_begin_statement` chooses."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -73,10 +108,69 @@ def configure_engine(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        if _READ_FIRST.get():  # a job's read phase (`commit_chunk(..., read_next=True)`): no lock yet
+            conn.info["sqlite_read_first"] = True
+            conn.exec_driver_sql("BEGIN")
+            return
+        statement = sqlite_begin_statement()
+        conn.info["sqlite_read_only_request"] = statement == "BEGIN"
+        conn.exec_driver_sql(statement)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _sqlite_before_write(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not (conn.info.get("sqlite_read_first") or conn.info.get("sqlite_read_only_request")):
+            return
+        if not _WRITES.match(statement):
+            return
+        if conn.info.pop("sqlite_read_first", False):
+            # nothing written yet: end the read snapshot and wait for the write lock, instead of an upgrade
+            # that fails at once when someone wrote meanwhile (what was read may be older than the lock:
+            # the job's writes re-check what they rely on, as the ledger's verbs do)
+            cursor.execute("COMMIT")
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            log.warning("a %s request writes on SQLite in a deferred transaction: %s", _method(), statement[:80])
+            conn.info["sqlite_read_only_request"] = False
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _sqlite_end(conn: Any) -> None:
+        conn.info.pop("sqlite_read_first", None)
+        conn.info.pop("sqlite_read_only_request", None)
+
+
+def _method() -> str:
+    from flask import has_request_context, request
+
+    return request.method if has_request_context() else "?"
+
+
+def commit_chunk(session: Any, read_next: bool = False) -> None:
+    """A long job's checkpoint: commit the chunk done so far and, on SQLite, pause so that the requests
+    waiting for the write lock take it before the job's next chunk does (SQLite's lock is not fair: a
+    waiter only retries between its busy-handler sleeps, so a job that commits and begins again at once
+    would keep the lock from them until it ends). For jobs only; services flush and never commit.
+
+    `read_next`: what the job does next starts by reading a while (checking a file against the ledger), so
+    on SQLite its next transaction begins deferred, holding no lock, and is turned into a BEGIN IMMEDIATE
+    one just before its first write (see `configure_engine`)."""
+    session.commit()
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    time.sleep(SQLITE_LOCK_PAUSE_S)
+    if read_next:
+        token = _READ_FIRST.set(True)
+        try:
+            session.connection()  # begins the job's next transaction now, in read-first mode
+        finally:
+            _READ_FIRST.reset(token)
+
+
+def is_sqlite(session: Any) -> bool:
+    return bool(session.get_bind().dialect.name == "sqlite")

@@ -7,12 +7,15 @@ precision instead of rounding it away.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.core import Locale, get_global
+from babel.numbers import NumberPattern, get_currency_name, parse_pattern
+from iso4217 import raw_table as _iso4217_table
 
 
 class CurrencyMismatch(ValueError):
@@ -33,21 +36,66 @@ _GROUPED = {
 
 
 @cache
-def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+def _minor_units() -> dict[str, int]:
+    """ISO 4217's current list (the `iso4217` data package, list one of the maintenance agency): code -> minor
+    unit exponent. Codes without minor units ("N.A.": gold, SDR, bond units, XXX) are left out: no amount of
+    money is kept in them here. Babel/CLDR is not used for exponents: it gives the digits used in cash
+    (HUF 0, ISK 0) where ISO 4217 says 2."""
+    out = {}
+    for code, entry in _iso4217_table.items():
+        units = str(entry.get("CcyMnrUnts") or "").strip()
+        if code and units.isdigit():
+            out[code] = int(units)
+    # XTS, ISO's code "reserved for testing", has no minor unit in the list; it stays readable with 2 decimals
+    # because the file readers read an amount whose row names no usable currency as XTS (the number is still
+    # checked). It is what babel/CLDR gave it before.
+    out.setdefault("XTS", 2)
+    return out
+
+
+def current_currencies() -> frozenset[str]:
+    """Every currency code an amount may be given in (ISO 4217's current list, with minor units)."""
+    return frozenset(_minor_units())
+
+
+def _successors(code: str) -> list[str]:
+    """The current currencies that replaced a withdrawn one where it was legal tender (CLDR's history)."""
+    current = _minor_units()
+    found: list[str] = []
+    for history in get_global("territory_currencies").values():
+        if any(c == code and end is not None for c, _, end, *_ in history):
+            found += [c for c, _, end, *_ in history if end is None and c in current and c not in found]
+    return sorted(found)
+
+
+def _refusal(code: str) -> str:
+    if not code:
+        return "an ISO 4217 currency code is required (three letters, such as EUR)"
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        return f"{code} is not an ISO 4217 currency code (three letters, such as EUR)"
+    if code in _iso4217_table:
+        return f"{code} is not a currency amounts can be kept in (ISO 4217 gives it no minor unit)"
+    name = get_currency_name(code, locale="en")
+    if name != code:  # known to CLDR, but not on ISO 4217's current list: a withdrawn currency
+        after = _successors(code)
+        instead = f"; give the amount in {' or '.join(after)}" if after else ""
+        return f"{code} ({name}) was withdrawn from ISO 4217 and is no longer accepted{instead}"
+    return f"{code} is not an ISO 4217 currency code"
 
 
 def validate_currency(code: str) -> str:
+    """The code upper-cased when it is on ISO 4217's current list; otherwise `MoneyError` saying why not (a
+    withdrawn currency such as DEM is named, with what replaced it)."""
     code = (code or "").strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", code) or code not in _known_currencies():
-        raise MoneyError(f"{code or '(empty)'!s} is not an ISO 4217 currency code")
+    if code not in _minor_units():
+        raise MoneyError(_refusal(code))
     return code
 
 
 @cache
 def exponent(currency: str) -> int:
-    """Minor-unit exponent from ISO 4217 (JPY 0, USD 2, KWD 3)."""
-    return int(get_currency_precision(validate_currency(currency)))
+    """Minor-unit exponent from ISO 4217 (JPY 0, USD 2, HUF 2, KWD 3)."""
+    return _minor_units()[validate_currency(currency)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,5 +192,20 @@ def format_money(minor: int | None, currency: str, locale: str = "en_US") -> str
     """'$1,234.50', '¥1,050', '€12.00' — the locale decides symbol and separators."""
     if minor is None:
         return ""
-    value = Decimal(int(minor)).scaleb(-exponent(currency))
-    return str(format_currency(value, currency, locale=locale, currency_digits=True))
+    exp = exponent(currency)
+    value = Decimal(int(minor)).scaleb(-exp)
+    return _pattern(locale, exp).apply(value, _locale(locale), currency=currency, currency_digits=False)
+
+
+@cache
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
+
+
+@cache
+def _pattern(locale: str, exp: int) -> NumberPattern:
+    """The locale's currency pattern with ISO 4217's decimals (HUF 2), not CLDR's cash digits (HUF 0), which
+    would round an amount away."""
+    pattern = copy.copy(parse_pattern(_locale(locale).currency_formats["standard"]))
+    pattern.frac_prec = (exp, exp)
+    return pattern

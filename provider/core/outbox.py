@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -501,20 +502,52 @@ def run_cron(app: Flask, interval: float = 10.0, stop: threading.Event | None = 
         stop.wait(interval if failures == 0 else min(interval * 2 ** min(failures, 3), 60.0))
 
 
+def _fork_dispatcher(app: Flask) -> int:
+    """Run the reaper and dispatcher in a child process of the worker, forked before anything starts a thread.
+
+    Not a thread of the worker: RQ forks a work horse per job, and a fork taken while another thread holds a lock
+    (SQLAlchemy's mapper configuration, logging) leaves the horse waiting on that lock forever. The child dies with
+    its parent (Linux `PR_SET_PDEATHSIG`), so a `kill -9` of the worker leaves no dispatcher behind.
+    """
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    try:
+        run_maintenance_loop(app, threading.Event())
+    finally:
+        os._exit(0)
+
+
 def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False) -> bool:
-    """An RQ worker on the named queues (highest first), with the dispatcher and reaper in a thread. It waits out
+    """An RQ worker on the named queues (highest first), with the dispatcher and reaper in a child process. It waits out
     a Redis outage (reconnecting with backoff) instead of exiting. `burst` hands over what is waiting, runs it
     and returns."""
+    import os
+    import signal
+
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from rq import Worker
     from rq.serializers import JSONSerializer
 
     names = queues or list(jobs.QUEUES)
+    child = None
     if burst:
         with app.app_context():
             maintain(app)
-    stop = None if burst else start_maintenance_thread(app)
+    else:
+        child = _fork_dispatcher(app)
     delay = 1.0
     try:
         while True:
@@ -538,5 +571,7 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
     finally:
-        if stop is not None:
-            stop.set()
+        if child:
+            with suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+                os.waitpid(child, 0)

@@ -151,6 +151,8 @@ def _month_figures(data: dict[str, Any], index: int, start: date, end: date) -> 
         "credited": flow["credited"],
         "dso": f.rounded(f.dso(ar_end, sales, days)),
         "countback_dso": f.rounded(f.countback_dso(ar_end, back)),
+        # AR is more than the sales of all the months counted back: countback_dso is a lower bound ("> 730")
+        "countback_dso_is_lower_bound": f.countback_runs_out(ar_end, back),
         "bpdso": f.rounded(f.best_possible_dso(current_end, sales, days)),
         "add": f.rounded(f.average_days_delinquent(ar_end, current_end, sales, days)),
         "cei": f.rounded(f.cei(ar_begin, sales, ar_end, current_end, months=1)),
@@ -229,6 +231,44 @@ def tiles(data: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for label, key, kind, higher_is_better in TILES:
         delta = change(now.get(key), before.get(key))
+        bound = bool(now.get(f"{key}_is_lower_bound"))
+        if bound or before.get(f"{key}_is_lower_bound"):
+            delta = None  # a change against a bound says nothing
         better = None if not delta else (delta > 0) == higher_is_better
-        out.append({"label": label, "key": key, "kind": kind, "value": now.get(key), "delta": delta, "better": better})
+        out.append(
+            {
+                "label": label,
+                "key": key,
+                "kind": kind,
+                "value": now.get(key),
+                "delta": delta,
+                "better": better,
+                "bound": bound,
+            }
+        )
+    return out
+
+
+def with_countback_bounds(figures: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """A stored report's figures with `countback_dso_is_lower_bound` on every month, derived again from its
+    frozen inputs for reports made before the field existed (the stored figures are otherwise kept as they are)."""
+    months = [m for c in figures.get("currencies", {}).values() for m in c.get("trend", [])]
+    if all("countback_dso_is_lower_bound" in m for m in months):
+        return figures
+    fresh = derive(inputs)["currencies"]
+    out = {**figures, "currencies": {}}
+    for currency, data in figures.get("currencies", {}).items():
+        flags = {m["month"]: m["countback_dso_is_lower_bound"] for m in fresh.get(currency, {}).get("trend", [])}
+
+        def flagged(month: dict[str, Any] | None, flags: dict[str, bool] = flags) -> dict[str, Any] | None:
+            if month is None:
+                return None
+            return {**month, "countback_dso_is_lower_bound": flags.get(month.get("month", ""), False)}
+
+        out["currencies"][currency] = {
+            **data,
+            "trend": [flagged(m) for m in data.get("trend", [])],
+            "current": flagged(data.get("current")),
+            "previous": flagged(data.get("previous")),
+        }
     return out

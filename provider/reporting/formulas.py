@@ -102,6 +102,12 @@ def countback_dso(ar: int, monthly: Sequence[tuple[int, int]]) -> Decimal | None
     return total if monthly else None
 
 
+def countback_runs_out(ar: int, monthly: Sequence[tuple[int, int]]) -> bool:
+    """True when AR outlasts every month's sales given: `countback_dso` is then only a lower bound (the days of
+    all those months), to be shown as "> 730 days", never as the value."""
+    return ar > 0 and bool(monthly) and ar > sum(sales for sales, _ in monthly if sales > 0)
+
+
 def cei(begin_ar: int, sales: int, end_ar: int, end_current_ar: int, months: int = 1) -> Decimal | None:
     """Collection effectiveness index, CRF form (sales ÷ N), in percent."""
     per_month = Decimal(sales) / Decimal(months)

@@ -194,7 +194,8 @@ def _stored(report_id: int) -> tuple[MonthlyReport, Client]:
 
 
 def _report_page(report: MonthlyReport, client: Client, pdf_url: str, versions: list[MonthlyReport]) -> Any:
-    context = render.report_context(client, report.period, report.figures, report.summary.splitlines())
+    figures = fig.with_countback_bounds(report.figures, report.inputs)  # reports made before the flag existed
+    context = render.report_context(client, report.period, figures, report.summary.splitlines())
     return render_template("reports/report.html", ctx=context, report=report, pdf_url=pdf_url, versions=versions)
 
 

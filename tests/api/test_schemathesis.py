@@ -70,11 +70,25 @@ def _world() -> dict[str, dict[str, int]]:
             "debtor_id": d.id,
             "invoice_id": inv.id,
             "payment_id": pay.id,
+            "transaction_id": _transaction_of(pay.id),
             "credit_note_id": _credit_note(c, d, f"{MARKERS[name][2]}-CN"),
             "dispute_id": dispute.id,
             "report_id": _report(c),
         }
     return ids
+
+
+def _transaction_of(payment_id: int) -> int:
+    from sqlalchemy import select
+
+    from clients.journal import JournalEntry
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+
+    with scoped(TenantScope.agency(), db.session):
+        return db.session.scalars(
+            select(JournalEntry.transaction_id).where(JournalEntry.payment_id == payment_id).limit(1)
+        ).one()
 
 
 def _credit_note(client: Any, debtor: Any, number: str) -> int:

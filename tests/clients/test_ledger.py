@@ -223,7 +223,7 @@ def test_allocation_refusals_are_specific(book: dict[str, Any]) -> None:
     _assert_books_sound(client.id)
 
 
-def test_reversal_undoes_exactly_once_and_respects_allocations(book: dict[str, Any]) -> None:
+def test_reversal_undoes_exactly_once_and_takes_back_the_allocations_of_a_payment(book: dict[str, Any]) -> None:
     client, debtor = book["client"], book["debtor"]
     (inv,) = services.place_invoices(db.session, client, [invoice_row(debtor.id, "V-1", 30_00)])
     pay = services.record_payment(db.session, client, payment_data(debtor.id, "V-P", 30_00)).payment
@@ -233,17 +233,21 @@ def test_reversal_undoes_exactly_once_and_respects_allocations(book: dict[str, A
         .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
         .where(JournalEntry.payment_id == pay.id, JournalTransaction.kind == "payment_received")
     )
-    with pytest.raises(ServiceError, match="payment"):
-        services.reverse(db.session, client, pay_tx, "bounced")  # its money is still allocated
     services.reverse(db.session, client, alloc, "wrong invoice")
     db.session.refresh(inv)
     db.session.refresh(pay)
     assert (inv.open_minor, pay.unapplied_minor) == (30_00, 30_00)
     with pytest.raises(ServiceError, match="already reversed"):
         services.reverse(db.session, client, alloc, "again")
-    bounced = services.reverse(db.session, client, pay_tx, "bounced")
+    services.allocate(db.session, client, pay, inv, 25_00)
+    bounced = services.reverse(db.session, client, pay_tx, "bounced")  # its allocation goes back with it
+    db.session.refresh(inv)
+    db.session.refresh(pay)
+    assert (inv.open_minor, pay.unapplied_minor) == (30_00, 0)
     with pytest.raises(ServiceError, match="cannot be reversed"):
         services.reverse(db.session, client, bounced, "undo the undo")
+    with pytest.raises(ServiceError, match="already reversed"):
+        services.reverse(db.session, client, pay_tx, "twice")
     _assert_books_sound(client.id)
 
 
