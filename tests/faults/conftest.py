@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,6 @@ def pg_cluster() -> Iterator[svc.PostgresCluster]:
         yield cluster
     finally:
         cluster.remove()
-
-
-# A worker's dispatcher makes its first pass as the worker starts; work arriving meanwhile is what
-# test_worker_start.py is about (see there), so the other scenarios give it this long first.
-READY_PAUSE = 3.0
 
 
 class FaultWorld:
@@ -75,12 +69,11 @@ class FaultWorld:
         return web
 
     def worker(self, name: str = "worker", queues: tuple[str, ...] = (), ready: bool = True) -> svc.AppProcess:
-        """A `flask worker`; with `ready`, returned once it listens and its dispatcher has made a first pass."""
+        """A `flask worker`; with `ready`, returned once it listens on its queues."""
         args = ["worker"] + [arg for queue in queues for arg in ("-q", queue)]
         worker = self._track(svc.flask_command(name, args, self.env, self.logs))
         if ready:
             svc.wait_for(f"{name} listening", lambda: "Listening on" in worker.output(), timeout=60)
-            time.sleep(READY_PAUSE)
         return worker
 
     def cron(self) -> svc.AppProcess:

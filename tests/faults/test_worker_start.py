@@ -1,4 +1,7 @@
-"""A worker started while work waits for it runs that work: the first job's work horse is forked at once."""
+"""A worker started while work waits for it runs that work. Its first work horse is forked at once, while the
+worker's dispatcher makes its first pass: a dispatcher thread holding SQLAlchemy's mapper lock at that moment
+left the horse waiting forever (found by this test, about 1 run in 4; the dispatcher now runs in a process of
+its own, forked before any thread starts)."""
 
 from __future__ import annotations
 
@@ -11,18 +14,7 @@ pytestmark = pytest.mark.faults
 
 PERIOD = "2026-03"
 
-FORK_DEADLOCK = (
-    "intermittent (about 1 run in 4 here): `flask worker` starts its dispatcher/reaper thread and RQ forks the first "
-    "work horse at the same moment; when the fork lands while that thread holds SQLAlchemy's mapper-configuration "
-    "lock (its first ORM query), the horse inherits the lock held and hangs for good before claiming its row "
-    "(py-spy: MainThread idle in sqlalchemy/orm/mapper.py _configure_registries, called from outbox.claim via "
-    "run_background_job); the worker runs nothing more. Fix: configure the mappers (sqlalchemy.orm.configure_mappers) "
-    "before the thread starts, and pause the thread around RQ's fork (os.register_at_fork before/after_in_parent "
-    "holding the lock its passes take), or run the dispatcher in a process of its own"
-)
 
-
-@pytest.mark.xfail(strict=False, reason=FORK_DEADLOCK)
 def test_a_worker_started_while_work_waits_runs_it(world: FaultWorld) -> None:
     web = world.web()
     browser = world.session(web)
