@@ -3,6 +3,7 @@ write answers (no 5xx), nothing is half-done, and once Redis is back every job r
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -92,7 +93,8 @@ def test_a_redis_restart_without_persistence_loses_no_waiting_or_retrying_work(w
 
     world.redis.stop()  # everything Redis held (queues, scheduled retries, started jobs) is gone
     world.redis.start()
-    assert world.redis.client().dbsize() == 0
+    with contextlib.closing(world.redis.client()) as redis:
+        assert redis.dbsize() == 0
 
     worker = world.worker()
     took = work.wait_until(

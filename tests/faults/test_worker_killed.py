@@ -3,6 +3,7 @@ worker starting, and the run's page tells the truth meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -23,8 +24,11 @@ def _rendering(world: FaultWorld, horses: object, key: str) -> bool:
     queue here) and the report's job has claimed its run (its row is running, with a heartbeat)."""
     if not horses:
         return False
-    started = StartedJobRegistry("reports", connection=world.redis.client(), serializer=JSONSerializer)
-    return bool(started.get_job_ids()) and [row.status for row in work.job_rows(world, key)] == ["running"]
+    with contextlib.closing(world.redis.client()) as redis:
+        started = StartedJobRegistry("reports", connection=redis, serializer=JSONSerializer)
+        if not started.get_job_ids():
+            return False
+    return [row.status for row in work.job_rows(world, key)] == ["running"]
 
 
 def test_a_worker_and_its_work_horse_killed_mid_report_make_exactly_one_report(world: FaultWorld) -> None:
