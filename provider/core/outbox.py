@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 STALE_SECONDS = 45  # a running row whose heartbeat is older is abandoned (config JOB_STALE_SECONDS)
 RESEND_SECONDS = 60  # a row handed to RQ this long ago that RQ no longer holds is handed again
 SETTLE_PATIENCE = 300.0  # how long a failed run waits for the database to record its failure
-# RQ states in which a hand-over is still on its way to a worker. "started" is not one: a run claims its row within
-# moments of starting, so a row still unclaimed long after RQ said "started" lost its worker before the claim.
+# RQ states in which a hand-over is on its way to a worker. A row handed over a minute ago whose RQ job says
+# "started" is not: a run claims its row within moments of starting, so that worker died before its claim.
 ACTIVE_RQ = frozenset({"queued", "scheduled", "deferred"})
+JUST_HANDED = ACTIVE_RQ | {"started"}
 
 
 def claim(session: Session, job_id: int, attempt: int, worker: str) -> bool:
@@ -307,10 +308,10 @@ def dispatch(app: Flask, session: Session, limit: int = 500) -> int:
     sent = 0
     try:
         for row in due:
-            sent += _hand_over(app, mode, row, check_first=True)  # False: the job service holds it already
+            sent += _hand_over(app, mode, row, JUST_HANDED)  # False: handed over after its commit already
             row.status, row.enqueued_at = JobStatus.ENQUEUED.value, now
         for row in waiting:
-            if _hand_over(app, mode, row, check_first=True):
+            if _hand_over(app, mode, row, ACTIVE_RQ):
                 sent += 1
             row.enqueued_at = now
     finally:
@@ -318,14 +319,15 @@ def dispatch(app: Flask, session: Session, limit: int = 500) -> int:
     return sent
 
 
-def _hand_over(app: Flask, mode: str | None, row: BackgroundJob, check_first: bool) -> bool:
-    """Give the row's next attempt to the job service unless it already holds it. True when handed now."""
+def _hand_over(app: Flask, mode: str | None, row: BackgroundJob, holding: frozenset[str]) -> bool:
+    """Give the row's next attempt to the job service unless RQ holds it in one of the `holding` states. True when
+    handed now."""
     attempt = row.attempts + 1
     if mode == "thread":
         return jobs.submit_in_process(app, row.id, attempt)
     if mode != "rq":
         return False
-    if check_first and _rq_status(app, jobs.rq_job_id(row.id, attempt)) in ACTIVE_RQ:
+    if _rq_status(app, jobs.rq_job_id(row.id, attempt)) in holding:
         return False
     jobs.push_to_rq(app, row.id, attempt, row.queue, row.timeout)
     return True

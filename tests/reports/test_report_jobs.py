@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,12 +59,14 @@ def _worker(environ: dict[str, str], burst: bool, log: Path | None = None) -> su
 
 
 def _job_row(job_id: int) -> BackgroundJob:
-    db.session.remove()
-    row = db.session.get(BackgroundJob, job_id)
+    """The outbox row as another reader sees it now (a GET-like read: it never waits for the writer's lock)."""
+    url = db.engine.url
+    with sqlite3.connect(url.database or "") as conn:
+        conn.row_factory = sqlite3.Row
+        found = conn.execute("SELECT status, attempts, worker, error FROM background_jobs WHERE id = ?", (job_id,))
+        row = found.fetchone()
     assert row is not None
-    db.session.expunge(row)
-    db.session.remove()
-    return row
+    return BackgroundJob(status=row["status"], attempts=row["attempts"], worker=row["worker"], error=row["error"])
 
 
 def test_kill_9_mid_render_leaves_no_report_and_a_new_worker_makes_exactly_one(tmp_path: Any) -> None:
