@@ -520,7 +520,7 @@ def _fork_dispatcher(app: Flask) -> int:
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -574,6 +574,8 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
                 delay = min(delay * 2, 30.0)
     finally:
         if child:
-            with suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
+            with suppress(ProcessLookupError, ChildProcessError):
+                # nothing to finish gracefully (its transactions roll back), and a Python handler could wait out
+                # SQLite's busy timeout before it ran
+                os.kill(child, signal.SIGKILL)
                 os.waitpid(child, 0)
