@@ -58,6 +58,22 @@ def _worker(environ: dict[str, str], burst: bool, log: Path | None = None) -> su
             out.close()  # the child has its own copy
 
 
+def _stop(worker: subprocess.Popen[str], log: Path) -> None:
+    """Ask the worker to stop (SIGTERM: it finishes the job in hand); after 20 s, kill it and its work horses."""
+    import psutil
+
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=20)
+        return
+    except subprocess.TimeoutExpired:
+        print("the worker did not stop within 20 s of SIGTERM:\n" + log.read_text()[-3000:])
+    for child in psutil.Process(worker.pid).children(recursive=True):
+        child.kill()
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+
+
 def _job_row(job_id: int) -> BackgroundJob:
     """The outbox row as another reader sees it now (a GET-like read: it never waits for the writer's lock)."""
     url = db.engine.url
@@ -130,8 +146,7 @@ def _kill_9_mid_render(tmp_path: Any, redis_url: str) -> None:
                     )
                 time.sleep(0.2)
         finally:
-            os.killpg(again.pid, signal.SIGTERM)
-            again.wait(timeout=30)
+            _stop(again, log)
         row = _job_row(job_id)
         assert row.attempts == 2 and "stopped without finishing" in row.error
         assert _reports(client_id) == 1
