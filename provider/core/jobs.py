@@ -91,6 +91,7 @@ PERIODIC_JOBS: list[Periodic] = [
     Periodic("provider.reporting.jobs.snapshot_kpis_job", "15 2 * * *"),  # daily KPI snapshots for dashboards
     Periodic("provider.reporting.jobs.schedule_reports_job", "0 * * * *"),  # monthly reports due (Nth business day)
     Periodic("sla.jobs.sweep_sla_clocks_job", "*/5 * * * *", queue="high"),  # SLA breaches, notified once
+    Periodic("provider.core.outbox.purge_finished_jobs_job", "45 3 * * *"),  # forget old finished background work
 ]
 
 REGISTRY: dict[str, JobSpec] = {}

@@ -432,6 +432,32 @@ def retry(session: Session, row: BackgroundJob) -> str:
     return "queued"
 
 
+KEEP_DONE_DAYS = 30  # succeeded and cancelled work stays listed this long
+KEEP_FAILED_DAYS = 90  # failed work longer: somebody may still want to know why
+
+
+@jobs.job(queue="low", timeout=600, retries=1, title="Background work upkeep")
+def purge_finished_jobs_job() -> int:
+    """Nightly: forget finished work (done or cancelled after KEEP_DONE_DAYS, failed after KEEP_FAILED_DAYS), so the
+    outbox stays the size of what is recent. Audit events of retries and cancels are kept."""
+    from sqlalchemy import delete, or_
+
+    from provider.extensions import db
+
+    now = now_utc()
+    done = BackgroundJob.status.in_((JobStatus.SUCCEEDED.value, JobStatus.CANCELLED.value))
+    result = db.session.execute(
+        delete(BackgroundJob).where(
+            or_(
+                done & (BackgroundJob.finished_at < now - timedelta(days=KEEP_DONE_DAYS)),
+                (BackgroundJob.status == JobStatus.FAILED.value)
+                & (BackgroundJob.finished_at < now - timedelta(days=KEEP_FAILED_DAYS)),
+            )
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def latest_for(session: Session, key: str) -> BackgroundJob | None:
     """The newest outbox row of a named piece of work (`import:3:17`)."""
     return session.scalars(

@@ -325,3 +325,30 @@ def test_a_write_while_redis_is_away_succeeds_and_says_the_work_will_start_later
     assert row is not None and row.status == "pending"
     assert client.get(f"/clients/{tenant.id}").status_code == 200  # reads work
     assert client.get("/api/v1/openapi.json").status_code in (200, 401, 404)  # never a 500
+
+
+def test_finished_work_is_forgotten_after_its_time_and_failed_work_later(app: Flask, db_session: Any) -> None:
+    client = make_client()
+    ids = {}
+    for name, status, age in [
+        ("old done", "succeeded", 40),
+        ("recent done", "succeeded", 10),
+        ("old cancelled", "cancelled", 40),
+        ("failed a while ago", "failed", 40),
+        ("failed long ago", "failed", 100),
+        ("waiting", "pending", 100),
+    ]:
+        row_id = jobs.enqueue(touch_client_job, client.id, name)
+        db.session.execute(
+            update(BackgroundJob)
+            .where(BackgroundJob.id == row_id)
+            .values(
+                status=status, finished_at=now_utc() - timedelta(days=age), created_at=now_utc() - timedelta(days=age)
+            )
+        )
+        ids[name] = row_id
+    db.session.info.pop("pending_jobs", None)
+    assert outbox.purge_finished_jobs_job() == 3
+    left = set(db.session.scalars(select(BackgroundJob.id).where(BackgroundJob.id.in_(ids.values()))))
+    assert left == {ids["recent done"], ids["failed a while ago"], ids["waiting"]}
+    assert "provider.core.outbox.purge_finished_jobs_job" in {p.path for p in jobs.PERIODIC_JOBS}
