@@ -33,8 +33,9 @@ def demo_command(scale: int, seed: int) -> None:
     """Create (or complete) the demo agency. Idempotent and deterministic."""
     from provider.demo import DEMO_PASSWORD, seed_demo
 
-    # Seeding posts thousands of payments, each queueing a worklist rescore; the demo builds the worklists
-    # itself at the end, so those jobs are collected and dropped instead of racing the seeding on SQLite.
+    # Seeding posts thousands of payments, each asking for its client's worklist rescore (one waiting row per
+    # client in the job outbox); they are not run during the seeding, which builds the worklists itself at the
+    # end, but wait in the outbox and run once the web process starts (idempotent, a second or so each).
     mode = current_app.config.get("JOBS_MODE")
     current_app.config["JOBS_MODE"] = "eager"
     try:
