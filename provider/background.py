@@ -192,36 +192,40 @@ def _act(row: BackgroundJob, action: str) -> None:
     flash(messages.get(outcome, outcome), "success")
 
 
+def _staff_act(job_id: int, action: str) -> Any:
+    row = _row_for_staff(job_id)
+    _act(row, action)
+    return _back(row, url_for("background.index"))
+
+
+def _portal_act(job_id: int, action: str) -> Any:
+    row = _row_for_portal(job_id)
+    _act(row, action)
+    return _back(row, url_for("portal.imports"))
+
+
 @bp.post("/background-work/<int:job_id>/retry")
 @require(Permission.BACKOFFICE)
 def retry(job_id: int) -> Any:
-    row = _row_for_staff(job_id)
-    _act(row, "retry")
-    return _back(row, url_for("background.index"))
+    return _staff_act(job_id, "retry")
 
 
 @bp.post("/background-work/<int:job_id>/cancel")
 @require(Permission.BACKOFFICE)
 def cancel(job_id: int) -> Any:
-    row = _row_for_staff(job_id)
-    _act(row, "cancel")
-    return _back(row, url_for("background.index"))
+    return _staff_act(job_id, "cancel")
 
 
 @portal_bp.post("/portal/background-work/<int:job_id>/retry")
 @require(Permission.PORTAL_PLACE)
 def portal_retry(job_id: int) -> Any:
-    row = _row_for_portal(job_id)
-    _act(row, "retry")
-    return _back(row, url_for("portal.imports"))
+    return _portal_act(job_id, "retry")
 
 
 @portal_bp.post("/portal/background-work/<int:job_id>/cancel")
 @require(Permission.PORTAL_PLACE)
 def portal_cancel(job_id: int) -> Any:
-    row = _row_for_portal(job_id)
-    _act(row, "cancel")
-    return _back(row, url_for("portal.imports"))
+    return _portal_act(job_id, "cancel")
 
 
 def job_state_for(key: str) -> dict[str, Any] | None:

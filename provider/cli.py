@@ -190,38 +190,32 @@ def jobs_list(status: str, limit: int) -> None:
         click.echo(f"#{row.id:<7} {row.status_label:<16} {title:<28} {row.key or '':<32} {row.error[:80]}")
 
 
-@jobs_group.command("retry")
-@click.argument("job_id", type=int)
-def jobs_retry(job_id: int) -> None:
-    """Run failed or cancelled work again."""
+def _act_on_job(job_id: int, action: str) -> None:
     from provider.core.outbox_models import BackgroundJob
 
     row = db.session.get(BackgroundJob, job_id)
     if row is None:
         raise click.ClickException(f"there is no background work #{job_id}")
     try:
-        outcome = outbox.retry(db.session, row)
+        outcome = outbox.retry(db.session(), row) if action == "retry" else outbox.cancel(db.session(), row)
     except outbox.NotPossible as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"#{job_id}: {outcome}")
+
+
+@jobs_group.command("retry")
+@click.argument("job_id", type=int)
+def jobs_retry(job_id: int) -> None:
+    """Run failed or cancelled work again."""
+    _act_on_job(job_id, "retry")
 
 
 @jobs_group.command("cancel")
 @click.argument("job_id", type=int)
 def jobs_cancel(job_id: int) -> None:
     """Cancel waiting work, or ask running work to stop."""
-    from provider.core.outbox_models import BackgroundJob
-
-    row = db.session.get(BackgroundJob, job_id)
-    if row is None:
-        raise click.ClickException(f"there is no background work #{job_id}")
-    try:
-        outcome = outbox.cancel(db.session, row)
-    except outbox.NotPossible as exc:
-        raise click.ClickException(str(exc)) from None
-    db.session.commit()
-    click.echo(f"#{job_id}: {outcome}")
+    _act_on_job(job_id, "cancel")
 
 
 @jobs_group.command("dispatch")
