@@ -32,10 +32,22 @@ def _sqlite_only_fk(obj, type_, reflected, compare_to):
     return (obj.table.name, obj.referred_table.name, tuple(obj.column_keys)) in SQLITE_ONLY_FKS
 
 
+def _sqlite_key_twin(obj, type_, reflected, compare_to):
+    """On SQLite a client-keyed table (provider.core.schema_rules) keeps its rowid `id` as primary key and a
+    unique `(client_id, id)` beside it for composite foreign keys; the model's key is `(client_id, id)`."""
+    if type_ != "unique_constraint" or not reflected or compare_to is not None:
+        return False
+    if context.get_bind().dialect.name != "sqlite":
+        return False
+    return tuple(c.name for c in obj.columns) == ("client_id", "id")
+
+
 def include_object(obj, name, type_, reflected, compare_to):
-    """Not model drift: PostgreSQL-only indexes made by hand in migrations (trigram search), and the
-    redundant client FKs SQLite keeps (SQLITE_ONLY_FKS)."""
+    """Not model drift: PostgreSQL-only indexes made by hand in migrations (trigram search), the
+    redundant client FKs SQLite keeps (SQLITE_ONLY_FKS) and the key twin of client-keyed tables on SQLite."""
     if type_ == "index" and name and name.endswith("_trgm"):
+        return False
+    if _sqlite_key_twin(obj, type_, reflected, compare_to):
         return False
     return not _sqlite_only_fk(obj, type_, reflected, compare_to)
 
