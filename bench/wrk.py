@@ -208,8 +208,16 @@ class Browser:
         status, _, _ = self.request("POST", "/login", {"email": email, "password": password, "csrf_token": token(page)})
         if status != 302:
             raise SystemExit(f"sign-in of {email} failed with HTTP {status}")
-        _, _, page = self.request("GET", token_page)
-        return token(page)
+        return token(self.follow(token_page))
+
+    def follow(self, path: str) -> str:
+        """GET `path`, following redirects (a home page sends each role to its own start page)."""
+        status, location, page = self.request("GET", path)
+        for _ in range(3):
+            if status not in (301, 302, 303):
+                break
+            status, location, page = self.request("GET", urllib.parse.urlparse(location).path)
+        return page
 
 
 def token(page: str) -> str:
