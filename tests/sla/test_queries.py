@@ -58,6 +58,7 @@ def test_sla_tables_are_separated_by_row_level_security(db_session: Any, backend
         debtor = make_debtor(client)
         make_dispute(client, debtor, [make_invoice(client, debtor, f"I-{client.id}", 10_00)])
     tables = ("disputes", "dispute_invoices", "sla_clocks", "sla_clock_events", "contract_terms", "sla_targets")
+    tables += ("sla_month_closes",)
     with scoped(TenantScope.single(a.id), db.session):
         for table in tables:
             owners = db.session.execute(text(f"SELECT DISTINCT client_id FROM {table}")).scalars().all()
