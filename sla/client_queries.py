@@ -40,7 +40,8 @@ def ask_query(session: Session, client: Client, subject: str, body: str) -> Clie
     Refuses an empty or over-long subject or message, naming every field at fault at once (`QueryRefused`)."""
     errors: dict[str, list[str]] = {}
     texts: dict[str, str] = {}
-    for field, value, limit, what in (("subject", subject, SUBJECT_MAX, "subject"), ("body", body, BODY_MAX, "question")):
+    checks = (("subject", subject, SUBJECT_MAX, "subject"), ("body", body, BODY_MAX, "question"))
+    for field, value, limit, what in checks:
         try:
             texts[field] = _text(value, field, limit, what)
         except ServiceError as exc:

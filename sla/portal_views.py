@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import case, select
 
@@ -174,4 +174,3 @@ def portal_new_dispute() -> Any:
         "sla/portal_dispute_form.html", client=client, values=values, errors=errors, reasons=list(DisputeReason)
     )
     return (html, 422) if errors else html
-

@@ -7,6 +7,7 @@ tests are skipped, except in CI (CI=true), where they must run.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ def a11y_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from provider.reporting import formulas
     from provider.reporting.jobs import take_snapshot
     from provider.reporting.reports import generate_report
+    from sla.client_queries import ask_query
 
     db_file = tmp_path_factory.mktemp("a11y") / "live.db"
     app = create_app({"AR_ENV": "testing", "DATABASE_URL": f"sqlite:///{db_file}"})
@@ -85,12 +87,14 @@ def a11y_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
             client = db.session.scalar(select(Client).where(Client.code == "NWIND"))
             take_snapshot(client)
             generate_report(db.session, client, formulas.month_key(formulas.add_months(today_utc(), -1)))
+            ask_query(db.session, client, "Invoice copies", "Could you send copies of last month's invoices?")
             db.session.commit()
     return app
 
 
 @pytest.fixture(scope="session")
 def live_server(a11y_app: Any) -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request would drown the report
     server = make_server("127.0.0.1", 0, a11y_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
