@@ -21,6 +21,7 @@ import json
 import re
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -76,7 +77,16 @@ ITEM = re.compile(r'href="(/worklists/items/\d+)"')
 
 
 def _nav(browser: wrk.Browser, home: str) -> list[str]:
-    return list(dict.fromkeys(NAV.findall(browser.follow(home))))
+    """The pages a role's navigation offers, each as the path it finally lands on (wrk follows no redirect)."""
+    out = []
+    for path in dict.fromkeys(NAV.findall(browser.follow(home))):
+        status, location, _ = browser.request("GET", path)
+        if status in (301, 302, 303):
+            path = urllib.parse.urlparse(location).path
+            status, _, _ = browser.request("GET", path)
+        if status == 200:
+            out.append(path)
+    return out
 
 
 def _pages(port: int, biggest: int, debtor_ids: list[int], per_client: int, portal_debtor: int) -> dict[str, Any]:

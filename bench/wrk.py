@@ -271,6 +271,8 @@ def run(
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     data = json.loads(line[4:])
     errors = data["connect"] + data["read"] + data["write"] + data["timeout"] + data["status"] + data["unexpected"]
+    if data["requests"] == 0:  # not one answer within the run: every connection failed to get one
+        errors += len(users)
     return Result(
         name=name,
         requests=data["requests"],
