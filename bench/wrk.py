@@ -118,6 +118,7 @@ class Result:
     p99_ms: float
     max_ms: float
     collected: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)  # wrk's own counts (connect/read/write/timeout/status errors)
 
     @property
     def rps(self) -> float:
@@ -139,7 +140,7 @@ class Result:
         }
 
 
-GUNICORN_FLAGS = ("--log-level", "warning", "wsgi:app")
+GUNICORN_FLAGS = ("--log-level", "warning", "--timeout", "120", "wsgi:app")
 HEADER = f"{'run (wrk)':<40}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
 
 
@@ -260,15 +261,29 @@ def run(
         with open(script_path, "w") as fh:
             fh.write(PRELUDE.replace("{users}", users_path) + script)
         n, url = len(users), f"http://127.0.0.1:{port}/"
-        proc = subprocess.run(  # noqa: S603 - wrk with fixed arguments
+        proc = subprocess.Popen(  # noqa: S603 - wrk with fixed arguments
             [wrk, f"-t{n}", f"-c{n}", f"-d{seconds:g}s", f"--timeout={timeout_s}s", "-s", script_path, url],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK ")), None)
-    if proc.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        if proc.stdout is None or proc.stderr is None:
+            raise SystemExit("wrk started without its output pipes")
+        lines, finished = [], 0
+        for text_line in proc.stdout:
+            lines.append(text_line)
+            # a script that works through a fixed list prints FINISHED per thread when its last answer came;
+            # wrk itself only ends at -d, or at SIGINT (then it still prints its statistics and runs done())
+            if text_line.startswith("FINISHED"):
+                finished += 1
+                if finished == n:
+                    proc.send_signal(signal.SIGINT)
+        stderr = proc.stderr.read()
+        proc.wait()
+    stdout = "".join(lines)
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("WRK ")), None)
+    if proc.returncode != 0 or line is None or "error" in stderr.lower():  # a Lua error is only printed
+        raise SystemExit(f"wrk failed ({proc.returncode}):\n{stdout}\n{stderr}")
     data = json.loads(line[4:])
     errors = data["connect"] + data["read"] + data["write"] + data["timeout"] + data["status"] + data["unexpected"]
     if data["requests"] == 0:  # not one answer within the run: every connection failed to get one
@@ -283,6 +298,7 @@ def run(
         p99_ms=data["p99_us"] / 1000,
         max_ms=data["max_us"] / 1000,
         collected=data["collected"],
+        raw=data,
     )
 
 
