@@ -121,6 +121,7 @@ def run(name: str, size: str, extra: list[str]) -> dict[str, Any] | None:
     """Run one benchmark; append its JSON line, with where and when, to bench/results.jsonl."""
     args = [sys.executable, "-m", f"bench.{name}", *(["--quick"] if size == "quick" else []), *extra]
     print("$", " ".join(args[1:]), flush=True)
+    load_before = round(os.getloadavg()[0], 2)
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
     last = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")), None)
     if proc.returncode != 0 or last is None:
@@ -129,6 +130,7 @@ def run(name: str, size: str, extra: list[str]) -> dict[str, Any] | None:
     record = json.loads(last)
     record["_run"] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_before": load_before,  # 1-minute load average when it started: other work on the machine
         "commit": _commit(),
         "command": " ".join(args[2:]),
         "machine": machine(),
@@ -193,11 +195,14 @@ def table(records: list[dict[str, Any]]) -> str:
                 _number(r.get("floor_ratio")),
                 goal.text if goal else "",
                 {True: "✓", False: "✗", None: ""}[met],
-                f"{run_info.get('at', '')[:10]} `{run_info.get('command', '')}` @ {run_info.get('commit', '')}",
+                f"{run_info.get('at', '')[:10]} `{run_info.get('command', '')}` @ {run_info.get('commit', '')},"
+                f" load {run_info.get('load_before', '?')}",
             )
         )
     lines.append("")
-    lines.append("Machines: " + "; ".join(machines) + ".")
+    lines.append(
+        "Machines: " + "; ".join(machines) + ". *load*: the machine's 1-minute load average when the run started."
+    )
     return "\n".join(lines)
 
 
