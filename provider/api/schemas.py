@@ -19,10 +19,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from clients.journal import PaymentMethod, ReceivedBy
 from clients.ledger_queries import BUCKETS
 from clients.schemas import DebtorSchema
-from provider.core.money import exponent
+from provider.core.money import MAX_MINOR, exponent
 from provider.core.validation import Trimmed, Upper, check_currency, check_timezone
 
-MAX_AMOUNT = 10**15  # well inside BIGINT; a trillion in major units
+MAX_AMOUNT = MAX_MINOR  # 15 digits, the cap of every file format too (provider.core.money)
 MAX_ID = 2**53  # JSON-safe integers
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 BATCH_LIMIT = 1_000
