@@ -84,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
     from provider.background import portal_bp as portal_background_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
+    from provider.two_factor import bp as two_factor_bp
     from provider.views import bp as provider_bp
     from sla.views import bp as sla_bp
     from sla.views import portal_bp as sla_portal_bp
@@ -91,6 +92,7 @@ def _register_blueprints(app: Flask) -> None:
 
     staff = (
         auth_bp,
+        two_factor_bp,
         provider_bp,
         clients_bp,
         ledger_bp,
@@ -127,6 +129,12 @@ def _register_request_hooks(app: Flask) -> None:
             set_actor(Actor(current_user.id, current_user.email))
             g.scope = _scope_for(current_user)
             set_scope(g.scope, db.session)
+
+    @app.before_request
+    def second_factor_enrolment() -> Any:
+        from provider.two_factor import enforce_enrolment
+
+        return enforce_enrolment()
 
     @app.teardown_request
     def run_eager_jobs(exc: BaseException | None) -> None:
