@@ -215,7 +215,6 @@ def enforce_enrolment() -> Any:
         return None
     if request.path.startswith("/api/") or not required_for(current_user) or enrolled(current_user):
         return None
-    flash("Your role signs in with a second factor. Set it up to continue.", "info")
     return redirect(url_for("two_factor.setup"))
 
 
