@@ -80,7 +80,8 @@ def test_hsts_in_production_only(app: Flask, client: FlaskClient, db_session: An
             "SECRET_KEY": "x" * 40,
             "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
             "HSTS_MAX_AGE": "600",
-        }
+        },
+        JOBS_MODE="eager",  # no in-process dispatcher thread of this second app working the test database
     )
     header = prod.test_client().get("/login").headers.get("Strict-Transport-Security")
     assert header == "max-age=600; includeSubDomains"
