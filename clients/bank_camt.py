@@ -18,6 +18,7 @@ XML is parsed with defusedxml (no entities, no external references). Per stateme
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -57,10 +58,8 @@ def _amount(node: Any, where: str, what: str) -> tuple[Decimal, str]:
     if node is None:
         raise BankFileRejected(f"{where}: the {what} has no amount (Amt)")
     text = (node.text or "").strip()
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        amount = Decimal("NaN")
+    parsed = _decimal(text)
+    amount = parsed if parsed is not None else Decimal("NaN")
     if not amount.is_finite() or amount < 0 or not text:
         raise BankFileRejected(f"{where}: the {what}'s amount (Amt) {text!r} is not an amount")
     currency = (node.get("Ccy") or "").strip().upper()
@@ -250,7 +249,13 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+_AMT = re.compile(r"\d{1,18}(\.\d{0,5})?", re.ASCII)  # ISO 20022 amounts: 18 digits, 5 decimals, no exponent
+
+
 def _decimal(text: str) -> Decimal | None:
+    """A CAMT amount as written by the schema (digits, one decimal point); exponents, signs, NaN are not amounts."""
+    if not text or not _AMT.fullmatch(text):
+        return None
     try:
         return Decimal(text)
     except InvalidOperation:

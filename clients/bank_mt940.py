@@ -132,11 +132,17 @@ def fields_of(text: str) -> list[_Field]:
 
 
 def _amount(text: str, line: int, what: str) -> Decimal:
-    """An MT940 amount: digits with a decimal comma (standard) or a decimal point (as Rabobank writes it)."""
+    """An MT940 amount: digits with a decimal comma (standard) or a decimal point (as Rabobank writes it), at most
+    15 characters (SWIFT's 15d; banks pad with leading zeros, which do not count). A longer one is refused, never
+    cut (its tail would become the reference)."""
     t = text.strip()
-    if re.fullmatch(r"\d+(,\d*)?", t):
+    if len(t.lstrip("0")) > 15 and re.fullmatch(r"\d+([.,]\d*)?", t, flags=re.ASCII):
+        raise BankFileRejected(
+            f"line {line} of the MT940 file: the amount {t!r} of the {what} is too long (at most 15 characters)"
+        )
+    if re.fullmatch(r"\d+(,\d*)?", t, flags=re.ASCII):
         return Decimal(t.replace(",", ".").rstrip(".") or "0")
-    if re.fullmatch(r"\d+\.\d*", t):
+    if re.fullmatch(r"\d+\.\d*", t, flags=re.ASCII):
         return Decimal(t.rstrip(".") or "0")
     raise BankFileRejected(
         f"line {line} of the MT940 file: the amount {t!r} of the {what} is not an amount "

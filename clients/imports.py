@@ -59,7 +59,7 @@ from clients.placement_plan import (
     settle,
 )
 from clients.placement_stage import STATISTICS_AFTER, Stage, StageRow, refresh_statistics
-from provider.core import audit
+from provider.core import audit, uploads
 from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.errors import ServiceError
@@ -223,6 +223,10 @@ def read_rows(
     none has; several are refused rather than one read and the others left out). A spreadsheet's number
     cells are written with `decimal_mark`, like the text around them."""
     if content[:2] == b"PK":
+        try:
+            uploads.check_zip(content)
+        except uploads.UploadRefused as exc:
+            raise FileRejected(str(exc)) from None
         return _read_xlsx(content, decimal_mark, is_header)
     if content[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise FileRejected(
@@ -316,6 +320,7 @@ def _closed_quotes(header: list[str], rows: Rows, narrow_too: bool = True) -> Ro
                     f"row {line}: a quoted cell runs over {spans} lines and the row has {len(cells)} of the "
                     f"header's {len(header)} columns; a closing quote (\") is probably missing"
                 )
+            uploads.check_csv_row(line, cells)
             used = _width(cells)
             if used > width or (narrow_too and len(cells) < width):
                 n = used if used > len(header) else len(cells)
@@ -330,6 +335,8 @@ def _closed_quotes(header: list[str], rows: Rows, narrow_too: bool = True) -> Ro
             yield line, cells
     except (csv.Error, UnicodeDecodeError) as exc:
         raise FileRejected(f"the file cannot be read: {exc}") from None
+    except uploads.UploadRefused as exc:
+        raise FileRejected(str(exc)) from None
 
 
 def _encoding(content: bytes) -> str:
@@ -356,7 +363,12 @@ def _read_xlsx(content: bytes, decimal_mark: str = ".", is_header: IsHeader | No
         raise FileRejected(f"the spreadsheet cannot be read ({type(exc).__name__})") from None
 
     def cells(sheet: Any) -> Rows:
+        guard = uploads.SheetGuard()
         for i, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            try:
+                guard.row(i, values)
+            except uploads.UploadRefused as exc:
+                raise FileRejected(str(exc)) from None
             row = [_cell(v, decimal_mark) for v in values]
             if any(c.strip() for c in row):
                 yield i, row

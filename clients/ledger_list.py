@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -128,8 +129,9 @@ def _amount_arg(args: Mapping[str, str], key: str, errors: list[str]) -> Decimal
     raw = (args.get(key) or "").strip()
     if not raw:
         return None
-    try:
-        value = Decimal(raw.replace(",", "").replace(" ", "").replace("_", ""))
+    plain = raw.replace(",", "").replace(" ", "").replace("_", "")
+    try:  # digits and one decimal point, 15 digits at most: no exponent, NaN or amount no ledger can hold
+        value = Decimal(plain) if re.fullmatch(r"-?\d{1,15}(\.\d{0,3})?", plain, flags=re.ASCII) else None
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():

@@ -84,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
     from provider.background import portal_bp as portal_background_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
+    from provider.two_factor import bp as two_factor_bp
     from provider.views import bp as provider_bp
     from sla.views import bp as sla_bp
     from sla.views import portal_bp as sla_portal_bp
@@ -91,6 +92,7 @@ def _register_blueprints(app: Flask) -> None:
 
     staff = (
         auth_bp,
+        two_factor_bp,
         provider_bp,
         clients_bp,
         ledger_bp,
@@ -127,6 +129,12 @@ def _register_request_hooks(app: Flask) -> None:
             set_actor(Actor(current_user.id, current_user.email))
             g.scope = _scope_for(current_user)
             set_scope(g.scope, db.session)
+
+    @app.before_request
+    def second_factor_enrolment() -> Any:
+        from provider.two_factor import enforce_enrolment
+
+        return enforce_enrolment()
 
     @app.teardown_request
     def run_eager_jobs(exc: BaseException | None) -> None:
@@ -170,36 +178,77 @@ def _register_request_hooks(app: Flask) -> None:
         )
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
+        max_age = app.config.get("HSTS_MAX_AGE") or 0
+        if max_age:  # production only (provider.config): browsers then never speak plain http to us
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={int(max_age)}; includeSubDomains")
         return response
+
+    @app.before_request
+    def refuse_long_urls() -> Any:
+        """A URL longer than MAX_URL_CHARS is a 414 from the app (problem+json under /api/), before the WSGI
+        server's own cut-off (gunicorn answers plain text past 4,094 bytes of request line)."""
+        if len(request.full_path) > MAX_URL_CHARS:
+            from werkzeug.exceptions import RequestURITooLarge
+
+            raise RequestURITooLarge()
+        return None
+
+
+MAX_URL_CHARS = 4000
 
 
 def _register_error_pages(app: Flask) -> None:
-    def page(code: int, title: str, message: str) -> tuple[str, int]:
+    """HTML pages for people; under /api/ every error is problem+json, whichever part of the stack raised it
+    (routing's 404 for an id that does not parse, 405 with Allow, 413, 414, 429, 500)."""
+    from werkzeug.exceptions import HTTPException
+
+    from provider.api.problems import problem
+
+    def page(code: int, title: str, message: str, exc: Any = None) -> Any:
+        if request.path.startswith("/api/") or request.path == "/api":
+            headers = {}
+            allowed = getattr(exc, "valid_methods", None)
+            if code == 405 and allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
+            detail = "There is nothing here, or this token has no access to it." if code == 404 else message
+            return problem(code, detail, headers=headers)
         return render_template("error.html", code=code, title=title, message=message), code
 
-    @app.errorhandler(404)
-    def not_found(_e: Exception) -> tuple[str, int]:
-        return page(404, "Not found", "There is nothing here, or you do not have access to it.")
+    @app.errorhandler(HTTPException)
+    def any_http_error(e: HTTPException) -> Any:
+        """Codes without a page of their own (414, 400 from the framework ...): problem+json under /api/."""
+        if request.path.startswith("/api/"):
+            return page(e.code or 500, e.name, e.description or e.name, e)
+        return e
 
     @app.errorhandler(405)
-    def not_allowed(_e: Exception) -> tuple[str, int]:
-        return page(405, "Method not allowed", "This address does not accept that kind of request.")
+    def not_allowed(e: Exception) -> Any:
+        response = page(405, "Method not allowed", "This address does not accept that kind of request.", e)
+        return response
+
+    @app.errorhandler(404)
+    def not_found(_e: Exception) -> Any:
+        return page(404, "Not found", "There is nothing here, or you do not have access to it.")
+
+    @app.errorhandler(414)
+    def too_long(_e: Exception) -> Any:
+        return page(414, "Address too long", f"Addresses are limited to {MAX_URL_CHARS} characters.")
 
     @app.errorhandler(413)
-    def too_large(_e: Exception) -> tuple[str, int]:
+    def too_large(_e: Exception) -> Any:
         limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
         return page(413, "File too large", f"Uploads are limited to {limit} MB.")
 
     @app.errorhandler(429)
-    def too_many(_e: Exception) -> tuple[str, int]:
+    def too_many(_e: Exception) -> Any:
         return page(429, "Too many attempts", "Too many failed attempts. Wait a minute, then try again.")
 
     @app.errorhandler(CSRFError)
-    def csrf_error(e: CSRFError) -> tuple[str, int]:
+    def csrf_error(e: CSRFError) -> Any:
         return page(400, "Form expired", f"The form could not be accepted ({e.description}). Reload and retry.")
 
     @app.errorhandler(500)
-    def server_error(_e: Exception) -> tuple[str, int]:
+    def server_error(_e: Exception) -> Any:
         db.session.rollback()
         return page(500, "Something went wrong", "The error was logged. Nothing was saved.")
 

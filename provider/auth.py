@@ -98,11 +98,16 @@ def login() -> Any:
         return render_template("auth/login.html", form=form), 403
 
     next_url = _safe_next(request.args.get("next"))
-    start_session(user)
     if needs_rehash(user.password_hash):
         from provider.core.passwords import hash_password
 
         user.password_hash = hash_password(form.password.data)
+    from provider.two_factor import begin_second_step, enrolled
+
+    if enrolled(user):  # the password opens no session yet: the code from the authenticator app does
+        db.session.commit()
+        return begin_second_step(user, next_url)
+    start_session(user)
     db.session.commit()
     return redirect(next_url or home_for(user))
 
@@ -127,6 +132,11 @@ def start_session(user: User) -> str:
     with audit.acting_as(audit.Actor(user.id, user.email)):
         audit.record(db.session, "user.login", user, client_id=user.client_id)
     return token
+
+
+def current_token_hash() -> str | None:
+    token = session.get("sid")
+    return _token_hash(token) if token else None
 
 
 @bp.route("/logout", methods=["POST"])

@@ -11,6 +11,16 @@ start-up, so a missing or malformed value stops the app with a message that name
     SECRET_KEY              required (>= 32 characters) outside development, demo and testing
     LOGIN_RATE_LIMIT        failures per account+IP and minute before 429; default 5
     MAX_UPLOAD_MB           request body limit; default 50
+    OUTBOUND_HTTPS_ONLY     1/0: webhooks and other outbound calls only to https URLs; default 1 in production, else 0
+    OUTBOUND_ALLOWED_HOSTS  comma-separated host names/addresses outbound calls may reach although they are
+                            internal (loopback, private ...), e.g. erp.internal,10.0.0.8; default none
+    HSTS_MAX_AGE            seconds of Strict-Transport-Security sent in production (0 = no header); default 31536000
+    REQUIRE_2FA_ROLES       comma-separated roles that must use two-factor sign-in; default in production:
+                            admin,manager,client_admin; elsewhere (demo, development, testing): none
+    UPLOAD_MAX_UNZIPPED_MB  an uploaded XLSX/zip may expand to at most this; default 200
+    UPLOAD_MAX_MEMBERS      an uploaded zip may have at most this many members; default 2000
+    UPLOAD_MAX_RATIO        an uploaded zip member may be at most this many times its compressed size; default 200
+    UPLOAD_MAX_CELLS        a spreadsheet may declare at most this many rows x columns; default 5000000
 """
 
 from __future__ import annotations
@@ -46,6 +56,14 @@ class Settings:
     max_upload_mb: int
     job_heartbeat_seconds: int = 10
     job_stale_seconds: int = 45
+    outbound_https_only: bool = True
+    outbound_allowed_hosts: tuple[str, ...] = ()
+    hsts_max_age: int = 31_536_000
+    require_2fa_roles: tuple[str, ...] = ()
+    upload_max_unzipped_mb: int = 200
+    upload_max_members: int = 2000
+    upload_max_ratio: int = 200
+    upload_max_cells: int = 5_000_000
 
     @property
     def is_postgres(self) -> bool:
@@ -80,6 +98,14 @@ class Settings:
             "REMEMBER_COOKIE_SECURE": secure_cookies,
             "WTF_CSRF_TIME_LIMIT": None,
             "TESTING": self.env == "testing",
+            "OUTBOUND_HTTPS_ONLY": self.outbound_https_only,
+            "OUTBOUND_ALLOWED_HOSTS": frozenset(self.outbound_allowed_hosts),
+            "HSTS_MAX_AGE": self.hsts_max_age if self.env == "production" else 0,
+            "REQUIRE_2FA_ROLES": frozenset(self.require_2fa_roles),
+            "UPLOAD_MAX_UNZIPPED_BYTES": self.upload_max_unzipped_mb * 1024 * 1024,
+            "UPLOAD_MAX_MEMBERS": self.upload_max_members,
+            "UPLOAD_MAX_RATIO": self.upload_max_ratio,
+            "UPLOAD_MAX_CELLS": self.upload_max_cells,
         }
 
 
@@ -160,6 +186,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"(3 x JOB_HEARTBEAT_SECONDS = {3 * heartbeat})"
         )
 
+    https_only = _int(env, "OUTBOUND_HTTPS_ONLY", 1 if name == "production" else 0, 0, 1) == 1
+    allowed_hosts = tuple(h.strip().lower().rstrip(".") for h in env.get("OUTBOUND_ALLOWED_HOSTS", "").split(","))
     return Settings(
         env=name,
         database_url=database_url,
@@ -171,4 +199,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50, 1, 1024),
         job_heartbeat_seconds=heartbeat,
         job_stale_seconds=stale,
+        outbound_https_only=https_only,
+        outbound_allowed_hosts=tuple(h for h in allowed_hosts if h),
+        hsts_max_age=_int(env, "HSTS_MAX_AGE", 31_536_000, 0, 2 * 31_536_000),
+        require_2fa_roles=_roles(env, name),
+        upload_max_unzipped_mb=_int(env, "UPLOAD_MAX_UNZIPPED_MB", 200, 1, 4096),
+        upload_max_members=_int(env, "UPLOAD_MAX_MEMBERS", 2000, 1, 100_000),
+        upload_max_ratio=_int(env, "UPLOAD_MAX_RATIO", 200, 2, 10_000),
+        upload_max_cells=_int(env, "UPLOAD_MAX_CELLS", 5_000_000, 1, 1_000_000_000),
     )
+
+
+TWO_FACTOR_DEFAULT = ("admin", "manager", "client_admin")
+
+
+def _roles(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    from provider.core.permissions import Role
+
+    raw = env.get("REQUIRE_2FA_ROLES")
+    if raw is None:
+        return TWO_FACTOR_DEFAULT if name == "production" else ()
+    roles = tuple(r.strip() for r in raw.split(",") if r.strip())
+    known = {r.value for r in Role}
+    unknown = [r for r in roles if r not in known]
+    if unknown:
+        raise ConfigError(f"REQUIRE_2FA_ROLES names unknown roles {unknown}; choose among {sorted(known)}")
+    return roles

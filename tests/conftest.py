@@ -40,7 +40,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _environ(database_url: str, owner_url: str) -> dict[str, str]:
-    return {"AR_ENV": "testing", "DATABASE_URL": database_url, "DATABASE_OWNER_URL": owner_url}
+    # the webhook tests receive on loopback; tests/provider/test_outbound.py shows it refused without this
+    return {
+        "AR_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "DATABASE_OWNER_URL": owner_url,
+        "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
+    }
 
 
 class Database:

@@ -40,7 +40,7 @@ SKIP_ENDPOINTS = {"static"}
 class World:
     a: Any
     b: Any
-    b_objects: dict[str, int]
+    b_objects: dict[str, Any]
     b_markers: list[str]
     viewers: dict[str, str]
 
@@ -92,6 +92,7 @@ def world(db_session: Any) -> World:
             "client_id": b.id,
             "debtor_id": b_debtor.id,
             "user_id": b_user.id,
+            "session_id": _session_of(b_user),  # a sign-in session of B's user (/account/sessions/<id>/end)
             "team_id": team_b.id,
             "batch_id": b_batch.id,
             "job_id": _job_of(f"import:{b.id}:{b_batch.id}"),  # the background work of B's placement file
@@ -163,6 +164,17 @@ def _transaction_of(payment: Any) -> int:
         ).one()
 
 
+def _session_of(user: Any) -> str:
+    from provider.core.clock import now_utc
+    from provider.extensions import db as _db
+    from provider.models import AuthSession
+
+    row = AuthSession(token_hash="b" * 64, user_id=user.id, last_seen_at=now_utc(), ip="198.51.100.7", user_agent="x")
+    _db.session.add(row)
+    _db.session.commit()
+    return row.token_hash
+
+
 def _api_objects_of_b(b: Any, b_debtor: Any, b_invoice: Any, b_user_id: int) -> dict[str, int]:
     """B's API token, credit note, webhook endpoint and delivery (the API and webhook pages' URL arguments)."""
     from datetime import date
@@ -232,7 +244,7 @@ def _text_of(response: Any) -> str:
     return response.get_data(as_text=True)
 
 
-def _url(rule: Any, values: dict[str, int]) -> str:
+def _url(rule: Any, values: dict[str, Any]) -> str:
     path = rule.rule
     for arg in rule.arguments:
         path = path.replace(f"<int:{arg}>", str(values[arg])).replace(f"<{arg}>", str(values[arg]))

@@ -214,11 +214,12 @@ def _http(exc: HTTPException) -> Any:
         if code == 404
         else (exc.description or TITLE_FALLBACK)
     )
-    return problem(code, detail)
+    allowed = getattr(exc, "valid_methods", None)
+    return problem(code, detail, headers={"Allow": ", ".join(sorted(allowed))} if code == 405 and allowed else None)
 
 
 TITLE_FALLBACK = "the request could not be handled"
-for _code in (400, 404, 405, 413, 415, 429):  # code-specific handlers win over the app's HTML pages
+for _code in (400, 404, 405, 413, 414, 415, 429):  # code-specific handlers win over the app's HTML pages
     bp.register_error_handler(_code, _http)
 
 

@@ -162,10 +162,12 @@ def replay_delivery(delivery_id: int) -> Any:
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None or delivery.client_id != current_user.client_id:
         abort(404)
-    ok = webhooks.replay_delivery(db.session, delivery)
+    queued = webhooks.request_replay(db.session, delivery)
     db.session.commit()
     flash(
-        "Delivered again." if ok else f"The receiver answered {delivery.last_status_code or delivery.last_error}.",
-        "success" if ok else "error",
+        "Replay queued: the attempt appears in the log below once it has been sent."
+        if queued
+        else "A replay of this delivery is already waiting to be sent.",
+        "info",
     )
     return redirect(url_for("api_portal.webhook_delivery", delivery_id=delivery.id))

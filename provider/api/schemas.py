@@ -19,10 +19,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from clients.journal import PaymentMethod, ReceivedBy
 from clients.ledger_queries import BUCKETS
 from clients.schemas import DebtorSchema
-from provider.core.money import exponent
+from provider.core.money import MAX_MINOR, exponent
 from provider.core.validation import Trimmed, Upper, check_currency, check_timezone
 
-MAX_AMOUNT = 10**15  # well inside BIGINT; a trillion in major units
+MAX_AMOUNT = MAX_MINOR  # 15 digits, the cap of every file format too (provider.core.money)
 MAX_ID = 2**53  # JSON-safe integers
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 BATCH_LIMIT = 1_000
@@ -70,8 +70,21 @@ def Amount(**kw: Any) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_AMOUNT), **kw)
 
 
+DAY_PATTERN = r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # 1900-01-01 .. 2999-12-31
+
+
 def Day(**kw: Any) -> fields.Date:
-    return fields.Date(validate=validate.Range(min=EARLIEST, max=LATEST), **kw)
+    """A date the ledger holds; the document states the range as a pattern (JSON Schema has no date bounds)."""
+    metadata = {"pattern": DAY_PATTERN, **kw.pop("metadata", {})}
+    return fields.Date(validate=validate.Range(min=EARLIEST, max=LATEST), metadata=metadata, **kw)
+
+
+def Currency(**kw: Any) -> Code:
+    """An ISO 4217 code on the current list; the document lists them (lower case and spaces are accepted too)."""
+    from provider.core.money import _minor_units
+
+    metadata = {"enum": sorted(_minor_units()), **kw.pop("metadata", {})}
+    return Code(validate=check_currency, metadata=metadata, **kw)
 
 
 @lru_cache(maxsize=512)
@@ -121,7 +134,7 @@ class InvoiceQuery(ListQuery):
     debtor_id = QueryId()
     number = Text(validate=validate.Length(max=64))
     status = fields.String(validate=validate.OneOf(["open", "settled"]))
-    currency = Code(validate=check_currency)
+    currency = Currency()
     due_before = Day()
     due_after = Day()
 
@@ -215,7 +228,7 @@ class InvoiceIn(Schema):
     number = Text(required=True, validate=validate.Length(min=1, max=64))
     issue_date = Day(required=True)
     due_date = Day(required=True)
-    currency = Code(required=True, validate=check_currency)
+    currency = Currency(required=True)
     amount_minor = Amount(required=True)
     po_reference = Text(load_default="", validate=validate.Length(max=64))
 
@@ -332,7 +345,7 @@ class PaymentIn(Schema):
     debtor_id = Id(required=True)
     external_ref = Text(required=True, validate=validate.Length(min=1, max=64))
     received_on = Day(required=True)
-    currency = Code(required=True, validate=check_currency)
+    currency = Currency(required=True)
     amount_minor = Amount(required=True)
     method = fields.String(load_default=PaymentMethod.BANK_TRANSFER.value, validate=validate.OneOf(list(PaymentMethod)))
     received_by = fields.String(load_default=ReceivedBy.AGENCY.value, validate=validate.OneOf(list(ReceivedBy)))
@@ -390,7 +403,7 @@ class CreditNoteIn(Schema):
         required=True,
         metadata={"description": "not in the future (client's time zone); with invoice_id, not before its issue date"},
     )
-    currency = Code(required=True, validate=check_currency)
+    currency = Currency(required=True)
     amount_minor = Amount(required=True)
     reason = Text(load_default="", validate=validate.Length(max=200))
     invoice_id = Id(metadata={"description": "allocate at once to this invoice, on the credit note's date"})

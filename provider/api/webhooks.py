@@ -10,7 +10,9 @@ the commit. The job POSTs each due delivery, signed:
 
 A receiver recomputes the HMAC over the timestamp and the raw body and rejects old timestamps (replay
 protection). Failures are retried with backoff (BACKOFF) by the periodic sweep; after the last one the
-delivery is `dead` and can be replayed from the UI. Every attempt is logged with its response code.
+delivery is `dead` and can be replayed from the UI (the replay is background work too: the web request only
+queues it). Every attempt is logged with its response code, or "refused" / "timed out": the sending goes
+through provider.core.outbound, which refuses internal addresses and never says more than that.
 """
 
 from __future__ import annotations
@@ -20,11 +22,8 @@ import hmac
 import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,14 +38,13 @@ from provider.api.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from provider.core import audit, jobs
+from provider.core import audit, jobs, outbound
 from provider.core.clock import now_utc
 from provider.core.errors import ServiceError
 from provider.core.tenancy import TenantScope, scoped
 
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1), timedelta(hours=6))
 MAX_ATTEMPTS = len(BACKOFF) + 1
-TIMEOUT_S = 10
 BATCH = 200
 SIGNATURE_HEADER = "X-AR-Signature"
 EVENT_TYPES = [e.value for e in EventType]
@@ -74,10 +72,21 @@ def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = 3
 # --- endpoints ------------------------------------------------------------------------------------------
 
 
+def _policy() -> outbound.Policy:
+    from flask import current_app
+
+    return outbound.Policy.from_config(current_app.config)
+
+
 def _check_endpoint(url: str, events: list[str]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > 500:
-        raise ServiceError("give an http(s) URL", field="url")
+    policy = _policy()
+    try:
+        if len(url) > 500:
+            raise outbound.OutboundRefused("too long")
+        outbound.check_url(url, policy)
+    except outbound.OutboundRefused:
+        wanted = "an https URL" if policy.https_only else "an http(s) URL"
+        raise ServiceError(f"give {wanted} of a public host (at most 500 characters)", field="url") from None
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if not events or unknown:
         raise ServiceError(f"choose events among {', '.join(EVENT_TYPES)}", field="events")
@@ -222,14 +231,9 @@ connect_signals()
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, str(getattr(exc, "reason", exc))[:300]
+    """(status, what the client may see: "", "refused", "timed out" or "HTTP <status>")."""
+    result = outbound.post_json(url, body, headers, _policy())
+    return result.status, result.shown
 
 
 def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False) -> bool:
@@ -299,13 +303,30 @@ def deliver_due(session: Session, client_id: int, limit: int = BATCH) -> tuple[i
     return done, failed
 
 
+def request_replay(session: Session, delivery: WebhookDelivery) -> bool:
+    """Queue a replay of the delivery (from the UI). The sending runs as background work, never inside the web
+    request; returns False when a replay of it is already waiting."""
+    queued = jobs.enqueue(replay_webhook_job, delivery.client_id, delivery.id, job_id=f"webhook-replay:{delivery.id}")
+    audit.record(session, "webhook_delivery.replay", delivery, after={"queued": queued is not None})
+    return queued is not None
+
+
 def replay_delivery(session: Session, delivery: WebhookDelivery) -> bool:
-    """Send a delivery again now, whatever its state (from the UI); logged as a replay attempt."""
-    ok = attempt(session, delivery, replay=True)
-    audit.record(
-        session, "webhook_delivery.replay", delivery, after={"ok": ok, "status_code": delivery.last_status_code}
-    )
-    return ok
+    """Send a delivery again now, whatever its state; logged as a replay attempt (run by replay_webhook_job)."""
+    return attempt(session, delivery, replay=True)
+
+
+@jobs.job(queue="high", timeout=120, retries=0, title="Webhook replay")
+def replay_webhook_job(client_id: int, delivery_id: int) -> str:
+    from provider.extensions import db
+
+    with scoped(TenantScope.single(client_id), db.session):
+        delivery = db.session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.client_id != client_id:
+            return "nothing to replay"
+        ok = replay_delivery(db.session, delivery)
+        db.session.commit()
+    return "delivered" if ok else "not delivered"
 
 
 @jobs.job(queue="high", timeout=300, retries=3, title="Webhook delivery")

@@ -28,6 +28,9 @@ class MoneyError(ValueError):
 
 DECIMAL_COMMA_HINT = "; decimals take a point, as in 1250.00"
 # how an amount is written: "." = 1,234.56 and "," = 1.234,56 (the value is what a file's format setting stores)
+MAX_DIGITS = 15  # significant digits of an amount in minor units, in every file format and the API
+MAX_MINOR = 10**MAX_DIGITS - 1  # 999,999,999,999,999 minor units: far inside BIGINT (and exact in a double)
+_MAX_TEXT = 40  # characters of an amount worth reading at all (grouping included)
 DECIMAL_MARKS = {".": "1,234.56", ",": "1.234,56"}
 _GROUPED = {
     ".": re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d{1,2}(,\d{2})+,\d{3})(\.\d*)?"),  # also 12,34,567.89 (India)
@@ -118,15 +121,19 @@ class Money:
 
         The other mark may only group thousands ('1,234,567.5'; spaces and apostrophes are allowed too): a
         decimal comma read as a thousands separator would silently make '1250,00' a hundred times larger, so
-        anything else is refused. Refuses more decimals than the currency has instead of rounding them away."""
+        anything else is refused. Refuses more decimals than the currency has instead of rounding them away, and
+        more than MAX_DIGITS digits in minor units (so no amount the API would refuse, or the database could not
+        hold, comes in through a file). No exponents ('1E3'), no NaN or infinity: digits and marks only."""
         if decimal_mark not in DECIMAL_MARKS:
             raise MoneyError(f"unknown decimal mark {decimal_mark!r}")
         exp = exponent(currency)
         raw = str(text).strip()
         for blank in (" ", "\u00a0", "\u202f", "'", "_"):
             raw = raw.replace(blank, "")
-        if not re.fullmatch(r"[+-]?[\d.,]+", raw):
+        if not re.fullmatch(r"[+-]?[\d.,]+", raw, flags=re.ASCII):
             raise MoneyError(f"{text!r} is not a number")
+        if len(raw) > _MAX_TEXT:
+            raise MoneyError(f"{str(text)[:_MAX_TEXT]!r}... is too long for an amount ({MAX_DIGITS} digits at most)")
         group = "," if decimal_mark == "." else "."
         if group in raw:
             if not _GROUPED[decimal_mark].fullmatch(raw):
@@ -135,12 +142,14 @@ class Money:
             raw = raw.replace(group, "")
         if decimal_mark == ",":
             raw = raw.replace(",", ".")
-        if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", raw):
+        if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", raw, flags=re.ASCII):
             raise MoneyError(f"{text!r} is not a number")
         value = Decimal(raw)
         scaled = value.scaleb(exp)
         if scaled != scaled.to_integral_value():
             raise MoneyError(f"{text!r} has more than {exp} decimal places for {currency}")
+        if abs(int(scaled)) > MAX_MINOR:
+            raise MoneyError(f"{text!r} is too large: at most {MAX_DIGITS} digits in {currency}")
         return cls(int(scaled), currency)
 
     def _check(self, other: Money) -> None:

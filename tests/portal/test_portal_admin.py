@@ -22,7 +22,9 @@ from worklists.models import WorkAction, WorkItem
 from worklists.scoring import rescore
 
 PORTAL_BLUEPRINTS = ("portal", "portal_ledger", "portal_payments", "sla_portal", "portal_reports")
-PUBLIC = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz"}
+# the second sign-in step and every signed-in user's own account pages (two-factor, sessions), like logout
+ACCOUNT_ENDPOINTS = {"two_factor.verify", "two_factor.setup", "two_factor.sessions", "two_factor.end_session"}
+PUBLIC = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz", *ACCOUNT_ENDPOINTS}
 
 
 def _recall(client: FlaskClient, debtor_id: int, **form: str) -> Any:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provider.core.money import CurrencyMismatch, Money, MoneyError, exponent, format_money
+from provider.core.money import MAX_MINOR, CurrencyMismatch, Money, MoneyError, exponent, format_money
 
 CURRENCIES = ["USD", "EUR", "GBP", "JPY", "KWD", "CAD", "AUD", "CHF"]
-amounts = st.integers(min_value=-(10**15), max_value=10**15)
+amounts = st.integers(min_value=-MAX_MINOR, max_value=MAX_MINOR)  # every amount a file or the API may carry
 
 
 @pytest.mark.parametrize(("code", "exp"), [("JPY", 0), ("USD", 2), ("EUR", 2), ("KWD", 3), ("BHD", 3), ("CLP", 0)])
@@ -85,7 +85,7 @@ def _written(minor: int, exp: int, mark: str, grouped: bool) -> str:
 
 
 @given(
-    minor=st.integers(min_value=0, max_value=10**15),
+    minor=st.integers(min_value=0, max_value=MAX_MINOR),
     code=st.sampled_from(CURRENCIES),
     mark=st.sampled_from([".", ","]),
     grouped=st.booleans(),

@@ -10,7 +10,9 @@ from flask import Flask
 
 from provider.core.permissions import ROLE_PERMISSIONS, Permission, Role, has_permission
 
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz"}
+# the second sign-in step and every signed-in user's own account pages (two-factor, sessions), like logout
+ACCOUNT_ENDPOINTS = {"two_factor.verify", "two_factor.setup", "two_factor.sessions", "two_factor.end_session"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz", *ACCOUNT_ENDPOINTS}
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_CHECK = re.compile(r"current_user\.role\s*(==|!=|in\b|not in\b)")
 

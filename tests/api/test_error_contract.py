@@ -1,0 +1,87 @@
+"""Every /api/ answer is problem+json, errors raised by routing and the framework included; HSTS in production."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from provider.app import create_app
+from tests.factories import make_api_token, make_client
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/debtors/-1", 404),
+        ("GET", "/api/v1/debtors/abc", 404),
+        ("GET", "/api/v1/debtors/1.5", 404),
+        ("GET", "/api/v1/no-such-thing", 404),
+        ("GET", "/api/v2/debtors", 404),
+        ("TRACE", "/api/v1/debtors", 405),
+        ("DELETE", "/api/v1/debtors", 405),
+        ("GET", "/api/v1/debtors?q=" + "x" * 5000, 414),
+    ],
+)
+def test_api_errors_are_problem_json(client: FlaskClient, db_session: Any, method: str, path: str, status: int) -> None:
+    token = make_api_token(make_client())
+    response = client.open(path, method=method, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status
+    assert response.mimetype == PROBLEM
+    assert response.get_json()["status"] == status
+    if status == 405:
+        assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+def test_a_body_over_the_limit_is_413_problem_json(app: Flask, client: FlaskClient, db_session: Any) -> None:
+    token = make_api_token(make_client())
+    before = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    try:
+        response = client.post(
+            "/api/v1/payments",
+            data=b"{" + b" " * 5000 + b"}",
+            headers={"Authorization": f"Bearer {token}"},
+            content_type="application/json",
+        )
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = before
+    assert (response.status_code, response.mimetype) == (413, PROBLEM)
+
+
+def test_too_many_requests_is_429_problem_json(app: Flask, client: FlaskClient, db_session: Any) -> None:
+    from provider.extensions import limiter
+
+    token = make_api_token(make_client())
+    app.config["API_RATE_LIMIT"] = "2/minute"
+    limiter.reset()
+    try:
+        codes = [client.get("/api/v1/debtors", headers={"Authorization": f"Bearer {token}"}) for _ in range(3)]
+    finally:
+        app.config.pop("API_RATE_LIMIT")
+        limiter.reset()
+    assert (codes[-1].status_code, codes[-1].mimetype) == (429, PROBLEM)
+
+
+def test_pages_outside_the_api_stay_html(client: FlaskClient, db_session: Any) -> None:
+    response = client.get("/no-such-page")
+    assert (response.status_code, response.mimetype) == (404, "text/html")
+
+
+def test_hsts_in_production_only(app: Flask, client: FlaskClient, db_session: Any) -> None:
+    assert "Strict-Transport-Security" not in client.get("/login").headers
+    prod = create_app(
+        {
+            "AR_ENV": "production",
+            "SECRET_KEY": "x" * 40,
+            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+            "HSTS_MAX_AGE": "600",
+        },
+        JOBS_MODE="eager",  # no in-process dispatcher thread of this second app working the test database
+    )
+    header = prod.test_client().get("/login").headers.get("Strict-Transport-Security")
+    assert header == "max-age=600; includeSubDomains"
