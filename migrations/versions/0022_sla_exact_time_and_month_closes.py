@@ -1,7 +1,7 @@
 """sla: exact business time, the pause instant, and months whose compliance has been reported
 
 Revision ID: 0022
-Revises: 0019
+Revises: 0021
 Create Date: 2026-12-08
 
 - `sla_clocks.allowance_s` / `elapsed_s` (whole seconds, truncated per working day) become `allowance_us` /
@@ -27,7 +27,7 @@ MICROS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # revision identifiers, used by Alembic.
 revision = "0022"
-down_revision = "0019"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
