@@ -64,7 +64,7 @@ from provider.core.clock import now_utc, today_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.errors import ServiceError
 from provider.core.jobs import enqueue, job
-from provider.core.money import DECIMAL_MARKS, MoneyError, exponent, validate_currency
+from provider.core.money import DECIMAL_MARKS, MAX_MINOR, MoneyError, exponent, validate_currency
 from provider.core.tenancy import ClientOwned, TenantScope, scoped
 from provider.extensions import db
 
@@ -557,7 +557,7 @@ def placement_header_test(mapping: dict[str, Any]) -> HeaderTest:
     return HeaderTest(wanted, [{export_presets.column_key(c) for c in p.signature} for p in presets])
 
 
-_PLAIN_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,4}))?")
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,4}))?")  # ASCII digits only, as Money.parse
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -625,7 +625,7 @@ class RowChecker:
             issue, due = date.fromisoformat(issue_s), date.fromisoformat(due_s)
         except ValueError:
             return None
-        if minor <= 0 or due < issue or issue > self.latest_issue:
+        if minor <= 0 or minor > MAX_MINOR or due < issue or issue > self.latest_issue:
             return None
         return StageRow(line, number, ref, name[:200], issue, due, currency, minor, po)
 

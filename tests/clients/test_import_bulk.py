@@ -49,7 +49,24 @@ _dates = st.one_of(
 _amounts = st.one_of(
     st.integers(-(10**6), 10**12).map(str),
     st.decimals(-(10**6), 10**9, places=3, allow_nan=False, allow_infinity=False).map(str),
-    st.sampled_from(["1,000.50", "0", "0.00", "-1", "1e3", "12.", ".5", "١٢", "NaN", "", " 7.25 ", "1_000"]),
+    st.sampled_from(
+        [
+            "1,000.50",
+            "0",
+            "0.00",
+            "-1",
+            "1e3",
+            "12.",
+            ".5",
+            "١٢",
+            "NaN",
+            "",
+            " 7.25 ",
+            "1_000",
+            "999999999999999.99",
+            "99999999999999.99",
+        ]
+    ),
 )
 _currencies = st.sampled_from(["EUR", "eur", "JPY", "KWD", "USD", "EUX", "", " gbp ", "XXX", "EU"])
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=70)
