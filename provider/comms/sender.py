@@ -141,8 +141,7 @@ def _read(session: Session, client_id: int, ids: list[int]) -> list[Outgoing]:
         )
         for m in rows
     ]
-    session.expunge_all()
-    return out
+    return out  # the claim's commit expires the rows: nothing stale stays cached
 
 
 def _settle(session: Session, out: Outgoing, status: str, event: str, detail: str = "", **values: Any) -> bool:

@@ -16,16 +16,18 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 from provider.comms import verp
+from provider.core.errors import ServiceError
 from provider.core.clock import now_utc
 
 STAFF_PURPOSES = frozenset({"report_ready", "sla_alert"})  # to client users and staff: no unsubscribe link
 
 
-class TemporaryFailure(Exception):
-    """The server could not be reached or refused for now (4xx): try again later. The message is for people."""
+class TemporaryFailure(ServiceError):
+    """The server could not be reached or refused for now (4xx): try again later. The message is for people (the
+    job pages show it as the run's reason)."""
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(ServiceError):
     """The server refused this message for good (5xx). The message is for people."""
 
 
