@@ -16,8 +16,8 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 from provider.comms import verp
-from provider.core.errors import ServiceError
 from provider.core.clock import now_utc
+from provider.core.errors import ServiceError
 
 STAFF_PURPOSES = frozenset({"report_ready", "sla_alert"})  # to client users and staff: no unsubscribe link
 

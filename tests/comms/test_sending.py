@@ -24,8 +24,9 @@ from tests.factories import make_client, make_debtor
 
 def _queue(session: Any, client_id: int, key: str, to: str, **kw: Any) -> Message:
     kw.setdefault("purpose", "dunning")
-    return queue_email(session, client_id=client_id, to=to, subject=f"About {key}", text=f"Text of {key}",
-                       dedupe_key=key, **kw)  # fmt: skip
+    return queue_email(
+        session, client_id=client_id, to=to, subject=f"About {key}", text=f"Text of {key}", dedupe_key=key, **kw
+    )
 
 
 def _events(session: Any, message_id: int) -> list[str]:
@@ -44,8 +45,16 @@ def test_queued_mail_arrives_as_rendered_with_signed_return_paths(
     with scoped(TenantScope.single(client.id), db_session):
         db_session.add(SendingIdentity(client_id=client.id, from_name="Acme Credit", from_address="ar@acme.example"))
         db_session.flush()
-        first = _queue(db_session, client.id, "a", "ana@example.test", debtor_id=debtor.id, to_name="Ana Ltd",
-                       html="<p>Hello <b>Ana</b></p>", attachments=[Attachment("statement.pdf", b"%PDF-1.4 s")])  # fmt: skip
+        first = _queue(
+            db_session,
+            client.id,
+            "a",
+            "ana@example.test",
+            debtor_id=debtor.id,
+            to_name="Ana Ltd",
+            html="<p>Hello <b>Ana</b></p>",
+            attachments=[Attachment("statement.pdf", b"%PDF-1.4 s")],
+        )
         second = _queue(db_session, client.id, "b", "bob@example.test", purpose="report_ready")
         db_session.commit()
     assert jobs.drain() == 1  # one sending run for the client's batch
