@@ -22,7 +22,8 @@ import email.policy
 import logging
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage, Message as RawMessage
+from email.message import EmailMessage
+from email.message import Message as RawMessage
 from typing import Any
 
 from flask import Flask

@@ -205,7 +205,7 @@ def test_the_listener_is_not_a_relay_and_keeps_other_mail_for_our_domain_as_unma
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
         _send_to(listener, "victim@example.org", mail)
     assert next(iter(refused.value.recipients.values()))[0] == 550
-    _send_to(listener, f"info@{app.config['MAIL_RETURN_DOMAIN']}", mail)
+    _send_to(listener, f"info@{app.config['MAIL_RETURN_DOMAIN']}", mail, mail_from="spam@example.org")
     inbound = db_session.scalar(select(InboundMail).order_by(InboundMail.id.desc()))
     assert inbound.kind == "unmatched" and "not a reply or bounce address" in inbound.reason
     assert inbound.subject == "Hello" and inbound.mail_from == "spam@example.org"
