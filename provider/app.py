@@ -84,6 +84,8 @@ def _register_blueprints(app: Flask) -> None:
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
+    from provider.comms.views import bp as comms_bp
+    from provider.comms.views import portal_bp as comms_portal_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.views import bp as provider_bp
@@ -101,8 +103,17 @@ def _register_blueprints(app: Flask) -> None:
         sla_bp,
         reporting_bp,
         background_bp,
+        comms_bp,
     )
-    portal = (portal_bp, portal_ledger_bp, portal_payments_bp, sla_portal_bp, portal_reports_bp, portal_background_bp)
+    portal = (
+        portal_bp,
+        portal_ledger_bp,
+        portal_payments_bp,
+        sla_portal_bp,
+        portal_reports_bp,
+        portal_background_bp,
+        comms_portal_bp,
+    )
     for bp in staff + portal:
         app.register_blueprint(bp)
     from provider.api import register as register_api
@@ -208,11 +219,13 @@ def _register_error_pages(app: Flask) -> None:
 
 def _register_template_helpers(app: Flask) -> None:
     from clients.ledger_queries import BUCKETS, bucket_of
+    from provider.comms.queries import debtor_timeline
     from provider.core.money import format_money
     from provider.core.permissions import Permission
     from provider.ui import nav_items, sort_link, url_with
 
     app.jinja_env.globals.update(
+        debtor_messages=debtor_timeline,
         Permission=Permission,
         nav_items=nav_items,
         url_with=url_with,
