@@ -45,6 +45,9 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
         configure_engine(db.engine)
 
     _import_models()
+    from provider.comms.notices import connect as connect_mail_notices
+
+    connect_mail_notices()  # SLA breach alerts by e-mail (connecting twice is a no-op)
     _register_blueprints(app)
     _register_request_hooks(app)
     _register_error_pages(app)
@@ -64,6 +67,7 @@ def _import_models() -> None:
     import provider.api.models
     import provider.comms.jobs
     import provider.comms.models
+    import provider.comms.notices
     import provider.core.audit
     import provider.core.outbox_models
     import provider.models
@@ -155,6 +159,10 @@ def _register_request_hooks(app: Flask) -> None:
         if app.config.get("JOBS_MODE") == "thread" and not app.extensions.get("ar_job_dispatcher"):
             from provider.core import outbox
 
+            if app.config.get("AR_ENV") == "demo":  # mail goes to a loopback server the demo starts (comms.demo)
+                from provider.comms.demo import start_demo_mail
+
+                start_demo_mail(app)
             app.extensions["ar_job_dispatcher"] = outbox.start_maintenance_thread(app)
 
     @app.after_request
