@@ -125,6 +125,8 @@ def test_refusals_for_now_are_retried_later_and_for_good_fail_with_the_reason(
         assert gone.status == "failed" and "No such user here" in gone.last_error and gone.status_label == "Not sent"
         assert busy.status == "queued" and "Busy" in busy.last_error and busy.next_attempt_at > now_utc()
         assert _events(db_session, busy.id) == ["queued", "deferred"]
+        waited = busy.next_attempt_at - now_utc()
+        assert 0 < waited.total_seconds() <= 60  # the first retry comes after a minute, later ones wait longer
         assert fine.status == "sent"
         # not due yet: nothing happens; once due and the server agrees, it goes
         assert send_queued(db_session, client.id).deferred == 0
@@ -212,3 +214,37 @@ def test_no_mail_server_configured_waits_in_the_queue(app: Any, db_session: Any)
             assert message.status == "queued"
     finally:
         app.config["SMTP_HOST"] = saved
+
+
+def test_names_subjects_and_text_outside_ascii_arrive_intact(
+    app: Any, db_session: Any, smtp_server: CaptureServer
+) -> None:
+    client = make_client()
+    with scoped(TenantScope.single(client.id), db_session):
+        queue_email(
+            db_session,
+            client_id=client.id,
+            to="juergen@example.test",
+            to_name="Jürgen Größe",
+            subject="Überfällig: 5 €",
+            text="Grüße aus Köln\n.a line starting with a dot\n",
+            purpose="dunning",
+            dedupe_key="utf8",
+        )
+        refused = queue_email(
+            db_session,
+            client_id=client.id,
+            to="jürgen@example.test",
+            subject="s",
+            text="t",
+            purpose="dunning",
+            dedupe_key="utf8-local",
+        )
+        assert refused.status == "failed" and "cannot receive e-mail" in refused.last_error
+        db_session.commit()
+        assert send_queued(db_session, client.id).sent == 1
+    mail = smtp_server.received[0].message
+    assert str(mail["To"]) == "Jürgen Größe <juergen@example.test>" and str(mail["Subject"]) == "Überfällig: 5 €"
+    assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == (
+        "Grüße aus Köln\n.a line starting with a dot\n"
+    )
