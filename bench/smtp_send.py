@@ -142,9 +142,7 @@ def main() -> None:
                 product_s = time.perf_counter() - t
                 product_count = counter.value - before
                 with scoped(TenantScope.agency(), db.session):
-                    sent = db.session.scalar(
-                        select(func.count()).select_from(Message).where(Message.status == "sent")
-                    )
+                    sent = db.session.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
                 db.session.remove()
         finally:
             drop()
