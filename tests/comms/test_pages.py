@@ -159,3 +159,32 @@ def test_the_portal_shows_messages_to_its_own_debtors_only(client: Any, db_sessi
     assert client.get("/mail").status_code == 404  # the agency's page is not the client's
     debtor_page = client.get(f"/portal/debtors/{debtor.id}").get_data(as_text=True)
     assert "Reminder to my debtor" in debtor_page and f"/portal/messages/{mine.id}" in debtor_page
+
+
+def test_a_manager_sends_an_unconfirmed_message_again_and_a_suppressed_one_is_refused(
+    client: Any, db_session: Any
+) -> None:
+    from provider.comms import suppress_address
+    from provider.comms.models import Message as M
+
+    acme = make_client()
+    debtor = make_debtor(acme)
+    again = _mail(db_session, acme, debtor, "r1", "Unconfirmed one", to="ok@example.test")
+    blocked = _mail(db_session, acme, debtor, "r2", "Bounced address", to="gone@example.test")
+    with scoped(TenantScope.agency(), db_session):
+        for message in (again, blocked):
+            db_session.execute(
+                M.__table__.update().where(M.__table__.c.id == message.id).values(status="failed", last_error="x")
+            )
+        suppress_address(db_session, client_id=acme.id, address="gone@example.test", kind="bounced")
+        db_session.commit()
+    login(client, make_user("manager").email)
+    token = fresh_csrf(client, f"/mail/messages/{again.id}")
+    assert "Send again" in client.get(f"/mail/messages/{again.id}").get_data(as_text=True)
+    client.post(f"/mail/messages/{again.id}/resend", data={"csrf_token": token})
+    refused = client.post(f"/mail/messages/{blocked.id}/resend", data={"csrf_token": token}, follow_redirects=True)
+    assert "bounced" in refused.get_data(as_text=True)
+    with scoped(TenantScope.agency(), db_session):
+        db_session.expire_all()
+        assert db_session.get(M, again.id).status == "queued"  # no mail server in this test: it waits
+        assert db_session.get(M, blocked.id).status == "failed"

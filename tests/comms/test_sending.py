@@ -248,3 +248,22 @@ def test_names_subjects_and_text_outside_ascii_arrive_intact(
     assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == (
         "Grüße aus Köln\n.a line starting with a dot\n"
     )
+
+
+def test_mail_whose_sending_run_was_lost_is_sent_by_the_sweep_once(
+    app: Any, db_session: Any, smtp_server: CaptureServer
+) -> None:
+    client = make_client()
+    with scoped(TenantScope.single(client.id), db_session):
+        _queue(db_session, client.id, "lost-1", "ana@example.test")
+        db_session.info.pop("pending_jobs", None)  # the sending run never reached the outbox (or was lost)
+        db_session.info.pop("comms_send_enqueued", None)
+        db_session.commit()
+    assert db_session.scalar(select(BackgroundJob).where(BackgroundJob.key == f"mail:{client.id}")) is not None
+    db_session.execute(BackgroundJob.__table__.delete().where(BackgroundJob.__table__.c.key == f"mail:{client.id}"))
+    db_session.commit()
+    sweep_mail_job()  # the minute sweep finds the due mail and starts a run
+    jobs.drain()
+    sweep_mail_job()
+    jobs.drain()
+    assert [r.rcpt_tos for r in smtp_server.received] == [("ana@example.test",)]
