@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -85,6 +85,7 @@ def world(db_session: Any) -> World:
     _db.session.commit()
     b_api = _api_objects_of_b(b, b_debtor, b_invoice, b_user.id)
     b_closed_day, b_query = _sla_objects_of_b(b)
+    b_mail = _mail_objects_of_b(b, b_debtor)
     return World(
         a=a,
         b=b,
@@ -109,6 +110,7 @@ def world(db_session: Any) -> World:
             "closed_day_id": b_closed_day,
             "query_id": b_query,
             **b_api,
+            **b_mail,
         },
         b_markers=[
             "Bravo Secret Holdings",
@@ -127,6 +129,8 @@ def world(db_session: Any) -> World:
             "Bravo ERP token",
             "Bravo secret closure",
             "Bravo secret question",
+            "Bravo secret reminder",
+            "bravo-statement.pdf",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
@@ -152,6 +156,42 @@ def _sla_objects_of_b(b: Any) -> tuple[int, int]:
         query = ask_query(db.session, b, "Bravo secret question", "Bravo secret question body")
         db.session.commit()
         return closed.id, query.id
+
+
+def _mail_objects_of_b(b: Any, b_debtor: Any) -> dict[str, int]:
+    """B's message to its debtor (with an attachment and an HTML part) and the reply that came back to it."""
+    from provider.comms import Attachment, MessageAttachment, queue_email, verp
+    from provider.comms.inbound import receive
+
+    with scoped(TenantScope.agency(), db.session):
+        message = queue_email(
+            db.session,
+            client_id=b.id,
+            to="hidden@bravo.test",
+            subject="Bravo secret reminder",
+            text="pay",
+            html="<p>pay</p>",
+            debtor_id=b_debtor.id,
+            purpose="dunning",
+            dedupe_key="bravo:reminder",
+            attachments=[Attachment("bravo-statement.pdf", b"%PDF-1.4")],
+        )
+        db.session.info.pop("pending_jobs", None)  # nothing is sent: the crawler needs the rows
+        config = current_app.config
+        secret, domain = config["MAIL_VERP_SECRET"], config["MAIL_RETURN_DOMAIN"]
+        inbound = receive(
+            db.session,
+            "hidden@bravo.test",
+            verp.encode("reply", b.id, message.id, secret=secret, domain=domain),
+            b"From: hidden@bravo.test\r\nSubject: Re: Bravo secret reminder\r\n\r\nno\r\n",
+            secret=secret,
+            domain=domain,
+        )
+        db.session.commit()
+        attachment_id = db.session.scalar(
+            select(MessageAttachment.id).where(MessageAttachment.message_id == message.id)
+        )
+    return {"message_id": message.id, "attachment_id": attachment_id, "inbound_id": inbound.id}
 
 
 def _transaction_of(payment: Any) -> int:
