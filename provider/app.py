@@ -64,6 +64,7 @@ def _import_models() -> None:
     import provider.api.models
     import provider.core.audit
     import provider.core.outbox_models
+    import provider.dunning.models
     import provider.models
     import provider.reporting.models  # noqa: F401
     import sla.models
