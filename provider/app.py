@@ -62,6 +62,8 @@ def _import_models() -> None:
     import clients.journal
     import clients.models  # noqa: F401
     import provider.api.models
+    import provider.comms.jobs
+    import provider.comms.models
     import provider.core.audit
     import provider.core.outbox_models
     import provider.dunning.models

@@ -11,6 +11,18 @@ start-up, so a missing or malformed value stops the app with a message that name
     SECRET_KEY              required (>= 32 characters) outside development, demo and testing
     LOGIN_RATE_LIMIT        failures per account+IP and minute before 429; default 5
     MAX_UPLOAD_MB           request body limit; default 50
+    PUBLIC_BASE_URL         the address people reach the app at (links in e-mails); default http://localhost:5000
+  Mail (provider.comms):
+    SMTP_HOST, SMTP_PORT    the outgoing mail server; no SMTP_HOST = mail waits in the queue (the demo starts its
+                            own loopback server); SMTP_PORT default 25 (465 with SMTP_SSL, 587 with SMTP_STARTTLS)
+    SMTP_STARTTLS, SMTP_SSL 1/true/yes to upgrade with STARTTLS, or to connect over TLS (not both)
+    SMTP_USERNAME, SMTP_PASSWORD  authentication (both or neither)
+    SMTP_TIMEOUT            seconds; default 30
+    MAIL_DEFAULT_FROM       sender address when a client has none of its own; default noreply@<MAIL_RETURN_DOMAIN>
+    MAIL_DEFAULT_FROM_NAME  default "Accounts receivable"
+    MAIL_RETURN_DOMAIN      domain of the signed return addresses (bounces+..., reply+...); default mail.localhost
+    MAIL_VERP_SECRET        key signing those addresses; default derived from SECRET_KEY
+    MAIL_INBOUND_HOST, MAIL_INBOUND_PORT  where `flask mail-inbound` listens; default 127.0.0.1:2525
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +58,8 @@ class Settings:
     max_upload_mb: int
     job_heartbeat_seconds: int = 10
     job_stale_seconds: int = 45
+    public_base_url: str = "http://localhost:5000"
+    mail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_postgres(self) -> bool:
@@ -80,6 +94,8 @@ class Settings:
             "REMEMBER_COOKIE_SECURE": secure_cookies,
             "WTF_CSRF_TIME_LIMIT": None,
             "TESTING": self.env == "testing",
+            "PUBLIC_BASE_URL": self.public_base_url,
+            **self.mail,
         }
 
 
@@ -160,6 +176,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"(3 x JOB_HEARTBEAT_SECONDS = {3 * heartbeat})"
         )
 
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
+    if not public_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_BASE_URL must start with http:// or https://, got {public_base_url!r}")
+
     return Settings(
         env=name,
         database_url=database_url,
@@ -171,4 +191,53 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50, 1, 1024),
         job_heartbeat_seconds=heartbeat,
         job_stale_seconds=stale,
+        public_base_url=public_base_url,
+        mail=_mail_settings(env, secret),
     )
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1/true/yes or 0/false/no, got {raw!r}")
+
+
+def _mail_settings(env: Mapping[str, str], secret: str) -> dict[str, Any]:
+    """The SMTP transport and the signed return addresses (provider.comms), as Flask config keys."""
+    import hashlib
+
+    starttls, ssl = _flag(env, "SMTP_STARTTLS"), _flag(env, "SMTP_SSL")
+    if starttls and ssl:
+        raise ConfigError("SMTP_STARTTLS and SMTP_SSL exclude each other: choose one")
+    username, password = env.get("SMTP_USERNAME") or "", env.get("SMTP_PASSWORD") or ""
+    if bool(username) != bool(password):
+        raise ConfigError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
+    domain = (env.get("MAIL_RETURN_DOMAIN") or "mail.localhost").strip().lower()
+    if not _DOMAIN.match(domain):
+        raise ConfigError(f"MAIL_RETURN_DOMAIN must be a domain name such as mail.example.com, got {domain!r}")
+    verp_secret = env.get("MAIL_VERP_SECRET") or hashlib.sha256(b"verp:" + secret.encode()).hexdigest()
+    if len(verp_secret) < 16:
+        raise ConfigError("MAIL_VERP_SECRET must be at least 16 characters long")
+    default_port = 465 if ssl else (587 if starttls else 25)
+    return {
+        "SMTP_HOST": (env.get("SMTP_HOST") or "").strip() or None,
+        "SMTP_PORT": _int(env, "SMTP_PORT", default_port, 1, 65535),
+        "SMTP_STARTTLS": starttls,
+        "SMTP_SSL": ssl,
+        "SMTP_USERNAME": username,
+        "SMTP_PASSWORD": password,
+        "SMTP_TIMEOUT": _int(env, "SMTP_TIMEOUT", 30, 1, 600),
+        "MAIL_RETURN_DOMAIN": domain,
+        "MAIL_VERP_SECRET": verp_secret,
+        "MAIL_DEFAULT_FROM": (env.get("MAIL_DEFAULT_FROM") or f"noreply@{domain}").strip(),
+        "MAIL_DEFAULT_FROM_NAME": (env.get("MAIL_DEFAULT_FROM_NAME") or "Accounts receivable").strip(),
+        "MAIL_INBOUND_HOST": (env.get("MAIL_INBOUND_HOST") or "127.0.0.1").strip(),
+        "MAIL_INBOUND_PORT": _int(env, "MAIL_INBOUND_PORT", 2525, 1, 65535),
+    }

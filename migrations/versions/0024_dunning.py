@@ -2,7 +2,7 @@
 debtors get a language
 
 Revision ID: 0024
-Revises: 0019
+Revises: 0023
 Create Date: 2026-12-07
 
 Every new table is client-keyed (provider.core.schema_rules): client_id first in the primary key and in every
@@ -16,7 +16,7 @@ from provider.core.schema_rules import enable_rls, key_columns, key_constraints
 
 # revision identifiers, used by Alembic.
 revision = '0024'
-down_revision = '0019'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
