@@ -112,7 +112,7 @@ def propose_policy(
         )
         session.add(stage)
         session.flush()
-        sources = old_templates.get(position) or [_default_template(spec, client)]
+        sources = old_templates.get(position) or _default_templates(spec, client)
         for src in sources:
             session.add(
                 DunningTemplate(
@@ -131,11 +131,16 @@ def propose_policy(
     return policy
 
 
-def _default_template(spec: StageSpec, client: Client) -> DunningTemplate:
-    from provider.dunning.texts import default_text
+def _default_templates(spec: StageSpec, client: Client) -> list[DunningTemplate]:
+    """English, and the language of the client's country when there is a starting text in it."""
+    from provider.dunning.texts import default_text, has_language
 
-    subject, body, tone = default_text("en", spec.days_past_due, spec.channel)
-    return DunningTemplate(language="en", segment="", tone=tone, subject=subject, body=body)
+    languages = ["en"] + ([lang] if (lang := language_for_country(client.country)) != "en" and has_language(lang) else [])
+    out = []
+    for language in languages:
+        subject, body, tone = default_text(language, spec.days_past_due, spec.channel)
+        out.append(DunningTemplate(language=language, segment="", tone=tone, subject=subject, body=body))
+    return out
 
 
 def _editable(policy: DunningPolicy) -> None:

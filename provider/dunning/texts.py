@@ -51,6 +51,10 @@ TEXTS = {
 TASK_TEXT = ("Call about {{ total_due }} overdue ({{ days_overdue }} days)", "Dunning step: {{ stage_name }}.")
 
 
+def has_language(language: str) -> bool:
+    return any(lang == language for lang, _tone in TEXTS)
+
+
 def tone_for(days_past_due: int) -> str:
     return "friendly" if days_past_due < 10 else "neutral" if days_past_due < 30 else "firm"
 
