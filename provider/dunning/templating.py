@@ -11,6 +11,7 @@ before they reach the template, so the template never formats money itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -231,7 +232,7 @@ def sample_context() -> dict[str, Any]:
 def render(subject: str, body: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """(subject, plain text, HTML) of one message. The HTML is the text escaped, in paragraphs, with the
     self-service link made clickable; nothing the template writes becomes markup."""
-    subject_out = " ".join(compiled(subject).render(context).split())
+    subject_out = re.sub(r"[ \t\r\n]+", " ", compiled(subject).render(context)).strip()
     text = compiled(body).render(context)
     return subject_out, text, text_to_html(text, str(context.get("self_service_link", "")))
 
