@@ -72,7 +72,8 @@ def client_page(client_id: int) -> Any:
 @bp.get("/dunning/clients/<int:client_id>/runs")
 @require(Permission.CLIENTS_READ)
 def runs(client_id: int) -> Any:
-    return redirect(url_for("dunning.client_page", client_id=client_id) + "#runs")
+    client = get_visible_or_404(db.session, Client, client_id)
+    return redirect(url_for("dunning.client_page", client_id=client.id) + "#runs")
 
 
 def _stages_from_form() -> list[services.StageSpec]:
@@ -209,26 +210,26 @@ def _batch_or_404(batch_id: int) -> LetterBatch:
     return get_visible_or_404(db.session, LetterBatch, batch_id)
 
 
-@bp.get("/dunning/batches/<int:batch_id>/letters.pdf")
+@bp.get("/dunning/batches/<int:letter_batch_id>/letters.pdf")
 @require(Permission.CLIENTS_READ)
-def batch_pdf(batch_id: int) -> Any:
-    batch = _batch_or_404(batch_id)
+def batch_pdf(letter_batch_id: int) -> Any:
+    batch = _batch_or_404(letter_batch_id)
     name = f"letters-{batch.run_date}.pdf"
     return Response(batch.pdf, mimetype="application/pdf", headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
-@bp.get("/dunning/batches/<int:batch_id>/manifest.csv")
+@bp.get("/dunning/batches/<int:letter_batch_id>/manifest.csv")
 @require(Permission.CLIENTS_READ)
-def batch_manifest(batch_id: int) -> Any:
-    batch = _batch_or_404(batch_id)
+def batch_manifest(letter_batch_id: int) -> Any:
+    batch = _batch_or_404(letter_batch_id)
     name = f"letters-{batch.run_date}.csv"
     return Response(batch.manifest, mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
-@bp.post("/dunning/batches/<int:batch_id>/dispatch")
+@bp.post("/dunning/batches/<int:letter_batch_id>/dispatch")
 @require(Permission.CLIENTS_MANAGE)
-def batch_dispatch(batch_id: int) -> Any:
-    batch = _batch_or_404(batch_id)
+def batch_dispatch(letter_batch_id: int) -> Any:
+    batch = _batch_or_404(letter_batch_id)
     run_service(lambda: services.mark_batch_dispatched(db.session, batch), "Letters marked as handed to the mail house.")
     return redirect(url_for("dunning.client_page", client_id=batch.client_id) + "#letters")
 
