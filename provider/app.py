@@ -81,13 +81,13 @@ def _register_blueprints(app: Flask) -> None:
     from clients.payment_views import bp as payments_bp
     from clients.payment_views import portal_bp as portal_payments_bp
     from clients.views import bp as clients_bp
-    from provider.dunning.debtor_views import bp as debtor_pages_bp
-    from provider.dunning.views import bp as dunning_bp
-    from provider.dunning.views import portal_bp as dunning_portal_bp
     from portal.views import bp as portal_bp
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
+    from provider.dunning.debtor_views import bp as debtor_pages_bp
+    from provider.dunning.views import bp as dunning_bp
+    from provider.dunning.views import portal_bp as dunning_portal_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.views import bp as provider_bp
@@ -108,7 +108,15 @@ def _register_blueprints(app: Flask) -> None:
         dunning_bp,
         debtor_pages_bp,
     )
-    portal = (portal_bp, portal_ledger_bp, portal_payments_bp, sla_portal_bp, portal_reports_bp, portal_background_bp, dunning_portal_bp)
+    portal = (
+        portal_bp,
+        portal_ledger_bp,
+        portal_payments_bp,
+        sla_portal_bp,
+        portal_reports_bp,
+        portal_background_bp,
+        dunning_portal_bp,
+    )
     for bp in staff + portal:
         app.register_blueprint(bp)
     from provider.api import register as register_api

@@ -79,7 +79,9 @@ def page(token: str) -> Any:
     with scoped(TenantScope.single(client.id), db.session):
         invoices = _open_invoices(client, debtor)
         locale = templating.locale_for(debtor.language, client.country)
-        rows = [(i, format_money(i.open_minor, i.currency, locale), templating.day(i.due_date, locale)) for i in invoices]
+        rows = [
+            (i, format_money(i.open_minor, i.currency, locale), templating.day(i.due_date, locale)) for i in invoices
+        ]
         email = db.session.scalar(
             select(DebtorContact.value).where(
                 DebtorContact.client_id == client.id, DebtorContact.debtor_id == debtor.id,
@@ -97,9 +99,11 @@ def page(token: str) -> Any:
 def statement(token: str) -> Any:
     client, debtor = _load(token)
     with scoped(TenantScope.single(client.id), db.session):
-        pdf = outbound.statement_pdf(client, debtor.name, debtor.external_ref, _context(client, debtor, token), debtor.language)
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f"attachment; filename=statement-{debtor.external_ref}.pdf"})  # fmt: skip
+        pdf = outbound.statement_pdf(
+            client, debtor.name, debtor.external_ref, _context(client, debtor, token), debtor.language
+        )
+    disposition = f"attachment; filename=statement-{debtor.external_ref}.pdf"
+    return Response(pdf, mimetype="application/pdf", headers={"Content-Disposition": disposition})
 
 
 def _act(client: Client, debtor: Debtor, action: Any, success: str) -> None:
@@ -128,10 +132,14 @@ def promise(token: str) -> Any:
             due_on = date.fromisoformat(request.form.get("due_on", ""))
         except ValueError:
             raise ServiceError("choose the day you will pay", field="due_on") from None
-        item = db.session.scalar(select(WorkItem).where(WorkItem.client_id == client.id, WorkItem.debtor_id == debtor.id))
+        item = db.session.scalar(
+            select(WorkItem).where(WorkItem.client_id == client.id, WorkItem.debtor_id == debtor.id)
+        )
         if item is None:
             rescore(db.session, [client.id], [debtor.id])
-            item = db.session.scalar(select(WorkItem).where(WorkItem.client_id == client.id, WorkItem.debtor_id == debtor.id))
+            item = db.session.scalar(
+                select(WorkItem).where(WorkItem.client_id == client.id, WorkItem.debtor_id == debtor.id)
+            )
         if item is None:
             raise ServiceError("nothing is overdue on your account, so there is nothing to promise", field="amount")
         try:

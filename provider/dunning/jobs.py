@@ -37,7 +37,9 @@ def _settled(session: Any, row: Any, outcome: str) -> None:
     run_date = row.args[1] if len(row.args) > 1 else row.kwargs.get("run_date")
     if outcome in ("failed", "cancelled") and run_date:
         run = session.scalar(
-            select(DunningRun).where(DunningRun.client_id == row.client_id, DunningRun.run_date == date.fromisoformat(run_date))
+            select(DunningRun).where(
+                DunningRun.client_id == row.client_id, DunningRun.run_date == date.fromisoformat(run_date)
+            )
         )
         if run is not None and run.status == RunStatus.RUNNING.value:
             run.status = RunStatus.FAILED.value

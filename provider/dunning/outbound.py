@@ -113,7 +113,9 @@ def letter_addresses(session: Session, client_id: int, message_ids: list[int]) -
     from provider.comms.models import Message
 
     rows = session.execute(
-        select(Message.id, Message.address_lines).where(Message.client_id == client_id, Message.id.in_(message_ids or [-1]))
+        select(Message.id, Message.address_lines).where(
+            Message.client_id == client_id, Message.id.in_(message_ids or [-1])
+        )
     )
     return {message_id: ", ".join(lines or []) for message_id, lines in rows}
 

@@ -73,7 +73,12 @@ class Plan:
     templates: dict[tuple[int, str, str], DunningTemplate]
 
     def template_for(self, stage: DunningStage, language: str, segment: str) -> DunningTemplate | None:
-        for key in ((stage.id, language, segment), (stage.id, language, ""), (stage.id, "en", segment), (stage.id, "en", "")):
+        for key in (
+            (stage.id, language, segment),
+            (stage.id, language, ""),
+            (stage.id, "en", segment),
+            (stage.id, "en", ""),
+        ):
             if key in self.templates:
                 return self.templates[key]
         return next((t for (sid, _l, _s), t in sorted(self.templates.items()) if sid == stage.id), None)
@@ -307,7 +312,10 @@ def build_letter_batch(session: Session, client: Client, today: date) -> LetterB
     rows = session.execute(
         select(DunningDecision.id, DunningDecision.message_id, Debtor.external_ref, Debtor.name, DunningStage.name)
         .join(Debtor, (Debtor.client_id == DunningDecision.client_id) & (Debtor.id == DunningDecision.debtor_id))
-        .join(DunningStage, (DunningStage.client_id == DunningDecision.client_id) & (DunningStage.id == DunningDecision.stage_id))
+        .join(
+            DunningStage,
+            (DunningStage.client_id == DunningDecision.client_id) & (DunningStage.id == DunningDecision.stage_id),
+        )
         .where(
             DunningDecision.client_id == client.id,
             DunningDecision.run_date == today,
@@ -354,5 +362,3 @@ def client_today(client: Client, now: datetime) -> date:
     from zoneinfo import ZoneInfo
 
     return now.astimezone(ZoneInfo(client.timezone)).date()
-
-

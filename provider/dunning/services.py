@@ -81,7 +81,9 @@ def propose_policy(
         raise ServiceError("the threshold cannot be negative", field="min_amount")
     if not 0 <= min_gap_days <= 90:
         raise ServiceError("the least time between two reminders is 0 to 90 days", field="min_gap_days")
-    version = (session.scalar(select(func.max(DunningPolicy.version)).where(DunningPolicy.client_id == client.id)) or 0) + 1
+    version = (
+        session.scalar(select(func.max(DunningPolicy.version)).where(DunningPolicy.client_id == client.id)) or 0
+    ) + 1
     policy = DunningPolicy(
         client_id=client.id,
         version=version,
@@ -135,7 +137,9 @@ def _default_templates(spec: StageSpec, client: Client) -> list[DunningTemplate]
     """English, and the language of the client's country when there is a starting text in it."""
     from provider.dunning.texts import default_text, has_language
 
-    languages = ["en"] + ([lang] if (lang := language_for_country(client.country)) != "en" and has_language(lang) else [])
+    languages = ["en"] + (
+        [lang] if (lang := language_for_country(client.country)) != "en" and has_language(lang) else []
+    )
     out = []
     for language in languages:
         subject, body, tone = default_text(language, spec.days_past_due, spec.channel)
@@ -244,11 +248,15 @@ def mark_batch_dispatched(session: Session, batch: LetterBatch) -> int:
             )
         )
     )
-    moved = outbound.mark_dispatched(session, batch.client_id, [i for i in ids if i is not None], f"letter batch {batch.run_date}")
+    moved = outbound.mark_dispatched(
+        session, batch.client_id, [i for i in ids if i is not None], f"letter batch {batch.run_date}"
+    )
     batch.status, batch.dispatched_at = BatchStatus.DISPATCHED.value, now_utc()
     batch.dispatched_by_label = current_actor().label[:254]
     session.flush()
-    audit.record(session, "dunning.letters_dispatched", batch, after={"letters": len(moved), "run_date": str(batch.run_date)})
+    audit.record(
+        session, "dunning.letters_dispatched", batch, after={"letters": len(moved), "run_date": str(batch.run_date)}
+    )
     return len(moved)
 
 

@@ -154,7 +154,9 @@ def _syntax_message(exc: TemplateSyntaxError) -> str:
 
 
 def validate(subject: str, body: str) -> list[TemplateProblem]:
-    problems = problems_in(subject, "subject") if subject.strip() else [TemplateProblem(None, "write a subject", "subject")]
+    problems = (
+        problems_in(subject, "subject") if subject.strip() else [TemplateProblem(None, "write a subject", "subject")]
+    )
     if "\n" in subject.strip():
         problems.append(TemplateProblem(None, "the subject is one line", "subject"))
     problems += problems_in(body, "body") if body.strip() else [TemplateProblem(None, "write the message", "body")]
@@ -246,4 +248,6 @@ def text_to_html(text: str, link: str = "") -> str:
             safe = str(escape(link))
             html = html.replace(safe, f'<a href="{safe}">{safe}</a>')
         parts.append(f"<p>{html}</p>")
-    return '<!doctype html><html><body style="font-family:sans-serif;line-height:1.5">' + "".join(parts) + "</body></html>"
+    return (
+        '<!doctype html><html><body style="font-family:sans-serif;line-height:1.5">' + "".join(parts) + "</body></html>"
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 _INVOICE_LIST = {
-    "en": "{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_date }}: {{ invoice.amount }}\n{% endfor %}",
-    "de": "{% for invoice in invoices %}- {{ invoice.number }}, fällig am {{ invoice.due_date }}: {{ invoice.amount }}\n{% endfor %}",
+    "en": "{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_date }}: {{ invoice.amount }}\n"
+    "{% endfor %}",
+    "de": "{% for invoice in invoices %}- {{ invoice.number }}, fällig am {{ invoice.due_date }}: "
+    "{{ invoice.amount }}\n{% endfor %}",
 }
 
 TEXTS = {

@@ -22,7 +22,14 @@ from provider.core.tenancy import get_visible_or_404
 from provider.dunning import queries, services, templating
 from provider.dunning.decide import REASONS
 from provider.dunning.links import make_token, public_url
-from provider.dunning.models import CHANNEL_LABELS, TONE_LABELS, DunningPolicy, DunningStage, DunningTemplate, LetterBatch
+from provider.dunning.models import (
+    CHANNEL_LABELS,
+    TONE_LABELS,
+    DunningPolicy,
+    DunningStage,
+    DunningTemplate,
+    LetterBatch,
+)
 from provider.dunning.run import client_today
 from provider.dunning.selection import overdue_lines
 from provider.extensions import db
@@ -46,7 +53,9 @@ def _period() -> str:
 def index() -> Any:
     clients = list(db.session.scalars(select(Client).order_by(Client.name)))
     period = _period()
-    rows = [(c, queries.policies_of(db.session, c.id)[:1], queries.stage_effects(db.session, c.id, period)) for c in clients]
+    rows = [
+        (c, queries.policies_of(db.session, c.id)[:1], queries.stage_effects(db.session, c.id, period)) for c in clients
+    ]
     return render_template("dunning/index.html", rows=rows, period=period)
 
 
@@ -119,7 +128,9 @@ def propose(client_id: int) -> Any:
 def run_now(client_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     day = client_today(client, now_utc())
-    jobs.enqueue(dunning_jobs.dunning_run_job, client.id, day.isoformat(), job_id=dunning_jobs.run_job_id(client.id, day))
+    jobs.enqueue(
+        dunning_jobs.dunning_run_job, client.id, day.isoformat(), job_id=dunning_jobs.run_job_id(client.id, day)
+    )
     db.session.commit()
     flash(f"Today's run of {client.name} is queued; it sends nothing already sent.", "success")
     return redirect(url_for("dunning.client_page", client_id=client.id))
@@ -149,7 +160,9 @@ def policy(policy_id: int) -> Any:
     )  # fmt: skip
 
 
-def _preview(client: Client, pol: DunningPolicy, stage_id: int, debtor_id: int, template_id: int | None) -> dict[str, Any]:
+def _preview(
+    client: Client, pol: DunningPolicy, stage_id: int, debtor_id: int, template_id: int | None
+) -> dict[str, Any]:
     stage = get_visible_or_404(db.session, DunningStage, stage_id)
     debtor = get_visible_or_404(db.session, Debtor, debtor_id)
     if stage.policy_id != pol.id or debtor.client_id != client.id:
@@ -173,7 +186,13 @@ def render_preview(client: Client, stage: DunningStage, debtor: Debtor, subject:
         stage_name=stage.name, invoices=lines, today=today, locale=locale,
         link=public_url(make_token(client.id, debtor.id)),
     )  # fmt: skip
-    out: dict[str, Any] = {"stage": stage, "debtor": debtor, "problems": problems, "locale": locale, "lines": len(lines)}
+    out: dict[str, Any] = {
+        "stage": stage,
+        "debtor": debtor,
+        "problems": problems,
+        "locale": locale,
+        "lines": len(lines),
+    }
     if not problems:
         out["subject"], out["text"], _html = templating.render(subject, body, context)
     return out
@@ -215,7 +234,9 @@ def _batch_or_404(batch_id: int) -> LetterBatch:
 def batch_pdf(letter_batch_id: int) -> Any:
     batch = _batch_or_404(letter_batch_id)
     name = f"letters-{batch.run_date}.pdf"
-    return Response(batch.pdf, mimetype="application/pdf", headers={"Content-Disposition": f"attachment; filename={name}"})
+    return Response(
+        batch.pdf, mimetype="application/pdf", headers={"Content-Disposition": f"attachment; filename={name}"}
+    )
 
 
 @bp.get("/dunning/batches/<int:letter_batch_id>/manifest.csv")
@@ -223,14 +244,18 @@ def batch_pdf(letter_batch_id: int) -> Any:
 def batch_manifest(letter_batch_id: int) -> Any:
     batch = _batch_or_404(letter_batch_id)
     name = f"letters-{batch.run_date}.csv"
-    return Response(batch.manifest, mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"})
+    return Response(
+        batch.manifest, mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={name}"}
+    )
 
 
 @bp.post("/dunning/batches/<int:letter_batch_id>/dispatch")
 @require(Permission.CLIENTS_MANAGE)
 def batch_dispatch(letter_batch_id: int) -> Any:
     batch = _batch_or_404(letter_batch_id)
-    run_service(lambda: services.mark_batch_dispatched(db.session, batch), "Letters marked as handed to the mail house.")
+    run_service(
+        lambda: services.mark_batch_dispatched(db.session, batch), "Letters marked as handed to the mail house."
+    )
     return redirect(url_for("dunning.client_page", client_id=batch.client_id) + "#letters")
 
 

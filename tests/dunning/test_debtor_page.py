@@ -85,9 +85,13 @@ def test_promise_to_pay_creates_a_real_promise(client: FlaskClient) -> None:
     token = make_token(c.id, debtor.id)
     csrf = _csrf(client.get(f"/d/{token}").get_data(as_text=True))
     due = (today_utc() + timedelta(days=10)).isoformat()
-    bad = client.post(f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "abc", "due_on": due}, follow_redirects=True)
+    bad = client.post(
+        f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "abc", "due_on": due}, follow_redirects=True
+    )
     assert "amount" in bad.get_data(as_text=True)
-    done = client.post(f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "250.00", "due_on": due}, follow_redirects=True)
+    done = client.post(
+        f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "250.00", "due_on": due}, follow_redirects=True
+    )
     assert "promise to pay is recorded" in done.get_data(as_text=True)
     with scoped(TenantScope.agency(), db.session):
         promise = db.session.scalars(select(Promise).where(Promise.debtor_id == debtor.id)).one()

@@ -71,7 +71,9 @@ def test_random_calendars_hold_the_rules(debtors: list[dict], runs: list[bool], 
             Sim(
                 oldest_due=due,
                 paid_on=due + timedelta(days=plan["pays_after"]) if plan["pays_after"] is not None else None,
-                dispute_from=START + timedelta(days=plan["dispute_after"]) if plan["dispute_after"] is not None else None,
+                dispute_from=START + timedelta(days=plan["dispute_after"])
+                if plan["dispute_after"] is not None
+                else None,
                 promise_until=(START + timedelta(days=plan["promise"][0] + plan["promise"][1]))
                 if plan["promise"]
                 else None,
@@ -103,7 +105,9 @@ def test_random_calendars_hold_the_rules(debtors: list[dict], runs: list[bool], 
             if facts is None:
                 continue
             excluded = facts.on_hold or facts.promise_ok
-            highest = max((s for s in STAGES if s.days <= (today - facts.oldest_due).days), key=lambda s: s.days, default=None)
+            highest = max(
+                (s for s in STAGES if s.days <= (today - facts.oldest_due).days), key=lambda s: s.days, default=None
+            )
             if highest is None:
                 continue
             if excluded:

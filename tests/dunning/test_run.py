@@ -21,7 +21,9 @@ def _decisions(client_id: int) -> list[tuple[int, str, int, str, str]]:
             select(
                 DunningDecision.debtor_id, DunningDecision.run_date, DunningDecision.stage_days,
                 DunningDecision.outcome, DunningDecision.reason,
-            ).where(DunningDecision.client_id == client_id).order_by(DunningDecision.run_date, DunningDecision.debtor_id)
+            )
+            .where(DunningDecision.client_id == client_id)
+            .order_by(DunningDecision.run_date, DunningDecision.debtor_id)
         )  # fmt: skip
         return [(r[0], r[1].isoformat(), r[2], r[3], r[4]) for r in rows]
 

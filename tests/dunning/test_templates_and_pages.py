@@ -39,13 +39,16 @@ def test_validation_names_the_line_and_the_problem(subject: str, body: str, expe
 
 
 def test_a_good_template_passes_and_renders_in_the_debtors_locale() -> None:
-    body = "{{ total_due }} seit {{ oldest_due_date }}\n{% for invoice in invoices %}{{ invoice.number }}: {{ invoice.amount }}\n{% endfor %}"
+    body = (
+        "{{ total_due }} seit {{ oldest_due_date }}\n"
+        "{% for invoice in invoices %}{{ invoice.number }}: {{ invoice.amount }}\n{% endfor %}"
+    )
     assert templating.validate("Mahnung {{ total_due }}", body) == []
     context = templating.build_context(
         debtor_name="X", reference="R", client_name="C", agency_name="A", stage_name="S",
         invoices=[("I-1", date(2026, 1, 2), "EUR", 123_456)], today=date(2026, 2, 1), locale="de_DE", link="L",
     )  # fmt: skip
-    subject, text, html = templating.render("Mahnung {{ total_due }}", body, context)
+    subject, text, _html = templating.render("Mahnung {{ total_due }}", body, context)
     assert subject == "Mahnung 1.234,56\xa0€" and "2. Januar 2026" in text and "I-1: 1.234,56\xa0€" in text
     evil = templating.render("s", "{{ debtor_name }}", {**context, "debtor_name": "<script>x</script>"})[2]
     assert "<script>" not in evil
