@@ -54,21 +54,14 @@ def stage_effects(session: Session, client_id: int, period: str) -> list[StageEf
     start, end = month_bounds(period)
     dialect = session.get_bind().dialect.name
     created = "CAST(p.created_at AS DATE)" if dialect == "postgresql" else "date(p.created_at)"
-    comms = _has_comms(session)
-    bounced = "SUM(CASE WHEN m.status = 'bounced' THEN 1 ELSE 0 END)" if comms else "0"
-    replied = (
-        "SUM(CASE WHEN EXISTS (SELECT 1 FROM comm_events e WHERE e.client_id = d.client_id"
-        " AND e.message_id = d.message_id AND e.kind = 'replied') THEN 1 ELSE 0 END)"
-        if comms
-        else "0"
-    )
-    join = "LEFT JOIN comm_messages m ON m.client_id = d.client_id AND m.id = d.message_id" if comms else ""
     # the pieces put in are fixed SQL chosen by dialect and schema; every value is a bound parameter
     sql = f"""
         SELECT s.name, s.days_past_due, s.channel,
                SUM(CASE WHEN d.outcome = 'sent' THEN 1 ELSE 0 END) AS sent,
                SUM(CASE WHEN d.outcome = 'skipped' THEN 1 ELSE 0 END) AS skipped,
-               {bounced} AS bounced, {replied} AS replied,
+               SUM(CASE WHEN m.status = 'bounced' THEN 1 ELSE 0 END) AS bounced,
+               SUM(CASE WHEN EXISTS (SELECT 1 FROM comm_events e WHERE e.client_id = d.client_id
+                   AND e.message_id = d.message_id AND e.kind = 'replied') THEN 1 ELSE 0 END) AS replied,
                SUM(CASE WHEN d.outcome = 'sent' AND EXISTS (SELECT 1 FROM payments p WHERE p.client_id = d.client_id
                    AND p.debtor_id = d.debtor_id AND {_within(dialect, "p.received_on")}) THEN 1 ELSE 0 END) AS paid,
                SUM(CASE WHEN d.outcome = 'sent' AND EXISTS (SELECT 1 FROM promises p WHERE p.client_id = d.client_id
@@ -79,7 +72,7 @@ def stage_effects(session: Session, client_id: int, period: str) -> list[StageEf
                MIN(d.currency) AS currency
         FROM dunning_decisions d
         JOIN dunning_stages s ON s.client_id = d.client_id AND s.id = d.stage_id
-        {join}
+        LEFT JOIN comm_messages m ON m.client_id = d.client_id AND m.id = d.message_id
         WHERE d.client_id = :c AND d.run_date >= :start AND d.run_date < :end
         GROUP BY s.name, s.days_past_due, s.channel
         ORDER BY s.days_past_due, s.name
@@ -88,10 +81,29 @@ def stage_effects(session: Session, client_id: int, period: str) -> list[StageEf
     return [StageEffect(r[0], int(r[1]), r[2], *(int(v or 0) for v in r[3:10]), r[10] or "") for r in rows]
 
 
-def _has_comms(session: Session) -> bool:
-    from sqlalchemy import inspect
+CHANNEL_WORDS = {"email": "E-mail", "letter": "Letter", "task": "Call by a collector"}
 
-    return bool(inspect(session.get_bind()).has_table("comm_messages"))
+
+def report_section(session: Session, client_id: int, start: date, end: date) -> list[dict[str, object]]:
+    """The monthly report's "Reminders and their effect" section (JSON: it is frozen into the report)."""
+    from provider.core.money import format_money
+
+    return [
+        {
+            "stage": e.stage,
+            "days": e.days_past_due,
+            "channel": CHANNEL_WORDS.get(e.channel, e.channel),
+            "sent": e.sent,
+            "skipped": e.skipped,
+            "bounced": e.bounced,
+            "replied": e.replied,
+            "paid": e.paid,
+            "promised": e.promised,
+            "paid_amount": format_money(e.paid_minor, e.currency) if e.currency else "",
+        }
+        for e in stage_effects(session, client_id, start.strftime("%Y-%m"))
+        if e.sent
+    ]
 
 
 def policies_of(session: Session, client_id: int) -> list[DunningPolicy]:
