@@ -73,9 +73,11 @@ def propose_policy(
     min_gap_days: int = 7,
     notes: str = "",
     copy_from: DunningPolicy | None = None,
+    second_language: str = "",
 ) -> DunningPolicy:
     """A new version waiting for the client's approval, with its steps (and, copied from `copy_from` by step
-    position, its templates; otherwise a neutral English template per step)."""
+    position, its templates; otherwise starting texts per step in English and in the language of the client's
+    country, or `second_language`)."""
     _check_stages(stages)
     if min_amount_minor < 0:
         raise ServiceError("the threshold cannot be negative", field="min_amount")
@@ -114,7 +116,7 @@ def propose_policy(
         )
         session.add(stage)
         session.flush()
-        sources = old_templates.get(position) or _default_templates(spec, client)
+        sources = old_templates.get(position) or _default_templates(spec, client, second_language)
         for src in sources:
             session.add(
                 DunningTemplate(
@@ -133,13 +135,14 @@ def propose_policy(
     return policy
 
 
-def _default_templates(spec: StageSpec, client: Client) -> list[DunningTemplate]:
-    """English, and the language of the client's country when there is a starting text in it."""
+def _default_templates(spec: StageSpec, client: Client, also: str = "") -> list[DunningTemplate]:
+    """English, and the language of the client's country (or `also`) when there is a starting text in it."""
     from provider.dunning.texts import default_text, has_language
 
-    languages = ["en"] + (
-        [lang] if (lang := language_for_country(client.country)) != "en" and has_language(lang) else []
-    )
+    languages = ["en"]
+    lang = also or language_for_country(client.country)
+    if lang != "en" and has_language(lang):
+        languages.append(lang)
     out = []
     for language in languages:
         subject, body, tone = default_text(language, spec.days_past_due, spec.channel)

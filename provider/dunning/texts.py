@@ -7,6 +7,10 @@ _INVOICE_LIST = {
     "{% endfor %}",
     "de": "{% for invoice in invoices %}- {{ invoice.number }}, fällig am {{ invoice.due_date }}: "
     "{{ invoice.amount }}\n{% endfor %}",
+    "fr": "{% for invoice in invoices %}- {{ invoice.number }}, échue le {{ invoice.due_date }} : "
+    "{{ invoice.amount }}\n{% endfor %}",
+    "es": "{% for invoice in invoices %}- {{ invoice.number }}, vencida el {{ invoice.due_date }}: "
+    "{{ invoice.amount }}\n{% endfor %}",
 }
 
 TEXTS = {
@@ -48,6 +52,44 @@ TEXTS = {
         "Sehr geehrte Damen und Herren ({{ debtor_name }}),\n\ntrotz unserer Erinnerungen sind {{ total_due }} an "
         "{{ client_name }} offen. Bitte zahlen Sie innerhalb von 7 Tagen oder melden Sie sich bei uns.\n\n{list}\n"
         "{{ self_service_link }}\n\n{{ agency_name }} im Auftrag von {{ client_name }}",
+    ),
+    ("fr", "friendly"): (
+        "Petit rappel de {{ client_name }}",
+        "Bonjour {{ debtor_name }},\n\nsauf erreur de notre part, {{ invoice_count }} facture(s) de {{ client_name }} "
+        "sont échues, pour un total de {{ total_due }}.\n\n{list}\nConsultez-les, téléchargez un relevé, indiquez-nous "
+        "une date de paiement ou signalez un problème ici :\n{{ self_service_link }}\n\nSi vous avez déjà payé, "
+        "merci, et ne tenez pas compte de ce message.\n\nCordialement,\n{{ agency_name }} pour {{ client_name }}",
+    ),
+    ("fr", "neutral"): (
+        "Deuxième rappel : {{ total_due }} impayés",
+        "Bonjour {{ debtor_name }},\n\nnous n'avons pas encore reçu le paiement de {{ total_due }} ; la plus ancienne "
+        "facture était due le {{ oldest_due_date }}.\n\n{list}\nMerci de régler ou de convenir d'une date :\n"
+        "{{ self_service_link }}\n\nCordialement,\n{{ agency_name }}",
+    ),
+    ("fr", "firm"): (
+        "Mise en demeure : {{ total_due }}",
+        "Madame, Monsieur ({{ debtor_name }}),\n\nmalgré nos rappels, {{ total_due }} restent dus à {{ client_name }}. "
+        "Merci de régler sous 7 jours ou de nous contacter.\n\n{list}\n{{ self_service_link }}\n\n"
+        "{{ agency_name }} pour {{ client_name }}",
+    ),
+    ("es", "friendly"): (
+        "Recordatorio amistoso de {{ client_name }}",
+        "Estimado/a {{ debtor_name }}:\n\nquizá se le pasó: {{ invoice_count }} factura(s) de {{ client_name }} han "
+        "vencido, {{ total_due }} en total.\n\n{list}\nPuede verlas, descargar un extracto, indicarnos cuándo pagará "
+        "o comunicarnos un problema aquí:\n{{ self_service_link }}\n\nSi ya ha pagado, gracias; ignore este "
+        "mensaje.\n\nAtentamente,\n{{ agency_name }} en nombre de {{ client_name }}",
+    ),
+    ("es", "neutral"): (
+        "Segundo recordatorio: {{ total_due }} vencidos",
+        "Estimado/a {{ debtor_name }}:\n\ntodavía no hemos recibido el pago de {{ total_due }}; la factura más antigua "
+        "venció el {{ oldest_due_date }}.\n\n{list}\nPague o acuerde una fecha con nosotros:\n"
+        "{{ self_service_link }}\n\nAtentamente,\n{{ agency_name }}",
+    ),
+    ("es", "firm"): (
+        "Último requerimiento: {{ total_due }}",
+        "Estimado/a {{ debtor_name }}:\n\npese a nuestros recordatorios, siguen pendientes {{ total_due }} con "
+        "{{ client_name }}. Pague en 7 días o contáctenos.\n\n{list}\n{{ self_service_link }}\n\n"
+        "{{ agency_name }} en nombre de {{ client_name }}",
     ),
 }
 TASK_TEXT = ("Call about {{ total_due }} overdue ({{ days_overdue }} days)", "Dunning step: {{ stage_name }}.")
