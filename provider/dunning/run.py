@@ -197,19 +197,33 @@ class RunContext:
             )
             if decision is None:
                 continue
-            if decision.outcome == "sent" and decision.stage.channel == Channel.EMAIL.value:
-                problem = outbound.email_problem(session, self.client.id, cand.email)
-                if problem:
-                    decision = Decision(decision.stage, "skipped", problem)
             decided.append((cand, decision))
+        emailing = [c.email for c, d in decided if d.outcome == "sent" and d.stage.channel == Channel.EMAIL.value]
+        problems = outbound.email_problems(session, self.client.id, emailing) if emailing else {}
+        decided = [
+            (c, Decision(d.stage, "skipped", problems[c.email]))
+            if d.outcome == "sent" and d.stage.channel == Channel.EMAIL.value and c.email in problems
+            else (c, d)
+            for c, d in decided
+        ]
         sending = {c.debtor_id for c, d in decided if d.outcome == "sent"}
         lines = overdue_lines(session, self.client.id, self.today, lo, hi, sending)
-        rows = []
+        rows, emails = [], []
         for cand, decision in decided:
             message_id = None
             if decision.outcome == "sent":
-                message_id = self._send(cand, decision, lines.get(cand.debtor_id, []))
+                sent = self._send(cand, decision, lines.get(cand.debtor_id, []))
+                if isinstance(sent, outbound.EmailSpec):
+                    emails.append(sent)
+                else:
+                    message_id = sent
             rows.append(self._row(cand, decision, message_id))
+        if emails:
+            ids = outbound.queue_emails(session, self.client.id, emails)
+            by_debtor = {spec.debtor_id: ids.get(spec.dedupe_key) for spec in emails}
+            for row in rows:
+                if row["debtor_id"] in by_debtor and row["outcome"] == "sent" and row["channel"] == Channel.EMAIL.value:
+                    row["message_id"] = by_debtor[row["debtor_id"]]
         if rows:
             dialect = session.get_bind().dialect.name
             ins = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -245,7 +259,10 @@ class RunContext:
         anchor = cand.facts.oldest_due.isoformat()
         return f"dunning:{cand.debtor_id}:{self.plan.policy.version}:{decision.stage.position}:{anchor}"
 
-    def _send(self, cand: Candidate, decision: Decision, lines: list[tuple[str, date, str, int]]) -> int | None:
+    def _send(
+        self, cand: Candidate, decision: Decision, lines: list[tuple[str, date, str, int]]
+    ) -> int | outbound.EmailSpec | None:
+        """A letter is queued now (its id); an e-mail is returned as a spec, queued with its chunk."""
         stage = self.plan.stages[decision.stage.position]
         template = self.plan.template_for(stage, cand.language, cand.segment)
         locale = templating.locale_for(cand.language, self.client.country)
@@ -279,8 +296,8 @@ class RunContext:
         attachments = []
         if self.attach_statement:
             attachments.append(outbound.statement_attachment(self.client, cand, context, language))
-        return outbound.queue_email(
-            self.session, self.client.id, cand, subject, text, html, key, stage.id, language, attachments
+        return outbound.EmailSpec(
+            cand.debtor_id, cand.email, cand.name, subject, text, html, key, stage.id, language, tuple(attachments)
         )
 
     def _task(self, cand: Candidate, note: str) -> None:

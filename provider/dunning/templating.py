@@ -167,7 +167,9 @@ def money(minor: int, currency: str, locale: str) -> str:
     return format_money(minor, currency, locale)
 
 
+@lru_cache(maxsize=8192)
 def day(value: date, locale: str) -> str:
+    """A date in the locale's long form (cached: a run formats the same few hundred dates again and again)."""
     return format_date(value, format="long", locale=locale)
 
 
