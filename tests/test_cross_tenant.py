@@ -165,7 +165,7 @@ def _dunning_objects_of_b(a: Any, b: Any, b_debtor: Any) -> dict[str, Any]:
 
     from provider.dunning import services
     from provider.dunning.links import make_token
-    from provider.dunning.models import LetterBatch
+    from provider.dunning.models import DunningRun, LetterBatch
 
     with scoped(TenantScope.agency(), db.session):
         policy = services.propose_policy(db.session, b, effective_from=date(2026, 1, 1), notes="Bravo dunning note")
@@ -176,8 +176,11 @@ def _dunning_objects_of_b(a: Any, b: Any, b_debtor: Any) -> dict[str, Any]:
         )  # fmt: skip
         batch = LetterBatch(client_id=b.id, run_date=date(2026, 2, 1), status="ready", pdf=b"%PDF-", manifest="x")
         db.session.add(batch)
+        run = DunningRun(client_id=b.id, run_date=date(2026, 2, 1), status="done", note="Bravo dunning note")
+        db.session.add(run)
         db.session.commit()
         return {
+            "dunning_run_id": run.id,
             "policy_id": policy.id,
             "stage_id": stage.id,
             "template_id": template.id,

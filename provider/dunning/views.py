@@ -25,7 +25,9 @@ from provider.dunning.links import make_token, public_url
 from provider.dunning.models import (
     CHANNEL_LABELS,
     TONE_LABELS,
+    DunningDecision,
     DunningPolicy,
+    DunningRun,
     DunningStage,
     DunningTemplate,
     LetterBatch,
@@ -33,6 +35,7 @@ from provider.dunning.models import (
 from provider.dunning.run import client_today
 from provider.dunning.selection import overdue_lines
 from provider.extensions import db
+from provider.ui import apply_sort, paginate
 from sla.pages import run as run_service
 
 bp = Blueprint("dunning", __name__, template_folder="templates")
@@ -96,6 +99,34 @@ def _stages_from_form() -> list[services.StageSpec]:
             raise ServiceError(f"step {n}: days past due must be a whole number", field="stages")
         specs.append(services.StageSpec(name, int(days), request.form.get(f"channel_{n}", "")))
     return specs
+
+
+DECISION_SORTS = {"debtor": Debtor.name, "step": DunningDecision.stage_days, "outcome": DunningDecision.outcome,
+                  "amount": DunningDecision.amount_minor}  # fmt: skip
+
+
+@bp.get("/dunning/runs/<int:dunning_run_id>")
+@require(Permission.CLIENTS_READ)
+def run_page(dunning_run_id: int) -> Any:
+    """One day's decisions: who was sent which step, who was skipped and why (paged, sortable, filterable)."""
+    run = get_visible_or_404(db.session, DunningRun, dunning_run_id)
+    client = db.session.get_one(Client, run.client_id)
+    stmt = (
+        select(DunningDecision, Debtor.name, Debtor.external_ref, DunningStage.name)
+        .join(Debtor, (Debtor.client_id == DunningDecision.client_id) & (Debtor.id == DunningDecision.debtor_id))
+        .join(
+            DunningStage,
+            (DunningStage.client_id == DunningDecision.client_id) & (DunningStage.id == DunningDecision.stage_id),
+        )
+        .where(DunningDecision.client_id == run.client_id, DunningDecision.run_id == run.id)
+    )
+    outcome = request.args.get("outcome", "")
+    if outcome in ("sent", "skipped"):
+        stmt = stmt.where(DunningDecision.outcome == outcome)
+    page = paginate(apply_sort(stmt, DECISION_SORTS, "debtor", DunningDecision.id))
+    return render_template(
+        "dunning/run.html", run=run, client=client, page=page, outcome=outcome, reasons=REASONS, channels=CHANNEL_LABELS
+    )
 
 
 @bp.post("/dunning/clients/<int:client_id>/policies")
