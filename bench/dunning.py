@@ -185,7 +185,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         environ, drop = _environ(args.db, tmp)
         try:
-            app = create_app(environ, JOBS_MODE="eager", DUNNING_ATTACH_STATEMENT=False)
+            app = create_app(
+                environ, JOBS_MODE="eager", DUNNING_ATTACH_STATEMENT=False, SQLALCHEMY_RECORD_QUERIES=False
+            )
             with app.app_context():
                 upgrade()
                 with scoped(TenantScope.agency(), db.session):
