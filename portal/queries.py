@@ -316,6 +316,7 @@ OUTCOME_LABELS = {
     "refused_to_pay": "debtor refused to pay",
     "disputes_debt": "debtor disputes the debt",
     "sent": "sent",
+    "reply_received": "reply received from the debtor",
 }
 
 

@@ -45,6 +45,9 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
         configure_engine(db.engine)
 
     _import_models()
+    from provider.comms.notices import connect as connect_mail_notices
+
+    connect_mail_notices()  # SLA breach alerts by e-mail (connecting twice is a no-op)
     _register_blueprints(app)
     _register_request_hooks(app)
     _register_error_pages(app)
@@ -64,6 +67,7 @@ def _import_models() -> None:
     import provider.api.models
     import provider.comms.jobs
     import provider.comms.models
+    import provider.comms.notices
     import provider.core.audit
     import provider.core.outbox_models
     import provider.dunning.models
@@ -85,6 +89,8 @@ def _register_blueprints(app: Flask) -> None:
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
+    from provider.comms.views import bp as comms_bp
+    from provider.comms.views import portal_bp as comms_portal_bp
     from provider.dunning.debtor_views import bp as debtor_pages_bp
     from provider.dunning.views import bp as dunning_bp
     from provider.dunning.views import portal_bp as dunning_portal_bp
@@ -105,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
         sla_bp,
         reporting_bp,
         background_bp,
+        comms_bp,
         dunning_bp,
         debtor_pages_bp,
     )
@@ -115,6 +122,7 @@ def _register_blueprints(app: Flask) -> None:
         sla_portal_bp,
         portal_reports_bp,
         portal_background_bp,
+        comms_portal_bp,
         dunning_portal_bp,
     )
     for bp in staff + portal:
@@ -158,6 +166,10 @@ def _register_request_hooks(app: Flask) -> None:
         if app.config.get("JOBS_MODE") == "thread" and not app.extensions.get("ar_job_dispatcher"):
             from provider.core import outbox
 
+            if app.config.get("AR_ENV") == "demo":  # mail goes to a loopback server the demo starts (comms.demo)
+                from provider.comms.demo import start_demo_mail
+
+                start_demo_mail(app)
             app.extensions["ar_job_dispatcher"] = outbox.start_maintenance_thread(app)
 
     @app.after_request
@@ -222,11 +234,13 @@ def _register_error_pages(app: Flask) -> None:
 
 def _register_template_helpers(app: Flask) -> None:
     from clients.ledger_queries import BUCKETS, bucket_of
+    from provider.comms.queries import debtor_timeline
     from provider.core.money import format_money
     from provider.core.permissions import Permission
     from provider.ui import nav_items, sort_link, url_with
 
     app.jinja_env.globals.update(
+        debtor_messages=debtor_timeline,
         Permission=Permission,
         nav_items=nav_items,
         url_with=url_with,

@@ -19,6 +19,10 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(month_totals_group)
     app.cli.add_command(jobs_group)
 
+    from provider.comms.cli import mail_inbound_command
+
+    app.cli.add_command(mail_inbound_command)
+
 
 @click.command("demo")
 @click.option(

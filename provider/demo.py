@@ -392,6 +392,9 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         seed_worklists([c.id for c in clients])  # the overdue accounts' work items, as the nightly job builds them
         _seed_reporting(clients)  # today's KPI snapshot and last month's report, as the scheduled jobs make them
         _seed_dunning(clients)  # an approved dunning policy per client: the hourly schedule runs it
+        from provider.comms.demo import seed_demo_mail
+
+        seed_demo_mail([c.id for c in clients])  # sent by the web process to its loopback mail server
         db.session.commit()
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -86,6 +86,7 @@ def world(db_session: Any) -> World:
     b_api = _api_objects_of_b(b, b_debtor, b_invoice, b_user.id)
     b_closed_day, b_query = _sla_objects_of_b(b)
     b_dunning = _dunning_objects_of_b(a, b, b_debtor)
+    b_mail = _mail_objects_of_b(b, b_debtor)
     return World(
         a=a,
         b=b,
@@ -110,6 +111,7 @@ def world(db_session: Any) -> World:
             "query_id": b_query,
             **b_api,
             **b_dunning,
+            **b_mail,
         },
         b_markers=[
             "Bravo Secret Holdings",
@@ -130,6 +132,8 @@ def world(db_session: Any) -> World:
             "Bravo secret question",
             "Bravo dunning note",
             "Bravo secret reminder text",
+            "Bravo secret reminder",
+            "bravo-statement.pdf",
         ],
         viewers={"client user of A": client_a_user.email, "collector of A": collector_a.email},
     )
@@ -187,6 +191,42 @@ def _dunning_objects_of_b(a: Any, b: Any, b_debtor: Any) -> dict[str, Any]:
             "letter_batch_id": batch.id,
             "token": make_token(a.id, b_debtor.id),
         }
+
+
+def _mail_objects_of_b(b: Any, b_debtor: Any) -> dict[str, int]:
+    """B's message to its debtor (with an attachment and an HTML part) and the reply that came back to it."""
+    from provider.comms import Attachment, MessageAttachment, queue_email, verp
+    from provider.comms.inbound import receive
+
+    with scoped(TenantScope.agency(), db.session):
+        message = queue_email(
+            db.session,
+            client_id=b.id,
+            to="hidden@bravo.test",
+            subject="Bravo secret reminder",
+            text="pay",
+            html="<p>pay</p>",
+            debtor_id=b_debtor.id,
+            purpose="dunning",
+            dedupe_key="bravo:reminder",
+            attachments=[Attachment("bravo-statement.pdf", b"%PDF-1.4")],
+        )
+        db.session.info.pop("pending_jobs", None)  # nothing is sent: the crawler needs the rows
+        config = current_app.config
+        secret, domain = config["MAIL_VERP_SECRET"], config["MAIL_RETURN_DOMAIN"]
+        inbound = receive(
+            db.session,
+            "hidden@bravo.test",
+            verp.encode("reply", b.id, message.id, secret=secret, domain=domain),
+            b"From: hidden@bravo.test\r\nSubject: Re: Bravo secret reminder\r\n\r\nno\r\n",
+            secret=secret,
+            domain=domain,
+        )
+        db.session.commit()
+        attachment_id = db.session.scalar(
+            select(MessageAttachment.id).where(MessageAttachment.message_id == message.id)
+        )
+    return {"message_id": message.id, "attachment_id": attachment_id, "inbound_id": inbound.id}
 
 
 def _transaction_of(payment: Any) -> int:

@@ -159,3 +159,22 @@ def record_cease(session: Session, item: WorkItem, user: Any, note: str = "") ->
 def reopen_escalated(session: Session, item: WorkItem, user: Any, note: str = "") -> None:
     """A manager sends an escalated account back to the queue."""
     set_state(session, item, ItemState.IN_PROGRESS, user, note or "back to the queue")
+
+
+def reply_received(session: Session, client_id: int, debtor_id: int, note: str) -> bool:
+    """The debtor answered an e-mail (provider.comms.inbound): the account's history gets an e-mail action with the
+    outcome "reply received", and its next action is due today with `note`, so the account surfaces in its
+    collector's queue. No claim is taken (nobody acts yet). Returns False when the debtor has no open account."""
+    from sqlalchemy import select
+
+    item = session.scalar(select(WorkItem).where(WorkItem.client_id == client_id, WorkItem.debtor_id == debtor_id))
+    if item is None or item.state == ItemState.CLOSED.value:
+        return False
+    before = audit.snapshot(item, WorkItem.AUDIT_FIELDS)
+    item.next_action_on, item.next_action_note = today_utc(), note[:200]
+    action = _history(session, item, None, ActionKind.EMAIL, "reply_received", note)
+    session.flush()
+    audit.record(
+        session, "worklist.reply_received", item, before=before, after=audit.snapshot(item, WorkItem.AUDIT_FIELDS)
+    )
+    return action is not None

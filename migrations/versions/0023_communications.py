@@ -2,7 +2,7 @@
 addresses, sending identities per client, and the inbound mail (replies, bounces, unmatched)
 
 Revision ID: 0023
-Revises: 0019
+Revises: 0022
 Create Date: 2026-12-07
 
 Client-owned tables are client-keyed (provider.core.schema_rules): client_id leads the key, composite foreign
@@ -16,7 +16,7 @@ from provider.core.schema_rules import enable_rls, key_columns, key_constraints
 
 # revision identifiers, used by Alembic.
 revision = "0023"
-down_revision = "0019"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -4,13 +4,13 @@ States: queued → sending (claimed by one sender) → sent | failed, or back to
 `next_attempt_at` after a temporary refusal. Every move is a conditional UPDATE (`WHERE status = <expected>`),
 so two senders never both claim or settle a message.
 
-At most once. A message is claimed (committed as `sending`) before it is handed to the server, and marked `sent`
-in its own short transaction right after the server accepted it. If the process dies between the server's
-acceptance and that commit, the message stays `sending`; the mail sweep does **not** send it again: after
-`STALE_SENDING` it is marked failed with the reason "delivery not confirmed", and a person may resend it. We
-chose at most once because a duplicate reminder to a debtor is a compliance problem (contact limits), a missing
-one is visible and repairable. The window is one message wide. A copy sent by hand keeps the stored Message-ID,
-so the recipient's side (and our inbound matching) can tell it is the same message.
+At most once. A message is claimed (committed as `sending`, durably) before it is handed to the server, and marked
+`sent` right after the server accepted it; those answers are committed every `SETTLE_EVERY` messages (`Settler`).
+If the process dies between the server's acceptance and that commit, the message stays `sending`; the mail sweep
+does **not** send it again: after `STALE_SENDING` it is marked failed with the reason "delivery not confirmed",
+and a person may resend it. We chose at most once because a duplicate reminder to a debtor is a compliance problem
+(contact limits), a missing one is visible and repairable. The window is at most `SETTLE_EVERY` messages (one on
+SQLite). A copy sent by hand keeps the stored Message-ID, so the recipient's side can tell it is the same message.
 
 Temporary failures (no server, connection refused or lost, 4xx) put the message back in the queue with a growing
 delay (`BACKOFF`); after `MAX_ATTEMPTS` it fails with the last reason. A lost connection also fails the job run,
@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from provider.comms.models import Channel, EventKind, Message, MessageAttachment, MessageEvent, MessageStatus
@@ -42,7 +42,8 @@ from provider.core.clock import now_utc
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
+BATCH = 100
+SETTLE_EVERY = 10  # answers recorded per commit (PostgreSQL); see Settler
 MAX_ATTEMPTS = 8
 BACKOFF = (60, 300, 900, 1800, 3600, 7200, 14400)  # seconds before the 2nd, 3rd, ... attempt
 STALE_SENDING = timedelta(minutes=30)
@@ -137,59 +138,108 @@ def _read(session: Session, client_id: int, ids: list[int]) -> list[Outgoing]:
             rfc_message_id=m.rfc_message_id,
             language=m.language,
             unsubscribe_url=unsubscribe_url(m),
+            attempts=m.attempts,
             attachments=files.get(m.id, []),
         )
         for m in rows
     ]
-    session.expunge_all()
-    return out
+    return out  # the claim's commit expires the rows: nothing stale stays cached
 
 
-def _settle(session: Session, out: Outgoing, status: str, event: str, detail: str = "", **values: Any) -> bool:
-    """sending → `status`, in its own transaction; False when the message was no longer ours to settle."""
-    now = now_utc()
-    moved = session.execute(
-        update(Message)
-        .where(Message.client_id == out.client_id, Message.id == out.id, Message.status == MessageStatus.SENDING.value)
-        .values(status=status, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if moved:
-        session.add(
-            MessageEvent(
-                client_id=out.client_id,
-                message_id=out.id,
-                kind=event,
-                detail=detail[:1000],
-                actor=current_actor().label[:254],
-                occurred_at=now,
-            )
-        )
-    session.commit()
-    return bool(moved)
+_PG_SETTLE = text(
+    """
+WITH moved AS (
+    UPDATE comm_messages SET status = :status, updated_at = :now, sent_at = COALESCE(:sent_at, sent_at),
+           last_error = :last_error, next_attempt_at = :next_attempt_at, sending_since = NULL
+    WHERE client_id = :client_id AND id = :id AND status = 'sending'
+    RETURNING client_id, id
+)
+INSERT INTO comm_events (client_id, message_id, kind, detail, actor, occurred_at)
+SELECT client_id, id, :event, :detail, :actor, :now FROM moved
+"""
+)
 
 
-def _defer(session: Session, out: Outgoing, reason: str, attempts: int) -> str:
-    if attempts >= MAX_ATTEMPTS:
-        words = f"Not sent after {attempts} attempts. Last answer: {reason}"
-        _settle(session, out, MessageStatus.FAILED.value, EventKind.FAILED.value, words, last_error=words[:500])
+class Settler:
+    """Records the server's answers: sending → sent/failed/queued, with the history event, committing every
+    `every` answers (and at the end of each batch). A crash loses at most the uncommitted answers: those messages
+    stay `sending` and become "delivery not confirmed", never sent twice. On PostgreSQL one statement per answer,
+    committed without waiting for the disk (`synchronous_commit = off`: a commit lost to a crash has the same
+    effect as the crash itself); on SQLite, whose commits are cheap and whose write lock must not be held while the
+    network is used, each answer commits at once."""
+
+    def __init__(self, session: Session, every: int = SETTLE_EVERY) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        self.every = every if self.postgres else 1
+        self.pending = 0
+
+    def settle(self, out: Outgoing, status: str, event: str, detail: str = "", **values: Any) -> None:
+        now = now_utc()
+        actor = current_actor().label[:254]
+        if self.postgres:
+            if self.pending == 0:
+                self.session.execute(text("SET LOCAL synchronous_commit = off"))
+            params = {
+                "status": status,
+                "now": now,
+                "sent_at": values.get("sent_at"),
+                "last_error": values.get("last_error", ""),
+                "next_attempt_at": values.get("next_attempt_at"),
+                "client_id": out.client_id,
+                "id": out.id,
+                "event": event,
+                "detail": detail[:1000],
+                "actor": actor,
+            }
+            self.session.execute(_PG_SETTLE, params)
+        else:
+            moved = self.session.execute(
+                update(Message)
+                .where(
+                    Message.client_id == out.client_id,
+                    Message.id == out.id,
+                    Message.status == MessageStatus.SENDING.value,
+                )
+                .values(status=status, updated_at=now, sending_since=None, **values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if moved:
+                self.session.execute(
+                    insert(MessageEvent).values(
+                        client_id=out.client_id,
+                        message_id=out.id,
+                        kind=event,
+                        detail=detail[:1000],
+                        actor=actor,
+                        occurred_at=now,
+                    )
+                )
+        self.pending += 1
+        if self.pending >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.session.commit()
+            self.pending = 0
+
+
+def _defer(settler: Settler, out: Outgoing, reason: str) -> str:
+    if out.attempts >= MAX_ATTEMPTS:
+        words = f"Not sent after {out.attempts} attempts. Last answer: {reason}"
+        settler.settle(out, MessageStatus.FAILED.value, EventKind.FAILED.value, words, last_error=words[:500])
         return "failed"
-    delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
-    _settle(
-        session,
+    delay = BACKOFF[min(out.attempts - 1, len(BACKOFF) - 1)]
+    settler.settle(
         out,
         MessageStatus.QUEUED.value,
         EventKind.DEFERRED.value,
-        f"{reason} Next attempt in {delay // 60} minutes.",
+        f"{reason} Next attempt in {delay // 60} minute{'s' if delay >= 120 else ''}.",
         last_error=reason[:500],
         next_attempt_at=now_utc() + timedelta(seconds=delay),
-        sending_since=None,
     )
     return "deferred"
-
-
-def _attempts(session: Session, out: Outgoing) -> int:
-    return int(session.scalar(select(Message.attempts).where(Message.id == out.id)) or 0)
 
 
 def send_queued(
@@ -199,6 +249,7 @@ def send_queued(
     unsent messages back in the queue) when the server cannot be reached, so the job is retried."""
     settings = SmtpSettings.from_config(current_app.config)
     connection = Connection(settings)
+    settler = Settler(session)
     result = SendResult()
     started = time.monotonic()
     try:
@@ -211,21 +262,19 @@ def send_queued(
                     connection.send(out)
                 except PermanentFailure as exc:
                     words = str(exc)
-                    _settle(session, out, MessageStatus.FAILED.value, EventKind.FAILED.value, words, last_error=words)
+                    settler.settle(out, MessageStatus.FAILED.value, EventKind.FAILED.value, words, last_error=words)
                     result.failed += 1
                 except TemporaryFailure as exc:
-                    if connection.smtp is None:  # the server is away: everything not sent waits for the retry
-                        for rest in outgoing[index:]:
-                            outcome = _defer(session, rest, str(exc), _attempts(session, rest))
-                            result.deferred += outcome == "deferred"
-                            result.failed += outcome == "failed"
+                    away = connection.smtp is None  # the server is away: everything not sent waits for the retry
+                    for item in outgoing[index:] if away else [out]:
+                        outcome = _defer(settler, item, str(exc))
+                        result.deferred += outcome == "deferred"
+                        result.failed += outcome == "failed"
+                    if away:
+                        settler.flush()
                         raise
-                    outcome = _defer(session, out, str(exc), _attempts(session, out))
-                    result.deferred += outcome == "deferred"
-                    result.failed += outcome == "failed"
                 else:
-                    _settle(
-                        session,
+                    settler.settle(
                         out,
                         MessageStatus.SENT.value,
                         EventKind.SENT.value,
@@ -234,6 +283,7 @@ def send_queued(
                         next_attempt_at=None,
                     )
                     result.sent += 1
+            settler.flush()
     finally:
         connection.close()
     return result

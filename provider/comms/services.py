@@ -26,7 +26,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_app_context
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -75,9 +75,10 @@ def normalise_address(address: str) -> str:
     parses, otherwise just lower-cased)."""
     address = (address or "").strip()
     try:
-        return str(validate_email(address, check_deliverability=False, test_environment=True).normalized).lower()
+        valid = validate_email(address, check_deliverability=False, test_environment=True)
     except EmailNotValidError:
         return address.lower()
+    return str(valid.ascii_email or valid.normalized).lower()
 
 
 def address_problem(address: str) -> str | None:
@@ -88,7 +89,8 @@ def address_problem(address: str) -> str | None:
         return "No e-mail address was given."
     relaxed = _config("AR_ENV", "testing") != "production"
     try:
-        validate_email(address, check_deliverability=False, test_environment=relaxed)
+        # SMTPUTF8 (a non-ASCII local part) is refused: few servers accept it; an IDN domain is sent as punycode
+        validate_email(address, check_deliverability=False, test_environment=relaxed, allow_smtputf8=False)
     except EmailNotValidError as exc:
         return f"The address {address!r} cannot receive e-mail: {exc}"
     return None
@@ -134,11 +136,16 @@ def suppress_address(
 
 
 def identity_for(session: Session, client_id: int) -> tuple[str, str, str]:
-    """(from name, from address, fixed reply-to or "") of a client: its own identity, else the platform's."""
+    """(from name, from address, fixed reply-to or "") of a client: its own identity, else the platform's. Read
+    once per transaction and client (a dunning run queues thousands of messages of one client)."""
+    cache: dict[int, tuple[str, str, str]] = session.info.setdefault("comms_identities", {})
+    if client_id in cache:
+        return cache[client_id]
     row = session.scalar(select(SendingIdentity).where(SendingIdentity.client_id == client_id))
     name = (row.from_name if row and row.from_name else None) or _config("MAIL_DEFAULT_FROM_NAME", "")
     address = (row.from_address if row and row.from_address else None) or _config("MAIL_DEFAULT_FROM", "")
-    return name, address, (row.reply_to if row else "") or ""
+    cache[client_id] = (name, address, (row.reply_to if row else "") or "")
+    return cache[client_id]
 
 
 def add_event(
@@ -162,17 +169,16 @@ def _existing(session: Session, client_id: int, dedupe_key: str) -> Message | No
 
 
 def _insert(session: Session, values: dict[str, Any]) -> Message | None:
-    """INSERT … ON CONFLICT DO NOTHING on (client_id, dedupe_key): the new message, or None when the key exists
-    (also when a concurrent transaction inserted it a moment ago: the conflict waits for it, no error)."""
+    """INSERT … ON CONFLICT DO NOTHING on (client_id, dedupe_key) RETURNING the row: the new message, or None when
+    the key exists (also when a concurrent transaction inserted it a moment ago: the conflict waits for it)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(Message)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["client_id", "dedupe_key"])
-        .returning(Message.id)
+        .returning(Message)
     )
-    new_id = session.execute(stmt).scalar_one_or_none()
-    return None if new_id is None else session.get(Message, new_id)
+    return session.scalars(stmt).one_or_none()
 
 
 def _check_key(dedupe_key: str, purpose: str) -> None:
@@ -258,9 +264,6 @@ def queue_email(
     outbox in the caller's transaction (it runs after the commit).
     """
     _check_key(dedupe_key, purpose)
-    existing = _existing(session, client_id, dedupe_key)
-    if existing is not None:
-        return existing
     from_name, from_address, fixed_reply_to = identity_for(session, client_id)
     values = _base_values(
         client_id=client_id,
@@ -453,3 +456,19 @@ def unsubscribe_message(session: Session, client_id: int, message_id: int) -> Su
         reason="Unsubscribed with the link in an e-mail.",
         message_id=message.id,
     )
+
+
+_TRANSACTION_CACHES = ("comms_identities", "comms_send_enqueued")
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_after_commit(session: Session) -> None:
+    for key in _TRANSACTION_CACHES:
+        session.info.pop(key, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        for key in _TRANSACTION_CACHES:
+            session.info.pop(key, None)

@@ -50,6 +50,7 @@ class Permission(StrEnum):
     PAYMENTS_ALLOCATE = "staff:payments:allocate"
     JOBS_MANAGE = "staff:jobs:manage"  # the background work of every client: follow, retry, cancel
     LEDGER_CORRECT = "staff:ledger:correct"  # write off an invoice, reverse a payment, allocation or write-off
+    MAIL_MANAGE = "staff:mail:manage"  # inbound and unmatched mail, sending identities, resending a message
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
@@ -80,6 +81,7 @@ _MANAGER = _STAFF_COMMON | {
     Permission.REPORTS_MANAGE,  # generate and re-issue monthly reports, follow their runs
     Permission.JOBS_MANAGE,
     Permission.LEDGER_CORRECT,  # write-offs and reversals change what the client is owed: a manager's call
+    Permission.MAIL_MANAGE,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -1,10 +1,11 @@
-"""Tell a client's contacts that their monthly report is ready: reporting's minimal outbox.
+"""Tell a client's contacts that their monthly report is ready.
 
-The platform has no mail transport yet, so a notification is *recorded*: one row per (report, recipient)
-in `report_notifications`, written in the same transaction as the report, for the contacts who opted in
-to the monthly report (`portal.queries.recipient_emails`). The portal's reports page shows whom each
-report was sent to. Idempotent: the unique (report, recipient) makes a retried job, a second call or a
-concurrent worker a no-op for the addresses already recorded.
+One row per (report, recipient) in `report_notifications`, written in the same transaction as the report, for
+the contacts who opted in to the monthly report (`portal.queries.recipient_emails`), and one e-mail per new
+recipient queued through the platform's mail (`provider.comms.notices.queue_report_ready`: stored as rendered,
+sent by the mail job, its delivery on the Mail page). The portal's reports page shows whom each report was sent
+to. Idempotent: the unique (report, recipient) and the e-mail's dedupe key make a retried job, a second call or a
+concurrent worker a no-op for the addresses already notified.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def notify_report_ready(session: Session, client: Client, report: MonthlyReport)
         insert(ReportNotification).values(rows).on_conflict_do_nothing(index_elements=["report_id", "recipient"])
     )
     audit.record(session, "report.notify", report, after={"period": report.period, "recipients": fresh})
+    from provider.comms.notices import queue_report_ready
+
+    queue_report_ready(session, client, report, fresh, subject)
     return fresh
 
 
