@@ -28,7 +28,7 @@ _STAFF_NAV = (
     (NavItem("Clients", "clients.index", "clients", "c"), Permission.CLIENTS_READ),
     (NavItem("Worklists", "worklists.index", "worklists", "w"), Permission.WORKLISTS_WORK),
     (NavItem("SLAs", "sla.index", "sla", "s"), Permission.SLAS_READ),
-    (NavItem("Dunning", "dunning.index", "dunning", "n"), Permission.CLIENTS_READ),
+    (NavItem("Dunning", "dunning.index", "dunning", "d"), Permission.CLIENTS_READ),
     (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
     (NavItem("Mail", "comms.index", "comms", "m"), Permission.DEBTORS_READ),
     (NavItem("Background work", "background.index", "background", "b"), Permission.JOBS_MANAGE),
