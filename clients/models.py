@@ -32,6 +32,19 @@ class ContactKind(StrEnum):
     POSTAL = "postal"
 
 
+# The language a client's debtors are written to by default, by the client's country (ISO 3166 -> ISO 639-1).
+COUNTRY_LANGUAGES = {
+    "DE": "de", "AT": "de", "CH": "de", "LI": "de", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr",
+    "ES": "es", "MX": "es", "AR": "es", "CO": "es", "CL": "es", "IT": "it", "SM": "it", "NL": "nl",
+    "PT": "pt", "BR": "pt", "PL": "pl", "SE": "sv", "DK": "da", "NO": "nb", "FI": "fi", "CZ": "cs",
+    "JP": "ja", "CN": "zh", "TW": "zh", "KR": "ko", "GR": "el", "TR": "tr", "HU": "hu", "RO": "ro",
+}  # fmt: skip
+
+
+def language_for_country(country: str) -> str:
+    return COUNTRY_LANGUAGES.get((country or "").upper(), "en")
+
+
 def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
@@ -78,6 +91,8 @@ class Debtor(ClientOwned, db.Model):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str | None] = mapped_column(String(64))
     segment: Mapped[str] = mapped_column(String(40), default="standard")
+    # the language the debtor is written to in (ISO 639-1); a new debtor gets its client's country's language
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the client took the account back
     created_at: Mapped[created_at]
@@ -90,7 +105,7 @@ class Debtor(ClientOwned, db.Model):
         cascade="all, delete-orphan",
     )
 
-    AUDIT_FIELDS = ("external_ref", "name", "timezone", "segment", "do_not_contact")
+    AUDIT_FIELDS = ("external_ref", "name", "timezone", "segment", "language", "do_not_contact")
 
     @property
     def effective_timezone(self) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, TxKind
 from clients.ledger import RowError
-from clients.models import Debtor
+from clients.models import Client, Debtor, language_for_country
 from provider.core import audit
 from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime
@@ -236,13 +236,26 @@ class Stage:
         known = sa.select(deb.external_ref).where(deb.client_id == self.client_id)
         now = sa.literal(now_utc(), UTCDateTime())
         name = sa.case((s.debtor_name == "", s.debtor_ref), else_=s.debtor_name)
+        country = self.session.scalar(
+            sa.select(Client.__table__.c.country).where(Client.__table__.c.id == self.client_id)
+        )
+        language = sa.literal(language_for_country(country or ""))
         source = sa.select(
-            sa.literal(self.client_id), s.debtor_ref, name, sa.literal("standard"), sa.false(), now, now
+            sa.literal(self.client_id), s.debtor_ref, name, sa.literal("standard"), language, sa.false(), now, now
         ).where(s.line.in_(first_rows), s.debtor_ref.not_in(known))
         before = self.session.scalar(sa.select(sa.func.count()).where(deb.client_id == self.client_id)) or 0
         self.session.execute(
             sa.insert(Debtor.__table__).from_select(
-                ["client_id", "external_ref", "name", "segment", "do_not_contact", "created_at", "updated_at"],
+                [
+                    "client_id",
+                    "external_ref",
+                    "name",
+                    "segment",
+                    "language",
+                    "do_not_contact",
+                    "created_at",
+                    "updated_at",
+                ],
                 source,
             )
         )

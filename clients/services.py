@@ -23,7 +23,7 @@ from clients.ledger import (  # the ledger verbs live in clients/ledger.py; this
     reverse,
     write_off,
 )
-from clients.models import Client, ContactKind, Debtor, DebtorContact
+from clients.models import Client, ContactKind, Debtor, DebtorContact, language_for_country
 from provider.core import audit
 from provider.core.errors import ServiceError
 
@@ -109,6 +109,7 @@ def create_debtor(session: Session, client: Client, data: dict[str, Any]) -> Deb
         raise ServiceError(
             f"{client.code} already has a debtor with reference {data['external_ref']}", field="external_ref"
         )
+    data.setdefault("language", language_for_country(client.country))
     debtor = Debtor(client_id=client.id, **data)
     session.add(debtor)
     session.flush()
@@ -123,7 +124,7 @@ def create_debtor(session: Session, client: Client, data: dict[str, Any]) -> Deb
 def update_debtor(session: Session, debtor: Debtor, data: dict[str, Any]) -> Debtor:
     """Change a debtor's details (the external reference stays: it is the client's key)."""
     before = audit.snapshot(debtor, Debtor.AUDIT_FIELDS)
-    for key in ("name", "timezone", "segment", "do_not_contact"):
+    for key in ("name", "timezone", "segment", "language", "do_not_contact"):
         if key in data:
             setattr(debtor, key, data[key])
     session.flush()

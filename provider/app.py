@@ -70,6 +70,7 @@ def _import_models() -> None:
     import provider.comms.notices
     import provider.core.audit
     import provider.core.outbox_models
+    import provider.dunning.models
     import provider.models
     import provider.reporting.models  # noqa: F401
     import sla.models
@@ -90,6 +91,9 @@ def _register_blueprints(app: Flask) -> None:
     from provider.background import portal_bp as portal_background_bp
     from provider.comms.views import bp as comms_bp
     from provider.comms.views import portal_bp as comms_portal_bp
+    from provider.dunning.debtor_views import bp as debtor_pages_bp
+    from provider.dunning.views import bp as dunning_bp
+    from provider.dunning.views import portal_bp as dunning_portal_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.two_factor import bp as two_factor_bp
@@ -110,6 +114,8 @@ def _register_blueprints(app: Flask) -> None:
         reporting_bp,
         background_bp,
         comms_bp,
+        dunning_bp,
+        debtor_pages_bp,
     )
     portal = (
         portal_bp,
@@ -119,6 +125,7 @@ def _register_blueprints(app: Flask) -> None:
         portal_reports_bp,
         portal_background_bp,
         comms_portal_bp,
+        dunning_portal_bp,
     )
     for bp in staff + portal:
         app.register_blueprint(bp)

@@ -185,6 +185,42 @@ SEGMENTS_CONSUMER = ["standard", "standard", "standard", "hardship", "high-balan
 SEGMENTS_COMMERCIAL = ["sme", "sme", "enterprise", "public-sector", "key-account"]
 
 
+# the demo's second language of each client's dunning templates (the first is English)
+SECOND_LANGUAGE = {"DE": "de", "CA": "fr", "US": "es", "GB": "fr", "AU": "fr", "JP": "fr"}
+
+
+def _demo_language(client: Client, rng: random.Random) -> str:
+    """German for the German client; elsewhere one debtor in five speaks the client's second language."""
+    second = SECOND_LANGUAGE.get(client.country, "fr")
+    if client.country == "DE":
+        return "de"
+    return second if rng.random() < 0.2 else "en"
+
+
+def _seed_dunning(clients: list[Client]) -> None:
+    """An approved dunning policy per client (standard steps, texts in English and a second language), as its
+    client admin approved it in the portal; the hourly schedule runs it (or "Run today's dunning now")."""
+    from provider.dunning import services as dunning
+    from provider.dunning.models import DunningPolicy
+    from provider.reporting.schedule import client_today
+
+    for client in clients:
+        if db.session.scalar(select(DunningPolicy.id).where(DunningPolicy.client_id == client.id).limit(1)):
+            continue
+        admin = db.session.scalar(select(User).where(User.client_id == client.id, User.role == "client_admin"))
+        policy = dunning.propose_policy(
+            db.session,
+            client,
+            effective_from=client_today(client, now_utc()) - timedelta(days=1),
+            min_amount_minor=10_00,
+            notes="Standard sequence: two e-mails, a letter, then a call.",
+            second_language=SECOND_LANGUAGE.get(client.country, "fr"),
+        )
+        if admin is not None:
+            with audit.acting_as(audit.Actor(admin.id, admin.email)):
+                dunning.approve_policy(db.session, policy, admin, "Approved for the demo")
+
+
 def _debtor_rows(client: Client, start: int, stop: int, rng_seed: int) -> list[dict[str, Any]]:
     rows = []
     for n in range(start, stop):
@@ -202,6 +238,7 @@ def _debtor_rows(client: Client, start: int, stop: int, rng_seed: int) -> list[d
                 "name": name,
                 "timezone": None,
                 "segment": segment,
+                "language": _demo_language(client, rng),
                 "do_not_contact": rng.random() < 0.02,
             }
         )
@@ -230,6 +267,16 @@ def _contact_rows(client: Client, debtors: list[tuple[int, str, str]]) -> list[d
                 "kind": ContactKind.PHONE.value,
                 "value": f"+1 555 {number % 1000:03d} {number % 10000:04d}",
                 "label": "main",
+                "is_primary": True,
+            }
+        )
+        rows.append(
+            {
+                "client_id": client.id,
+                "debtor_id": debtor_id,
+                "kind": ContactKind.POSTAL.value,
+                "value": f"{number % 200 + 1} Demo Street, {10000 + number % 90000} Demo City",
+                "label": "billing",
                 "is_primary": True,
             }
         )
@@ -344,6 +391,7 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         seed_sla_demo(clients)  # contract terms, disputes and their SLA clocks
         seed_worklists([c.id for c in clients])  # the overdue accounts' work items, as the nightly job builds them
         _seed_reporting(clients)  # today's KPI snapshot and last month's report, as the scheduled jobs make them
+        _seed_dunning(clients)  # an approved dunning policy per client: the hourly schedule runs it
         from provider.comms.demo import seed_demo_mail
 
         seed_demo_mail([c.id for c in clients])  # sent by the web process to its loopback mail server

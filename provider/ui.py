@@ -28,6 +28,7 @@ _STAFF_NAV = (
     (NavItem("Clients", "clients.index", "clients", "c"), Permission.CLIENTS_READ),
     (NavItem("Worklists", "worklists.index", "worklists", "w"), Permission.WORKLISTS_WORK),
     (NavItem("SLAs", "sla.index", "sla", "s"), Permission.SLAS_READ),
+    (NavItem("Dunning", "dunning.index", "dunning", "d"), Permission.CLIENTS_READ),
     (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
     (NavItem("Mail", "comms.index", "comms", "m"), Permission.DEBTORS_READ),
     (NavItem("Background work", "background.index", "background", "b"), Permission.JOBS_MANAGE),
@@ -44,6 +45,7 @@ _PORTAL_NAV = (
     (NavItem("Questions", "sla_portal.queries", "portal-queries", "q"), Permission.PORTAL),
     (NavItem("Messages", "comms_portal.portal_index", "comms_portal", "e"), Permission.PORTAL),
     (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
+    (NavItem("Reminders", "dunning_portal.portal_index", "dunning_portal", "m"), Permission.PORTAL),
     (NavItem("People", "portal.users", "portal-users", "u"), Permission.PORTAL),
     (NavItem("API", "api_portal.tokens_portal", "portal-api", "k"), Permission.PORTAL_API_MANAGE),
 )

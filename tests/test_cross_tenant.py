@@ -85,6 +85,7 @@ def world(db_session: Any) -> World:
     _db.session.commit()
     b_api = _api_objects_of_b(b, b_debtor, b_invoice, b_user.id)
     b_closed_day, b_query = _sla_objects_of_b(b)
+    b_dunning = _dunning_objects_of_b(a, b, b_debtor)
     b_mail = _mail_objects_of_b(b, b_debtor)
     return World(
         a=a,
@@ -110,6 +111,7 @@ def world(db_session: Any) -> World:
             "closed_day_id": b_closed_day,
             "query_id": b_query,
             **b_api,
+            **b_dunning,
             **b_mail,
         },
         b_markers=[
@@ -129,6 +131,8 @@ def world(db_session: Any) -> World:
             "Bravo ERP token",
             "Bravo secret closure",
             "Bravo secret question",
+            "Bravo dunning note",
+            "Bravo secret reminder text",
             "Bravo secret reminder",
             "bravo-statement.pdf",
         ],
@@ -156,6 +160,38 @@ def _sla_objects_of_b(b: Any) -> tuple[int, int]:
         query = ask_query(db.session, b, "Bravo secret question", "Bravo secret question body")
         db.session.commit()
         return closed.id, query.id
+
+
+def _dunning_objects_of_b(a: Any, b: Any, b_debtor: Any) -> dict[str, Any]:
+    """B's dunning policy, stage, template and letter batch; and, as the debtor-link argument, a link signed for
+    client A naming B's debtor (a bearer link of B itself opens B's debtor page to whoever holds it, by design:
+    tests/dunning/test_debtor_page.py covers those links)."""
+    from datetime import date
+
+    from provider.dunning import services
+    from provider.dunning.links import make_token
+    from provider.dunning.models import DunningRun, LetterBatch
+
+    with scoped(TenantScope.agency(), db.session):
+        policy = services.propose_policy(db.session, b, effective_from=date(2026, 1, 1), notes="Bravo dunning note")
+        stage = policy.stages[0]
+        template = services.save_template(
+            db.session, stage, policy, language="en", segment="vip", tone="firm", subject="Bravo",
+            body="Bravo secret reminder text {{ debtor_name }}",
+        )  # fmt: skip
+        batch = LetterBatch(client_id=b.id, run_date=date(2026, 2, 1), status="ready", pdf=b"%PDF-", manifest="x")
+        db.session.add(batch)
+        run = DunningRun(client_id=b.id, run_date=date(2026, 2, 1), status="done", note="Bravo dunning note")
+        db.session.add(run)
+        db.session.commit()
+        return {
+            "dunning_run_id": run.id,
+            "policy_id": policy.id,
+            "stage_id": stage.id,
+            "template_id": template.id,
+            "letter_batch_id": batch.id,
+            "token": make_token(a.id, b_debtor.id),
+        }
 
 
 def _mail_objects_of_b(b: Any, b_debtor: Any) -> dict[str, int]:

@@ -56,14 +56,18 @@ def record_promise(
     session: Session, item: WorkItem, user: Any, amount_minor: int, due_on: date, note: str = ""
 ) -> Promise:
     """Record a promise to pay `amount_minor` (in the item's currency) by `due_on`. The account leaves the
-    queue until the day after the due date. Refuses past dates and dates more than 90 days out."""
+    queue until the day after the due date. Refuses past dates and dates more than 90 days out. `user` None:
+    the debtor made it on its self-service page (no collector claims the account)."""
     today = today_utc()
     if due_on < today:
         raise ServiceError("the promised date cannot be in the past", field="due_on")
     if due_on > today + timedelta(days=MAX_PROMISE_DAYS):
         raise ServiceError(f"a promise must fall within {MAX_PROMISE_DAYS} days; set up a plan instead", field="due_on")
     _check_amount(item, amount_minor)
-    services._take(session, item, user)
+    if user is not None:
+        services._take(session, item, user)
+    elif item.state == ItemState.CLOSED.value:  # the debtor itself (self-service page): no collector to claim it
+        raise ServiceError("nothing is overdue on this account", field="amount")
     _cancel_open(session, item, "replaced by a new promise")
     promise = Promise(
         client_id=item.client_id,

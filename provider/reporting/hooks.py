@@ -12,6 +12,8 @@ report picks them up with no change here:
         {"made": n, "kept": n, "broken": n, "kept_rate": "x.y" | None}
     worklists.queries.collector_activity(session, client_id, start: date, end: date) -> list[dict]
         [{"collector": name, "calls": n, "emails": n, "promises": n}]
+    provider.dunning.queries.report_section(session, client_id, start: date, end: date) -> list[dict] (exposed)
+        [{"stage", "days", "channel", "sent", "skipped", "bounced", "replied", "paid", "promised", "paid_amount"}]
 
 Every result must be JSON (it is frozen into the report's inputs).
 """
@@ -32,6 +34,7 @@ _HOOKS = {
     "sla_corrections": ("sla.queries", "monthly_corrections"),
     "promises": ("worklists.queries", "promise_stats"),
     "activity": ("worklists.queries", "collector_activity"),
+    "dunning": ("provider.dunning.queries", "report_section"),
 }
 
 

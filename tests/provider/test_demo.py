@@ -40,6 +40,8 @@ def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
         for c in clients:
             assert unbalanced_transactions(c.id) == [] and cache_mismatches(c.id) == []
 
+        _dunning_is_ready(clients)
+
     second = seed_demo(invoices_per_client=SMALL_LEDGER)
     assert second["created_debtors"] == 0 and second["debtors"] == 3000
     assert second["created_invoices"] == 0
@@ -50,6 +52,34 @@ def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
 
     assert login(client, "viewer@sakura.demo.test", DEMO_PASSWORD).status_code == 302
     assert "Sakura Logistics" in client.get("/portal/").get_data(as_text=True)
+
+
+def _dunning_is_ready(clients: list[Client]) -> None:
+    """Every demo client has an approved dunning policy with texts in English and one other language, and a run
+    decides for its overdue debtors (without e-mail statements here, which take a PDF each)."""
+    from datetime import timedelta
+
+    from provider.core.clock import now_utc
+    from provider.dunning.models import DunningDecision, DunningTemplate
+    from provider.dunning.run import client_today, policy_in_force, run_client
+
+    for c in clients:
+        policy = policy_in_force(db.session, c.id, client_today(c, now_utc()))
+        assert policy is not None and policy.status == "approved"
+        languages = set(
+            db.session.scalars(
+                select(DunningTemplate.language).where(
+                    DunningTemplate.client_id == c.id, DunningTemplate.stage_id.in_([s.id for s in policy.stages])
+                )
+            )
+        )
+        assert len(languages) == 2 and "en" in languages
+    client = clients[0]
+    run_client(db.session, client.id, client_today(client, now_utc()) + timedelta(days=1), attach_statement=False)
+    outcomes = set(db.session.scalars(select(DunningDecision.outcome).where(DunningDecision.client_id == client.id)))
+    assert "sent" in outcomes
+    db.session.info.pop("pending_jobs", None)
+    db.session.rollback()
 
 
 def _ledger_shape() -> dict[str, int]:
