@@ -63,7 +63,7 @@ def _import_models() -> None:
     import clients.models  # noqa: F401
     import provider.api.models
     import provider.books.models
-    import provider.books.subscribers  # noqa: F401 - posts the agency's books after the ledger's payments
+    import provider.books.subscribers  # posts the agency's books after the ledger's payments
     import provider.core.audit
     import provider.core.outbox_models
     import provider.models
