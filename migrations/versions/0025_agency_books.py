@@ -49,6 +49,7 @@ def upgrade():
     sa.Column('monthly_minimum_minor', sa.BigInteger(), nullable=False),
     sa.Column('remittance_cycle', sa.String(length=10), nullable=False),
     sa.Column('note', sa.String(length=300), nullable=False),
+    sa.Column('bill_to', sa.String(length=500), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=254), nullable=False),
     *key_constraints('fee_schedules'),

@@ -121,6 +121,8 @@ class FeeSchedule(ClientKeyed, db.Model):
     monthly_minimum_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     remittance_cycle: Mapped[str] = mapped_column(String(10), default=Cycle.MONTHLY.value)
     note: Mapped[str] = mapped_column(String(300), default="")
+    # the client's billing address (lines) as printed on its remittance statements and fee invoices
+    bill_to: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[created_at]
     created_by: Mapped[str] = mapped_column(String(254), default="")
 

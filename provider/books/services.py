@@ -26,6 +26,7 @@ SCHEDULE_FIELDS = (
     "monthly_minimum_minor",
     "remittance_cycle",
     "note",
+    "bill_to",
 )
 
 
@@ -89,6 +90,7 @@ def add_fee_schedule(
     monthly_minimum_minor: int = 0,
     remittance_cycle: str = Cycle.MONTHLY.value,
     note: str = "",
+    bill_to: str = "",
 ) -> FeeSchedule:
     """Record a new version of a client's fee schedule, in force from `effective_from`. Earlier versions stay
     (payments priced under them keep their fee). Every problem is collected and nothing is written when there
@@ -132,6 +134,7 @@ def add_fee_schedule(
         monthly_minimum_minor=monthly_minimum_minor,
         remittance_cycle=remittance_cycle,
         note=note[:300],
+        bill_to="\n".join(line.strip() for line in bill_to.strip().splitlines() if line.strip())[:500],
         created_by=audit.current_actor().label[:254],
     )
     session.add(schedule)

@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from clients.models import Client
+from provider.books import documents
 from provider.books.invoices import invoice_lines
 from provider.books.models import AgencyEntry, AgencyTransaction, FeeInvoice, FeeSchedule, PaymentFee, RemittanceRun
 from provider.books.posting import held_in_trust
@@ -53,7 +54,7 @@ def _overview(client_id: int) -> dict[str, Any]:
 
 
 @bp.get("/books/clients/<int:client_id>")
-@require(Permission.SLAS_READ)
+@require(Permission.BOOKS_READ)
 def client_books(client_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     schedules = db.session.scalars(
@@ -99,7 +100,7 @@ def _tiers() -> list[TierInput]:
 
 
 @bp.post("/books/clients/<int:client_id>/schedules")
-@require(Permission.SLAS_MANAGE)
+@require(Permission.BOOKS_MANAGE)
 def add_schedule(client_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
 
@@ -121,6 +122,7 @@ def add_schedule(client_id: int) -> Any:
                 monthly_minimum_minor=_int("monthly_minimum_minor"),
                 remittance_cycle=request.form.get("remittance_cycle", "monthly"),
                 note=request.form.get("note", ""),
+                bill_to=request.form.get("bill_to", ""),
             )
         except ScheduleInvalid as exc:
             raise ServiceError(
@@ -155,16 +157,35 @@ def _statement_page(run_row: RemittanceRun, client: Client, portal: bool) -> Any
 
 
 @bp.get("/books/remittances/<int:remittance_id>")
-@require(Permission.SLAS_READ)
+@require(Permission.BOOKS_READ)
 def remittance(remittance_id: int) -> Any:
     run_row = get_visible_or_404(db.session, RemittanceRun, remittance_id)
     return _statement_page(run_row, db.session.get_one(Client, run_row.client_id), portal=False)
 
 
 @bp.get("/books/remittances/<int:remittance_id>/statement.csv")
-@require(Permission.SLAS_READ)
+@require(Permission.BOOKS_READ)
 def remittance_csv(remittance_id: int) -> Any:
     return _csv(get_visible_or_404(db.session, RemittanceRun, remittance_id))
+
+
+def _statement_pdf(run_row: RemittanceRun, client: Client) -> Response:
+    pdf = documents.render_pdf(documents.statement_html(db.session, run_row, client))
+    name = documents.statement_filename(run_row, client)
+    return Response(pdf, mimetype="application/pdf", headers=documents.pdf_response_headers(name))
+
+
+def _invoice_pdf(invoice: FeeInvoice, client: Client) -> Response:
+    pdf = documents.render_pdf(documents.invoice_html(db.session, invoice, client))
+    name = documents.invoice_filename(invoice, client)
+    return Response(pdf, mimetype="application/pdf", headers=documents.pdf_response_headers(name))
+
+
+@bp.get("/books/remittances/<int:remittance_id>/statement.pdf")
+@require(Permission.BOOKS_READ)
+def remittance_pdf(remittance_id: int) -> Any:
+    run_row = get_visible_or_404(db.session, RemittanceRun, remittance_id)
+    return _statement_pdf(run_row, db.session.get_one(Client, run_row.client_id))
 
 
 def _invoice_page(invoice: FeeInvoice, client: Client, portal: bool) -> Any:
@@ -173,10 +194,17 @@ def _invoice_page(invoice: FeeInvoice, client: Client, portal: bool) -> Any:
 
 
 @bp.get("/books/fee-invoices/<int:fee_invoice_id>")
-@require(Permission.SLAS_READ)
+@require(Permission.BOOKS_READ)
 def fee_invoice(fee_invoice_id: int) -> Any:
     invoice = get_visible_or_404(db.session, FeeInvoice, fee_invoice_id)
     return _invoice_page(invoice, db.session.get_one(Client, invoice.client_id), portal=False)
+
+
+@bp.get("/books/fee-invoices/<int:fee_invoice_id>/invoice.pdf")
+@require(Permission.BOOKS_READ)
+def fee_invoice_pdf(fee_invoice_id: int) -> Any:
+    invoice = get_visible_or_404(db.session, FeeInvoice, fee_invoice_id)
+    return _invoice_pdf(invoice, db.session.get_one(Client, invoice.client_id))
 
 
 # --- portal --------------------------------------------------------------------------------------------
@@ -222,3 +250,16 @@ def portal_remittance_csv(remittance_id: int) -> Any:
 def portal_fee_invoice(fee_invoice_id: int) -> Any:
     client = _my_client()
     return _invoice_page(get_for_client(db.session, FeeInvoice, fee_invoice_id, client.id), client, portal=True)
+
+
+@portal_bp.get("/remittances/<int:remittance_id>/statement.pdf", endpoint="remittance_pdf")
+@require(Permission.PORTAL)
+def portal_remittance_pdf(remittance_id: int) -> Any:
+    return _statement_pdf(_my_run(remittance_id), _my_client())
+
+
+@portal_bp.get("/fee-invoices/<int:fee_invoice_id>/invoice.pdf", endpoint="fee_invoice_pdf")
+@require(Permission.PORTAL)
+def portal_fee_invoice_pdf(fee_invoice_id: int) -> Any:
+    client = _my_client()
+    return _invoice_pdf(get_for_client(db.session, FeeInvoice, fee_invoice_id, client.id), client)
