@@ -12,15 +12,19 @@ from sqlalchemy import func, select
 
 from clients.models import Client
 from provider.books import documents
+from provider.books import overview as overview_q
 from provider.books.invoices import invoice_lines
 from provider.books.models import AgencyEntry, AgencyTransaction, FeeInvoice, FeeSchedule, PaymentFee, RemittanceRun
 from provider.books.posting import held_in_trust
 from provider.books.remittance import STATUS_LABELS, statement_csv, statement_lines
 from provider.books.services import ScheduleInvalid, TierInput, add_fee_schedule
+from provider.core.clock import today_utc
 from provider.core.errors import ServiceError
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_for_client, get_visible_or_404
 from provider.extensions import db
+from provider.reporting import charts
+from provider.ui import apply_sort, paginate
 from sla.pages import run
 
 bp = Blueprint("books", __name__, template_folder="templates")
@@ -51,6 +55,28 @@ def _overview(client_id: int) -> dict[str, Any]:
         "invoices": invoices,
         "status_labels": STATUS_LABELS,
     }
+
+
+@bp.get("/books")
+@require(Permission.BOOKS_READ)
+def overview() -> Any:
+    months = overview_q.last_months(today_utc())
+    rows = overview_q.fees_by_client_and_month(db.session, months)
+    currency = overview_q.main_currency(rows)
+    series = overview_q.chart_series(rows, months, currency) if currency else []
+    chart = charts.data_uri(charts.fees_chart(months, series, currency)) if series else None
+    page = paginate(apply_sort(select(Client), {"name": Client.name, "code": Client.code}, "name", Client.id))
+    lines = overview_q.client_lines(db.session, [c.id for c in page.items], months[-1])
+    return render_template(
+        "books/overview.html",
+        months=months,
+        rows=rows,
+        currency=currency,
+        chart=chart,
+        page=page,
+        lines=lines,
+        status_labels=STATUS_LABELS,
+    )
 
 
 @bp.get("/books/clients/<int:client_id>")
