@@ -8,6 +8,8 @@ one in ten made directly to the client, recorded through the ledger's bulk path 
 Then, timed, in the same run on the same database:
   baseline:   SELECT client_id, sum(amount_minor) FROM payments GROUP BY client_id (the bare scan, same session);
   fees:       `bring_up_to_date` per client: every payment priced and posted to the agency's books;
+  floor:      a bare INSERT ... SELECT of as many agency_entries rows as the fees step wrote (rolled back): what
+              the database alone needs to write the books' biggest table (DESIGN §9);
   run:        `draft_runs` per client for March (statement lines from the books, checked equal to them),
               the statement CSV of every run, `approve_run`, and the fee invoice of the direct payments.
 value = payments / (run seconds); ratio = baseline seconds / run seconds (goal >= 0.05). The fees step is
@@ -157,6 +159,20 @@ def main() -> None:
                         db.session.commit()
                 fees_s = time.perf_counter() - start
 
+                # floor: the database alone writing as many entry rows (a bare INSERT ... SELECT, rolled back)
+                with scoped(TenantScope.agency(), db.session):
+                    entry_rows = db.session.scalar(sa.text("SELECT count(*) FROM agency_entries")) or 0
+                    start = time.perf_counter()
+                    db.session.execute(
+                        sa.text(
+                            "INSERT INTO agency_entries (client_id, transaction_id, account, currency, amount_minor,"
+                            " payment_id) SELECT client_id, transaction_id, account, currency, amount_minor,"
+                            " payment_id FROM agency_entries"
+                        )
+                    )
+                    floor_s = time.perf_counter() - start
+                    db.session.rollback()
+
                 errors, runs, lines, statement_bytes = 0, 0, 0, 0
                 start = time.perf_counter()
                 for cid in client_ids:
@@ -185,6 +201,9 @@ def main() -> None:
         f"  {'baseline: SELECT client_id, sum(amount) GROUP BY client_id':<58}{baseline_s:9.3f}{n / baseline_s:13,.0f}"
     )
     print(f"  {'fees: price and post every payment to the books':<58}{fees_s:9.3f}{n / fees_s:13,.0f}")
+    print(
+        f"  {f'floor: INSERT ... SELECT of the same {entry_rows:,} entry rows':<58}{floor_s:9.3f}{n / floor_s:13,.0f}"
+    )
     print(f"  {'run: draft + statement CSV + approve + fee invoice':<58}{run_s:9.3f}{n / run_s:13,.0f}")
     print(f"  runs {runs}, statement lines {lines:,} ({statement_bytes / 1e6:.1f} MB)", end="")
     print(f", statement/books mismatches {errors}")
@@ -204,6 +223,8 @@ def main() -> None:
                 "ratio": round(baseline_s / run_s, 4),
                 "fees_value": round(n / fees_s, 1),
                 "fees_ratio": round(baseline_s / fees_s, 4),
+                "floor_value": round(n / floor_s, 1),
+                "fees_vs_floor": round(floor_s / fees_s, 4),
                 "all_ratio": round(baseline_s / (fees_s + run_s), 4),
                 "errors": errors,
             }

@@ -91,7 +91,83 @@ def check_balanced(legs: Iterable[Leg]) -> list[Leg]:
 _INSERT_TX = insert(AgencyTransaction.__table__).returning(
     AgencyTransaction.__table__.c.id, sort_by_parameter_order=True
 )
-_INSERT_ENTRY = insert(AgencyEntry.__table__).returning(AgencyEntry.__table__.c.id)
+_INSERT_ENTRY = insert(AgencyEntry.__table__)
+
+# PostgreSQL: one statement per table whatever the number of rows, each column one array parameter (`unnest`).
+# A multi-row VALUES list (SQLAlchemy's insertmanyvalues) sends a new SQL text of thousands of placeholders for
+# every batch, which the driver parses again each time: most of the books' posting time before this.
+_PG_TX = text(
+    """
+    INSERT INTO agency_transactions
+        (client_id, kind, source, source_id, payment_id, currency, occurred_on, memo, posted_at, actor_label)
+    SELECT :client_id, u.kind, u.source, u.source_id, u.payment_id, u.currency, u.occurred_on, u.memo,
+           :posted_at, :actor_label
+    FROM unnest(CAST(:kind AS text[]), CAST(:source AS text[]), CAST(:source_id AS bigint[]),
+                CAST(:payment_id AS bigint[]), CAST(:currency AS text[]), CAST(:occurred_on AS date[]),
+                CAST(:memo AS text[]))
+         AS u(kind, source, source_id, payment_id, currency, occurred_on, memo)
+    RETURNING id, source, source_id, kind
+    """
+)
+_PG_ENTRIES = text(
+    """
+    INSERT INTO agency_entries (client_id, transaction_id, account, currency, amount_minor, payment_id)
+    SELECT :client_id, u.transaction_id, u.account, u.currency, u.amount_minor, u.payment_id
+    FROM unnest(CAST(:transaction_id AS bigint[]), CAST(:account AS text[]), CAST(:currency AS text[]),
+                CAST(:amount_minor AS bigint[]), CAST(:payment_id AS bigint[]))
+         AS u(transaction_id, account, currency, amount_minor, payment_id)
+    """
+)
+_PG_FEES = text(
+    """
+    INSERT INTO payment_fees (client_id, payment_id, status, reason, direct, currency, amount_minor, schedule_id,
+        tier_id, age_days, placed_minor, rate_bp, tax_rate_bp, fee_minor, tax_minor, updated_at)
+    SELECT :client_id, u.payment_id, u.status, u.reason, u.direct, u.currency, u.amount_minor, u.schedule_id,
+        u.tier_id, u.age_days, u.placed_minor, u.rate_bp, u.tax_rate_bp, u.fee_minor, u.tax_minor, :updated_at
+    FROM unnest(CAST(:payment_id AS bigint[]), CAST(:status AS text[]), CAST(:reason AS text[]),
+                CAST(:direct AS boolean[]), CAST(:currency AS text[]), CAST(:amount_minor AS bigint[]),
+                CAST(:schedule_id AS bigint[]), CAST(:tier_id AS bigint[]), CAST(:age_days AS integer[]),
+                CAST(:placed_minor AS bigint[]), CAST(:rate_bp AS integer[]), CAST(:tax_rate_bp AS integer[]),
+                CAST(:fee_minor AS bigint[]), CAST(:tax_minor AS bigint[]))
+         AS u(payment_id, status, reason, direct, currency, amount_minor, schedule_id, tier_id, age_days,
+              placed_minor, rate_bp, tax_rate_bp, fee_minor, tax_minor)
+    """
+)
+_FEE_COLUMNS = (
+    "payment_id",
+    "status",
+    "reason",
+    "direct",
+    "currency",
+    "amount_minor",
+    "schedule_id",
+    "tier_id",
+    "age_days",
+    "placed_minor",
+    "rate_bp",
+    "tax_rate_bp",
+    "fee_minor",
+    "tax_minor",
+)
+
+
+def _postgresql(session: Session) -> bool:
+    return session.connection().dialect.name == "postgresql"
+
+
+def _columns(rows: list[dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def insert_fee_rows(session: Session, client_id: int, rows: list[dict[str, Any]]) -> None:
+    """`payment_fees` rows (as `_fee_row` makes them): one array INSERT on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if _postgresql(session):
+        params = {"client_id": client_id, "updated_at": rows[0]["updated_at"]} | _columns(rows, _FEE_COLUMNS)
+        session.execute(_PG_FEES, params)
+    else:
+        session.execute(insert(PaymentFee.__table__), rows)
 
 
 def post(session: Session, client_id: int, postings: list[Posting]) -> list[int]:
@@ -103,6 +179,8 @@ def post(session: Session, client_id: int, postings: list[Posting]) -> list[int]
     if not kept:
         return []
     actor, now = audit.current_actor().label[:254], now_utc()
+    if _postgresql(session):
+        return _post_pg(session, client_id, kept, actor, now)
     headers = [
         {
             "client_id": client_id,
@@ -132,6 +210,46 @@ def post(session: Session, client_id: int, postings: list[Posting]) -> list[int]
         for leg in legs
     ]
     session.execute(_INSERT_ENTRY, rows)
+    return ids
+
+
+def _post_pg(
+    session: Session, client_id: int, kept: list[tuple[Posting, list[Leg]]], actor: str, now: datetime
+) -> list[int]:
+    """`post` on PostgreSQL: two array INSERTs. The new ids come back keyed by (source, source_id, kind), unique per
+    client, so the entries find their transaction whatever order RETURNING gives."""
+    returned = session.execute(
+        _PG_TX,
+        {
+            "client_id": client_id,
+            "posted_at": now,
+            "actor_label": actor,
+            "kind": [p.kind.value for p, _ in kept],
+            "source": [p.source.value for p, _ in kept],
+            "source_id": [p.source_id for p, _ in kept],
+            "payment_id": [p.payment_id for p, _ in kept],
+            "currency": [p.currency for p, _ in kept],
+            "occurred_on": [p.occurred_on for p, _ in kept],
+            "memo": [p.memo[:300] for p, _ in kept],
+        },
+    ).all()
+    by_key = {(source, source_id, kind): tx_id for tx_id, source, source_id, kind in returned}
+    ids = [by_key[(p.source.value, p.source_id, p.kind.value)] for p, _ in kept]
+    entries: dict[str, list[Any]] = {
+        "transaction_id": [],
+        "account": [],
+        "currency": [],
+        "amount_minor": [],
+        "payment_id": [],
+    }
+    for tx_id, (p, legs) in zip(ids, kept, strict=True):
+        for leg in legs:
+            entries["transaction_id"].append(tx_id)
+            entries["account"].append(leg.account.value)
+            entries["currency"].append(p.currency)
+            entries["amount_minor"].append(leg.amount_minor)
+            entries["payment_id"].append(p.payment_id)
+    session.execute(_PG_ENTRIES, {"client_id": client_id} | entries)
     return ids
 
 
@@ -232,14 +350,41 @@ class CatchUp:
     held: dict[str, int] = field(default_factory=dict)
 
 
-def _new_payments(session: Session, client_id: int) -> list[Any]:
+CHUNK = 5_000  # payments priced and posted per round: memory stays flat however many are new
+
+
+def _new_payments(session: Session, client_id: int, after: int = 0, limit: int | None = None) -> list[Any]:
+    """Payments without a `payment_fees` row, by id, after the payment id `after`."""
     p, pf = Payment, PaymentFee
     return session.execute(
         select(p.id, p.debtor_id, p.received_on, p.currency, p.amount_minor, p.received_by)
         .outerjoin(pf, and_(pf.client_id == p.client_id, pf.payment_id == p.id))
-        .where(p.client_id == client_id, pf.id.is_(None))
+        .where(p.client_id == client_id, pf.id.is_(None), p.id > after)
         .order_by(p.id)
+        .limit(limit)
     ).all()
+
+
+def _post_new_payments(session: Session, client_id: int, schedules: list[pricing.Schedule], done: CatchUp) -> None:
+    """Price and post every payment the books lack, `CHUNK` at a time (one fee INSERT and one posting each)."""
+    after = 0
+    while payments := _new_payments(session, client_id, after, CHUNK):
+        after = payments[-1].id
+        debtors = {r.debtor_id for r in payments}
+        accounts = placement_accounts(session, client_id, debtors) if schedules else {}
+        postings: list[Posting] = []
+        fee_rows: list[dict[str, Any]] = []
+        now = now_utc()
+        for p in payments:
+            direct = p.received_by == ReceivedBy.CLIENT.value
+            account = _account_for(accounts, p.debtor_id, p.currency) if accounts else None
+            quote = pricing.price(schedules, account, p.received_on, p.currency, p.amount_minor, direct)
+            fee_rows.append(_fee_row(client_id, p.id, p.currency, p.amount_minor, direct, quote, account, now))
+            postings += _payment_postings(p, direct, quote, done.held)
+            done.payments += 1
+            done.unpriced += 0 if quote.priced else 1
+        insert_fee_rows(session, client_id, fee_rows)
+        done.transactions += len(post(session, client_id, postings))
 
 
 def _new_reversals(session: Session, client_id: int) -> list[Any]:
@@ -277,18 +422,17 @@ def bring_up_to_date(session: Session, client_id: int) -> CatchUp:
     lock_books(session, client_id)
     done = CatchUp(held=held_in_trust(session, client_id))
     schedules = load_schedules(session, client_id)
-    payments = _new_payments(session, client_id)
-    unpriced = list(
+    unpriced = list(  # those left unpriced before: a schedule may price them now (new ones were just tried)
         session.scalars(
             select(PaymentFee)
             .where(PaymentFee.client_id == client_id, PaymentFee.status == FeeStatus.UNPRICED.value)
             .order_by(PaymentFee.payment_id)
         )
     )
+    _post_new_payments(session, client_id, schedules, done)
     reversals = _new_reversals(session, client_id)
-    if not (payments or unpriced or reversals):
+    if not (unpriced or reversals):
         return done
-    debtors = {r.debtor_id for r in payments}
     waiting: dict[int, Any] = {}
     wanted = [u.payment_id for u in unpriced]
     for n in range(0, len(wanted), 1000):
@@ -297,21 +441,10 @@ def bring_up_to_date(session: Session, client_id: int) -> CatchUp:
             p.client_id == client_id, p.id.in_(wanted[n : n + 1000])
         )
         waiting.update((r.id, r) for r in session.execute(stmt))
-    debtors |= {r.debtor_id for r in waiting.values()}
+    debtors = {r.debtor_id for r in waiting.values()}
     accounts = placement_accounts(session, client_id, debtors) if debtors and schedules else {}
     postings: list[Posting] = []
-    fee_rows: list[dict[str, Any]] = []
     now = now_utc()
-    for p in payments:
-        direct = p.received_by == ReceivedBy.CLIENT.value
-        account = _account_for(accounts, p.debtor_id, p.currency) if accounts else None
-        quote = pricing.price(schedules, account, p.received_on, p.currency, p.amount_minor, direct)
-        fee_rows.append(_fee_row(client_id, p.id, p.currency, p.amount_minor, direct, quote, account, now))
-        postings += _payment_postings(p, direct, quote, done.held)
-        done.payments += 1
-        done.unpriced += 0 if quote.priced else 1
-    if fee_rows:
-        session.execute(insert(PaymentFee.__table__), fee_rows)
     fees = {}  # payment id -> PaymentFee (repriced ones, and those a reversal needs)
     reversed_now = {r.payment_id for r in reversals}
     for row in unpriced:
@@ -350,7 +483,7 @@ def bring_up_to_date(session: Session, client_id: int) -> CatchUp:
             )
         done.reversals += 1
     session.flush()
-    done.transactions = len(post(session, client_id, postings))
+    done.transactions += len(post(session, client_id, postings))
     return done
 
 
