@@ -68,6 +68,8 @@ def _import_models() -> None:
     import provider.comms.jobs
     import provider.comms.models
     import provider.comms.notices
+    import provider.books.models
+    import provider.books.subscribers  # posts the agency's books after the ledger's payments
     import provider.core.audit
     import provider.core.outbox_models
     import provider.dunning.models
@@ -94,6 +96,8 @@ def _register_blueprints(app: Flask) -> None:
     from provider.dunning.debtor_views import bp as debtor_pages_bp
     from provider.dunning.views import bp as dunning_bp
     from provider.dunning.views import portal_bp as dunning_portal_bp
+    from provider.books.views import bp as books_bp
+    from provider.books.views import portal_bp as portal_books_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.two_factor import bp as two_factor_bp
@@ -116,6 +120,7 @@ def _register_blueprints(app: Flask) -> None:
         comms_bp,
         dunning_bp,
         debtor_pages_bp,
+        books_bp,
     )
     portal = (
         portal_bp,
@@ -126,6 +131,7 @@ def _register_blueprints(app: Flask) -> None:
         portal_background_bp,
         comms_portal_bp,
         dunning_portal_bp,
+        portal_books_bp,
     )
     for bp in staff + portal:
         app.register_blueprint(bp)

@@ -33,6 +33,9 @@ start-up, so a missing or malformed value stops the app with a message that name
     MAIL_RETURN_DOMAIN      domain of the signed return addresses (bounces+..., reply+...); default mail.localhost
     MAIL_VERP_SECRET        key signing those addresses; default derived from SECRET_KEY
     MAIL_INBOUND_HOST, MAIL_INBOUND_PORT  where `flask mail-inbound` listens; default 127.0.0.1:2525
+    AGENCY_NAME             the agency's name on reports, statements and fee invoices; default AR Ops Collections
+    AGENCY_ADDRESS          its postal address on statements and fee invoices, lines separated by "|"
+    AGENCY_TAX_ID           its tax (VAT) number on fee invoices; default none
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class Settings:
     upload_max_cells: int = 5_000_000
     public_base_url: str = "http://localhost:5000"
     mail: dict[str, Any] = field(default_factory=dict)
+    agency_name: str = "AR Ops Collections"
+    agency_address: str = ""
+    agency_tax_id: str = ""
 
     @property
     def is_postgres(self) -> bool:
@@ -122,6 +128,9 @@ class Settings:
             "UPLOAD_MAX_CELLS": self.upload_max_cells,
             "PUBLIC_BASE_URL": self.public_base_url,
             **self.mail,
+            "AGENCY_NAME": self.agency_name,
+            "AGENCY_ADDRESS": self.agency_address,
+            "AGENCY_TAX_ID": self.agency_tax_id,
         }
 
 
@@ -229,6 +238,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upload_max_cells=_int(env, "UPLOAD_MAX_CELLS", 5_000_000, 1, 1_000_000_000),
         public_base_url=public_base_url,
         mail=_mail_settings(env, secret),
+        agency_name=(env.get("AGENCY_NAME") or "AR Ops Collections").strip()[:200],
+        agency_address="\n".join(
+            part.strip()
+            for part in (env.get("AGENCY_ADDRESS") or _DEMO_ADDRESS.get(name, "")).split("|")
+            if part.strip()
+        ),
+        agency_tax_id=(env.get("AGENCY_TAX_ID") or _DEMO_TAX_ID.get(name, "")).strip()[:40],
     )
 
 
@@ -294,3 +310,8 @@ def _mail_settings(env: Mapping[str, str], secret: str) -> dict[str, Any]:
         "MAIL_INBOUND_HOST": (env.get("MAIL_INBOUND_HOST") or "127.0.0.1").strip(),
         "MAIL_INBOUND_PORT": _int(env, "MAIL_INBOUND_PORT", 2525, 1, 65535),
     }
+
+
+# the demo agency's letterhead (a real agency sets AGENCY_ADDRESS and AGENCY_TAX_ID)
+_DEMO_ADDRESS = {"demo": "12 Harbour Street | Dublin D02 X285 | Ireland"}
+_DEMO_TAX_ID = {"demo": "IE 1234567T"}

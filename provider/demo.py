@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select
 from clients import services as client_services
 from clients.models import Client, ContactKind, Debtor, DebtorContact, DebtType
 from provider import services
+from provider.books.demo import seed_books_demo
 from provider.core import audit
 from provider.core.clock import now_utc
 from provider.core.tenancy import TenantScope, scoped
@@ -390,6 +391,7 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         db.session.commit()
         seed_sla_demo(clients)  # contract terms, disputes and their SLA clocks
         seed_worklists([c.id for c in clients])  # the overdue accounts' work items, as the nightly job builds them
+        seed_books_demo(clients)  # fee schedules, the agency's books, remittances and fee invoices
         _seed_reporting(clients)  # today's KPI snapshot and last month's report, as the scheduled jobs make them
         _seed_dunning(clients)  # an approved dunning policy per client: the hourly schedule runs it
         from provider.comms.demo import seed_demo_mail

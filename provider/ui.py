@@ -31,6 +31,7 @@ _STAFF_NAV = (
     (NavItem("Dunning", "dunning.index", "dunning", "d"), Permission.CLIENTS_READ),
     (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
     (NavItem("Mail", "comms.index", "comms", "m"), Permission.DEBTORS_READ),
+    (NavItem("Books", "books.overview", "books", "f"), Permission.BOOKS_READ),
     (NavItem("Background work", "background.index", "background", "b"), Permission.JOBS_MANAGE),
     (NavItem("Admin", "provider.users", "admin", "a"), Permission.USERS_MANAGE),
     (NavItem("API", "api_admin.tokens", "api", "k"), Permission.API_TOKENS_MANAGE),
@@ -46,6 +47,7 @@ _PORTAL_NAV = (
     (NavItem("Messages", "comms_portal.portal_index", "comms_portal", "e"), Permission.PORTAL),
     (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
     (NavItem("Reminders", "dunning_portal.portal_index", "dunning_portal", "m"), Permission.PORTAL),
+    (NavItem("Remittances", "books_portal.index", "books_portal", "t"), Permission.PORTAL),
     (NavItem("People", "portal.users", "portal-users", "u"), Permission.PORTAL),
     (NavItem("API", "api_portal.tokens_portal", "portal-api", "k"), Permission.PORTAL_API_MANAGE),
 )

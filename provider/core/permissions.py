@@ -51,6 +51,8 @@ class Permission(StrEnum):
     JOBS_MANAGE = "staff:jobs:manage"  # the background work of every client: follow, retry, cancel
     LEDGER_CORRECT = "staff:ledger:correct"  # write off an invoice, reverse a payment, allocation or write-off
     MAIL_MANAGE = "staff:mail:manage"  # inbound and unmatched mail, sending identities, resending a message
+    BOOKS_READ = "staff:books:read"  # the agency's own books: fees, trust held, remittances, fee invoices
+    BOOKS_MANAGE = "staff:books:manage"  # fee schedules (and, in money-ops, approving and paying remittances)
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
@@ -82,6 +84,8 @@ _MANAGER = _STAFF_COMMON | {
     Permission.JOBS_MANAGE,
     Permission.LEDGER_CORRECT,  # write-offs and reversals change what the client is owed: a manager's call
     Permission.MAIL_MANAGE,
+    Permission.BOOKS_READ,  # the agency's fee income and trust money: managers, not collectors
+    Permission.BOOKS_MANAGE,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

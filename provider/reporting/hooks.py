@@ -15,6 +15,9 @@ report picks them up with no change here:
     provider.dunning.queries.report_section(session, client_id, start: date, end: date) -> list[dict] (exposed)
         [{"stage", "days", "channel", "sent", "skipped", "bounced", "replied", "paid", "promised", "paid_amount"}]
 
+    provider.books.report.collections_and_fees(session, client_id, start, end, posted_by) -> dict (exposed)
+        the "Collections and fees" section: money with the agency, fees, remittances and fee invoices of the month
+
 Every result must be JSON (it is frozen into the report's inputs).
 """
 
@@ -35,6 +38,7 @@ _HOOKS = {
     "promises": ("worklists.queries", "promise_stats"),
     "activity": ("worklists.queries", "collector_activity"),
     "dunning": ("provider.dunning.queries", "report_section"),
+    "fees": ("provider.books.report", "collections_and_fees"),
 }
 
 
@@ -46,13 +50,13 @@ def _function(module: str, name: str) -> Any:
 
 
 def external_figures(client_id: int, start: date, end: date, posted_by: datetime | None) -> dict[str, Any]:
-    """{"disputes": ..., "sla": ..., "promises": ..., "activity": ...}; None where not available."""
+    """{"disputes": ..., "sla": ..., "promises": ..., "activity": ..., "fees": ...}; None where not available."""
     out: dict[str, Any] = {}
     for key, (module, name) in _HOOKS.items():
         func = _function(module, name)
         if func is None:
             out[key] = None
-        elif key == "disputes":
+        elif key in ("disputes", "fees"):
             out[key] = func(db.session, client_id, start, end, posted_by)
         elif key == "sla":
             out[key] = _sla_rows(func, client_id, start)
