@@ -65,11 +65,11 @@ def _import_models() -> None:
     import clients.journal
     import clients.models  # noqa: F401
     import provider.api.models
+    import provider.books.models
+    import provider.books.subscribers  # posts the agency's books after the ledger's payments
     import provider.comms.jobs
     import provider.comms.models
     import provider.comms.notices
-    import provider.books.models
-    import provider.books.subscribers  # posts the agency's books after the ledger's payments
     import provider.core.audit
     import provider.core.outbox_models
     import provider.dunning.models
@@ -91,13 +91,13 @@ def _register_blueprints(app: Flask) -> None:
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
+    from provider.books.views import bp as books_bp
+    from provider.books.views import portal_bp as portal_books_bp
     from provider.comms.views import bp as comms_bp
     from provider.comms.views import portal_bp as comms_portal_bp
     from provider.dunning.debtor_views import bp as debtor_pages_bp
     from provider.dunning.views import bp as dunning_bp
     from provider.dunning.views import portal_bp as dunning_portal_bp
-    from provider.books.views import bp as books_bp
-    from provider.books.views import portal_bp as portal_books_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.two_factor import bp as two_factor_bp

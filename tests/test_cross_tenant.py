@@ -232,6 +232,8 @@ def _mail_objects_of_b(b: Any, b_debtor: Any) -> dict[str, int]:
             select(MessageAttachment.id).where(MessageAttachment.message_id == message.id)
         )
     return {"message_id": message.id, "attachment_id": attachment_id, "inbound_id": inbound.id}
+
+
 def _books_objects_of_b(b: Any, b_debtor: Any) -> tuple[int, int]:
     """An approved remittance of B (with B's payment on its statement) and a fee invoice of B."""
     from provider.books.invoices import issue_fee_invoice
