@@ -4,11 +4,11 @@ Nothing here reads the database; `clients.interest` feeds these functions from t
 return. What they guarantee:
 
 - **Simple daily interest on the open principal**, from the day after the due date up to and including the
-  day being accrued: interest for day *d* is `principal open at the end of day d-1 × annual rate(d) / basis`,
+  day being accrued: interest for day *d* is `principal open at the end of day d-1 * annual rate(d) / basis`,
   so a payment received on day *p* still bears that day's interest and none after.
 - **Exact arithmetic**: rates are integer basis points (1/100 of a percent point), balances integer minor
   units, the sum over days a `Fraction`; the cumulative total is rounded once (half up) to the minor unit.
-  Each accrual posts `rounded total through D − what was charged before`, so running again posts nothing and a
+  Each accrual posts `rounded total through D - what was charged before`, so running again posts nothing and a
   missed night is caught up by the next run without any day counted twice.
 - **Rates** (`annual_rate_bp`):
     contract      the contract's own annual rate, with the contract's day count (actual/365 or actual/360)
@@ -32,6 +32,7 @@ return. What they guarantee:
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -189,7 +190,7 @@ def accrued_interest(
     points = sorted(b for b in breaks if first <= b <= through + timedelta(days=1))
     ordered = sorted(movements)
     total = Fraction(0)
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         terms = terms_on(versions, start)
         if terms is None or terms.basis == InterestBasis.NONE:
             continue
