@@ -185,7 +185,7 @@ def test_a_run_interrupted_between_batches_completes_once_when_run_again(db_sess
 
     whole, _ = world()
     accrue(whole, date(2026, 4, 30), batch_size=1)
-    broken, invoices = world()
+    broken, _ = world()
 
     class Killed(Exception):
         pass
