@@ -481,7 +481,12 @@ class ChargeTotal:
 
 
 def charge_totals(
-    session: Session, client_id: int, *, debtor_id: int | None = None, invoice_id: int | None = None
+    session: Session,
+    client_id: int,
+    *,
+    debtor_id: int | None = None,
+    invoice_id: int | None = None,
+    through: date | None = None,
 ) -> list[ChargeTotal]:
     """Late-payment charges per currency (of a client, a debtor or an invoice): interest, compensation, waived."""
     je, tx = JournalEntry.__table__.c, JournalTransaction.__table__.c
@@ -490,6 +495,8 @@ def charge_totals(
         where.append(je.debtor_id == debtor_id)
     if invoice_id is not None:
         where.append(je.invoice_id == invoice_id)
+    if through is not None:
+        where.append(tx.occurred_on <= through)
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for currency, kind, total in session.execute(
         sa.select(je.currency, tx.kind, sa.func.sum(je.amount_minor))
