@@ -58,6 +58,7 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
 
 def _import_models() -> None:
     """Import every model module so that metadata (and Alembic autogenerate) sees all tables."""
+    import clients.bank_details
     import clients.imports
     import clients.interest_models
     import clients.journal

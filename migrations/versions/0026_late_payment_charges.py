@@ -1,5 +1,5 @@
-"""late-payment charges: reference rates, late-payment terms, charge accruals and waivers; two journal accounts
-and three transaction kinds
+"""late-payment charges and client bank accounts: reference rates, late-payment terms, charge accruals and
+waivers, two journal accounts and three transaction kinds; the account each client is remitted to per currency
 
 Revision ID: 0026
 Revises: 0019
@@ -247,9 +247,32 @@ def upgrade():
             batch_op.f("ix_charge_waivers_client_id_invoice_id"), ["client_id", "invoice_id"], unique=False
         )
     enable_rls("charge_waivers")
+    _bank_accounts()
+
+
+def _bank_accounts() -> None:
+    op.create_table(
+        "client_bank_accounts",
+        *key_columns(),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("holder", sa.String(length=70), nullable=False),
+        sa.Column("iban", sa.String(length=34), nullable=False),
+        sa.Column("bic", sa.String(length=11), nullable=False),
+        sa.Column("routing_number", sa.String(length=9), nullable=False),
+        sa.Column("account_number", sa.String(length=17), nullable=False),
+        sa.Column("account_type", sa.String(length=8), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "account_type IN ('checking', 'savings')", name=op.f("ck_client_bank_accounts_account_type")
+        ),
+        *key_constraints("client_bank_accounts"),
+        sa.UniqueConstraint("client_id", "currency", name=op.f("uq_client_bank_accounts_client_id_currency")),
+    )
+    enable_rls("client_bank_accounts")
 
 
 def downgrade():
+    op.drop_table("client_bank_accounts")
     charged = (
         op.get_bind()
         .execute(sa.text("SELECT count(*) FROM journal_entries WHERE account IN ('interest_due', 'late_charges')"))
