@@ -20,9 +20,9 @@ from clients.models import Client
 from provider.core import audit
 from provider.core.clock import now_utc
 from provider.core.db import created_at
+from provider.core.errors import ServiceError
 from provider.core.money import validate_currency
 from provider.core.tenancy import ClientKeyed
-from provider.core.errors import ServiceError
 from provider.extensions import db
 
 

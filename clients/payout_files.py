@@ -260,7 +260,9 @@ def nacha_file(
         "9" + _num(1, 6) + _num(blocks, 6) + _num(len(lines), 8) + hash_text + _num(0, 12) + _num(total, 12) + " " * 39
     )
     records += ["9" * 94] * (blocks * 10 - len(records))
-    assert all(len(r) == 94 for r in records), "every NACHA record is 94 characters"
+    wrong = [n for n, r in enumerate(records, 1) if len(r) != 94]
+    if wrong:  # a field overflowed its width: never hand the bank a malformed file
+        raise PayoutError(f"NACHA record(s) {wrong} are not 94 characters")
     return ("\n".join(records) + "\n").encode("ascii")
 
 
