@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import abort
+
 from sqlalchemy import BigInteger, Engine, ForeignKey, Identity, event, text
 from sqlalchemy.orm import (
     Mapped,
