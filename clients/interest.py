@@ -202,40 +202,38 @@ def _stopped(client_id: int) -> Any:
 
 def candidate_ids(session: Session, client_id: int, through: date) -> list[int]:
     """Invoices that may owe more (or less) than was charged through `through`: overdue and still open, or with
-    a principal movement after their due date posted since their last accrual. Set-based, one query."""
+    a principal movement after their due date posted since their last accrual. Three set-based queries."""
     inv, je, tx = Invoice.__table__.c, JournalEntry.__table__.c, JournalTransaction.__table__.c
     acc = ChargeAccrual.__table__.c
-    last_accrual = (
-        sa.select(sa.func.max(acc.created_at))
-        .where(acc.client_id == inv.client_id, acc.invoice_id == inv.id)
-        .scalar_subquery()
+    open_ids = set(
+        session.scalars(sa.select(inv.id).where(inv.client_id == client_id, inv.due_date < through, inv.open_minor > 0))
     )
-    moved_since = sa.exists(
-        sa.select(1)
+    last = (
+        sa.select(acc.invoice_id.label("invoice_id"), sa.func.max(acc.created_at).label("last"))
+        .where(acc.client_id == client_id)
+        .group_by(acc.invoice_id)
+        .subquery("last_accrual")
+    )
+    moved = (
+        sa.select(je.invoice_id)
         .select_from(
             JournalEntry.__table__.join(
                 JournalTransaction.__table__, sa.and_(tx.client_id == je.client_id, tx.id == je.transaction_id)
             )
+            .join(Invoice.__table__, sa.and_(inv.client_id == je.client_id, inv.id == je.invoice_id))
+            .outerjoin(last, last.c.invoice_id == je.invoice_id)
         )
         .where(
-            je.client_id == inv.client_id,
-            je.invoice_id == inv.id,
+            je.client_id == client_id,
             je.account == Account.RECEIVABLE.value,
-            tx.occurred_on > inv.due_date,
-            sa.or_(last_accrual.is_(None), tx.posted_at >= last_accrual),
-        )
-    )
-    stmt = (
-        sa.select(inv.id)
-        .where(
-            inv.client_id == client_id,
             inv.due_date < through,
-            sa.or_(inv.open_minor > 0, moved_since),
-            inv.id.not_in(_stopped(client_id)),
+            tx.occurred_on > inv.due_date,
+            sa.or_(last.c.last.is_(None), tx.posted_at >= last.c.last),
         )
-        .order_by(inv.id)
+        .distinct()
     )
-    return list(session.scalars(stmt))
+    stopped = set(session.scalars(_stopped(client_id)))
+    return sorted((open_ids | set(session.scalars(moved))) - stopped)
 
 
 def _movements(session: Session, client_id: int, ids: list[int], through: date) -> dict[int, list[tuple[date, int]]]:
