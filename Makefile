@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: demo test install lint check-migrations bench clean
+.PHONY: demo test install a11y-deps lint check-migrations bench clean
 
 $(BIN)/flask: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,17 @@ $(BIN)/flask: pyproject.toml
 
 install: $(BIN)/flask
 
+# axe-core for the accessibility tests, from the npm registry into tests/a11y/node_modules (pinned by its
+# package-lock.json; npm's cache kept beside it, so nothing global is needed or touched).
+A11Y := tests/a11y
+$(A11Y)/node_modules/axe-core/axe.min.js: $(A11Y)/package.json $(A11Y)/package-lock.json
+	npm ci --prefix $(A11Y) --no-audit --no-fund --update-notifier=false --cache $(CURDIR)/$(A11Y)/.npm-cache
+	touch $@
+
+a11y-deps:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(A11Y)/node_modules/axe-core/axe.min.js; \
+	else echo "npm is not installed: the accessibility tests (tests/a11y) will be skipped"; fi
+
 demo: install
 	AR_ENV=demo $(BIN)/flask --app wsgi db upgrade
 	AR_ENV=demo $(BIN)/flask --app wsgi demo
@@ -23,7 +34,7 @@ demo: install
 	@echo ""
 	AR_ENV=demo $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
-test: install
+test: install a11y-deps
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: install
@@ -35,4 +46,4 @@ check-migrations: install
 	$(BIN)/python -m tests.migration_check
 
 clean:
-	rm -rf $(VENV) instance/*.db instance/*.db-*
+	rm -rf $(VENV) instance/*.db instance/*.db-* $(A11Y)/node_modules $(A11Y)/.npm-cache

@@ -1,43 +1,35 @@
-"""Client portal under load: a mix of portal pages for many clients' users, on gunicorn, beside /healthz.
+"""Client portal under load, driven by `wrk`: a mix of portal pages for many clients' users, beside /healthz.
 
     python -m bench.portal [--quick] [--db postgresql|sqlite] [--workers 4] [--rate 50] [--seconds 30]
 
 Builds a fresh database from the migrations with (default) 50 clients x 5 portal users (1 admin, 4 viewers),
 400 debtors and 1,200 invoices per client placed through the ledger, the worklists and each client's KPI
-snapshot, then starts gunicorn on loopback. A small load tool signs every user in (one keep-alive
-connection each) and runs, in the same run on the same server:
+snapshot (a tenth of the clients with --db sqlite), then starts gunicorn on loopback. Users are signed in once;
+`wrk` (bench/wrk.py: one wrk thread and one keep-alive connection per user, outside the server's processes)
+then runs, in the same run on the same server:
 
-1. the portal mix *open loop* at --rate requests/s (one thread per client, each sending on a fixed schedule
-   and rotating its users; latency counts from the scheduled instant, so a slow server cannot hide its
-   queueing): overview 30 %, debtors sorted by overdue 15 %, debtor search 10 %, a debtor page 20 %,
-   the overdue invoices 15 %, disputes 5 %, reports 5 %;
-2. GET /healthz open loop at the same rate (the trivial endpoint's latency through the same stack);
-3. closed-loop throughput (16 threads, no think time) of /healthz and of the portal mix.
+1. the portal mix *paced* at about --rate requests/s: one user per client, each pausing (wrk `delay()`) a
+   random 0.5-1.5 x (clients / rate) seconds between pages: overview 30 %, debtors sorted by overdue 15 %,
+   debtor search 10 %, a debtor page 20 %, the overdue invoices 15 %, disputes 5 %, reports 5 %;
+2. GET /healthz paced the same way (the trivial endpoint's latency through the same stack);
+3. flat out (no pause) with 16 users: /healthz, then the portal mix.
 
-Goal (issue): p95 under 300 ms at 50 requests/s with zero errors. `value` = portal mix requests/s closed
-loop, `baseline` = /healthz requests/s closed loop, `ratio` = value / baseline.
+Goal (issue): p95 under 300 ms at 50 requests/s with zero errors. `value` = portal mix requests/s flat out,
+`baseline` = /healthz requests/s flat out, `ratio` = value / baseline. Latencies are wrk's own distribution.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import random
-import signal
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from datetime import date, timedelta
 from typing import Any
 
-from bench.next_account import Browser, _free_port
-from bench.pages import _environ, _percentile
+from bench import wrk
+from bench.pages import _environ
 
 PASSWORD = "bench-password-123"  # noqa: S105 - throw-away benchmark accounts
 MIX = (
@@ -49,8 +41,6 @@ MIX = (
     ("disputes", 5),
     ("reports", 5),
 )
-GUNICORN = ("--log-level", "warning", "wsgi:app")
-SYLLABLES = ("an", "er", "in", "ma", "or", "st", "el", "ri")
 
 
 def _seed(environ: dict[str, str], clients: int, debtors: int, invoices_each: int) -> dict[int, Any]:
@@ -144,111 +134,55 @@ def _seed(environ: dict[str, str], clients: int, debtors: int, invoices_each: in
     return world
 
 
-def _path(kind: str, rng: random.Random, debtors: list[int]) -> str:
-    if kind == "overview":
-        return "/portal/"
-    if kind == "debtors_overdue":
-        return "/portal/debtors?status=overdue&sort=overdue&dir=desc"
-    if kind == "debtor_search":
-        return f"/portal/debtors?q={rng.choice(SYLLABLES)}"
-    if kind == "debtor":
-        return f"/portal/debtors/{rng.choice(debtors)}"
-    if kind == "ledger_overdue":
-        return "/portal/ledger?status=overdue&sort=overdue"
-    if kind == "disputes":
-        return "/portal/disputes"
-    return "/portal/reports"
+MIX_SCRIPT = r"""
+local mix = {MIX}
+local syllables = {"an", "er", "in", "ma", "or", "st", "el", "ri"}
+local pause = {pause_ms}
+local debtors = nil
+local seeded = false
+local function seed()
+  if not seeded then math.randomseed(id * 104729); seeded = true end
+end
+local function pick_path()
+  if not debtors then
+    debtors = {}
+    for d in extra:gmatch("%d+") do table.insert(debtors, d) end
+  end
+  local r, acc = math.random(100), 0
+  for _, entry in ipairs(mix) do
+    acc = acc + entry[2]
+    if r <= acc then
+      local kind = entry[1]
+      if kind == "overview" then return "/portal/" end
+      if kind == "debtors_overdue" then return "/portal/debtors?status=overdue&sort=overdue&dir=desc" end
+      if kind == "debtor_search" then return "/portal/debtors?q=" .. syllables[math.random(#syllables)] end
+      if kind == "debtor" then return "/portal/debtors/" .. debtors[math.random(#debtors)] end
+      if kind == "ledger_overdue" then return "/portal/ledger?status=overdue&sort=overdue" end
+      if kind == "disputes" then return "/portal/disputes" end
+      return "/portal/reports"
+    end
+  end
+  return "/portal/"
+end
+request = function()
+  seed()
+  return wrk.format("GET", pick_path(), {["Cookie"] = cookie})
+end
+response = function(status, headers, body)
+  if status ~= 200 then unexpected = unexpected + 1 end
+end
+if pause > 0 then
+  delay = function()
+    seed()
+    return math.floor(pause * (0.5 + math.random()))
+  end
+end
+"""
 
 
-def _pick(rng: random.Random) -> str:
-    kinds, weights = zip(*MIX, strict=True)
-    return rng.choices(kinds, weights=weights)[0]
-
-
-class Session:
-    """One signed-in portal user (a keep-alive connection with its cookies)."""
-
-    def __init__(self, port: int, email: str) -> None:
-        self.browser = Browser(port)
-        _, _, page = self.browser.request("GET", "/login")
-        from bench.next_account import _token
-
-        status, _, _ = self.browser.request(
-            "POST", "/login", {"email": email, "password": PASSWORD, "csrf_token": _token(page)}
-        )
-        if status != 302:
-            raise SystemExit(f"sign-in of {email} failed with HTTP {status}")
-
-    def get(self, path: str) -> int:
-        status, _, _ = self.browser.request("GET", path)
-        return status
-
-
-def _open_loop(groups: list[tuple[list[Session], list[int]]], rate: float, seconds: float, healthz: bool) -> Any:
-    """Each group (one client) sends rate/len(groups) requests/s on a fixed schedule; returns samples."""
-    n = len(groups)
-    interval = n / rate
-    samples: list[list[tuple[str, float, bool]]] = [[] for _ in groups]
-    barrier = threading.Barrier(n + 1)
-    start_box: list[float] = []
-
-    def run(i: int) -> None:
-        sessions, debtors = groups[i]
-        rng = random.Random(i)
-        barrier.wait()
-        start = start_box[0] + (i / n) * interval  # spread the groups over one interval
-        k = 0
-        while True:
-            due = start + k * interval
-            if due > start_box[0] + seconds:
-                break
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            kind = "healthz" if healthz else _pick(rng)
-            path = "/healthz" if healthz else _path(kind, rng, debtors)
-            try:
-                ok = sessions[k % len(sessions)].get(path) == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-            samples[i].append((kind, (time.perf_counter() - due) * 1000, ok))
-            k += 1
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    start_box.append(time.perf_counter() + 0.2)
-    barrier.wait()
-    for t in threads:
-        t.join()
-    return [s for group in samples for s in group], seconds
-
-
-def _closed_loop(groups: list[tuple[list[Session], list[int]]], threads_n: int, seconds: float, healthz: bool) -> Any:
-    done = [0] * threads_n
-    errors = [0] * threads_n
-
-    def run(i: int) -> None:
-        sessions, debtors = groups[i % len(groups)]
-        session = sessions[(i // len(groups)) % len(sessions)]
-        rng = random.Random(1000 + i)
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            path = "/healthz" if healthz else _path(_pick(rng), rng, debtors)
-            try:
-                ok = session.get(path) == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-            done[i] += 1
-            errors[i] += not ok
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(threads_n)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - t0), sum(errors)
+def _mix_script(pause_ms: float) -> str:
+    mix = "{" + ", ".join(f'{{"{kind}", {weight}}}' for kind, weight in MIX) + "}"
+    return MIX_SCRIPT.replace("{MIX}", mix).replace("{pause_ms}", str(int(pause_ms)))
 
 
 def main() -> None:
@@ -256,91 +190,74 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 clients, 100 debtors each, 10 s per run")
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--rate", type=float, default=50.0, help="portal requests per second (open loop)")
+    parser.add_argument("--rate", type=float, default=50.0, help="portal requests per second (paced run)")
     parser.add_argument("--seconds", type=float, default=None)
     args = parser.parse_args()
+    wrk.require_wrk()
     clients, debtors = (10, 100) if args.quick else (50, 400)
+    if args.db == "sqlite":
+        clients = max(clients // 10, 2)
     seconds = args.seconds or (10.0 if args.quick else 30.0)
 
     with tempfile.TemporaryDirectory() as tmp:
         environ, drop = _environ(args.db, tmp)
         environ = {**environ, "AR_ENV": "development", "SECRET_KEY": "p" * 64, "LOGIN_RATE_LIMIT": "1000"}
-        server = None
         try:
             t0 = time.perf_counter()
             world = _seed(environ, clients, debtors, 3)
             seed_s = time.perf_counter() - t0
-            port = _free_port()
-            server = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed arguments
-                [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}", *GUNICORN],
-                env={**os.environ, **environ},
-                start_new_session=True,
-            )
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            groups: list[tuple[list[Session], list[int]]] = []
-            for data in world.values():
-                groups.append(([Session(port, e) for e in data["emails"]], data["debtors"]))
-            for sessions, _ in groups:  # warm every worker's caches and connections once
-                sessions[0].get("/portal/")
-            portal, _ = _open_loop(groups, args.rate, seconds, healthz=False)
-            health, _ = _open_loop(groups, args.rate, seconds, healthz=True)
-            base_rps, base_err = _closed_loop(groups, 16, seconds / 2, healthz=True)
-            prod_rps, prod_err = _closed_loop(groups, 16, seconds / 2, healthz=False)
+            with wrk.gunicorn(environ, args.workers) as port:
+                sessions: list[list[tuple[str, str, str]]] = []
+                for data in world.values():
+                    signed = wrk.sign_in_all(port, data["emails"], PASSWORD, "/portal/")
+                    ids = " ".join(str(d) for d in data["debtors"])
+                    sessions.append([(cookie, csrf, ids) for cookie, csrf in signed])
+                paced_users = [group[0] for group in sessions]  # one user per client
+                # flat out: 16 users taken round-robin over the clients
+                flat_users = [sessions[i % len(sessions)][i // len(sessions) % 5] for i in range(16)]
+                pause_ms = len(paced_users) / args.rate * 1000
+                warm = wrk.run("warm-up", port, _mix_script(0), paced_users, 2)
+                portal = wrk.run("portal mix, paced", port, _mix_script(pause_ms), paced_users, seconds)
+                health = wrk.healthz(port, paced_users, seconds, pause_ms)
+                base = wrk.healthz(port, [u[:2] for u in flat_users], seconds / 2)
+                prod = wrk.run("portal mix, flat out", port, _mix_script(0), flat_users, seconds / 2)
         finally:
-            if server is not None:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=30)
             drop()
 
-    ms = [s[1] for s in portal]
-    errors = sum(not s[2] for s in portal)
-    health_ms = [s[1] for s in health]
-    p50, p95 = statistics.median(ms), _percentile(ms, 0.95)
-    users = sum(len(s) for s, _ in groups)
+    users = sum(len(s) for s in sessions)
     print(
         f"\nClient portal on {args.db}: {clients} clients x 5 users ({users} sessions), {debtors} debtors and"
         f" {debtors * 3:,} invoices per client; gunicorn -w {args.workers}; seeded in {seed_s:.0f} s."
     )
-    print(f"Open loop at {args.rate:.0f} requests/s for {seconds:.0f} s each (latency from the scheduled instant).\n")
-    print(f"{'run':<40}{'requests':>10}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'errors':>8}")
     print(
-        f"{'GET /healthz (baseline, open loop)':<40}{len(health_ms):>10}{statistics.median(health_ms):>10.1f}"
-        f"{_percentile(health_ms, 0.95):>10.1f}{max(health_ms):>10.1f}{sum(not s[2] for s in health):>8}"
+        f"Paced: {len(paced_users)} users (wrk -t{len(paced_users)} -c{len(paced_users)}), each pausing"
+        f" {pause_ms / 2:.0f}-{pause_ms * 1.5:.0f} ms between pages (about {args.rate:.0f} requests/s);"
+        f" flat out: 16 users. {seconds:.0f} s per paced run. (warm-up: {warm.requests} requests)\n"
     )
-    print(f"{'portal mix (open loop)':<40}{len(ms):>10}{p50:>10.1f}{p95:>10.1f}{max(ms):>10.1f}{errors:>8}")
-    for kind, _ in MIX:
-        part = [s[1] for s in portal if s[0] == kind]
-        if part:
-            print(
-                f"{'  ' + kind:<40}{len(part):>10}{statistics.median(part):>10.1f}"
-                f"{_percentile(part, 0.95):>10.1f}{max(part):>10.1f}{sum(not s[2] for s in portal if s[0] == kind):>8}"
-            )
-    print(
-        f"\nclosed loop, 16 threads: /healthz {base_rps:.1f} req/s ({base_err} errors);"
-        f" portal mix {prod_rps:.1f} req/s ({prod_err} errors)"
-    )
-    verdict = "met" if p95 < 300 and errors == 0 else "NOT met"
-    print(f"goal p95 < 300 ms at {args.rate:.0f} req/s with zero errors: {verdict}\n")
+    print(wrk.HEADER)
+    for result in (health, portal, base, prod):
+        print(result.row())
+    verdict = "met" if portal.p95_ms < 300 and portal.errors == 0 else "NOT met"
+    print(f"\ngoal p95 < 300 ms at about {args.rate:.0f} req/s with zero errors: {verdict} ({portal.rps:.1f} req/s)\n")
     print(
         json.dumps(
             {
                 "bench": "portal",
-                "size": clients * debtors * 3,
-                "value": round(prod_rps, 1),
-                "unit": "requests/s",
-                "baseline": round(base_rps, 1),
-                "ratio": round(prod_rps / base_rps, 3) if base_rps else None,
-                "rate": args.rate,
-                "p50_ms": round(p50, 1),
-                "p95_ms": round(p95, 1),
-                "errors": errors + prod_err,
-                "healthz_p95_ms": round(_percentile(health_ms, 0.95), 1),
                 "db": args.db,
+                "size": clients * debtors * 3,
+                "value": round(prod.rps, 1),
+                "unit": "requests/s",
+                "baseline": round(base.rps, 1),
+                "ratio": round(prod.rps / base.rps, 3) if base.rps else None,
+                "rate": args.rate,
+                "paced_rps": round(portal.rps, 1),
+                "p50_ms": round(portal.p50_ms, 1),
+                "p95_ms": round(portal.p95_ms, 1),
+                "p99_ms": round(portal.p99_ms, 1),
+                "errors": portal.errors + prod.errors,
+                "healthz_p95_ms": round(health.p95_ms, 1),
+                "flat_p95_ms": round(prod.p95_ms, 1),
+                "load_tool": "wrk",
             }
         )
     )

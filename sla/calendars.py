@@ -93,8 +93,14 @@ def _aware(instant: datetime) -> datetime:
     return instant.astimezone(UTC)
 
 
-def business_seconds(cal: Calendar, start: datetime, end: datetime) -> int:
-    """Business seconds in [start, end) — 0 when end is not after start."""
+US = timedelta(microseconds=1)
+
+
+def business_micros(cal: Calendar, start: datetime, end: datetime) -> int:
+    """Business time in [start, end) in microseconds, exact (what the clocks bank) — 0 when end is not after start.
+
+    Summed as exact intervals: nothing is rounded per working day, so a span over any number of days is exact
+    to the microsecond (the resolution of the stored timestamps)."""
     start, end = _aware(start), _aware(end)
     if end <= start:
         return 0
@@ -106,26 +112,38 @@ def business_seconds(cal: Calendar, start: datetime, end: datetime) -> int:
             ws, we = cal.window(day)
             lo, hi = max(ws, start), min(we, end)
             if hi > lo:
-                total += int((hi - lo).total_seconds())
+                total += (hi - lo) // US
         day += timedelta(days=1)
     return total
 
 
-def add_business_seconds(cal: Calendar, start: datetime, seconds: int) -> datetime:
-    """The instant at which `seconds` of business time after `start` have passed (`start` itself for 0)."""
+def add_business_micros(cal: Calendar, start: datetime, micros: int) -> datetime:
+    """The instant at which `micros` microseconds of business time after `start` have passed (`start` for 0).
+
+    Exact: `business_micros(cal, start, add_business_micros(cal, start, n)) == n`."""
     start = _aware(start)
-    if seconds <= 0:
+    if micros <= 0:
         return start
-    remaining = seconds
+    remaining = micros
     for ws, we in cal.windows_from(cal.local_date(start) - timedelta(days=1)):
         lo = max(ws, start)
         if lo >= we:
             continue
-        available = int((we - lo).total_seconds())
+        available = (we - lo) // US
         if remaining <= available:
-            return lo + timedelta(seconds=remaining)
+            return lo + remaining * US
         remaining -= available
     raise AssertionError("unreachable")  # pragma: no cover - windows_from raises instead
+
+
+def business_seconds(cal: Calendar, start: datetime, end: datetime) -> int:
+    """Whole business seconds in [start, end) (the exact time, rounded down once, for display)."""
+    return business_micros(cal, start, end) // 1_000_000
+
+
+def add_business_seconds(cal: Calendar, start: datetime, seconds: int) -> datetime:
+    """The instant at which `seconds` of business time after `start` have passed (`start` itself for 0)."""
+    return add_business_micros(cal, start, seconds * 1_000_000)
 
 
 def nth_business_day_end(cal: Calendar, year: int, month: int, n: int) -> datetime:

@@ -17,6 +17,14 @@ from sla.models import ClientQuery, QueryStatus, SlaCode
 SUBJECT_MAX, BODY_MAX = 200, 5_000
 
 
+class QueryRefused(ServiceError):
+    """A question that cannot be asked; `errors` holds every field's problem (field -> messages)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(" ".join(m for ms in errors.values() for m in ms), field=next(iter(errors)))
+        self.errors = errors
+
+
 def _text(value: str | None, field: str, limit: int, what: str) -> str:
     text = (value or "").strip()
     if not text:
@@ -29,9 +37,18 @@ def _text(value: str | None, field: str, limit: int, what: str) -> str:
 def ask_query(session: Session, client: Client, subject: str, body: str) -> ClientQuery:
     """Record a client's question and start its "answered within" clock (if the contract promises one).
 
-    Refuses an empty or over-long subject or message."""
-    subject_text = _text(subject, "subject", SUBJECT_MAX, "subject")
-    body_text = _text(body, "body", BODY_MAX, "question")
+    Refuses an empty or over-long subject or message, naming every field at fault at once (`QueryRefused`)."""
+    errors: dict[str, list[str]] = {}
+    texts: dict[str, str] = {}
+    checks = (("subject", subject, SUBJECT_MAX, "subject"), ("body", body, BODY_MAX, "question"))
+    for field, value, limit, what in checks:
+        try:
+            texts[field] = _text(value, field, limit, what)
+        except ServiceError as exc:
+            errors[field] = [str(exc)]
+    if errors:
+        raise QueryRefused(errors)
+    subject_text, body_text = texts["subject"], texts["body"]
     actor = current_actor()
     query = ClientQuery(
         client_id=client.id,

@@ -1,6 +1,7 @@
 """SLA clocks: start on an event, pause while the client owns the next step, resume, stop on completion.
 
-A clock counts *agency business seconds* in the client's calendar. Its state machine:
+A clock counts *agency business time* in the client's calendar, exactly (integer microseconds, the
+resolution of the stored timestamps). Its state machine:
 
     running --pause--> paused --resume--> running
     running --stop---> stopped <--stop--- paused
@@ -8,13 +9,21 @@ A clock counts *agency business seconds* in the client's calendar. Its state mac
 Anything else raises `ClockTransitionRefused`. While running, `deadline_at` (allowance used up) and
 `at_risk_at` (the contract's at-risk share used up) are stored as UTC instants, so the breach sweep and the
 dashboard compare timestamps in SQL instead of recomputing calendars. A clock is *breached* when it is still
-running after `deadline_at` (or stopped/paused after it): `breached_at` then records `deadline_at`. Every
+running after `deadline_at` (or stopped/paused after it): `breached_at` then records `deadline_at`, and
+the history gets a "breach" entry at that instant whoever finds it (the sweep, a pause or a stop). Every
 change appends a `SlaClockEvent` with the agency time at that instant (the clock's explainable history).
+
+Late (back-dated) events: the history is append-only and in order. An event stamped before the clock's last
+change (its `running_since` while running, its `paused_at` while paused) takes effect at that change: a
+resume stamped 10:00 on a clock paused at 11:00 resumes it at 11:00 (the pause lasted no time and the hour
+10:00-11:00, already counted while running, is counted once), and a stop stamped before the pause stops it at
+the pause instant. Agency time once banked is never taken back and a deadline never moves earlier because of
+a late event. The event's note keeps the stamped time so the correction is visible.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Select, exists, func, insert, literal, select
@@ -24,7 +33,7 @@ from provider.core.audit import current_actor
 from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime
 from provider.core.errors import ServiceError
-from sla.calendars import Calendar, add_business_seconds, business_seconds, nth_business_day_end
+from sla.calendars import Calendar, add_business_micros, business_micros, nth_business_day_end
 from sla.models import (
     ClockState,
     ClockStatus,
@@ -61,16 +70,22 @@ def terms_in_force(session: Session, client_id: int, on: date) -> ContractTerms 
     )
 
 
-def allowance_seconds(cal: Calendar, target: SlaTarget, start: datetime) -> int:
-    """The agency time a target allows from `start`, in business seconds of the calendar."""
+SECOND = 1_000_000  # microseconds
+
+
+def allowance_micros(cal: Calendar, target: SlaTarget, start: datetime) -> int:
+    """The agency time a target allows from `start`, in business microseconds of the calendar.
+
+    Days: N nominal working days (N x the working window, e.g. 8 h). Hours: N hours. Day of month: the business
+    time from `start` to the close of the month's N-th business day (a clock started after it is due at once)."""
     if target.unit == SlaUnit.BUSINESS_DAYS:
-        return target.target * cal.day_seconds
+        return target.target * cal.day_seconds * SECOND
     if target.unit == SlaUnit.BUSINESS_HOURS:
-        return target.target * 3600
+        return target.target * 3600 * SECOND
     if target.unit == SlaUnit.BUSINESS_DAY_OF_MONTH:
         local = cal.local_date(start)
         due = nth_business_day_end(cal, local.year, local.month, target.target)
-        return max(business_seconds(cal, start, due), 1)
+        return max(business_micros(cal, start, due), 1)
     raise ServiceError(f"{target.code} is an outcome target; it has no clock")
 
 
@@ -110,9 +125,9 @@ def start_clock(
         subject_id=subject[1],
         dispute_id=dispute_id,
         state=ClockState.RUNNING.value,
-        allowance_s=allowance_seconds(cal, target, at),
+        allowance_us=allowance_micros(cal, target, at),
         at_risk_pct=terms.at_risk_pct,
-        elapsed_s=0,
+        elapsed_us=0,
         started_at=at,
     )
     _run_from(clock, cal, at)
@@ -122,11 +137,16 @@ def start_clock(
     return clock
 
 
-def elapsed_at(clock: SlaClock, cal: Calendar, at: datetime) -> int:
-    """Agency business seconds used by `at` (time while paused or after the stop never counts)."""
+def elapsed_micros_at(clock: SlaClock, cal: Calendar, at: datetime) -> int:
+    """Agency business time used by `at`, in microseconds (time while paused or after the stop never counts)."""
     if clock.state == ClockState.RUNNING and clock.running_since is not None:
-        return clock.elapsed_s + business_seconds(cal, clock.running_since, at)
-    return clock.elapsed_s
+        return clock.elapsed_us + business_micros(cal, clock.running_since, at)
+    return clock.elapsed_us
+
+
+def elapsed_at(clock: SlaClock, cal: Calendar, at: datetime) -> int:
+    """Whole business seconds used by `at` (for display)."""
+    return elapsed_micros_at(clock, cal, at) // SECOND
 
 
 def status_at(clock: SlaClock, cal: Calendar, at: datetime) -> ClockStatus:
@@ -136,7 +156,7 @@ def status_at(clock: SlaClock, cal: Calendar, at: datetime) -> ClockStatus:
         return ClockStatus.BREACHED
     if clock.state == ClockState.STOPPED:
         return ClockStatus.ON_TIME
-    if elapsed_at(clock, cal, at) * 100 >= clock.allowance_s * clock.at_risk_pct:
+    if elapsed_micros_at(clock, cal, at) * 100 >= clock.allowance_us * clock.at_risk_pct:
         return ClockStatus.AT_RISK
     return ClockStatus.ON_TIME
 
@@ -160,20 +180,28 @@ def _move(session: Session, clock: SlaClock, cal: Calendar, action: str, at: dat
     target = ALLOWED.get((action, ClockState(clock.state)))
     if target is None:
         raise ClockTransitionRefused(clock, action)
-    at = at or now_utc()
-    if clock.running_since is not None and at < clock.running_since:
-        at = clock.running_since  # a late-arriving event never takes agency time back
+    stamped = at or now_utc()
+    last_change = clock.running_since if clock.state == ClockState.RUNNING else clock.paused_at
+    at = max(stamped, last_change) if last_change is not None else stamped
+    if at != stamped:  # a late event takes effect at the clock's last change (see the module docstring)
+        note = f"{note} (stamped {stamped.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, counted from the last change)"
+        note = note.strip()
+    found_breach = False
     if clock.state == ClockState.RUNNING:
         late = clock.deadline_at is not None and at > clock.deadline_at
         if late and clock.breached_at is None:
             clock.breached_at = clock.deadline_at
-        clock.elapsed_s = elapsed_at(clock, cal, at)
+            found_breach = True
+        clock.elapsed_us = elapsed_micros_at(clock, cal, at)
+    if found_breach:  # the history shows the breach at the instant it happened, before this move
+        _event(session, clock, "breach", clock.breached_at or at, elapsed_us=clock.allowance_us)
+    clock.state = target.value
     if target == ClockState.RUNNING:
-        clock.state = target.value
+        clock.paused_at = None
         _run_from(clock, cal, at)
     else:
-        clock.state = target.value
         clock.running_since = clock.deadline_at = clock.at_risk_at = None
+        clock.paused_at = at if target == ClockState.PAUSED else None
         if target == ClockState.STOPPED:
             clock.stopped_at = at
     session.flush()
@@ -186,13 +214,15 @@ def _move(session: Session, clock: SlaClock, cal: Calendar, action: str, at: dat
 
 def _run_from(clock: SlaClock, cal: Calendar, at: datetime) -> None:
     clock.running_since = at
-    remaining = max(clock.allowance_s - clock.elapsed_s, 0)
-    clock.deadline_at = add_business_seconds(cal, at, remaining)
-    risk_share = -(-clock.allowance_s * clock.at_risk_pct // 100)  # ceiling
-    clock.at_risk_at = add_business_seconds(cal, at, max(risk_share - clock.elapsed_s, 0))
+    remaining = max(clock.allowance_us - clock.elapsed_us, 0)
+    clock.deadline_at = add_business_micros(cal, at, remaining)
+    risk_share = -(-clock.allowance_us * clock.at_risk_pct // 100)  # ceiling
+    clock.at_risk_at = add_business_micros(cal, at, max(risk_share - clock.elapsed_us, 0))
 
 
-def _event(session: Session, clock: SlaClock, event: str, at: datetime, note: str = "") -> None:
+def _event(
+    session: Session, clock: SlaClock, event: str, at: datetime, note: str = "", *, elapsed_us: int | None = None
+) -> None:
     session.add(
         SlaClockEvent(
             client_id=clock.client_id,
@@ -200,7 +230,7 @@ def _event(session: Session, clock: SlaClock, event: str, at: datetime, note: st
             at=at,
             event=event,
             state=clock.state,
-            elapsed_s=clock.elapsed_s,
+            elapsed_s=(clock.elapsed_us if elapsed_us is None else elapsed_us) // SECOND,
             deadline_at=clock.deadline_at,
             actor_label=current_actor().label,
             note=note[:200],
@@ -227,7 +257,7 @@ def start_clocks_bulk(
     target = next((t for t in terms.targets if t.code == code), None) if terms else None
     if terms is None or target is None or not target.clocked:
         return 0
-    shape = SlaClock(allowance_s=allowance_seconds(cal, target, at), at_risk_pct=terms.at_risk_pct, elapsed_s=0)
+    shape = SlaClock(allowance_us=allowance_micros(cal, target, at), at_risk_pct=terms.at_risk_pct, elapsed_us=0)
     _run_from(shape, cal, at)
     clocks = SlaClock.__table__
     subjects = subject_ids.subquery()
@@ -250,9 +280,9 @@ def start_clocks_bulk(
                 "subject_type",
                 "subject_id",
                 "state",
-                "allowance_s",
+                "allowance_us",
                 "at_risk_pct",
-                "elapsed_s",
+                "elapsed_us",
                 "started_at",
                 "running_since",
                 "deadline_at",
@@ -265,7 +295,7 @@ def start_clocks_bulk(
                 literal(subject_type),
                 subject,
                 literal(ClockState.RUNNING.value),
-                literal(shape.allowance_s, Integer),
+                literal(shape.allowance_us, BigInteger),
                 literal(shape.at_risk_pct, Integer),
                 literal(0, Integer),
                 when,

@@ -29,6 +29,8 @@ from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.tenancy import ClientOwned, client_id_without_fk
 from provider.extensions import db
 
+MICROS = BigInteger().with_variant(Integer(), "sqlite")  # SQLite's INTEGER holds 64 bits
+
 
 def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
@@ -149,9 +151,11 @@ class ClockStatus(StrEnum):
 class SlaClock(ClientOwned, db.Model):
     """A running SLA commitment. Business seconds are counted in the client's calendar.
 
-    `elapsed_s` is the agency time banked before `running_since`; while running, `deadline_at` and
-    `at_risk_at` are the UTC instants at which the allowance (and the at-risk share of it) run out, so the
-    breach sweep is a plain comparison. Paused and stopped clocks have no deadline.
+    `elapsed_us` is the agency time banked before `running_since` (or `paused_at`), in microseconds, exact;
+    `allowance_us` the agency time the target allows. While running, `deadline_at` and `at_risk_at` are the
+    UTC instants at which the allowance (and the at-risk share of it) run out, so the breach sweep is a plain
+    comparison. Paused and stopped clocks have no deadline. `reported_period` ("2026-05") is the month whose
+    monthly report counted the clock's outcome (NULL until a report counts it); see `sla.months`.
     """
 
     __tablename__ = "sla_clocks"
@@ -162,7 +166,7 @@ class SlaClock(ClientOwned, db.Model):
         _fk("dispute_id", "disputes"),
         CheckConstraint(_in("state", ClockState), name="state"),
         CheckConstraint(_in("code", SlaCode), name="code"),
-        CheckConstraint("allowance_s > 0 AND elapsed_s >= 0", name="seconds"),
+        CheckConstraint("allowance_us > 0 AND elapsed_us >= 0", name="seconds"),
         CheckConstraint("(state = 'running') = (running_since IS NOT NULL)", name="running_since"),
         Index(None, "client_id", "state", "deadline_at"),
         Index(  # the sweep's index: only clocks that can still breach
@@ -181,17 +185,29 @@ class SlaClock(ClientOwned, db.Model):
     subject_id: Mapped[int] = mapped_column(BigInteger)
     dispute_id: Mapped[int | None] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(10), default=ClockState.RUNNING.value)
-    allowance_s: Mapped[int] = mapped_column(Integer)
+    allowance_us: Mapped[int] = mapped_column(MICROS)
     at_risk_pct: Mapped[int] = mapped_column(Integer, default=75)
-    elapsed_s: Mapped[int] = mapped_column(Integer, default=0)
+    elapsed_us: Mapped[int] = mapped_column(MICROS, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     running_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     at_risk_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reported_period: Mapped[str | None] = mapped_column(String(7))
 
-    AUDIT_FIELDS = ("code", "state", "elapsed_s", "deadline_at", "breached_at", "stopped_at")
+    @property
+    def elapsed_s(self) -> int:
+        """Whole seconds of agency time banked (for display)."""
+        return self.elapsed_us // 1_000_000
+
+    @property
+    def allowance_s(self) -> int:
+        """Whole seconds of agency time allowed (for display)."""
+        return self.allowance_us // 1_000_000
+
+    AUDIT_FIELDS = ("code", "state", "elapsed_us", "deadline_at", "breached_at", "stopped_at")
 
 
 @register_append_only
@@ -374,6 +390,20 @@ class SlaNotification(ClientOwned, db.Model):
     message: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[created_at]
     client_id: Mapped[int] = client_id_without_fk()  # (client_id, clock_id) -> sla_clocks proves the client
+
+
+class SlaMonthClose(ClientOwned, db.Model):
+    """A month whose SLA compliance has been reported (its monthly report was produced): from `closed_at` on,
+    the clocks it counted carry its period in `sla_clocks.reported_period` and its figures never change. An
+    outcome recorded later for that month is counted, shown as a correction, in the next report."""
+
+    __tablename__ = "sla_month_closes"
+
+    client_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("clients.id", ondelete="RESTRICT"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-05"
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the month in the client's zone, [starts, ends)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class QueryStatus(StrEnum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import case, select
 
@@ -121,6 +121,9 @@ def portal_evidence_file(dispute_id: int, evidence_id: int) -> Any:
     return download(_mine(dispute_id), evidence_id)
 
 
+FORM_FIELDS = ("numbers", "reason", "amount", "summary", "message")
+
+
 @portal_bp.route("/disputes/new", methods=["GET", "POST"], endpoint="new_dispute")
 @require(Permission.PORTAL_DISPUTES)
 def portal_new_dispute() -> Any:
@@ -129,6 +132,7 @@ def portal_new_dispute() -> Any:
     values: dict[str, Any] = (
         dict(request.form) if request.method == "POST" else {"numbers": request.args.get("invoice", "")}
     )
+    errors: dict[str, list[str]] = {}
     if request.method == "POST":
         numbers = sorted(
             {n.strip() for n in request.form.get("numbers", "").replace(";", ",").split(",") if n.strip()}
@@ -140,10 +144,12 @@ def portal_new_dispute() -> Any:
         def act() -> Dispute:
             found = {i.number for i in invoices}
             missing = [n for n in numbers if n not in found]
-            if not numbers or missing:
-                raise ServiceError(f"unknown invoice numbers: {', '.join(missing) or '(none given)'}", field="numbers")
+            if not numbers:
+                raise ServiceError("write the number of at least one invoice", field="numbers")
+            if missing:
+                raise ServiceError(f"no invoice has the number {', '.join(missing)}", field="numbers")
             if len({i.debtor_id for i in invoices}) != 1:
-                raise ServiceError("the invoices of one dispute must belong to one debtor", field="numbers")
+                raise ServiceError("the invoices of one dispute must belong to one customer", field="numbers")
             debtor = db.session.get(Debtor, invoices[0].debtor_id)
             data = {
                 "reason": request.form.get("reason"),
@@ -155,7 +161,16 @@ def portal_new_dispute() -> Any:
             }
             return disputes.open_dispute(db.session, client, debtor, data, via="portal")
 
-        created: list[Dispute] = []
-        if run(lambda: created.append(act()), "Dispute opened; the agency has been asked to acknowledge it."):
-            return redirect(url_for("sla_portal.dispute", dispute_id=created[0].id))
-    return render_template("sla/portal_dispute_form.html", client=client, values=values, reasons=list(DisputeReason))
+        try:
+            dispute = act()
+            db.session.commit()
+        except ServiceError as exc:  # shown beside its field (aria-describedby) and in the summary
+            db.session.rollback()
+            errors = {exc.field if exc.field in FORM_FIELDS else "_schema": [str(exc)]}
+        else:
+            flash("Dispute opened; the agency has been asked to acknowledge it.", "success")
+            return redirect(url_for("sla_portal.dispute", dispute_id=dispute.id))
+    html = render_template(
+        "sla/portal_dispute_form.html", client=client, values=values, errors=errors, reasons=list(DisputeReason)
+    )
+    return (html, 422) if errors else html

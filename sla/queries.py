@@ -1,78 +1,37 @@
 """Tenant-scoped reads of SLAs and disputes, for this package's pages and for other packages:
 
 - `monthly_compliance(session, client, year, month)`: SLA compliance per term of one client and month
-  (the monthly report, the portal);
+  (the monthly report, the portal), and `monthly_corrections(...)`: outcomes of earlier reported months
+  recorded after their report (which month an outcome belongs to: `sla.months`);
 - `debtor_has_open_disputes(...)` / `debtors_with_open_disputes(...)`: the worklist's dispute flag.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from clients.models import Client
 from sla.models import ACTIVE_DISPUTE, ClockState, Dispute, SlaClock
+from sla.months import Compliance, Correction, compliance, corrections, month_bounds
+
+__all__ = ["Compliance", "Correction", "compliance", "month_bounds", "monthly_compliance", "monthly_corrections"]
 
 ACTIVE = [s.value for s in ACTIVE_DISPUTE]
 AGE_BUCKETS = ((0, "0-5 days"), (6, "6-10 days"), (11, "11-30 days"), (31, "31+ days"))
 
 
-@dataclass(frozen=True)
-class Compliance:
-    client_id: int
-    code: str
-    decided: int  # clocks stopped, or breached, in the month
-    met: int  # of those, not breached
-
-    @property
-    def percent(self) -> float | None:
-        return round(100.0 * self.met / self.decided, 1) if self.decided else None
-
-
-def month_bounds(timezone: str, year: int, month: int) -> tuple[datetime, datetime]:
-    """The month in the client's own time zone, as UTC instants [start, end)."""
-    tz = ZoneInfo(timezone)
-    nxt = date(year + month // 12, month % 12 + 1, 1)
-    return (
-        datetime(year, month, 1, tzinfo=tz).astimezone(UTC),
-        datetime(nxt.year, nxt.month, 1, tzinfo=tz).astimezone(UTC),
-    )
-
-
-def _decided() -> Any:
-    return func.coalesce(SlaClock.stopped_at, SlaClock.breached_at)
-
-
-def compliance(session: Session, bounds: dict[int, tuple[datetime, datetime]]) -> list[Compliance]:
-    """Per client and SLA: clocks decided (stopped or breached) inside the client's month, and how many met it.
-
-    One GROUP BY over the clocks; `bounds` maps client id -> its month (so each client's month is local)."""
-    if not bounds:
-        return []
-    decided = _decided()
-    in_month = or_(*(and_(SlaClock.client_id == cid, decided >= lo, decided < hi) for cid, (lo, hi) in bounds.items()))
-    rows = session.execute(
-        select(
-            SlaClock.client_id,
-            SlaClock.code,
-            func.count(),
-            func.sum(case((SlaClock.breached_at.is_(None), 1), else_=0)),
-        )
-        .where(SlaClock.client_id.in_(list(bounds)), in_month)
-        .group_by(SlaClock.client_id, SlaClock.code)
-        .order_by(SlaClock.client_id, SlaClock.code)
-    ).all()
-    return [Compliance(cid, code, int(n), int(met or 0)) for cid, code, n, met in rows]
-
-
 def monthly_compliance(session: Session, client: Client, year: int, month: int) -> list[Compliance]:
     """SLA compliance per term for one client and month (for the monthly report and the portal)."""
     return compliance(session, {client.id: month_bounds(client.timezone, year, month)})
+
+
+def monthly_corrections(session: Session, client: Client, year: int, month: int) -> list[Correction]:
+    """Corrections to earlier reported months counted in this month's report (see `sla.months`)."""
+    return corrections(session, client, year, month)
 
 
 def debtor_has_open_disputes(session: Session, client_id: int, debtor_id: int) -> bool:

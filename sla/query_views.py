@@ -70,7 +70,7 @@ def portal_queries() -> Any:
             db.session.commit()
         except ServiceError as exc:
             db.session.rollback()
-            errors = {exc.field or "body": [str(exc)]}
+            errors = getattr(exc, "errors", None) or {exc.field or "body": [str(exc)]}
         else:
             flash("Your question has been sent to the agency.", "success")
             return redirect(url_for("sla_portal.query", query_id=query.id))

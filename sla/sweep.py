@@ -37,7 +37,7 @@ _PG_SWEEP = text(
 WITH marked AS (
     UPDATE sla_clocks SET breached_at = deadline_at
     WHERE state = 'running' AND breached_at IS NULL AND deadline_at < :now
-    RETURNING id, client_id, code, subject_type, subject_id, elapsed_s, deadline_at
+    RETURNING id, client_id, code, subject_type, subject_id, allowance_us / 1000000 AS elapsed_s, deadline_at
 ), history AS (
     INSERT INTO sla_clock_events (client_id, clock_id, at, event, state, elapsed_s, deadline_at, actor_label, note)
     SELECT client_id, id, deadline_at, 'breach', 'running', elapsed_s, deadline_at, :actor, '' FROM marked
@@ -79,7 +79,7 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
             SlaClock.deadline_at < now,
         )
         .values(breached_at=SlaClock.deadline_at)
-        .returning(SlaClock.id, SlaClock.client_id, SlaClock.elapsed_s, SlaClock.deadline_at)
+        .returning(SlaClock.id, SlaClock.client_id, SlaClock.allowance_us, SlaClock.deadline_at)
         .execution_options(synchronize_session=False)
     ).all()
     label = current_actor().label
@@ -93,7 +93,7 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
                     "at": r.deadline_at,
                     "event": "breach",
                     "state": ClockState.RUNNING.value,
-                    "elapsed_s": r.elapsed_s,
+                    "elapsed_s": r.allowance_us // 1_000_000,  # at the breach the allowance is used up
                     "deadline_at": r.deadline_at,
                     "actor_label": label,
                     "note": "",

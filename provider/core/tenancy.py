@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import abort
-
 from sqlalchemy import BigInteger, Engine, ForeignKey, Identity, event, text
 from sqlalchemy.orm import (
     Mapped,

@@ -6,7 +6,8 @@ report picks them up with no change here:
 
     sla.queries.dispute_summary(session, client_id, start: date, end: date, posted_by) -> dict
         {"opened": n, "resolved": n, "avg_resolution_days": "x.y" | None, "reasons": [{"reason", "count"}]}
-    SLA compliance per term comes from sla.queries.monthly_compliance(session, client, year, month) (exposed).
+    SLA compliance per term comes from sla.queries.monthly_compliance(session, client, year, month) (exposed),
+    corrections to earlier reported months from sla.queries.monthly_corrections(...) (exposed).
     worklists.queries.promise_stats(session, client_id, start: date, end: date) -> dict
         {"made": n, "kept": n, "broken": n, "kept_rate": "x.y" | None}
     worklists.queries.collector_activity(session, client_id, start: date, end: date) -> list[dict]
@@ -28,6 +29,7 @@ DEFAULT_REPORT_BUSINESS_DAY = 5
 _HOOKS = {
     "disputes": ("sla.queries", "dispute_summary"),
     "sla": ("sla.queries", "monthly_compliance"),
+    "sla_corrections": ("sla.queries", "monthly_corrections"),
     "promises": ("worklists.queries", "promise_stats"),
     "activity": ("worklists.queries", "collector_activity"),
 }
@@ -51,6 +53,8 @@ def external_figures(client_id: int, start: date, end: date, posted_by: datetime
             out[key] = func(db.session, client_id, start, end, posted_by)
         elif key == "sla":
             out[key] = _sla_rows(func, client_id, start)
+        elif key == "sla_corrections":
+            out[key] = _sla_corrections(func, client_id, start)
         else:
             out[key] = func(db.session, client_id, start, end)
     return out
@@ -68,6 +72,23 @@ def _sla_rows(monthly_compliance: Any, client_id: int, start: date) -> list[dict
             "met": row.met,
             "missed": row.decided - row.met,
             "rate": None if row.percent is None else f"{row.percent:.1f}",
+        }
+        for row in rows
+    ]
+
+
+def _sla_corrections(monthly_corrections: Any, client_id: int, start: date) -> list[dict[str, Any]]:
+    from clients.models import Client
+
+    client = db.session.get(Client, client_id)
+    rows = monthly_corrections(db.session, client, start.year, start.month) if client else []
+    return [
+        {
+            "term": row.code.replace("_", " "),
+            "month": date.fromisoformat(f"{row.belongs_to}-01").strftime("%B %Y"),
+            "decided": row.decided,
+            "met": row.met,
+            "missed": row.decided - row.met,
         }
         for row in rows
     ]

@@ -30,6 +30,7 @@ from provider.reporting.schedule import client_today
 from provider.reporting.summary import summarize
 from sla.hooks import sla_completed
 from sla.models import SlaCode
+from sla.months import close_month
 
 report_ready = Namespace().signal("report-ready")  # send(session, report=...) generated or re-issued
 
@@ -102,6 +103,8 @@ def generate_report(session: Session, client: Client, period: str, *, run_id: in
     if existing is not None:
         return ReportResult(existing, created=False)
     _check_period(client, period, now_utc())
+    start = f.parse_month(period)
+    close_month(session, client, start.year, start.month)  # the month's SLA outcomes are now the reported ones
     report = _make(session, client, period, 1, run_id=run_id, reason="")
     try:
         with session.begin_nested():

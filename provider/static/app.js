@@ -5,6 +5,10 @@
  *   j / k    move the highlighted row in tables marked data-nav-table
  *   Enter    open the first link of the highlighted row
  *   ?        open the shortcut help (<dialog data-help>)
+ *   Escape   close the narrow-screen menu (focus goes back to its button)
+ *
+ * Pages that follow running work carry <meta name="auto-refresh" content="N">: they reload every N seconds,
+ * with a "Pause updates" button (WCAG 2.2.1), and never while someone is typing in a field.
  */
 (function () {
   "use strict";
@@ -176,10 +180,67 @@
     var toggle = doc.querySelector("[data-nav-toggle]");
     var menu = doc.querySelector("[data-nav-menu]");
     if (toggle && menu) {
-      toggle.addEventListener("click", function () {
-        var open = menu.classList.toggle("is-open");
+      var setMenu = function (open) {
+        menu.classList.toggle("is-open", open);
         toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      };
+      toggle.addEventListener("click", function () {
+        setMenu(!menu.classList.contains("is-open"));
+      });
+      doc.addEventListener("keydown", function (event) {
+        if (event.key !== "Escape" || !menu.classList.contains("is-open") || anyDialogOpen()) return;
+        setMenu(false);
+        toggle.focus();
+        event.preventDefault();
       });
     }
+
+    autoRefresh();
+
+    /* After a refused submit, focus goes to the error summary, so a screen reader reads it and Tab
+       continues into the form (instead of focus starting at the top of the page). */
+    var summary = doc.querySelector("[data-error-summary]");
+    if (summary && !doc.querySelector("[autofocus]")) summary.focus();
   });
+
+  /* ---- pages that follow running work: reload every N seconds unless paused ---- */
+
+  function autoRefresh() {
+    var meta = doc.querySelector('meta[name="auto-refresh"]');
+    var main = doc.querySelector("main");
+    var seconds = meta ? parseInt(meta.getAttribute("content"), 10) : 0;
+    if (!seconds || !main) return;
+    var paused = window.sessionStorage && sessionStorage.getItem("ar-refresh-paused") === "1";
+    var bar = doc.createElement("p");
+    bar.className = "auto-refresh hint";
+    var text = doc.createElement("span");
+    var button = doc.createElement("button");
+    button.type = "button";
+    button.className = "btn btn-small btn-quiet";
+    bar.appendChild(text);
+    bar.appendChild(doc.createTextNode(" "));
+    bar.appendChild(button);
+    main.insertBefore(bar, main.firstChild);
+    var timer = null;
+    function show() {
+      text.textContent = paused ? "Updates paused." : "This page updates itself every " + seconds + " seconds.";
+      button.textContent = paused ? "Resume updates" : "Pause updates";
+      button.setAttribute("aria-pressed", paused ? "true" : "false");
+    }
+    function schedule() {
+      if (timer) clearTimeout(timer);
+      timer = paused ? null : setTimeout(function () {
+        if (isTyping(doc.activeElement) || anyDialogOpen()) { schedule(); return; }
+        window.location.reload();
+      }, seconds * 1000);
+    }
+    button.addEventListener("click", function () {
+      paused = !paused;
+      if (window.sessionStorage) sessionStorage.setItem("ar-refresh-paused", paused ? "1" : "0");
+      show();
+      schedule();
+    });
+    show();
+    schedule();
+  }
 })();

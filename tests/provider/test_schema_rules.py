@@ -25,28 +25,27 @@ def probe_tables(database: Any, app: Any) -> Iterator[tuple[str, str]]:
     suffix = uuid.uuid4().hex[:8]
     parent, child = f"zz_parent_{suffix}", f"zz_child_{suffix}"
     owner = sa.create_engine(database.owner_url, poolclass=sa.NullPool)
-    with owner.begin() as conn:
-        with Operations.context(MigrationContext.configure(conn)):
-            from alembic import op
+    with owner.begin() as conn, Operations.context(MigrationContext.configure(conn)):
+        from alembic import op
 
-            op.create_table(
-                parent,
-                *schema_rules.key_columns(),
-                sa.Column("ref", sa.String(20), nullable=False),
-                *schema_rules.key_constraints(parent),
-                sa.UniqueConstraint("client_id", "ref", name=f"uq_{parent}_ref"),
-            )
-            schema_rules.enable_rls(parent)
-            op.create_table(
-                child,
-                *schema_rules.key_columns(),
-                sa.Column("parent_id", sa.BigInteger(), nullable=False),
-                *schema_rules.key_constraints(child),
-                sa.ForeignKeyConstraint(
-                    ["client_id", "parent_id"], [f"{parent}.client_id", f"{parent}.id"], name=f"fk_{child}_parent"
-                ),
-            )
-            schema_rules.enable_rls(child)
+        op.create_table(
+            parent,
+            *schema_rules.key_columns(),
+            sa.Column("ref", sa.String(20), nullable=False),
+            *schema_rules.key_constraints(parent),
+            sa.UniqueConstraint("client_id", "ref", name=f"uq_{parent}_ref"),
+        )
+        schema_rules.enable_rls(parent)
+        op.create_table(
+            child,
+            *schema_rules.key_columns(),
+            sa.Column("parent_id", sa.BigInteger(), nullable=False),
+            *schema_rules.key_constraints(child),
+            sa.ForeignKeyConstraint(
+                ["client_id", "parent_id"], [f"{parent}.client_id", f"{parent}.id"], name=f"fk_{child}_parent"
+            ),
+        )
+        schema_rules.enable_rls(child)
     try:
         yield parent, child
     finally:

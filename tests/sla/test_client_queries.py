@@ -90,6 +90,9 @@ def test_client_asks_in_the_portal_and_the_agency_answers_in_the_back_office(
     empty = _post(client, "/portal/queries", {"subject": "", "body": "What about ACME?"})
     html = empty.get_data(as_text=True)
     assert empty.status_code == 422 and 'id="f-subject-error"' in html and "What about ACME?" in html
+    both = _post(client, "/portal/queries", {"subject": " ", "body": ""}).get_data(as_text=True)
+    assert 'id="f-subject-error"' in both and 'id="f-body-error"' in both  # every field's error in one answer
+    assert 'href="#f-subject"' in both and 'href="#f-body"' in both  # the summary links to each field
     with frozen_time(MONDAY_10):
         asked = _post(client, "/portal/queries", {"subject": "ACME balance", "body": "Why is ACME's balance higher?"})
     assert asked.status_code == 302

@@ -60,6 +60,7 @@ def test_a_clock_runs_on_business_time_and_pauses_while_the_client_owns_it(clien
         ("start", 0),
         ("pause", 2 * H),
         ("resume", 2 * H),
+        ("breach", 8 * H),  # found by the stop, shown at the instant it happened
         ("stop", 9 * H),
     ]
 

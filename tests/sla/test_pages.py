@@ -157,7 +157,10 @@ def test_client_records_a_dispute_and_uploads_evidence_served_only_as_download(
     unknown = _post(
         client, "/portal/disputes/new", {"numbers": "RW-100, NOPE-1", "reason": "damaged"}, follow_redirects=True
     )
-    assert "unknown invoice numbers: NOPE-1" in unknown.get_data(as_text=True)
+    assert unknown.status_code == 422  # the server checks the form (no browser pop-up) and ties the error to it
+    page = unknown.get_data(as_text=True)
+    assert "no invoice has the number NOPE-1" in page
+    assert 'aria-describedby="f-numbers-hint f-numbers-error"' in page and 'aria-invalid="true"' in page
     made = _post(
         client, "/portal/disputes/new", {"numbers": "RW-100", "reason": "damaged", "summary": "Broken on arrival"}
     )

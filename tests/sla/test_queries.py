@@ -12,6 +12,7 @@ from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 from sla.calendars import calendar_for
 from sla.clocks import start_clock, stop_clock
+from sla.months import close_month
 from sla.queries import month_bounds, monthly_compliance
 from sla.sweep import sweep
 from tests.factories import make_client, make_contract_terms, make_debtor, make_dispute, make_invoice
@@ -57,7 +58,9 @@ def test_sla_tables_are_separated_by_row_level_security(db_session: Any, backend
         make_contract_terms(client)
         debtor = make_debtor(client)
         make_dispute(client, debtor, [make_invoice(client, debtor, f"I-{client.id}", 10_00)])
+        close_month(db.session, client, 2026, 4)
     tables = ("disputes", "dispute_invoices", "sla_clocks", "sla_clock_events", "contract_terms", "sla_targets")
+    tables += ("sla_month_closes",)
     with scoped(TenantScope.single(a.id), db.session):
         for table in tables:
             owners = db.session.execute(text(f"SELECT DISTINCT client_id FROM {table}")).scalars().all()
