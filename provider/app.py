@@ -64,6 +64,8 @@ def _import_models() -> None:
     import clients.journal
     import clients.models  # noqa: F401
     import provider.api.models
+    import provider.books.models
+    import provider.books.subscribers  # posts the agency's books after the ledger's payments
     import provider.core.audit
     import provider.core.outbox_models
     import provider.models
@@ -84,6 +86,8 @@ def _register_blueprints(app: Flask) -> None:
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
+    from provider.books.views import bp as books_bp
+    from provider.books.views import portal_bp as portal_books_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.views import bp as provider_bp
@@ -101,8 +105,17 @@ def _register_blueprints(app: Flask) -> None:
         sla_bp,
         reporting_bp,
         background_bp,
+        books_bp,
     )
-    portal = (portal_bp, portal_ledger_bp, portal_payments_bp, sla_portal_bp, portal_reports_bp, portal_background_bp)
+    portal = (
+        portal_bp,
+        portal_ledger_bp,
+        portal_payments_bp,
+        sla_portal_bp,
+        portal_reports_bp,
+        portal_background_bp,
+        portal_books_bp,
+    )
     for bp in staff + portal:
         app.register_blueprint(bp)
     from provider.api import register as register_api

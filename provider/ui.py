@@ -29,6 +29,7 @@ _STAFF_NAV = (
     (NavItem("Worklists", "worklists.index", "worklists", "w"), Permission.WORKLISTS_WORK),
     (NavItem("SLAs", "sla.index", "sla", "s"), Permission.SLAS_READ),
     (NavItem("Reports", "provider.reports", "reports", "r"), Permission.REPORTS_READ),
+    (NavItem("Books", "books.overview", "books", "f"), Permission.BOOKS_READ),
     (NavItem("Background work", "background.index", "background", "b"), Permission.JOBS_MANAGE),
     (NavItem("Admin", "provider.users", "admin", "a"), Permission.USERS_MANAGE),
     (NavItem("API", "api_admin.tokens", "api", "k"), Permission.API_TOKENS_MANAGE),
@@ -42,6 +43,7 @@ _PORTAL_NAV = (
     (NavItem("Disputes", "sla_portal.index", "sla_portal", "i"), Permission.PORTAL),
     (NavItem("Questions", "sla_portal.queries", "portal-queries", "q"), Permission.PORTAL),
     (NavItem("Reports", "portal_reports.portal_index", "portal-reports", "r"), Permission.PORTAL),
+    (NavItem("Remittances", "books_portal.index", "books_portal", "t"), Permission.PORTAL),
     (NavItem("People", "portal.users", "portal-users", "u"), Permission.PORTAL),
     (NavItem("API", "api_portal.tokens_portal", "portal-api", "k"), Permission.PORTAL_API_MANAGE),
 )

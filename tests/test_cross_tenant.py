@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
@@ -83,6 +84,7 @@ def world(db_session: Any) -> World:
     b_dispute = make_dispute(b, b_debtor, [b_disputed], summary="Bravo secret dispute summary")
     b_evidence = add_evidence(_db.session, b_dispute, "bravo-evidence.txt", b"bravo secret evidence")
     _db.session.commit()
+    b_remittance, b_fee_invoice = _books_objects_of_b(b, b_debtor)
     b_api = _api_objects_of_b(b, b_debtor, b_invoice, b_user.id)
     b_closed_day, b_query = _sla_objects_of_b(b)
     return World(
@@ -107,6 +109,8 @@ def world(db_session: Any) -> World:
             "evidence_id": b_evidence.id,
             "closed_day_id": b_closed_day,
             "query_id": b_query,
+            "remittance_id": b_remittance,
+            "fee_invoice_id": b_fee_invoice,
             **b_api,
         },
         b_markers=[
@@ -151,6 +155,23 @@ def _sla_objects_of_b(b: Any) -> tuple[int, int]:
         query = ask_query(db.session, b, "Bravo secret question", "Bravo secret question body")
         db.session.commit()
         return closed.id, query.id
+
+
+def _books_objects_of_b(b: Any, b_debtor: Any) -> tuple[int, int]:
+    """An approved remittance of B (with B's payment on its statement) and a fee invoice of B."""
+    from provider.books.invoices import issue_fee_invoice
+    from provider.books.remittance import approve_run, draft_runs
+    from tests.books.helpers import give_schedule
+
+    give_schedule(b, currency="GBP")
+    make_payment(b, b_debtor, "B-SECRET-DIRECT", 999, currency="GBP", received_by="client")
+    with scoped(TenantScope.single(b.id), db.session):
+        (run,) = draft_runs(db.session, b.id, "monthly", date(2026, 3, 1), date(2026, 3, 31))
+        approve_run(db.session, run, "approver")
+        invoice = issue_fee_invoice(db.session, b.id, "GBP", date(2026, 3, 1), date(2026, 3, 31))
+        db.session.commit()
+        assert invoice is not None
+        return run.id, invoice.id
 
 
 def _transaction_of(payment: Any) -> int:

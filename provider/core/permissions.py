@@ -50,6 +50,8 @@ class Permission(StrEnum):
     PAYMENTS_ALLOCATE = "staff:payments:allocate"
     JOBS_MANAGE = "staff:jobs:manage"  # the background work of every client: follow, retry, cancel
     LEDGER_CORRECT = "staff:ledger:correct"  # write off an invoice, reverse a payment, allocation or write-off
+    BOOKS_READ = "staff:books:read"  # the agency's own books: fees, trust held, remittances, fee invoices
+    BOOKS_MANAGE = "staff:books:manage"  # fee schedules (and, in money-ops, approving and paying remittances)
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
@@ -80,6 +82,8 @@ _MANAGER = _STAFF_COMMON | {
     Permission.REPORTS_MANAGE,  # generate and re-issue monthly reports, follow their runs
     Permission.JOBS_MANAGE,
     Permission.LEDGER_CORRECT,  # write-offs and reversals change what the client is owed: a manager's call
+    Permission.BOOKS_READ,  # the agency's fee income and trust money: managers, not collectors
+    Permission.BOOKS_MANAGE,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -32,6 +32,7 @@ _HOOKS = {
     "sla_corrections": ("sla.queries", "monthly_corrections"),
     "promises": ("worklists.queries", "promise_stats"),
     "activity": ("worklists.queries", "collector_activity"),
+    "fees": ("provider.books.report", "collections_and_fees"),
 }
 
 
@@ -49,7 +50,7 @@ def external_figures(client_id: int, start: date, end: date, posted_by: datetime
         func = _function(module, name)
         if func is None:
             out[key] = None
-        elif key == "disputes":
+        elif key in ("disputes", "fees"):
             out[key] = func(db.session, client_id, start, end, posted_by)
         elif key == "sla":
             out[key] = _sla_rows(func, client_id, start)
