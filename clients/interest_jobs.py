@@ -66,3 +66,18 @@ def accrue_charges_job() -> list[str]:
             queued.append(key)
         db.session.flush()
     return queued
+
+
+@job(queue="low", timeout=1800, retries=2, title="Trust reconciliation")
+def reconcile_trust_job(day: str | None = None) -> list[str]:
+    """The three-way trust reconciliation of every currency for a day (yesterday by default), stored per day."""
+    from datetime import timedelta
+
+    from clients.trust import reconcile_all
+
+    on = date.fromisoformat(day) if day else now_utc().date() - timedelta(days=1)
+    with scoped(TenantScope.agency(), db.session):
+        rows = reconcile_all(db.session, on)
+        out = [f"{r.currency} {r.on_day}: {r.status}" for r in rows]
+        db.session.flush()
+    return out

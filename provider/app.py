@@ -58,11 +58,6 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
 
 def _import_models() -> None:
     """Import every model module so that metadata (and Alembic autogenerate) sees all tables."""
-    import clients.bank_details
-    import clients.imports
-    import clients.interest_models
-    import clients.journal
-    import clients.models  # noqa: F401
     import provider.api.models
     import provider.books.models
     import provider.books.subscribers  # posts the agency's books after the ledger's payments
@@ -81,6 +76,7 @@ def _register_blueprints(app: Flask) -> None:
     from clients.ledger_views import portal_bp as portal_ledger_bp
     from clients.payment_views import bp as payments_bp
     from clients.payment_views import portal_bp as portal_payments_bp
+    from clients.payout_views import bp as payouts_bp
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
     from provider.auth import bp as auth_bp
@@ -106,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
         reporting_bp,
         background_bp,
         books_bp,
+        payouts_bp,
     )
     portal = (
         portal_bp,

@@ -2,7 +2,7 @@
 waivers, two journal accounts and three transaction kinds; the account each client is remitted to per currency
 
 Revision ID: 0026
-Revises: 0019
+Revises: 0022, 0025
 Create Date: 2026-12-10
 
 Interest and compensation charged to debtors post to the journal on two accounts of their own (`interest_due`,
@@ -26,7 +26,7 @@ from provider.core.schema_rules import enable_rls, key_columns, key_constraints
 
 # revision identifiers, used by Alembic.
 revision = "0026"
-down_revision = "0019"
+down_revision = ("0022", "0025")  # merges the SLA (main) and books heads
 branch_labels = None
 depends_on = None
 
@@ -248,6 +248,124 @@ def upgrade():
         )
     enable_rls("charge_waivers")
     _bank_accounts()
+    _payouts_and_trust()
+
+
+BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _payouts_and_trust() -> None:
+    """Four eyes and payout files of remittance runs (client-keyed); the agency's trust accounts, their
+    statements' balances and lines, and the daily trust reconciliation (agency-level, like background_jobs)."""
+    op.create_table(
+        "run_payouts",
+        *key_columns(),
+        sa.Column("run_id", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("payee_name", sa.String(length=70), nullable=False),
+        sa.Column("payee_account", sa.String(length=40), nullable=False),
+        sa.Column("prepared_by_id", sa.BigInteger(), nullable=True),
+        sa.Column("prepared_by", sa.String(length=254), nullable=False),
+        sa.Column("prepared_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("approved_by_id", sa.BigInteger(), nullable=True),
+        sa.Column("approved_by", sa.String(length=254), nullable=False),
+        sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("kind", sa.String(length=5), nullable=False),
+        sa.Column("message_id", sa.String(length=35), nullable=False),
+        sa.Column("end_to_end_id", sa.String(length=35), nullable=False),
+        sa.Column("file_created_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("filename", sa.String(length=120), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=True),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("downloads", sa.Integer(), nullable=False),
+        sa.Column("paid_via", sa.String(length=10), nullable=False),
+        sa.Column("bank_line_ref", sa.String(length=64), nullable=False),
+        sa.CheckConstraint("kind IN ('sepa', 'nacha', 'csv', 'none')", name=op.f("ck_run_payouts_kind")),
+        sa.ForeignKeyConstraint(
+            ["client_id", "run_id"],
+            ["remittance_runs.client_id", "remittance_runs.id"],
+            name=op.f("fk_run_payouts_client_id_remittance_runs"),
+        ),
+        *key_constraints("run_payouts"),
+        sa.UniqueConstraint("client_id", "run_id", name=op.f("uq_run_payouts_client_id_run_id")),
+        sa.UniqueConstraint("client_id", "end_to_end_id", name=op.f("uq_run_payouts_client_id_end_to_end_id")),
+    )
+    enable_rls("run_payouts")
+    op.create_table(
+        "trust_accounts",
+        sa.Column("id", BIGID, nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("name", sa.String(length=70), nullable=False),
+        sa.Column("account", sa.String(length=34), nullable=False),
+        sa.Column("bic", sa.String(length=11), nullable=False),
+        sa.Column("routing_number", sa.String(length=9), nullable=False),
+        sa.Column("ach_company_id", sa.String(length=10), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_trust_accounts")),
+        sa.UniqueConstraint("currency", name=op.f("uq_trust_accounts_currency")),
+        sa.UniqueConstraint("account", name=op.f("uq_trust_accounts_account")),
+    )
+    op.create_table(
+        "trust_statement_balances",
+        sa.Column("id", BIGID, nullable=False),
+        sa.Column("trust_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("on_day", sa.Date(), nullable=False),
+        sa.Column("balance_minor", sa.BigInteger(), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("imported_by", sa.String(length=254), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["trust_account_id"],
+            ["trust_accounts.id"],
+            name=op.f("fk_trust_statement_balances_trust_account_id_trust_accounts"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_trust_statement_balances")),
+        sa.UniqueConstraint(
+            "trust_account_id", "on_day", name=op.f("uq_trust_statement_balances_trust_account_id_on_day")
+        ),
+    )
+    op.create_table(
+        "trust_bank_lines",
+        sa.Column("id", BIGID, nullable=False),
+        sa.Column("trust_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("line_ref", sa.String(length=64), nullable=False),
+        sa.Column("booked_on", sa.Date(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("refs", sa.String(length=500), nullable=False),
+        sa.Column("run_client_id", sa.BigInteger(), nullable=True),
+        sa.Column("run_id", sa.BigInteger(), nullable=True),
+        sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["trust_account_id"],
+            ["trust_accounts.id"],
+            name=op.f("fk_trust_bank_lines_trust_account_id_trust_accounts"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_trust_bank_lines")),
+        sa.UniqueConstraint("line_ref", name=op.f("uq_trust_bank_lines_line_ref")),
+    )
+    op.create_table(
+        "trust_reconciliations",
+        sa.Column("id", BIGID, nullable=False),
+        sa.Column("on_day", sa.Date(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("bank_minor", sa.BigInteger(), nullable=True),
+        sa.Column("bank_on", sa.Date(), nullable=True),
+        sa.Column("ledger_minor", sa.BigInteger(), nullable=False),
+        sa.Column("clients_minor", sa.BigInteger(), nullable=False),
+        sa.Column("held_minor", sa.BigInteger(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('agrees', 'differs', 'no_statement')", name=op.f("ck_trust_reconciliations_status")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_trust_reconciliations")),
+        sa.UniqueConstraint("on_day", "currency", name=op.f("uq_trust_reconciliations_on_day_currency")),
+    )
 
 
 def _bank_accounts() -> None:
@@ -272,6 +390,9 @@ def _bank_accounts() -> None:
 
 
 def downgrade():
+    for table in ("trust_reconciliations", "trust_bank_lines", "trust_statement_balances", "trust_accounts"):
+        op.drop_table(table)
+    op.drop_table("run_payouts")
     op.drop_table("client_bank_accounts")
     charged = (
         op.get_bind()
