@@ -349,7 +349,7 @@ def _paid_not_in_bank(session: Session, account: TrustAccount, day: date) -> lis
         Cause(
             "paid_not_in_bank",
             f"{paid_on}: remittance {run_id}, {format_money(-amount, account.currency)} (reference {ref})",
-            amount,
+            -amount,
         )
         for run_id, paid_on, amount, ref in rows
     ]
