@@ -61,6 +61,11 @@ def end_to_end_id(run: RemittanceRun) -> str:
     return f"REM-{run.client_id}-{run.id}"
 
 
+def fees_reference(run: RemittanceRun) -> str:
+    """The reference of the transfer moving the fees a run kept from the trust account to the agency's own."""
+    return f"FEES-{run.client_id}-{run.id}"
+
+
 def _mask(account: str) -> str:
     return f"…{account[-4:]}" if len(account) > 4 else account
 

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from clients import bank_files
+from clients import bank_files, payouts
 from clients.bank_details import BankDetailsError, aba_routing_ok, check_bic, check_iban
 from clients.bank_lines import BankFileRejected
 from clients.journal import Payment
@@ -146,6 +146,7 @@ def import_trust_statement(session: Session, content: bytes, filename: str = "")
             TrustBankLine(
                 trust_account_id=credit_account.id,
                 line_ref=credit.payment_ref,
+                bank_ref=credit.payment_ref.split("~")[0][:64],
                 booked_on=credit.booked_on,
                 amount_minor=to_minor(credit.amount, credit.currency),
                 currency=credit.currency,
@@ -166,6 +167,7 @@ def import_trust_statement(session: Session, content: bytes, filename: str = "")
             TrustBankLine(
                 trust_account_id=account.id,
                 line_ref=debit.line_ref,
+                bank_ref=debit.line_ref.split("~")[0][:64],
                 booked_on=debit.booked_on,
                 amount_minor=-to_minor(debit.amount, debit.currency),
                 currency=debit.currency,
@@ -176,12 +178,25 @@ def import_trust_statement(session: Session, content: bytes, filename: str = "")
     out.lines = len(new_lines)
     session.flush()
     for matched in match_debits(session, debits):
+        run = matched.run
+        refs = [matched.line.line_ref]
+        # the fees the run kept leave the trust account too (to the agency's own account), as a debit of their
+        # own with the reference `fees_reference(run)`: it belongs to the same run
+        sweep = payouts.fees_reference(run).upper()
+        refs += [
+            d.line_ref
+            for d in debits
+            if d is not matched.line
+            and to_minor(d.amount, d.currency) == run.netted_minor
+            and d.currency == run.currency
+            and sweep in d.refs.upper().split()
+        ][:1]
         session.execute(
             sa.update(TrustBankLine)
-            .where(TrustBankLine.line_ref == matched.line.line_ref)
-            .values(run_client_id=matched.run.client_id, run_id=matched.run.id)
+            .where(TrustBankLine.line_ref.in_(refs))
+            .values(run_client_id=run.client_id, run_id=run.id)
         )
-        out.remittances_paid.append(matched.run.id)
+        out.remittances_paid.append(run.id)
     audit.record(
         session,
         "trust.statement_imported",
@@ -253,7 +268,9 @@ def _credits_not_recorded(session: Session, account: TrustAccount, day: date) ->
             TrustBankLine.trust_account_id == account.id,
             TrustBankLine.amount_minor > 0,
             TrustBankLine.booked_on <= day,
-            ~sa.select(Payment.id).where(Payment.external_ref == TrustBankLine.line_ref).exists(),
+            ~sa.select(Payment.id)
+            .where(Payment.external_ref.in_([TrustBankLine.line_ref, TrustBankLine.bank_ref]))
+            .exists(),
         )
         .order_by(TrustBankLine.booked_on, TrustBankLine.id)
     ).all()
@@ -286,7 +303,12 @@ def _recorded_not_in_bank(session: Session, account: TrustAccount, day: date) ->
             t.kind == BooksKind.COLLECTION.value,
             t.occurred_on >= first,
             t.occurred_on <= day,
-            ~sa.select(TrustBankLine.id).where(TrustBankLine.line_ref == Payment.external_ref).exists(),
+            ~sa.select(TrustBankLine.id)
+            .where(
+                TrustBankLine.amount_minor > 0,
+                sa.or_(TrustBankLine.line_ref == Payment.external_ref, TrustBankLine.bank_ref == Payment.external_ref),
+            )
+            .exists(),
         )
         .order_by(t.occurred_on, t.id)
     ).all()

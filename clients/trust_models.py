@@ -72,6 +72,7 @@ class TrustBankLine(db.Model):
     id: Mapped[intpk]
     trust_account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("trust_accounts.id", ondelete="RESTRICT"))
     line_ref: Mapped[str] = mapped_column(String(64))  # = the payment reference the client's import gives a credit
+    bank_ref: Mapped[str] = mapped_column(String(64), default="")  # the bank's own reference (a payment may carry it)
     booked_on: Mapped[date] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # credit +, debit -
     currency: Mapped[str] = mapped_column(String(3))

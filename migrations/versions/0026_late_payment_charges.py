@@ -331,6 +331,7 @@ def _payouts_and_trust() -> None:
         sa.Column("id", BIGID, nullable=False),
         sa.Column("trust_account_id", sa.BigInteger(), nullable=False),
         sa.Column("line_ref", sa.String(length=64), nullable=False),
+        sa.Column("bank_ref", sa.String(length=64), nullable=False),
         sa.Column("booked_on", sa.Date(), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),

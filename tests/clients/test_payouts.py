@@ -202,18 +202,20 @@ def test_a_statement_showing_the_debit_marks_the_run_paid_once(db_session: Any) 
         debit("82.00", "SOMETHING-ELSE", "NO-REF"),
         debit("82.00", e2e, "TOO-LATE", day="2026-04-20"),
     ]
-    statement = camt(TRUST_IBAN, "1000.00", "671.99", [*wrong, debit("82.00", e2e, "BANK-REF-1")], day="2026-04-20")
+    fees = debit("18.00", payouts.fees_reference(run), "SWEEP-1")  # the fees the run kept, to the agency's account
+    entries = [*wrong, debit("82.00", e2e, "BANK-REF-1"), fees]
+    statement = camt(TRUST_IBAN, "1000.00", "653.99", entries, day="2026-04-20")
     with scoped(TenantScope.agency(), db.session), frozen_time(datetime(2026, 4, 21, tzinfo=UTC)):
         first = trust.import_trust_statement(db.session, statement, "trust.xml")
         db.session.commit()
         again = trust.import_trust_statement(db.session, statement, "trust.xml")
         db.session.commit()
     db.session.refresh(run)
-    assert first.remittances_paid == [run.id] and again.remittances_paid == [] and again.repeated == 4
+    assert first.remittances_paid == [run.id] and again.remittances_paid == [] and again.repeated == 5
     assert run.status == "paid" and run.paid_on == date(2026, 4, 3) and run.bank_reference.startswith("BANK-REF-1~")
     assert sorted(remittance_postings(client.id, run.id)) == ["remittance", "remittance_paid"]
-    matched = db.session.scalars(sa.select(TrustBankLine.line_ref).where(TrustBankLine.run_id == run.id)).all()
-    assert matched == [run.bank_reference]
+    matched = db.session.scalars(sa.select(TrustBankLine.refs).where(TrustBankLine.run_id == run.id)).all()
+    assert sorted(matched) == sorted([f"BANK-REF-1 {e2e}", f"SWEEP-1 {payouts.fees_reference(run)}"])
 
 
 def test_the_clients_own_statement_import_marks_its_run_paid(db_session: Any) -> None:
