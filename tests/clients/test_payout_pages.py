@@ -27,7 +27,7 @@ def _logout(http: FlaskClient) -> None:
 
 def test_four_eyes_through_the_pages(client: FlaskClient, db_session: Any) -> None:
     trust_account()
-    c, run = world()
+    _, run = world()
     alice, bob = make_user("manager"), make_user("manager")
     url = f"/books/remittances/{run.id}/payout"
     login(client, alice.email)

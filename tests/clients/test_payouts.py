@@ -14,8 +14,8 @@ import sqlalchemy as sa
 import xmlschema
 
 from clients import payouts, trust
-from clients.corrections import reverse_document
 from clients.bank_details import ClientBankAccount, save_bank_account
+from clients.corrections import reverse_document
 from clients.payouts import PayoutRefused
 from clients.trust_models import RunPayout, TrustBankLine
 from provider.books.models import AgencyTransaction, RemittanceRun
@@ -143,7 +143,7 @@ def test_the_same_person_cannot_prepare_and_approve_and_a_run_is_approved_once(d
     as_user(bob, client.id, payouts.approve, run)
     db.session.refresh(run)
     assert run.status == "approved" and run.approved_by == bob.email
-    with pytest.raises(PayoutRefused, match="already approved by .*cannot be approved twice"):
+    with pytest.raises(PayoutRefused, match=r"already approved by .*cannot be approved twice"):
         as_user(carol, client.id, payouts.approve, run)
     assert remittance_postings(client.id, run.id) == ["remittance"]
 
