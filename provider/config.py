@@ -11,6 +11,9 @@ start-up, so a missing or malformed value stops the app with a message that name
     SECRET_KEY              required (>= 32 characters) outside development, demo and testing
     LOGIN_RATE_LIMIT        failures per account+IP and minute before 429; default 5
     MAX_UPLOAD_MB           request body limit; default 50
+    AGENCY_NAME             the agency's name on reports, statements and fee invoices; default AR Ops Collections
+    AGENCY_ADDRESS          its postal address on statements and fee invoices, lines separated by "|"
+    AGENCY_TAX_ID           its tax (VAT) number on fee invoices; default none
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class Settings:
     max_upload_mb: int
     job_heartbeat_seconds: int = 10
     job_stale_seconds: int = 45
+    agency_name: str = "AR Ops Collections"
+    agency_address: str = ""
+    agency_tax_id: str = ""
 
     @property
     def is_postgres(self) -> bool:
@@ -80,6 +86,9 @@ class Settings:
             "REMEMBER_COOKIE_SECURE": secure_cookies,
             "WTF_CSRF_TIME_LIMIT": None,
             "TESTING": self.env == "testing",
+            "AGENCY_NAME": self.agency_name,
+            "AGENCY_ADDRESS": self.agency_address,
+            "AGENCY_TAX_ID": self.agency_tax_id,
         }
 
 
@@ -171,4 +180,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50, 1, 1024),
         job_heartbeat_seconds=heartbeat,
         job_stale_seconds=stale,
+        agency_name=(env.get("AGENCY_NAME") or "AR Ops Collections").strip()[:200],
+        agency_address="\n".join(
+            part.strip()
+            for part in (env.get("AGENCY_ADDRESS") or _DEMO_ADDRESS.get(name, "")).split("|")
+            if part.strip()
+        ),
+        agency_tax_id=(env.get("AGENCY_TAX_ID") or _DEMO_TAX_ID.get(name, "")).strip()[:40],
     )
+
+
+# the demo agency's letterhead (a real agency sets AGENCY_ADDRESS and AGENCY_TAX_ID)
+_DEMO_ADDRESS = {"demo": "12 Harbour Street | Dublin D02 X285 | Ireland"}
+_DEMO_TAX_ID = {"demo": "IE 1234567T"}

@@ -174,11 +174,18 @@ def post_period_fees(session: Session, client_id: int, month_start: date, month_
 
 
 def issue_fee_invoice(
-    session: Session, client_id: int, currency: str, period_start: date, period_end: date, issued_on: date | None = None
+    session: Session,
+    client_id: int,
+    currency: str,
+    period_start: date,
+    period_end: date,
+    issued_on: date | None = None,
+    *,
+    received_until: date | None = None,
 ) -> FeeInvoice | None:
     """Issue the client's fee invoice of one currency and period (the existing one when issued before), or None
     when there is nothing to bill. Brings the books up to date first (under `lock_books`)."""
-    bring_up_to_date(session, client_id)
+    bring_up_to_date(session, client_id, received_until)
     same = session.scalars(
         select(FeeInvoice).where(
             FeeInvoice.client_id == client_id, FeeInvoice.currency == currency, FeeInvoice.period_end == period_end

@@ -73,11 +73,18 @@ def chart_series(rows: list[FeeRow], months: list[str], currency: str) -> list[t
     return series
 
 
-def main_currency(rows: list[FeeRow]) -> str | None:
-    totals: dict[str, int] = defaultdict(int)
+def currencies(rows: list[FeeRow]) -> list[str]:
+    """The currencies with fees, the one with the most clients first (then alphabetical): amounts of different
+    currencies are never added up or drawn on one axis."""
+    clients: dict[str, int] = defaultdict(int)
     for r in rows:
-        totals[r.currency] += r.total
-    return max(sorted(totals), key=lambda c: totals[c]) if totals else None
+        clients[r.currency] += 1
+    return sorted(clients, key=lambda c: (-clients[c], c))
+
+
+def month_label(month: str) -> str:
+    """2026-03 -> Mar 2026"""
+    return date.fromisoformat(month + "-01").strftime("%b %Y")
 
 
 def client_lines(session: Session, client_ids: list[int], month: str) -> dict[int, dict[str, Any]]:

@@ -353,22 +353,26 @@ class CatchUp:
 CHUNK = 5_000  # payments priced and posted per round: memory stays flat however many are new
 
 
-def _new_payments(session: Session, client_id: int, after: int = 0, limit: int | None = None) -> list[Any]:
-    """Payments without a `payment_fees` row, by id, after the payment id `after`."""
+def _new_payments(
+    session: Session, client_id: int, after: int = 0, limit: int | None = None, until: date | None = None
+) -> list[Any]:
+    """Payments without a `payment_fees` row, by id, after the payment id `after` (received by `until`)."""
     p, pf = Payment, PaymentFee
     return session.execute(
         select(p.id, p.debtor_id, p.received_on, p.currency, p.amount_minor, p.received_by)
         .outerjoin(pf, and_(pf.client_id == p.client_id, pf.payment_id == p.id))
-        .where(p.client_id == client_id, pf.id.is_(None), p.id > after)
+        .where(p.client_id == client_id, pf.id.is_(None), p.id > after, *([p.received_on <= until] if until else []))
         .order_by(p.id)
         .limit(limit)
     ).all()
 
 
-def _post_new_payments(session: Session, client_id: int, schedules: list[pricing.Schedule], done: CatchUp) -> None:
+def _post_new_payments(
+    session: Session, client_id: int, schedules: list[pricing.Schedule], done: CatchUp, until: date | None
+) -> None:
     """Price and post every payment the books lack, `CHUNK` at a time (one fee INSERT and one posting each)."""
     after = 0
-    while payments := _new_payments(session, client_id, after, CHUNK):
+    while payments := _new_payments(session, client_id, after, CHUNK, until):
         after = payments[-1].id
         debtors = {r.debtor_id for r in payments}
         accounts = placement_accounts(session, client_id, debtors) if schedules else {}
@@ -387,7 +391,7 @@ def _post_new_payments(session: Session, client_id: int, schedules: list[pricing
         done.transactions += len(post(session, client_id, postings))
 
 
-def _new_reversals(session: Session, client_id: int) -> list[Any]:
+def _new_reversals(session: Session, client_id: int, until: date | None = None) -> list[Any]:
     """(payment id, date reversed) of payment reversals the books have not posted."""
     rev, orig = aliased(JournalTransaction), aliased(JournalTransaction)
     je, at = JournalEntry, AgencyTransaction
@@ -411,14 +415,18 @@ def _new_reversals(session: Session, client_id: int) -> list[Any]:
             orig.kind == TxKind.PAYMENT.value,
             je.account.in_([Account.CASH_AGENCY.value, Account.CASH_CLIENT.value]),
             at.id.is_(None),
+            *([rev.occurred_on <= until] if until else []),
         )
         .order_by(rev.id)
     ).all()
 
 
-def bring_up_to_date(session: Session, client_id: int) -> CatchUp:
+def bring_up_to_date(session: Session, client_id: int, received_until: date | None = None) -> CatchUp:
     """Post to the agency's books everything the client's ledger holds that they lack: new payments (priced or
-    unpriced), fees a schedule now prices, payment reversals. Idempotent; takes `lock_books`."""
+    unpriced), fees a schedule now prices, payment reversals. Idempotent; takes `lock_books`.
+
+    `received_until` (default: everything) leaves out payments received, and reversals dated, after that day:
+    for replaying history month by month (the demo); the jobs never pass it."""
     lock_books(session, client_id)
     done = CatchUp(held=held_in_trust(session, client_id))
     schedules = load_schedules(session, client_id)
@@ -429,8 +437,8 @@ def bring_up_to_date(session: Session, client_id: int) -> CatchUp:
             .order_by(PaymentFee.payment_id)
         )
     )
-    _post_new_payments(session, client_id, schedules, done)
-    reversals = _new_reversals(session, client_id)
+    _post_new_payments(session, client_id, schedules, done, received_until)
+    reversals = _new_reversals(session, client_id, received_until)
     if not (unpriced or reversals):
         return done
     waiting: dict[int, Any] = {}

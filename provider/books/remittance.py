@@ -246,12 +246,19 @@ def _currencies_with_trust(session: Session, client_id: int) -> list[str]:
 
 
 def draft_runs(
-    session: Session, client_id: int, cycle: str, period_start: date, period_end: date
+    session: Session,
+    client_id: int,
+    cycle: str,
+    period_start: date,
+    period_end: date,
+    *,
+    received_until: date | None = None,
 ) -> list[RemittanceRun]:
     """Bring the books up to date and draft the client's run of each currency for the period (the existing run
     when it was drafted before: idempotent). An older draft still waiting is cancelled and its payments come
-    into the new run. A currency with nothing in the range and nothing held drafts no run."""
-    bring_up_to_date(session, client_id)  # takes lock_books
+    into the new run. A currency with nothing in the range and nothing held drafts no run. `received_until`: see
+    `bring_up_to_date` (the demo's replay of history; None in production)."""
+    bring_up_to_date(session, client_id, received_until)  # takes lock_books
     upto = session.scalar(select(func.max(AgencyTransaction.id)).where(AgencyTransaction.client_id == client_id)) or 0
     runs = []
     for currency in _currencies_with_trust(session, client_id):

@@ -62,16 +62,22 @@ def _overview(client_id: int) -> dict[str, Any]:
 def overview() -> Any:
     months = overview_q.last_months(today_utc())
     rows = overview_q.fees_by_client_and_month(db.session, months)
-    currency = overview_q.main_currency(rows)
+    currencies = overview_q.currencies(rows)
+    wanted = (request.args.get("currency") or "").upper()
+    currency = wanted if wanted in currencies else (currencies[0] if currencies else None)
+    rows = [r for r in rows if r.currency == currency]
     series = overview_q.chart_series(rows, months, currency) if currency else []
-    chart = charts.data_uri(charts.fees_chart(months, series, currency)) if series else None
+    labels = [overview_q.month_label(m) for m in months]
+    chart = charts.data_uri(charts.fees_chart(labels, series, currency)) if currency and series else None
     page = paginate(apply_sort(select(Client), {"name": Client.name, "code": Client.code}, "name", Client.id))
     lines = overview_q.client_lines(db.session, [c.id for c in page.items], months[-1])
     return render_template(
         "books/overview.html",
         months=months,
+        labels=labels,
         rows=rows,
         currency=currency,
+        currencies=currencies,
         chart=chart,
         page=page,
         lines=lines,

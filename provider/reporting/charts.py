@@ -126,7 +126,13 @@ def sparkline(values: list[float | None]) -> str:
 
 def fees_chart(months: list[str], series: list[tuple[str, list[int]]], currency: str) -> str:
     """Fees earned per month, one stacked series per client (the page prints every figure in its table)."""
-    chart = pygal.StackedBar(title=f"Fees earned per month ({currency})", legend_at_bottom=True, **_COMMON)
+    chart = pygal.StackedBar(
+        title=f"Fees earned per month ({currency})",
+        legend_at_bottom=True,
+        truncate_label=-1,
+        x_label_rotation=30,
+        **_COMMON,
+    )
     chart.x_labels = months
     for name, values in series:
         chart.add(name, [_major(v, currency) for v in values])

@@ -13,6 +13,9 @@ report picks them up with no change here:
     worklists.queries.collector_activity(session, client_id, start: date, end: date) -> list[dict]
         [{"collector": name, "calls": n, "emails": n, "promises": n}]
 
+    provider.books.report.collections_and_fees(session, client_id, start, end, posted_by) -> dict (exposed)
+        the "Collections and fees" section: money with the agency, fees, remittances and fee invoices of the month
+
 Every result must be JSON (it is frozen into the report's inputs).
 """
 
@@ -44,7 +47,7 @@ def _function(module: str, name: str) -> Any:
 
 
 def external_figures(client_id: int, start: date, end: date, posted_by: datetime | None) -> dict[str, Any]:
-    """{"disputes": ..., "sla": ..., "promises": ..., "activity": ...}; None where not available."""
+    """{"disputes": ..., "sla": ..., "promises": ..., "activity": ..., "fees": ...}; None where not available."""
     out: dict[str, Any] = {}
     for key, (module, name) in _HOOKS.items():
         func = _function(module, name)

@@ -48,6 +48,33 @@ def test_fees_per_client_and_month_in_the_chart_and_its_table(client: FlaskClien
     assert "€60.00" in beta and "€15.00" not in beta
     assert html.index("Beta Foods") < html.index("Alpha Freight")  # biggest first
     assert 'href="/books"' in html  # in the navigation
+    assert ">Feb 2026<" in html and ">Mar 2026<" in html
+
+
+def test_each_currency_has_its_own_chart_and_table(client: FlaskClient, db_session: Any) -> None:
+    _client_with_fees("Alpha Freight", [(date(2026, 3, 3), 20_000)])
+    _client_with_fees("Beta Foods", [(date(2026, 3, 20), 40_000)])
+    dollars = make_client(name="Gamma Inc", base_currency="USD")
+    give_schedule(dollars, currency="USD")
+    debtor = make_debtor(dollars)
+    with frozen_time(datetime(2026, 1, 5, 9, tzinfo=UTC)):
+        make_invoice(
+            dollars, debtor, "I-1", 500_000, currency="USD", issue_date=date(2025, 12, 1), due_date=date(2026, 1, 2)
+        )
+    with frozen_time(datetime(2026, 3, 10, 9, tzinfo=UTC)):
+        make_payment(dollars, debtor, "U1", 10_000, currency="USD", received_on=date(2026, 3, 10))
+    with scoped(TenantScope.single(dollars.id), db.session):
+        bring_up_to_date(db.session, dollars.id)
+        db.session.commit()
+    login(client, make_user("manager").email)
+    with frozen_time(datetime(2026, 3, 31, 12, tzinfo=UTC)):
+        euros = client.get("/books").get_data(as_text=True)  # two clients in EUR, one in USD: EUR first
+        usd = client.get("/books?currency=usd").get_data(as_text=True)
+    fees_table = euros.split("Fees earned per client and month</caption>", 1)[1].split("</table>", 1)[0]
+    assert "Gamma Inc" not in fees_table and "Alpha Freight" in fees_table
+    assert "Fees earned per client and month (USD)" in usd
+    usd_table = usd.split("Fees earned per client and month</caption>", 1)[1].split("</table>", 1)[0]
+    assert "Gamma Inc" in usd_table and "$15.00" in usd_table and "Alpha Freight" not in usd_table
 
 
 def test_books_permissions_go_to_managers_and_admins_only(client: FlaskClient, db_session: Any) -> None:

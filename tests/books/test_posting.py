@@ -189,3 +189,27 @@ def test_a_bad_schedule_names_every_problem_and_writes_nothing(db_session: Any) 
     assert set(errors) == {"currency", "tax_rate", "tiers"}
     assert "rates 1 and 2 overlap: an account would match both" in errors["tiers"]
     assert "rate 2: the rate must be between 0 % and 100 %" in errors["tiers"]
+
+
+def test_many_new_payments_are_posted_in_rounds_with_the_same_result(
+    db_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provider.books import posting
+
+    monkeypatch.setattr(posting, "CHUNK", 2)  # 5 payments: three rounds of pricing and posting
+    client = make_client()
+    give_schedule(client)
+    young, old = _placed(client, date(2026, 1, 2)), _placed(client, date(2025, 10, 1))
+    payments = [make_payment(client, young if n % 2 else old, f"P{n}", 10_000 + n) for n in range(4)]
+    payments.append(make_payment(client, young, "D1", 5_000, received_by="client"))
+    with scoped(TenantScope.single(client.id), db.session):
+        reverse_document(db.session, client, payments[1], "bounced")  # before the books saw it
+        db.session.commit()
+    done = _catch_up(client)
+    assert (done.payments, done.reversals, done.transactions) == (5, 1, 6)
+    assert not unbalanced(client.id)
+    fees = [_fee(client, p) for p in payments]
+    assert [f.fee_minor for f in fees] == [2500, 1500, 2500, 1500, 500]  # 25 %, 15 % (rounded), direct 10 %
+    kept = sum(10_000 + n - fees[n].fee_minor - fees[n].tax_minor for n in (0, 2, 3))
+    assert held_in_trust(db.session, client.id) == {"EUR": kept}
+    assert _catch_up(client).transactions == 0  # nothing twice
