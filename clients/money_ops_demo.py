@@ -111,25 +111,6 @@ def _camt(iban: str, day: date, opening: int, lines: list[tuple[int, str, str]])
     ).encode()
 
 
-def _quiet_day(after: date, before: date) -> date:
-    """The latest day in (after, before) with no EUR payment to the agency in the books (the demo's statement
-    holds only the remittance's debits, so a day with collections would show them as not in the bank)."""
-    days = set(
-        db.session.scalars(
-            sa.select(AgencyTransaction.occurred_on).where(
-                AgencyTransaction.currency == "EUR",
-                AgencyTransaction.kind == "collection",
-                AgencyTransaction.occurred_on > after,
-                AgencyTransaction.occurred_on < before,
-            )
-        )
-    )
-    day = before - timedelta(days=1)
-    while day > after + timedelta(days=1) and day in days:
-        day -= timedelta(days=1)
-    return day
-
-
 def seed_payout_demo(clients: list[Client]) -> str:
     """The agency's trust accounts; RHEIN's latest remittance prepared by Maria, approved by Tom, its payout file
     downloaded, paid as the imported trust statement shows; that day's trust reconciliation. Idempotent."""
@@ -175,13 +156,13 @@ def seed_payout_demo(clients: list[Client]) -> str:
         db.session.commit()
         if run is None or run.remit_minor <= 0:
             return "no EUR remittance to pay"
-        # paid on a day after the last payment the run covers (the trust account held it all by then)
+        # paid yesterday (or today), after the last payment the run covers: the trust account held it all by then
         covered = db.session.scalar(
             sa.select(sa.func.max(AgencyTransaction.occurred_on)).where(
                 AgencyTransaction.client_id == rhein.id, AgencyTransaction.id <= run.upto_tx_id
             )
         )
-        day = _quiet_day(max(covered or run.period_end, run.period_end) - timedelta(days=1), today + timedelta(days=1))
+        day = min(max((covered or run.period_end) + timedelta(days=1), today - timedelta(days=1)), today)
         at = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=9)
         with frozen_time(at), audit.acting_as(audit.Actor(maria.id, maria.email)):
             payouts.prepare(db.session, run)
