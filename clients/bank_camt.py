@@ -26,6 +26,8 @@ from clients.bank_lines import (
     FORMAT_CAMT053,
     BankFileRejected,
     BankLine,
+    ClosingBalance,
+    DebitLine,
     Statement,
     check_balance,
     file_digest,
@@ -121,14 +123,56 @@ def read(content: bytes) -> Statement:
             if lines is None:
                 n += 1
                 out.debits += 1
+                debit = _debit_line(entry, f"{where}, entry {position}", identity, position, _statement_day(stmt))
+                if debit is not None:
+                    debit.line, debit.account = n, _account(stmt)
+                    out.debit_lines.append(debit)
                 continue
             for line in lines:  # the parts of a batch booking are lines of their own
                 n += 1
                 line.line = n
             out.lines.extend(lines)
+        out.closing += _closing(stmt, where)
     if unbalanced:
         raise BankFileRejected(first_of(unbalanced))
     return out
+
+
+def _account(stmt: Any) -> str:
+    return _text(stmt, "{*}Acct/{*}Id/{*}IBAN") or _text(stmt, "{*}Acct/{*}Id/{*}Othr/{*}Id")
+
+
+def _closing(stmt: Any, where: str) -> list[ClosingBalance]:
+    """The statement's closing booked balances (CLBD) with their dates."""
+    out = []
+    for bal in stmt.findall("{*}Bal"):
+        code = (_text(bal, "{*}Tp/{*}CdOrPrtry/{*}Cd") or _text(bal, "{*}Tp/{*}CdOrPrtry/{*}Prtry")).upper()
+        if code not in CLOSING:
+            continue
+        amount, currency = _signed(bal, where, f"{code} balance", balance=True)
+        day = _date(_text(bal, "{*}Dt/{*}Dt") or _text(bal, "{*}Dt/{*}DtTm")[:10] or _statement_day(stmt))
+        if day is not None:
+            out.append(ClosingBalance(_account(stmt), currency, day, amount))
+    return out
+
+
+def _debit_line(entry: Any, where: str, identity: str, position: int, statement_day: str) -> DebitLine | None:
+    """A booked debit that is not a reversal, with every reference the bank gave back."""
+    signed, currency = _signed(entry, where, "entry")
+    if signed >= 0 or _text(entry, "{*}RvslInd").lower() in ("true", "1") or not _booked(entry):
+        return None
+    booked = _text(entry, "{*}BookgDt/{*}Dt") or _text(entry, "{*}BookgDt/{*}DtTm")[:10] or statement_day
+    value = _text(entry, "{*}ValDt/{*}Dt") or _text(entry, "{*}ValDt/{*}DtTm")[:10] or booked
+    refs = [_text(entry, "{*}AcctSvcrRef"), _text(entry, "{*}NtryRef"), _text(entry, "{*}AddtlNtryInf")]
+    for tx in entry.findall("{*}NtryDtls/{*}TxDtls"):
+        for tag in ("EndToEndId", "MsgId", "PmtInfId", "InstrId", "AcctSvcrRef"):
+            refs.append(_text(tx, "{*}Refs/{*}" + tag))
+        refs += [u.text or "" for u in tx.iterfind("{*}RmtInf/{*}Ustrd")]
+    for batch in entry.findall("{*}NtryDtls/{*}Btch"):
+        refs += [_text(batch, "{*}MsgId"), _text(batch, "{*}PmtInfId")]
+    ref = line_ref("CAMT", identity, str(position), refs[0] or refs[1], booked, signed)
+    text = squeeze(" ".join(r for r in refs if r and r != "NOTPROVIDED"))
+    return DebitLine(0, ref, _date(booked), _date(value), -signed, currency, "", text)
 
 
 def _xml_problem(exc: Exception) -> str:

@@ -53,10 +53,38 @@ class BankLine:
 
 
 @dataclass
+class DebitLine:
+    """One booked debit of a statement (money out of the account): matched against the remittances the agency
+    paid (`clients.payouts.match_debits`). `refs` holds every reference the bank gave back (end-to-end id,
+    message and payment-information ids, the bank's own reference, the remittance text)."""
+
+    line: int
+    line_ref: str
+    booked_on: date | None
+    value_on: date | None
+    amount: Decimal  # positive
+    currency: str
+    account: str  # the statement's account (IBAN or number)
+    refs: str = ""
+
+
+@dataclass
+class ClosingBalance:
+    """The closing booked balance of a statement's account on a day (trust reconciliation)."""
+
+    account: str
+    currency: str
+    on: date
+    amount: Decimal  # signed
+
+
+@dataclass
 class Statement:
     format: str
     lines: list[BankLine] = field(default_factory=list)
     debits: int = 0  # lines left out: debits, reversals, entries not booked
+    debit_lines: list[DebitLine] = field(default_factory=list)
+    closing: list[ClosingBalance] = field(default_factory=list)
 
 
 def line_ref(kind: str, statement_id: str, position: str, bank_ref: str, booked: Any, amount: Decimal) -> str:

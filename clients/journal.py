@@ -13,6 +13,11 @@ client's ledger is a filter on `client_id` and a balance is a sum of entries:
     SALES        credit sales placed with the agency         (invoice placed -, credit note +)
     WRITE_OFF    bad debt written off                        (write-off +)
     ADJUSTMENT   corrections of an invoice amount            (adjustment +/-)
+    INTEREST_DUE late-payment interest and compensation a debtor owes, per invoice (charged +, waived -)
+    LATE_CHARGES the client's income from those charges      (charged -, waived +)
+
+Late-payment charges (clients.interest) never touch RECEIVABLE: principal, aging, DSO and CEI read RECEIVABLE and
+the cash accounts only, and `journal_month_totals` keeps neither of the two charge accounts.
 
 `Invoice.open_minor`, `Payment.unapplied_minor` and `CreditNote.unapplied_minor` are cached sums of the
 entries above, changed only by the posting code in the same transaction and proven equal to the recomputed
@@ -52,6 +57,8 @@ class Account(StrEnum):
     SALES = "sales"
     WRITE_OFF = "write_off"
     ADJUSTMENT = "adjustment"
+    INTEREST_DUE = "interest_due"
+    LATE_CHARGES = "late_charges"
 
 
 class TxKind(StrEnum):
@@ -62,6 +69,9 @@ class TxKind(StrEnum):
     WRITE_OFF = "write_off"
     ADJUSTMENT = "adjustment"
     REVERSAL = "reversal"
+    INTEREST = "interest_charged"  # late-payment interest (clients.interest)
+    COMPENSATION = "late_fee_charged"  # fixed compensation per overdue invoice
+    WAIVER = "charges_waived"  # interest or compensation waived, with a reason
 
 
 class ReceivedBy(StrEnum):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
+from clients.interest import charge_totals
 from clients.journal import Account, CreditNote, Invoice, JournalEntry, JournalTransaction, Payment
 from provider.core.clock import today_utc
 from provider.extensions import db
@@ -185,6 +186,7 @@ def account_context(client_id: int, debtor_id: int) -> dict[str, Any]:
         "agings": aging(client_id, as_of, debtor_id),
         "open_items": open_invoices(client_id, debtor_id),
         "journal": debtor_history(client_id, debtor_id),
+        "charges": charge_totals(db.session, client_id, debtor_id=debtor_id),
     }
 
 

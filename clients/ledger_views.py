@@ -28,10 +28,11 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from clients import corrections_form, ledger_list, ledger_queries
+from clients import corrections_form, interest, ledger_list, ledger_queries
 from clients.journal import Invoice, JournalTransaction
 from clients.models import Client, ContactKind, Debtor
-from provider.core.money import format_money
+from provider.core.errors import ServiceError
+from provider.core.money import Money, MoneyError, format_money
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import TenantScope, get_for_client, get_visible_or_404, scoped
 from provider.extensions import db
@@ -158,6 +159,8 @@ def invoice_page(
         bucket=ledger_queries.bucket_of(invoice.due_date, as_of) if invoice.open_minor > 0 else None,
         history=ledger_queries.invoice_history(client.id, invoice.id),
         allocations=ledger_queries.invoice_allocations(client.id, invoice.id),
+        charges=interest.charge_totals(db.session, client.id, invoice_id=invoice.id),
+        waivers=interest.waivers_of(db.session, client.id, invoice.id),
         correct=urls.prefix == "ledger" and current_user.can(Permission.LEDGER_CORRECT),
         today=as_of,
         errors=errors or {},
@@ -190,6 +193,7 @@ def _statement_context(client: Client, debtor_id: int, urls: LedgerUrls, crumbs:
         "debtor": debtor,
         "address": address,
         "statement": ledger_queries.debtor_statement(client.id, debtor.id, as_of, through),
+        "charges": interest.charge_totals(db.session, client.id, debtor_id=debtor.id, through=through),
         "errors": errors,
         "urls": urls,
         "crumbs": [*crumbs, (debtor.name, urls.debtor(debtor.id)), ("Statement", None)],
@@ -293,6 +297,38 @@ def write_off(client_id: int, invoice_id: int) -> Any:
     flash(
         f"Invoice {invoice.number}: written off; {format_money(invoice.open_minor, invoice.currency)} open.", "success"
     )
+    return redirect(urls.invoice(invoice.id))
+
+
+@bp.post("/clients/<int:client_id>/invoices/<int:invoice_id>/waive-charges")
+@require(Permission.LEDGER_CORRECT)
+def waive_charges(client_id: int, invoice_id: int) -> Any:
+    """Waive the invoice's late-payment charges (all, or the amount typed) with a reason; audited."""
+    client = get_visible_or_404(db.session, Client, client_id)
+    invoice = get_for_client(db.session, Invoice, invoice_id, client.id)
+    urls, crumbs = _back_office(client)
+    form = {k: request.form.get(k, "") for k in ("waive_amount", "waive_reason", "stops_accrual")}
+    errors: dict[str, list[str]] = {}
+    amount = None
+    if form["waive_amount"].strip():
+        try:
+            amount = Money.parse(form["waive_amount"], invoice.currency).minor
+        except (MoneyError, ValueError) as exc:
+            errors["waive_amount"] = [str(exc)]
+    if not errors:
+        try:
+            interest.waive(
+                db.session, client, invoice, form["waive_reason"], amount, stops_accrual=bool(form["stops_accrual"])
+            )
+        except ServiceError as exc:
+            errors[{"amount": "waive_amount", "reason": "waive_reason"}.get(exc.field or "", "waive_amount")] = [
+                str(exc)
+            ]
+    if errors:
+        db.session.rollback()
+        return invoice_page(client, invoice_id, urls, crumbs, errors=errors, form=form, failed="waive")
+    db.session.commit()
+    flash(f"Invoice {invoice.number}: late-payment charges waived.", "success")
     return redirect(urls.invoice(invoice.id))
 
 

@@ -373,6 +373,7 @@ class PaymentTable:
     mapping: dict[str, Any]  # the column names and file format the rows are read with
     unresolved: dict[int, str] = field(default_factory=dict)  # bank line -> why no debtor was found
     statement: dict[str, Any] = field(default_factory=dict)  # a bank statement: its format and line counts
+    debit_lines: list[Any] = field(default_factory=list)  # a bank statement's debits (remittances paid out)
 
 
 def payment_table(session: Session, client: Client, batch: ImportBatch, find_debtors: bool = True) -> PaymentTable:
@@ -419,7 +420,7 @@ def payment_table(session: Session, client: Client, batch: ImportBatch, find_deb
         for line in statement.lines
     ]
     info = {"format": statement.format, "credits": len(statement.lines), "debits": statement.debits}
-    return PaymentTable(list(FIELDS), rows, mapping, unresolved, info)
+    return PaymentTable(list(FIELDS), rows, mapping, unresolved, info, statement.debit_lines)
 
 
 NO_DEBTOR = "no debtor found for this bank line"
@@ -472,6 +473,11 @@ def run_payment_import(session: Session, batch: ImportBatch, checkpoint: Checkpo
         _finish(batch, BatchStatus.REJECTED, (0, 0, 0, 0), [RowError(1, "file", str(exc))])
         return batch
     mapping, unresolved = table.mapping, table.unresolved
+    if table.debit_lines:  # the client's approved remittances whose payment the statement shows are paid
+        from clients.payouts import match_debits
+
+        paid = match_debits(session, table.debit_lines, client.id)
+        table.statement["remittances_paid"] = [m.run.id for m in paid]
     if table.statement:  # what the statement held, and the columns its rows were given (the report names them)
         batch.mapping = {**mapping, "bank_statement": table.statement}
     positions, errors = map_columns(table.header, mapping)

@@ -61,9 +61,6 @@ def create_app(environ: Mapping[str, str] | None = None, **overrides: Any) -> Fl
 
 def _import_models() -> None:
     """Import every model module so that metadata (and Alembic autogenerate) sees all tables."""
-    import clients.imports
-    import clients.journal
-    import clients.models  # noqa: F401
     import provider.api.models
     import provider.books.models
     import provider.books.subscribers  # posts the agency's books after the ledger's payments
@@ -86,6 +83,7 @@ def _register_blueprints(app: Flask) -> None:
     from clients.ledger_views import portal_bp as portal_ledger_bp
     from clients.payment_views import bp as payments_bp
     from clients.payment_views import portal_bp as portal_payments_bp
+    from clients.payout_views import bp as payouts_bp
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
     from provider.auth import bp as auth_bp
@@ -121,6 +119,7 @@ def _register_blueprints(app: Flask) -> None:
         dunning_bp,
         debtor_pages_bp,
         books_bp,
+        payouts_bp,
     )
     portal = (
         portal_bp,

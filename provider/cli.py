@@ -18,6 +18,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
     app.cli.add_command(month_totals_group)
     app.cli.add_command(jobs_group)
+    app.cli.add_command(trust_group)
 
     from provider.comms.cli import mail_inbound_command
 
@@ -227,3 +228,48 @@ def jobs_dispatch() -> None:
     """One pass of the reaper and the dispatcher (what workers and cron do every few seconds)."""
     result = outbox.maintain(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo(f"reaped {result['reaped']}, handed over {result['sent']}")
+
+
+@click.group("trust")
+def trust_group() -> None:
+    """The agency's trust bank accounts and the three-way trust reconciliation (see clients/trust.py)."""
+
+
+@trust_group.command("reconcile")
+@click.option("--date", "day", required=True, help="The day to reconcile (YYYY-MM-DD), at the end of the day.")
+@click.option("--currency", default=None, help="One currency (default: every currency with trust money).")
+def trust_reconcile(day: str, currency: str | None) -> None:
+    """Bank balance = trust ledger = the clients' trust balances, with the causes of any difference."""
+    from datetime import date
+
+    from clients.trust import reconcile_all
+    from provider.core.audit import Actor, acting_as
+    from provider.core.money import format_money
+    from provider.core.tenancy import TenantScope, scoped
+
+    try:
+        on = date.fromisoformat(day)
+    except ValueError:
+        raise click.BadParameter(f"{day!r} is not a date like 2026-12-31", param_hint="--date") from None
+    failed = False
+    with acting_as(Actor.system("cli")), scoped(TenantScope.agency(), db.session):
+        rows = reconcile_all(db.session, on, currency)
+        db.session.commit()
+        if not rows:
+            click.echo("No trust accounts and no trust money in the books.")
+        for row in rows:
+            c = row.currency
+            bank = format_money(row.bank_minor, c) if row.bank_minor is not None else "no statement"
+            click.echo(
+                f"{c} {row.on_day}: {row.status.replace('_', ' ')} · bank {bank} · trust ledger "
+                f"{format_money(row.ledger_minor, c)} · clients {format_money(row.clients_minor, c)}"
+            )
+            if row.details.get("note"):
+                click.echo(f"  note: {row.details['note']}")
+            for cause in row.details.get("causes", {}).values():
+                click.echo(f"  {cause['title']}: {cause['count']}, {format_money(cause['total_minor'], c)}")
+                for item in cause["items"][:10]:
+                    click.echo(f"    - {item}")
+            failed = failed or row.status == "differs"
+    if failed:
+        raise SystemExit(1)

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 
 from clients import services as client_services
 from clients.models import Client, ContactKind, Debtor, DebtorContact, DebtType
+from clients.money_ops_demo import seed_money_ops_demo
 from provider import services
 from provider.books.demo import seed_books_demo
 from provider.core import audit
@@ -397,6 +398,7 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         from provider.comms.demo import seed_demo_mail
 
         seed_demo_mail([c.id for c in clients])  # sent by the web process to its loopback mail server
+        seed_money_ops_demo(clients)  # late-payment charges (RHEIN, THAMES) and remittance bank accounts
         db.session.commit()
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {

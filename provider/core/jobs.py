@@ -92,6 +92,8 @@ PERIODIC_JOBS: list[Periodic] = [
     Periodic("provider.reporting.jobs.schedule_reports_job", "0 * * * *"),  # monthly reports due (Nth business day)
     Periodic("sla.jobs.sweep_sla_clocks_job", "*/5 * * * *", queue="high"),  # SLA breaches, notified once
     Periodic("provider.core.outbox.purge_finished_jobs_job", "45 3 * * *"),  # forget old finished background work
+    Periodic("clients.interest_jobs.accrue_charges_job", "10 1 * * *"),  # late-payment interest, caught up if missed
+    Periodic("clients.interest_jobs.reconcile_trust_job", "40 3 * * *"),  # trust: bank = books = clients, per day
 ]
 
 REGISTRY: dict[str, JobSpec] = {}

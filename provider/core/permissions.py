@@ -53,6 +53,7 @@ class Permission(StrEnum):
     MAIL_MANAGE = "staff:mail:manage"  # inbound and unmatched mail, sending identities, resending a message
     BOOKS_READ = "staff:books:read"  # the agency's own books: fees, trust held, remittances, fee invoices
     BOOKS_MANAGE = "staff:books:manage"  # fee schedules (and, in money-ops, approving and paying remittances)
+    BANK_DETAILS_MANAGE = "staff:bank_details:manage"  # where the agency pays clients and its trust accounts: admins
     PORTAL = "client:portal:access"
     PORTAL_USERS_MANAGE = "client:users:manage"
     PORTAL_PLACE = "client:placements:upload"
@@ -89,7 +90,15 @@ _MANAGER = _STAFF_COMMON | {
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(_MANAGER | {Permission.USERS_MANAGE, Permission.AUDIT_READ, Permission.API_TOKENS_MANAGE}),
+    Role.ADMIN: frozenset(
+        _MANAGER
+        | {
+            Permission.USERS_MANAGE,
+            Permission.AUDIT_READ,
+            Permission.API_TOKENS_MANAGE,
+            Permission.BANK_DETAILS_MANAGE,
+        }
+    ),
     Role.MANAGER: frozenset(_MANAGER),
     Role.COLLECTOR: frozenset(_STAFF_COMMON),
     Role.CLIENT_ADMIN: frozenset(

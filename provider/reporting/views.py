@@ -150,8 +150,11 @@ def client_kpis(client_id: int) -> Any:
         .limit(36)
     ).all()
     last_month = f.month_key(f.add_months(today, -1))
+    from clients.interest import charge_totals  # late-payment charges, apart from the KPIs on principal
+
     return render_template(
         "reports/client.html",
+        charges=charge_totals(db.session, client.id, through=as_of),
         ctx=context,
         client=client,
         as_of=as_of,
