@@ -2,7 +2,7 @@
 waivers, two journal accounts and three transaction kinds; the account each client is remitted to per currency
 
 Revision ID: 0026
-Revises: 0022, 0025
+Revises: 0025
 Create Date: 2026-12-10
 
 Interest and compensation charged to debtors post to the journal on two accounts of their own (`interest_due`,
@@ -26,7 +26,7 @@ from provider.core.schema_rules import enable_rls, key_columns, key_constraints
 
 # revision identifiers, used by Alembic.
 revision = "0026"
-down_revision = ("0022", "0025")  # merges the SLA (main) and books heads
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
