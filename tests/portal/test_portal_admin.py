@@ -21,7 +21,7 @@ from tests.portal.conftest import INTERNAL_NOTE, Company
 from worklists.models import WorkAction, WorkItem
 from worklists.scoring import rescore
 
-PORTAL_BLUEPRINTS = ("portal", "portal_ledger", "portal_payments", "sla_portal", "portal_reports")
+PORTAL_BLUEPRINTS = ("portal", "portal_ledger", "portal_payments", "sla_portal", "portal_reports", "comms_portal")
 PUBLIC = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz"}
 
 
