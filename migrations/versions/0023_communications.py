@@ -91,6 +91,9 @@ def upgrade():
         batch_op.create_index("ix_comm_messages_status_next_attempt_at", ["status", "next_attempt_at"])
         batch_op.create_index("ix_comm_messages_client_id_status_created_at", ["client_id", "status", "created_at"])
         batch_op.create_index("ix_comm_messages_created_at", ["created_at"])
+        batch_op.create_index(
+            "ix_comm_messages_client_id_source_type_source_id", ["client_id", "source_type", "source_id"]
+        )
 
     op.create_table(
         "comm_attachments",

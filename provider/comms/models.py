@@ -160,6 +160,7 @@ class Message(ClientKeyed, db.Model):
         Index(None, "status", "next_attempt_at"),
         Index(None, "client_id", "status", "created_at"),
         Index(None, "created_at"),
+        Index(None, "client_id", "source_type", "source_id"),  # what a decision (a stage, a breach) sent
     )
 
     debtor_id: Mapped[int | None] = mapped_column(BigInteger)

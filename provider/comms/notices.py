@@ -72,6 +72,9 @@ def queue_breach_alerts(session: Session, **_: Any) -> int:
     from clients.models import Client
     from sla.models import SlaClock, SlaNotification
 
+    managers = _managers(session)
+    if not managers:
+        return 0
     since = now_utc() - CATCH_UP
     alerted = (
         select(Message.id)
@@ -91,7 +94,6 @@ def queue_breach_alerts(session: Session, **_: Any) -> int:
     ).all()
     if not rows:
         return 0
-    managers = _managers(session)
     queued = 0
     for notification, deadline, client_name in rows:
         for user_id, email, name in managers:

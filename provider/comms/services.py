@@ -306,9 +306,11 @@ def queue_email(
 
 
 def _enqueue_sending(session: Session, client_id: int) -> None:
-    """One sending job per client and transaction (a batch job sends every queued message of the client)."""
+    """One sending job per client and transaction (a batch job sends every queued message of the client). With no
+    outgoing server configured there is nothing to run: the mail waits, and the minute sweep starts the runs once
+    SMTP_HOST is set."""
     done: set[int] = session.info.setdefault("comms_send_enqueued", set())
-    if client_id in done:
+    if client_id in done or not _config("SMTP_HOST"):
         return
     from provider.comms.jobs import send_mail_job
     from provider.core import jobs

@@ -40,7 +40,7 @@ def _email(session: Any, client_id: int, key: str, to: str = "ana@example.test",
     )
 
 
-def test_same_key_gives_the_same_message_and_one_sending_job(db_session: Any) -> None:
+def test_same_key_gives_the_same_message_and_one_sending_job(db_session: Any, smtp_server: Any) -> None:
     client = make_client()
     debtor = make_debtor(client)
     with scoped(TenantScope.single(client.id), db_session):
@@ -64,7 +64,7 @@ def test_same_key_gives_the_same_message_and_one_sending_job(db_session: Any) ->
         sizes = db_session.scalars(select(MessageAttachment.size).where(MessageAttachment.message_id == first.id))
         assert list(sizes) == [len(b"%PDF-1.4 x")]
     keys = db_session.scalars(select(BackgroundJob.key).where(BackgroundJob.client_id == client.id)).all()
-    assert keys == [f"mail:{client.id}"]
+    assert keys == [f"mail:{client.id}"]  # one sending run for the client's batch
 
 
 def test_the_same_key_in_another_client_is_another_message(db_session: Any) -> None:

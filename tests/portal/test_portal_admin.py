@@ -21,7 +21,15 @@ from tests.portal.conftest import INTERNAL_NOTE, Company
 from worklists.models import WorkAction, WorkItem
 from worklists.scoring import rescore
 
-PORTAL_BLUEPRINTS = ("portal", "portal_ledger", "portal_payments", "sla_portal", "portal_reports", "books_portal")
+PORTAL_BLUEPRINTS = (
+    "portal",
+    "portal_ledger",
+    "portal_payments",
+    "sla_portal",
+    "portal_reports",
+    "books_portal",
+    "comms_portal",
+)
 # the second sign-in step and every signed-in user's own account pages (two-factor, sessions), like logout
 ACCOUNT_ENDPOINTS = {"two_factor.verify", "two_factor.setup", "two_factor.sessions", "two_factor.end_session"}
 PUBLIC = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz", *ACCOUNT_ENDPOINTS}
