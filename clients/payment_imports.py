@@ -477,7 +477,8 @@ def run_payment_import(session: Session, batch: ImportBatch, checkpoint: Checkpo
         from clients.payouts import match_debits
 
         paid = match_debits(session, table.debit_lines, client.id)
-        table.statement["remittances_paid"] = [m.run.id for m in paid]
+        if paid:
+            table.statement["remittances_paid"] = [m.run.id for m in paid]
     if table.statement:  # what the statement held, and the columns its rows were given (the report names them)
         batch.mapping = {**mapping, "bank_statement": table.statement}
     positions, errors = map_columns(table.header, mapping)

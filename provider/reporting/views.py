@@ -154,7 +154,8 @@ def client_kpis(client_id: int) -> Any:
 
     return render_template(
         "reports/client.html",
-        charges=charge_totals(db.session, client.id, through=as_of),
+        # computed from the journal: only when the figures are (the snapshot path reads no journal)
+        charges=[] if source["snapshot"] else charge_totals(db.session, client.id, through=as_of),
         ctx=context,
         client=client,
         as_of=as_of,
