@@ -29,6 +29,7 @@ PORTAL_BLUEPRINTS = (
     "portal_reports",
     "books_portal",
     "comms_portal",
+    "dunning_portal",
 )
 # the second sign-in step and every signed-in user's own account pages (two-factor, sessions), like logout
 ACCOUNT_ENDPOINTS = {"two_factor.verify", "two_factor.setup", "two_factor.sessions", "two_factor.end_session"}
