@@ -4,6 +4,7 @@ a batch, refusals for now and for good, a server that is down, and never a secon
 from __future__ import annotations
 
 import smtplib
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,10 +14,10 @@ from provider.comms import Attachment, Message, MessageEvent, queue_email, verp
 from provider.comms.jobs import send_mail_job, sweep_mail_job
 from provider.comms.loopback import CaptureServer, free_port
 from provider.comms.models import SendingIdentity
-from provider.comms.sender import STALE_SENDING, send_queued
+from provider.comms.sender import BACKOFF, STALE_SENDING, send_queued
 from provider.comms.transport import TemporaryFailure
 from provider.core import jobs
-from provider.core.clock import now_utc
+from provider.core.clock import frozen_time, now_utc
 from provider.core.outbox_models import BackgroundJob
 from provider.core.tenancy import TenantScope, scoped
 from tests.factories import make_client, make_debtor
@@ -118,15 +119,16 @@ def test_refusals_for_now_are_retried_later_and_for_good_fail_with_the_reason(
         busy = _queue(db_session, client.id, "busy", "busy@example.test")
         fine = _queue(db_session, client.id, "fine", "fine@example.test")
         db_session.commit()
-        result = send_queued(db_session, client.id)
+        with frozen_time(now_utc()) as sent_at:
+            result = send_queued(db_session, client.id)
         assert (result.sent, result.failed, result.deferred) == (1, 1, 1)
         for m in (gone, busy, fine):
             db_session.refresh(m)
         assert gone.status == "failed" and "No such user here" in gone.last_error and gone.status_label == "Not sent"
         assert busy.status == "queued" and "Busy" in busy.last_error and busy.next_attempt_at > now_utc()
         assert _events(db_session, busy.id) == ["queued", "deferred"]
-        waited = busy.next_attempt_at - now_utc()
-        assert 0 < waited.total_seconds() <= 60  # the first retry comes after a minute, later ones wait longer
+        # the first retry comes a minute after the refusal, later ones wait longer
+        assert busy.next_attempt_at == sent_at + timedelta(seconds=BACKOFF[0]) == sent_at + timedelta(minutes=1)
         assert fine.status == "sent"
         # not due yet: nothing happens; once due and the server agrees, it goes
         assert send_queued(db_session, client.id).deferred == 0
