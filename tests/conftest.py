@@ -25,6 +25,14 @@ from provider.core.tenancy import TenantScope, current_scope, set_scope
 from provider.extensions import db, limiter
 
 PG_ADMIN_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -184,3 +192,18 @@ def login(client: FlaskClient, email: str, password: str = "correct-horse-batter
 def fresh_csrf(client: FlaskClient, path: str = "/") -> str:
     """A valid CSRF token for the client's current session (every signed-in page has the logout form)."""
     return csrf_token(client.get(path, follow_redirects=True).get_data(as_text=True))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One Chromium for the whole run, shared by every browser test.
+
+    Playwright's sync API keeps its event loop running on this thread while it is open, so a second
+    `sync_playwright()` started while another is open fails; one session-wide instance avoids that.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        yield instance
+        instance.close()

@@ -15,7 +15,7 @@ import pyotp
 import pytest
 from werkzeug.serving import make_server
 
-from tests.test_browser import CHROMIUM, FLAGS
+from tests.test_browser import CHROMIUM
 
 pytestmark = pytest.mark.browser
 
@@ -52,15 +52,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(live_server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        yield context.new_page()
-        context.close()
-        browser.close()
+def page(browser: Any, live_server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    yield context.new_page()
+    context.close()
 
 
 def _password_step(page: Any, base: str) -> None:

@@ -104,16 +104,6 @@ def live_server(a11y_app: Any) -> Iterator[str]:
         server.shutdown()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        yield instance
-        instance.close()
-
-
 def new_page(browser: Any, viewport: dict[str, int] = DESKTOP) -> Any:
     """A page in a fresh context; the context lets axe-core be injected past the app's CSP (script-src 'self')."""
     return browser.new_context(viewport=viewport, bypass_csp=True).new_page()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from tests.test_browser import CHROMIUM, FLAGS, _sign_in
+from tests.test_browser import CHROMIUM, _sign_in
 
 if not CHROMIUM.exists():
     pytest.skip("Chromium is not installed", allow_module_level=True)
@@ -66,16 +66,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
         yield f"http://127.0.0.1:{server.server_port}", facts
     finally:
         server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        yield instance
-        instance.close()
 
 
 def _shots(tmp_path: Path) -> Path:

@@ -43,17 +43,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(live_server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True
-        )
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        yield context.new_page()
-        context.close()
-        browser.close()
+def page(browser: Any, live_server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    yield context.new_page()
+    context.close()
 
 
 def test_manager_drills_from_the_dashboard_into_a_breached_dispute(page: Any, live_server: str, tmp_path: Path) -> None:
