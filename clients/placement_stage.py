@@ -32,6 +32,7 @@ from clients.models import Client, Debtor, language_for_country
 from provider.core import audit
 from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime
+from provider.core.statistics import refresh_statistics, refresh_statistics_if_stale
 
 POST_CHUNK = 100_000  # lines per INSERT ... SELECT round (progress moves between rounds)
 STATISTICS_AFTER = 500  # rows: a bulk load this big refreshes the planner's statistics of the tables it grew
@@ -380,14 +381,6 @@ class Stage:
             yield posted
 
 
-def refresh_statistics(session: Session, *tables: str) -> None:
-    """After a bulk load, let the planner see the new size of these tables (PostgreSQL; see migration 0004)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for table in tables:
-        session.execute(sa.text("SELECT app_analyze(:t)"), {"t": table})
-
-
 @dataclass(frozen=True, slots=True)
 class RowsPlaced:
     """What `place_rows` did: invoice ids of the rows placed now (by invoice number, in request order),
@@ -477,24 +470,6 @@ def _among(column: Any, values: Sequence[Any], pg: bool) -> Any:
     if pg:
         return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
     return column.in_(values)
-
-
-def refresh_statistics_if_stale(session: Session, *tables: str) -> None:
-    """Refresh the statistics of those tables that changed by more than autovacuum's analyze threshold
-    (50 rows + 10% of the table) since their last ANALYZE: many small loads pay for one ANALYZE per 10%
-    of growth instead of one each (PostgreSQL; the counters are approximate, as autovacuum's are). Read
-    from pg_class and the statistics function directly: the pg_stat_user_tables view costs ms to plan."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    stale = session.scalars(
-        sa.text(
-            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
-            "AND c.relname = ANY(:tables) AND c.relkind = 'r' "
-            "AND pg_stat_get_mod_since_analyze(c.oid) > 50 + 0.1 * greatest(c.reltuples, 0)"
-        ),
-        {"tables": list(tables)},
-    ).all()
-    refresh_statistics(session, *stale)
 
 
 def _placed_before(

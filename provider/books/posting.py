@@ -54,6 +54,7 @@ from provider.books.models import (
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
+from provider.core.statistics import GrowthWatch
 
 A = AgencyAccount
 
@@ -372,6 +373,7 @@ def _post_new_payments(
 ) -> None:
     """Price and post every payment the books lack, `CHUNK` at a time (one fee INSERT and one posting each)."""
     after = 0
+    watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
     while payments := _new_payments(session, client_id, after, CHUNK, until):
         after = payments[-1].id
         debtors = {r.debtor_id for r in payments}
@@ -389,6 +391,9 @@ def _post_new_payments(
             done.unpriced += 0 if quote.priced else 1
         insert_fee_rows(session, client_id, fee_rows)
         done.transactions += len(post(session, client_id, postings))
+        watch.wrote("payment_fees", len(fee_rows))
+        watch.wrote("agency_transactions", len(postings))
+        watch.wrote("agency_entries", sum(len(p.legs) for p in postings))
 
 
 def _new_reversals(session: Session, client_id: int, until: date | None = None) -> list[Any]:

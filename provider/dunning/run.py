@@ -27,6 +27,7 @@ from clients.models import Client
 from provider.core import jobs
 from provider.core.clock import now_utc
 from provider.core.db import commit_chunk
+from provider.core.statistics import GrowthWatch
 from provider.dunning import outbound, templating
 from provider.dunning.decide import Decision, StageRule, decide
 from provider.dunning.links import make_token, public_url
@@ -175,6 +176,7 @@ class RunContext:
         self.attach_statement = outbound.attach_statements() if attach_statement is None else attach_statement
         self.agency = outbound.agency_name()
         self.letters: list[tuple[int, int, str, bytes]] = []  # (decision debtor, message id, address, pdf)
+        self.watch = GrowthWatch(session, "dunning_decisions", "comm_messages", "comm_events", "comm_attachments")
 
     def _allowed_now(self, candidate: Candidate) -> bool:
         zone = candidate.timezone or self.client.timezone
@@ -228,6 +230,10 @@ class RunContext:
             dialect = session.get_bind().dialect.name
             ins = pg_insert if dialect == "postgresql" else sqlite_insert
             session.execute(ins(DunningDecision).on_conflict_do_nothing(), rows)
+        self.watch.wrote("dunning_decisions", len(rows))
+        self.watch.wrote("comm_messages", len(emails))
+        self.watch.wrote("comm_events", len(emails))
+        self.watch.wrote("comm_attachments", sum(len(e.attachments) for e in emails))
         self.run.sent += sum(1 for r in rows if r["outcome"] == "sent")
         self.run.skipped += sum(1 for r in rows if r["outcome"] == "skipped")
         session.flush()
