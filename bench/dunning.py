@@ -15,6 +15,8 @@ tens of milliseconds a page; see the `--statements` line, which renders N of the
 Baseline, same run and database, same role: one `INSERT INTO <a copy of comm_messages> SELECT …` of the same
 number of rows (from the debtors and their addresses). `value` and `baseline` are messages per second;
 `ratio` = value / baseline (goal at least 0.10); `peak_rss_mb` is this process's peak (goal at most 500 MB).
+Floor, same run: the per-message work no SQL can do (sign the link, format in the locale, render the template),
+alone, without a database; `render_floor_ratio` = baseline seconds / floor seconds is the ceiling of `ratio`.
 """
 
 from __future__ import annotations
@@ -163,6 +165,33 @@ def _statements(count: int) -> float:
     return (time.perf_counter() - t) / max(1, len(ids))
 
 
+def _render_floor(n: int) -> float:
+    """Seconds to do, for `n` debtors and without any database, only the per-message work no SQL can do:
+    the link signed, the variables formatted in the debtor's locale (babel) and the stage's default template
+    rendered in the sandbox (subject, text and HTML). The ceiling of the run's ratio: the run cannot be faster."""
+    from provider.dunning import templating
+    from provider.dunning.links import make_token, public_url
+    from provider.dunning.texts import default_text
+
+    rng = random.Random(7)
+    texts = {lang: default_text(lang, 14, "email") for lang in ("en", "de")}
+    t = time.perf_counter()
+    for k in range(n):
+        lang = "de" if k % 2 else "en"
+        invoices = [
+            (f"I-{k}-{j}", TODAY - timedelta(days=rng.randint(4, 60)), "EUR", rng.randint(5_000, 500_000))
+            for j in range(1 + k % 3)
+        ]
+        context = templating.build_context(
+            debtor_name=f"Debtor {k}", reference=f"D-{k:07d}", client_name="Bench", agency_name="Bench",
+            stage_name="Second reminder", invoices=invoices, today=TODAY,
+            locale=templating.locale_for(lang, "DE"), link=public_url(make_token(1, k)),
+        )  # fmt: skip
+        subject, body, _tone = texts[lang]
+        templating.render(subject, body, context)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10,000 debtors instead of 200,000")
@@ -225,6 +254,7 @@ def main() -> None:
                     again = db.session.scalar(sa.select(sa.func.count()).select_from(Message)) or 0
                     db.session.commit()
                 base_s = _baseline(messages)
+                floor_s = _render_floor(messages)
                 with scoped(TenantScope.agency(), db.session):
                     pdf_s = _statements(args.statements) if args.statements else None
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -238,8 +268,10 @@ def main() -> None:
     print(f"{'path':<58}{'seconds':>10}{'messages/s':>14}")
     print(f"{'INSERT … SELECT of as many message rows (baseline)':<58}{base_s:>10.2f}{baseline:>14,.0f}")
     print(f"{'run_client: select, decide, render, queue, record':<58}{run_s:>10.2f}{value:>14,.0f}")
+    print(f"{'floor: sign, format and render alone, no database':<58}{floor_s:>10.2f}{messages / floor_s:>14,.0f}")
     if pdf_s is not None:
         print(f"{'statement PDF (WeasyPrint), per message, not in the run':<58}{pdf_s:>10.3f}{1 / pdf_s:>14,.1f}")
+    print(f"\nrendering alone / baseline: {base_s / floor_s:.3f} (the most a run that renders each message can reach)")
     print(f"\nratio: {value / baseline:.3f} (goal >= 0.10); peak RSS {peak:.0f} MB (before the run {rss_before:.0f} MB;"
           " goal <= 500)\n")  # fmt: skip
     print(
@@ -255,6 +287,8 @@ def main() -> None:
                 "messages": messages,
                 "decisions": decisions,
                 "duplicates_on_rerun": again - messages,
+                "render_floor_value": round(messages / floor_s, 1),
+                "render_floor_ratio": round(base_s / floor_s, 4),
                 "statement_pdf_s": round(pdf_s, 4) if pdf_s is not None else None,
                 "peak_rss_mb": round(peak, 1),
             }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -73,12 +74,7 @@ def _config(name: str, default: Any = None) -> Any:
 def normalise_address(address: str) -> str:
     """The address as stored and compared: trimmed, the domain lower-cased (email-validator's normal form when it
     parses, otherwise just lower-cased)."""
-    address = (address or "").strip()
-    try:
-        valid = validate_email(address, check_deliverability=False, test_environment=True)
-    except EmailNotValidError:
-        return address.lower()
-    return str(valid.ascii_email or valid.normalized).lower()
+    return _normal_form((address or "").strip())
 
 
 def address_problem(address: str) -> str | None:
@@ -87,7 +83,22 @@ def address_problem(address: str) -> str | None:
     address = (address or "").strip()
     if not address:
         return "No e-mail address was given."
-    relaxed = _config("AR_ENV", "testing") != "production"
+    return _problem(address, _config("AR_ENV", "testing") != "production")
+
+
+# Both are pure functions of the address; a dunning run checks tens of thousands and a day's runs meet the same
+# addresses again, so each is worked out once per process (bounded caches).
+@lru_cache(maxsize=65_536)
+def _normal_form(address: str) -> str:
+    try:
+        valid = validate_email(address, check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        return address.lower()
+    return str(valid.ascii_email or valid.normalized).lower()
+
+
+@lru_cache(maxsize=65_536)
+def _problem(address: str, relaxed: bool) -> str | None:
     try:
         # SMTPUTF8 (a non-ASCII local part) is refused: few servers accept it; an IDN domain is sent as punycode
         validate_email(address, check_deliverability=False, test_environment=relaxed, allow_smtputf8=False)

@@ -7,6 +7,7 @@ else: expired, tampered, garbage; the pages answer None with a plain 404.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -17,7 +18,13 @@ DEFAULT_MAX_AGE_DAYS = 45
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@lru_cache(maxsize=4)
+def _serializer_for(secret: str | bytes) -> URLSafeTimedSerializer:
+    """One serializer per secret (building one derives its keys: a run signs a link per debtor)."""
+    return URLSafeTimedSerializer(secret, salt=SALT)
 
 
 def max_age_seconds() -> int:
