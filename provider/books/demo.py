@@ -15,6 +15,7 @@ from provider.books.posting import bring_up_to_date
 from provider.books.remittance import approve_run, draft_runs, mark_run_paid
 from provider.books.services import TierInput, add_fee_schedule
 from provider.core.clock import frozen_time, today_utc
+from provider.core.money import exponent
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
 
@@ -65,6 +66,7 @@ def seed_books_demo(clients: list[Client]) -> int:
                 tiers=TIERS,
                 tax_rate_bp=TAX_BP.get(client.country, 0),
                 remittance_cycle="monthly",
+                per_letter_minor=150 if exponent(client.base_currency) == 2 else 0,  # 1.50 a letter posted
                 bill_to=BILL_TO.get(client.code, ""),
                 note="Standard contingency schedule",
             )

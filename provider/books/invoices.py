@@ -111,9 +111,10 @@ def next_invoice_number(session: Session) -> int:
 
 
 def post_period_fees(session: Session, client_id: int, month_start: date, month_end: date) -> int:
-    """Post the month's flat fees of the schedule in force at its end: per invoice placed in the month, and the
-    top-up to the monthly minimum (minimum - fees earned in the month, when positive). Idempotent (one
-    transaction per client and month); tax at the schedule's rate; in the schedule's currency."""
+    """Post the month's flat fees of the schedule in force at its end: per invoice placed in the month, per letter
+    handed to the mail house in the month (a dunning or any other letter, counted when dispatched: the moment it
+    counts as sent), and the top-up to the monthly minimum (minimum - fees earned in the month, when positive).
+    Idempotent (one transaction per client and month); tax at the schedule's rate; in the schedule's currency."""
     schedule = schedule_in_force(load_schedules(session, client_id), month_end)
     if schedule is None:
         return 0
@@ -131,6 +132,8 @@ def post_period_fees(session: Session, client_id: int, month_start: date, month_
         or 0
     )
     placement_fees = placed * row.per_placement_minor
+    letters = letters_dispatched(session, client_id, start, end) if row.per_letter_minor else 0
+    letter_fees = letters * row.per_letter_minor
     t, e = AgencyTransaction, AgencyEntry
     earned = -int(
         session.scalar(
@@ -147,14 +150,16 @@ def post_period_fees(session: Session, client_id: int, month_start: date, month_
         )
         or 0
     )
-    top_up = max(0, row.monthly_minimum_minor - earned - placement_fees)
-    fee = placement_fees + top_up
+    top_up = max(0, row.monthly_minimum_minor - earned - placement_fees - letter_fees)
+    fee = placement_fees + letter_fees + top_up
     if fee == 0:
         return 0
     tax = bp_of(fee, schedule.tax_rate_bp)
     parts = []
     if placement_fees:
-        parts.append(f"{placed} placements")
+        parts.append(f"{placed} placement{'s' if placed != 1 else ''}")
+    if letter_fees:
+        parts.append(f"{letters} letter{'s' if letters != 1 else ''} posted")
     if top_up:
         parts.append("top-up to the monthly minimum")
     source_id = month_start.year * 100 + month_start.month
@@ -171,6 +176,23 @@ def post_period_fees(session: Session, client_id: int, month_start: date, month_
         [Posting(BooksKind.PERIOD_FEE, Source.MONTH, source_id, schedule.currency, month_end, legs, memo=memo)],
     )
     return fee
+
+
+def letters_dispatched(session: Session, client_id: int, start: datetime, end: datetime) -> int:
+    """Letters of the client handed to the mail house in [start, end) (their batch marked dispatched)."""
+    from provider.comms.models import Message
+
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Message.client_id == client_id,
+                Message.channel == "letter",
+                Message.dispatched_at >= start,
+                Message.dispatched_at < end,
+            )
+        )
+        or 0
+    )
 
 
 def issue_fee_invoice(

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from clients.corrections import reverse_document
 from provider.books.invoices import issue_fee_invoice, post_period_fees
 from provider.books.jobs import remittance_run_job
-from provider.books.models import FeeInvoice, RemittanceRun, RunStatus
+from provider.books.models import AgencyTransaction, FeeInvoice, RemittanceRun, RunStatus
 from provider.books.posting import balances, held_in_trust
 from provider.books.remittance import (
     TRANSITIONS,
@@ -195,3 +195,44 @@ def test_the_monthly_minimum_is_topped_up_on_the_invoice(db_session: Any) -> Non
     assert _as(client, post_period_fees, client.id, date(2026, 2, 1), date(2026, 2, 28)) == 0  # once a month
     invoice = _as(client, issue_fee_invoice, client.id, "EUR", date(2026, 2, 1), date(2026, 2, 28))
     assert invoice.total_minor == 6_000
+
+
+def _letters_posted(client: Any, debtor: Any, count: int, on: datetime, tag: str) -> None:
+    from provider.comms.services import mark_letters_dispatched, queue_letter
+
+    with scoped(TenantScope.single(client.id), db.session), frozen_time(on):
+        ids = [
+            queue_letter(
+                db.session, client_id=client.id, debtor_id=debtor.id, address_lines=["Hauptstr. 1", "Berlin"],
+                subject="Reminder", pdf_bytes=b"%PDF-1.4 letter", dedupe_key=f"test:{tag}:{n}", purpose="test",
+            ).id
+            for n in range(count)
+        ]  # fmt: skip
+        db.session.flush()
+        assert len(mark_letters_dispatched(db.session, client.id, ids, "batch")) == count
+        db.session.commit()
+
+
+def test_letters_posted_in_the_month_are_charged_at_the_schedules_flat_rate(db_session: Any) -> None:
+    client = make_client()
+    give_schedule(client, per_letter_minor=150, tax_rate_bp=2000)
+    debtor = _debtor(client)
+    _letters_posted(client, debtor, 3, datetime(2026, 2, 27, 16, tzinfo=UTC), "feb")
+    _letters_posted(client, debtor, 2, datetime(2026, 3, 1, 8, tzinfo=UTC), "mar")  # next month's
+    queued_only = make_debtor(client)  # a letter printed but not yet handed over is not charged
+    from provider.comms.services import queue_letter
+
+    with scoped(TenantScope.single(client.id), db.session):
+        queue_letter(
+            db.session, client_id=client.id, debtor_id=queued_only.id, address_lines=["Somewhere"],
+            subject="Reminder", pdf_bytes=b"%PDF-1.4", dedupe_key="test:waiting", purpose="test",
+        )  # fmt: skip
+        db.session.commit()
+    assert _as(client, post_period_fees, client.id, date(2026, 2, 1), date(2026, 2, 28)) == 3 * 150
+    with scoped(TenantScope.single(client.id), db.session):
+        memo = db.session.scalars(select(AgencyTransaction.memo).where(AgencyTransaction.client_id == client.id)).one()
+        db.session.commit()
+    assert "3 letters posted" in memo
+    assert _as(client, post_period_fees, client.id, date(2026, 3, 1), date(2026, 3, 31)) == 2 * 150
+    invoice = _as(client, issue_fee_invoice, client.id, "EUR", date(2026, 2, 1), date(2026, 3, 31))
+    assert (invoice.fees_minor, invoice.tax_minor) == (5 * 150, 5 * 30)
