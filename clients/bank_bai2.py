@@ -16,6 +16,9 @@
 The `bai2` library is not used: it refuses funds type S, several records on one line and any type code it
 does not list, which real banks send.
 
+Credit details are payments; debit details are read as debit lines (a remittance paid out is matched by its
+references), and an account's closing ledger balance (status 015) feeds the trust reconciliation.
+
 Amounts are in the currency's minor units (the account's currency, else the group's, USD when neither is
 given); a line's date is its group's as-of date.
 """
@@ -27,10 +30,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from clients.bank_lines import FORMAT_BAI2, BankFileRejected, BankLine, Statement, line_ref, squeeze
+from clients.bank_lines import (
+    FORMAT_BAI2,
+    BankFileRejected,
+    BankLine,
+    ClosingBalance,
+    DebitLine,
+    Statement,
+    line_ref,
+    squeeze,
+)
 
 _RECORD_START = re.compile(r"/\s*(?=(?:01|02|03|16|49|88|98|99),)")
 _START = re.compile(r"^(?:(?P<code>0[123]|16|49|9[89]),|(?P<cont>88)[,:])")  # (some banks write "88:")
+CLOSING_LEDGER = 15  # status type code 015: the closing ledger balance (the account's booked balance)
 FUNDS_EXTRA = {"": 0, "0": 0, "1": 0, "2": 0, "Z": 0, "S": 3, "V": 2}
 
 
@@ -163,16 +176,22 @@ def _detail(record: _Record) -> _Detail:
 
 def _summary_total(record: _Record) -> int:
     """The sum of the amounts of an account identifier (03): groups of type code, amount, item count, funds."""
+    return sum(amount for _code, amount, _given in _summary(record))
+
+
+def _summary(record: _Record) -> list[tuple[int, int, bool]]:
+    """(type code, amount, whether an amount was written) of each group of an account identifier (03)."""
     f = record.fields()[2:]
-    total, at = 0, 0
+    out, at = [], 0
     while at < len(f):
         if not f[at].strip():  # banks differ in the empty fields they leave before "/"
             at += 1
             continue
-        _type_code(f[at], record)
-        total += _int(f[at + 1] if at + 1 < len(f) else "", record, "amount")
+        code = _type_code(f[at], record)
+        text = f[at + 1] if at + 1 < len(f) else ""
+        out.append((code, _int(text, record, "amount"), bool(text.strip())))
         at = _funds(f, at + 3, record)
-    return total
+    return out
 
 
 @dataclass
@@ -277,10 +296,18 @@ def _lines(out: Statement, account: _Account, group: list[str], sender: str, n: 
         ) from None
     originator = group[1].strip() if len(group) > 1 else ""
     identity = f"{sender}|{originator}|{as_of}|{number}|{currency}"
+    for code, amount, given in _summary(account.header):
+        if code == CLOSING_LEDGER and given:
+            out.closing.append(ClosingBalance(number, currency, as_of, Decimal(amount).scaleb(-places)))
     for position, d in enumerate(account.details, start=1):
         n += 1
         if kind_of(d.type_code) != "credit" or d.amount <= 0:
             out.debits += 1
+            if kind_of(d.type_code) == "debit" and d.amount > 0:  # money out: a remittance paid, perhaps
+                amount = Decimal(d.amount).scaleb(-places)
+                ref = line_ref("BAI2", identity, str(position), d.bank_ref or d.customer_ref, as_of, -amount)
+                refs = squeeze(f"{d.bank_ref} {d.customer_ref} {d.text}")
+                out.debit_lines.append(DebitLine(n, ref, as_of, as_of, amount, currency, number, refs))
             continue
         amount = Decimal(d.amount).scaleb(-places)
         ref = line_ref("BAI2", identity, str(position), d.bank_ref or d.customer_ref, as_of, amount)

@@ -23,7 +23,10 @@ in the message.
 Every statement must carry an opening (`:60F:`/`:60M:`) and a closing (`:62F:`/`:62M:`) balance in one
 currency, and opening + credits - debits must equal the closing balance (C and RD add, D and RC subtract);
 otherwise the file is refused (see `bank_lines.check_balance`). Only C lines are payments: D, RC (a credit
-taken back) and RD (a debit returned) are not money a debtor paid.
+taken back) and RD (a debit returned) are not money a debtor paid. D lines are read as debit lines (money out,
+with their references and the :86: text), so a remittance the agency paid is marked paid when the trust account's
+statement shows it (`clients.payouts.match_debits`), and each statement's closing balance feeds the trust
+reconciliation.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from clients.bank_lines import (
     FORMAT_MT940,
     BankFileRejected,
     BankLine,
+    ClosingBalance,
+    DebitLine,
     Statement,
     check_balance,
     file_digest,
@@ -232,6 +237,7 @@ class _Entry:
     customer_ref: str
     bank_ref: str
     extra: str  # the :61: line's supplementary details
+    value: date | None = None
 
 
 def _entry(f: _Field) -> _Entry:
@@ -267,6 +273,7 @@ def _entry(f: _Field) -> _Entry:
         customer.strip(),
         bank.strip(),
         extra,
+        value,
     )
 
 
@@ -294,17 +301,23 @@ def read(content: bytes) -> Statement:
             identity += "|" + file_digest(content)
         seen[identity] = seen.get(identity, 0) + 1
         identity += f"|{seen[identity]}" * (seen[identity] > 1)  # the same statement twice in one file
-        _add_lines(out, entries, identity, s.opening.currency, first=n - len(entries) + 1)
+        _add_lines(out, entries, identity, s.opening.currency, first=n - len(entries) + 1, account=s.account)
+        out.closing.append(ClosingBalance(s.account, s.closing.currency, s.closing.day, s.closing.signed))
     if unbalanced:
         raise BankFileRejected(first_of(unbalanced))
     return out
 
 
-def _add_lines(out: Statement, entries: list[tuple[_Entry, str]], identity: str, currency: str, first: int) -> None:
-    """The statement's C lines as payment lines (`first`: the file's entry number of its first line)."""
+def _add_lines(
+    out: Statement, entries: list[tuple[_Entry, str]], identity: str, currency: str, first: int, account: str = ""
+) -> None:
+    """The statement's C lines as payment lines and its D lines as debit lines (remittances paid out); reversals
+    (RC, RD) are neither (`first`: the file's entry number of its first line)."""
     for position, (e, details) in enumerate(entries, start=1):
         if e.mark != "C" or e.amount <= 0:
             out.debits += 1
+            if e.mark == "D" and e.amount > 0:
+                out.debit_lines.append(_debit_line(e, details, identity, currency, position, first, account))
             continue
         refs = [r for r in (e.bank_ref, e.customer_ref) if r and r.upper() not in ("NONREF", "NOTPROVIDED")]
         ref = line_ref("MT940", identity, str(position), refs[0] if refs else "", e.booked, e.amount)
@@ -313,6 +326,18 @@ def _add_lines(out: Statement, entries: list[tuple[_Entry, str]], identity: str,
         line = BankLine(first + position - 1, ref, e.booked, e.amount, currency, payer, remittance, "", hints)
         line.remittance = remittance or squeeze(e.extra)
         out.lines.append(line)
+
+
+def _debit_line(
+    e: _Entry, details: str, identity: str, currency: str, position: int, first: int, account: str
+) -> DebitLine:
+    """A booked debit with every reference the bank gave back (the :61: references, the :86: text)."""
+    refs = [r for r in (e.customer_ref, e.bank_ref) if r and r.upper() not in ("NONREF", "NOTPROVIDED")]
+    ref = line_ref("MT940", identity, str(position), refs[0] if refs else "", e.booked, -e.amount)
+    _payer, remittance, hints = read_details(details)
+    # the :86: text's structured fields (/EREF/…/, ?20EREF+…) split at their separators, so the references match
+    text = squeeze(" ".join([*refs, e.extra, remittance, hints.replace("/", " ")]))
+    return DebitLine(first + position - 1, ref, e.booked, e.value or e.booked, e.amount, currency, account, text)
 
 
 def _reconcile(s: _Statement, entries: list[_Entry]) -> None:

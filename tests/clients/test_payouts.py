@@ -260,3 +260,61 @@ def test_a_run_that_pays_nothing_needs_no_bank_details_and_has_no_file(db_sessio
     assert row is not None and row.kind == "none" and row.content is None
     with pytest.raises(PayoutRefused, match="pays nothing"):
         as_user(make_user("manager"), client.id, payouts.download, run)
+
+
+def mt940(account: str, entries: list[tuple[str, str, str, str]], opening: str, closing: str) -> bytes:
+    """An MT940 statement of `account` on 3 April 2026; entries are (mark, amount, bank reference, :86: text)."""
+    lines = [":20:STMT-0403", f":25:{account}", ":28C:00093/001", f":60F:C260402EUR{opening}"]
+    for mark, amount, ref, text in entries:
+        lines += [f":61:2604030403{mark}{amount}NTRFNONREF//{ref}", f":86:{text}"]
+    lines += [f":62F:C260403EUR{closing}", "-"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def bai2(account: str, closing_minor: int, details: list[tuple[str, int, str, str]]) -> bytes:
+    """A BAI2 file for `account` (EUR) as of 3 April 2026: its closing ledger (015) and `details` as
+    (type code, amount in minor units, bank reference, text); the trailers add up."""
+    total = closing_minor + sum(amount for _c, amount, _r, _t in details)
+    records = [
+        "01,AGENCYBANK,AGENCY,260403,1800,1,,,2/",
+        "02,AGENCY,AGENCYBANK,1,260403,,EUR,2/",
+        f"03,{account},EUR,015,{closing_minor},,/",
+        *(f"16,{code},{amount},,{ref},,{text}/" for code, amount, ref, text in details),
+    ]
+    account_records = 1 + len(details) + 1
+    records.append(f"49,{total},{account_records}/")
+    records.append(f"98,{total},1,{account_records + 2}/")
+    records.append(f"99,{total},1,{account_records + 4}/")
+    return ("\n".join(records) + "\n").encode()
+
+
+@pytest.mark.parametrize("kind", ["mt940", "bai2"])
+def test_an_mt940_or_bai2_statement_showing_the_debit_marks_the_run_paid(db_session: Any, kind: str) -> None:
+    trust_account()
+    client, run = world()
+    approved(client, run)
+    e2e = payouts.end_to_end_id(run)
+    if kind == "mt940":
+        statement = mt940(
+            TRUST_IBAN,
+            [("D", "82,00", "BANK-REF-1", f"/EREF/{e2e}/REMI/Remittance"), ("D", "82,00", "BANK-REF-2", "/EREF/OTHER"),
+             ("C", "10,00", "BANK-REF-3", "a debtor paid")],
+            opening="1000,00", closing="846,00",
+        )  # fmt: skip
+    else:
+        statement = bai2(
+            TRUST_IBAN, 84_600, [("495", 8_200, "BANK-REF-1", f"REMITTANCE {e2e}"), ("495", 8_200, "BANK-REF-2", "X")]
+        )
+    with scoped(TenantScope.agency(), db.session), frozen_time(datetime(2026, 4, 4, tzinfo=UTC)):
+        first = trust.import_trust_statement(db.session, statement, f"trust.{kind}")
+        db.session.commit()
+        again = trust.import_trust_statement(db.session, statement, f"trust.{kind}")
+        db.session.commit()
+    db.session.refresh(run)
+    assert first.remittances_paid == [run.id] and again.remittances_paid == []
+    assert run.status == "paid" and run.paid_on == date(2026, 4, 3) and run.bank_reference.startswith("BANK-REF-1")
+    assert sorted(remittance_postings(client.id, run.id)) == ["remittance", "remittance_paid"]
+    debits = db.session.scalars(
+        sa.select(TrustBankLine.amount_minor).where(TrustBankLine.amount_minor < 0).order_by(TrustBankLine.id)
+    ).all()
+    assert debits == [-8_200, -8_200]  # both debits kept as trust bank lines, only the one with the reference paid

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,23 @@ def test_every_refusal_listed_is_a_sample_file() -> None:
 def test_the_files_that_do_not_add_up_are_exactly_those_checked_by_hand() -> None:
     found = {p.name for p in FILES if p.name not in REFUSED and p.name != "SOURCES.md" and _unbalanced(p)}
     assert found == set(NOT_RECONCILING)
+
+
+def test_debits_and_closing_balances_of_real_mt940_and_bai2_files_add_up() -> None:
+    """The debit lines (remittances paid out) and closing balances the trust reconciliation reads: a real MT940
+    file of two statements (opening 100.00, a 10.00 debit in each) and a real BAI2 account whose opening ledger
+    (010: 365.21) plus its credits minus the debit lines read must give its closing ledger (015)."""
+    from clients import bank_bai2, bank_mt940
+
+    generic = bank_mt940.read((SAMPLES / "mt940" / "wolph_jejik_generic.sta").read_bytes())
+    assert [d.amount for d in generic.debit_lines] == [Decimal("10.00"), Decimal("10.00")]
+    assert [(c.on, c.amount) for c in generic.closing] == [
+        (date(2011, 2, 1), Decimal("90.00")),
+        (date(2011, 3, 1), Decimal("80.00")),
+    ]
+    assert Decimal("100.00") - sum(d.amount for d in generic.debit_lines) == generic.closing[-1].amount
+    nwb = bank_bai2.read((SAMPLES / "bai2" / "moj_nwb_example.bai2").read_bytes())
+    (closing,) = nwb.closing
+    credits = sum(line.amount for line in nwb.lines)
+    assert len(nwb.debit_lines) == 4 and closing.currency == "GBP"
+    assert Decimal("365.21") + credits - sum(d.amount for d in nwb.debit_lines) == closing.amount
