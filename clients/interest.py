@@ -26,12 +26,14 @@ from sqlalchemy.orm import Session
 
 from clients.interest_models import ChargeAccrual, ChargeKind, ChargeWaiver, LatePaymentTerms, ReferenceRate
 from clients.interest_rules import (
+    SERIES_LABELS,
     Compensation,
     DayCount,
     InterestBasis,
     LateTerms,
     MissingRate,
     Rates,
+    RateSeries,
     accrued_interest,
     compensation_due,
     round_half_up,
@@ -123,6 +125,45 @@ def set_late_payment_terms(session: Session, client: Client, terms: Any, data: d
     session.add(row)
     session.flush()
     audit.record(session, "late_terms.set", row, after=audit.snapshot(row, LatePaymentTerms.AUDIT_FIELDS))
+    return row
+
+
+RATE_BACKDATE_DAYS = 31  # a decision recorded late may start this far back; charges already made are not re-rated
+
+
+def add_reference_rate(session: Session, data: dict[str, Any]) -> ReferenceRate:
+    """Record a central bank's new reference rate (agency-wide). The history only grows: a rate starts after the
+    series' latest recorded one, at most `RATE_BACKDATE_DAYS` in the past (interest charged already stays as
+    charged; days not yet charged use the new rate). Errors name the field."""
+    try:
+        series = RateSeries(str(data.get("series", "")))
+    except ValueError:
+        raise ServiceError("choose the reference rate", field="series") from None
+    try:
+        starts = date.fromisoformat(str(data.get("effective_from", "")).strip())
+    except ValueError:
+        raise ServiceError("give the day the rate applies from", field="effective_from") from None
+    latest = session.scalar(
+        sa.select(sa.func.max(ReferenceRate.effective_from)).where(ReferenceRate.series == series.value)
+    )
+    if latest is not None and starts <= latest:
+        raise ServiceError(
+            f"the {SERIES_LABELS[series]} already has a rate from {latest:%d %b %Y}; a new rate starts after it",
+            field="effective_from",
+        )
+    if starts < today_utc() - timedelta(days=RATE_BACKDATE_DAYS):
+        raise ServiceError(
+            f"a new rate may start at most {RATE_BACKDATE_DAYS} days in the past", field="effective_from"
+        )
+    text = str(data.get("rate", "")).strip()
+    negative = text.startswith("-")
+    rate_bp = _percent_bp(text[1:] if negative else text, "rate") * (-1 if negative else 1)
+    row = ReferenceRate(
+        series=series.value, effective_from=starts, rate_bp=rate_bp, note=str(data.get("note", "")).strip()[:200]
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, "reference_rate.added", row, after=audit.snapshot(row, ReferenceRate.AUDIT_FIELDS))
     return row
 
 

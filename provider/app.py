@@ -79,6 +79,7 @@ def _import_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from clients.interest_views import bp as charges_bp
     from clients.ledger_views import bp as ledger_bp
     from clients.ledger_views import portal_bp as portal_ledger_bp
     from clients.payment_views import bp as payments_bp
@@ -120,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
         debtor_pages_bp,
         books_bp,
         payouts_bp,
+        charges_bp,
     )
     portal = (
         portal_bp,
