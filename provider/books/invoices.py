@@ -26,13 +26,17 @@ from provider.books.models import (
     AgencyTransaction,
     BooksKind,
     FeeInvoice,
+    FeeInvoicePayment,
     Source,
 )
 from provider.books.posting import Leg, Posting, bring_up_to_date, load_schedules, post
 from provider.books.pricing import bp_of, schedule_in_force
 from provider.books.remittance import _invoice_numbers, _leg
 from provider.core import audit
+from provider.core.audit import current_actor
 from provider.core.clock import today_utc
+from provider.core.errors import ServiceError
+from provider.core.money import Money, MoneyError
 
 A = AgencyAccount
 UTC = ZoneInfo("UTC")
@@ -76,7 +80,13 @@ def invoice_lines(
         .join(e, and_(e.client_id == t.client_id, e.transaction_id == t.id))
         .outerjoin(p, and_(p.client_id == t.client_id, p.id == t.payment_id))
         .outerjoin(d, and_(d.client_id == p.client_id, d.id == p.debtor_id))
-        .where(t.client_id == client_id, t.currency == currency, t.id > from_tx_id, t.id <= upto_tx_id)
+        .where(
+            t.client_id == client_id,
+            t.currency == currency,
+            t.id > from_tx_id,
+            t.id <= upto_tx_id,
+            t.kind != BooksKind.FEE_SETTLED.value,  # what the client paid settles invoices, it is not billed
+        )
         .group_by(t.id, t.kind, t.occurred_on, t.payment_id, t.memo, p.external_ref, d.name, p.amount_minor)
         .order_by(t.id)
     ).all()
@@ -256,3 +266,112 @@ def receivable_currencies(session: Session, client_id: int) -> list[str]:
             select(e.currency).where(e.client_id == client_id, e.account == A.FEES_RECEIVABLE.value).distinct()
         )
     )
+
+
+# --- what clients pay against their fee invoices ---------------------------------------------------------------
+
+
+def paid_on_invoices(session: Session, client_id: int, invoice_ids: list[int]) -> dict[int, int]:
+    """{fee invoice id: minor units paid against it} (0 when nothing)."""
+    if not invoice_ids:
+        return {}
+    f = FeeInvoicePayment
+    rows = session.execute(
+        select(f.invoice_id, func.sum(f.amount_minor))
+        .where(f.client_id == client_id, f.invoice_id.in_(invoice_ids))
+        .group_by(f.invoice_id)
+    )
+    found = {int(i): int(total or 0) for i, total in rows}
+    return {i: found.get(i, 0) for i in invoice_ids}
+
+
+def invoice_payments(session: Session, invoice: FeeInvoice) -> list[FeeInvoicePayment]:
+    return list(
+        session.scalars(
+            select(FeeInvoicePayment)
+            .where(FeeInvoicePayment.client_id == invoice.client_id, FeeInvoicePayment.invoice_id == invoice.id)
+            .order_by(FeeInvoicePayment.paid_on, FeeInvoicePayment.id)
+        )
+    )
+
+
+def record_fee_payment(
+    session: Session, invoice: FeeInvoice, amount: str, paid_on_text: str, reference: str
+) -> FeeInvoicePayment:
+    """Record what the client paid against a fee invoice and post it to the books (agency bank +, fees
+    receivable -). Idempotent by bank reference: the same reference on the same invoice again returns the payment
+    already recorded (when the amount agrees) and posts nothing. Refused, naming the field: an amount that does
+    not parse in the invoice's currency, is not positive or is more than the invoice still owes; a day that is not
+    a date, is in the future or before the invoice; no reference."""
+    reference = " ".join((reference or "").split())[:140]
+    if not reference:
+        raise ServiceError("give the bank reference of the payment", field="reference")
+    try:
+        minor = Money.parse(amount, invoice.currency).minor
+    except MoneyError as exc:
+        raise ServiceError(str(exc), field="amount") from None
+    if minor <= 0:
+        raise ServiceError("the amount paid must be above zero", field="amount")
+    try:
+        paid_on = date.fromisoformat((paid_on_text or "").strip())
+    except ValueError:
+        raise ServiceError("give the day the payment reached the agency's account", field="paid_on") from None
+    if paid_on > today_utc():
+        raise ServiceError("a payment cannot be dated in the future", field="paid_on")
+    if paid_on < invoice.issued_on:
+        raise ServiceError("the payment is dated before the invoice was issued", field="paid_on")
+    before = session.scalar(
+        select(FeeInvoicePayment).where(
+            FeeInvoicePayment.client_id == invoice.client_id,
+            FeeInvoicePayment.invoice_id == invoice.id,
+            FeeInvoicePayment.reference == reference,
+        )
+    )
+    if before is not None:
+        if before.amount_minor != minor:
+            raise ServiceError(
+                f"the payment {reference} is already recorded on this invoice with another amount", field="reference"
+            )
+        return before
+    lock_fee_invoice(session, invoice)
+    owed = invoice.total_minor - paid_on_invoices(session, invoice.client_id, [invoice.id])[invoice.id]
+    if minor > owed:
+        raise ServiceError(
+            f"that is more than the invoice still owes ({Money(owed, invoice.currency).format()})", field="amount"
+        )
+    row = FeeInvoicePayment(
+        client_id=invoice.client_id,
+        invoice_id=invoice.id,
+        currency=invoice.currency,
+        amount_minor=minor,
+        paid_on=paid_on,
+        reference=reference,
+        created_by=current_actor().label[:254],
+    )
+    session.add(row)
+    session.flush()
+    legs = [Leg(A.AGENCY_BANK, minor), Leg(A.FEES_RECEIVABLE, -minor)]
+    memo = f"Fee invoice {invoice.number} paid ({reference})"[:300]
+    post(
+        session,
+        invoice.client_id,
+        [Posting(BooksKind.FEE_SETTLED, Source.FEE_PAYMENT, row.id, invoice.currency, paid_on, legs, memo=memo)],
+    )
+    audit.record(
+        session,
+        "fee_invoice.paid",
+        invoice,
+        after={"number": invoice.number, "amount_minor": minor, "reference": reference, "paid_on": paid_on},
+    )
+    return row
+
+
+def lock_fee_invoice(session: Session, invoice: FeeInvoice) -> None:
+    """Serialise payments recorded against one invoice (PostgreSQL: its row locked until commit; SQLite: the
+    database's single writer already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(FeeInvoice.id)
+            .where(FeeInvoice.client_id == invoice.client_id, FeeInvoice.id == invoice.id)
+            .with_for_update()
+        )

@@ -60,15 +60,17 @@ class BooksKind(StrEnum):
     FEE = "fee"  # the fee of a payment to the agency priced after it was collected (re-price)
     DIRECT_FEE = "direct_fee"  # the fee of a payment made directly to the client: receivable from the client
     REVERSAL = "reversal"  # a payment reversed (bounced): its trust money and its fee undone
-    PERIOD_FEE = "period_fee"  # flat fees of a month (per placement) and the top-up to the monthly minimum
+    PERIOD_FEE = "period_fee"  # flat fees of a month (per placement, per letter) and the top-up to the minimum
     REMITTANCE = "remittance"  # a run approved: the client's share moves to clearing, amounts due are netted
     REMITTANCE_PAID = "remittance_paid"  # the bank paid the run: clearing and netted fees leave the trust bank
+    FEE_SETTLED = "fee_settled"  # the client paid (part of) a fee invoice to the agency's own account
 
 
 class Source(StrEnum):
     PAYMENT = "payment"
     MONTH = "month"
     RUN = "run"
+    FEE_PAYMENT = "fee_paid"  # (the column holds 10 characters)
 
 
 class Cycle(StrEnum):
@@ -313,6 +315,27 @@ class FeeInvoice(ClientKeyed, db.Model):
     total_minor: Mapped[int] = mapped_column(BigInteger)
     lines: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[created_at]
+
+
+class FeeInvoicePayment(ClientKeyed, db.Model):
+    """What the client paid against one fee invoice: a bank reference (unique per invoice, so the same payment
+    recorded twice is recorded once), the day and the amount, in the invoice's currency. Posted to the books as
+    `fee_settled`."""
+
+    __tablename__ = "fee_invoice_payments"
+    __table_args__ = (
+        UniqueConstraint("client_id", "invoice_id", "reference"),
+        _fk("invoice_id", "fee_invoices"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    invoice_id: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    paid_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(140))
+    created_at: Mapped[created_at]
+    created_by: Mapped[str] = mapped_column(String(254), default="")
 
 
 class AgencyCounter(Base):

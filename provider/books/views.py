@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from clients.models import Client
 from provider.books import documents
 from provider.books import overview as overview_q
-from provider.books.invoices import invoice_lines
+from provider.books.invoices import invoice_lines, invoice_payments, paid_on_invoices, record_fee_payment
 from provider.books.models import AgencyEntry, AgencyTransaction, FeeInvoice, FeeSchedule, PaymentFee, RemittanceRun
 from provider.books.posting import held_in_trust
 from provider.books.remittance import STATUS_LABELS, statement_csv, statement_lines
@@ -53,6 +53,7 @@ def _overview(client_id: int) -> dict[str, Any]:
         "fees": fees,
         "runs": runs,
         "invoices": invoices,
+        "invoice_paid": paid_on_invoices(db.session, client_id, [i.id for i in invoices]),
         "status_labels": STATUS_LABELS,
     }
 
@@ -220,9 +221,49 @@ def remittance_pdf(remittance_id: int) -> Any:
     return _statement_pdf(run_row, db.session.get_one(Client, run_row.client_id))
 
 
-def _invoice_page(invoice: FeeInvoice, client: Client, portal: bool) -> Any:
+def _invoice_page(
+    invoice: FeeInvoice,
+    client: Client,
+    portal: bool,
+    form: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> Any:
     lines = invoice_lines(db.session, client.id, invoice.currency, invoice.from_tx_id, invoice.upto_tx_id)
-    return render_template("books/invoice.html", invoice=invoice, client=client, lines=lines, portal=portal)
+    payments = invoice_payments(db.session, invoice)
+    paid = sum(p.amount_minor for p in payments)
+    return (
+        render_template(
+            "books/invoice.html",
+            invoice=invoice,
+            client=client,
+            lines=lines,
+            portal=portal,
+            payments=payments,
+            paid=paid,
+            outstanding=invoice.total_minor - paid,
+            form=form or {"paid_on": today_utc().isoformat()},
+            errors=errors or {},
+            can_record=not portal and current_user.can(Permission.BOOKS_MANAGE),
+        ),
+        status,
+    )
+
+
+@bp.post("/books/fee-invoices/<int:fee_invoice_id>/payments")
+@require(Permission.BOOKS_MANAGE)
+def record_fee_invoice_payment(fee_invoice_id: int) -> Any:
+    invoice = get_visible_or_404(db.session, FeeInvoice, fee_invoice_id)
+    client = db.session.get_one(Client, invoice.client_id)
+    form = {k: request.form.get(k, "").strip() for k in ("amount", "paid_on", "reference")}
+    try:
+        row = record_fee_payment(db.session, invoice, form["amount"], form["paid_on"], form["reference"])
+        db.session.commit()
+    except ServiceError as exc:
+        db.session.rollback()
+        return _invoice_page(invoice, client, False, form, {exc.field or "_schema": [str(exc)]}, 422)
+    flash(f"Payment {row.reference} recorded against fee invoice {invoice.number}.", "success")
+    return redirect(url_for("books.fee_invoice", fee_invoice_id=invoice.id))
 
 
 @bp.get("/books/fee-invoices/<int:fee_invoice_id>")

@@ -71,3 +71,29 @@ def enable_rls(table: str) -> None:
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
     op.execute(f"CREATE POLICY tenant_isolation ON {table} USING {DIRECT_POLICY} WITH CHECK {DIRECT_POLICY}")
+
+
+def change_check(table: str, name: str, column: str, old: str, new: str) -> None:
+    """Replace the CHECK `<column> IN (<old>)` named `name` by `<column> IN (<new>)` (widening it when upgrading,
+    narrowing it back when downgrading). PostgreSQL: re-created NOT VALID then validated, without a long exclusive
+    lock. SQLite: the table's stored SQL is edited in place with `writable_schema`, the procedure SQLite documents
+    for changes that leave stored rows valid, so the table is not rebuilt and its triggers stay (migration 0026
+    did the same for the journal)."""
+    if _postgresql():
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({column} IN ({new})) NOT VALID")
+        op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+        return
+    bind = op.get_bind()
+    stored = bind.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table})
+    sql = stored.scalar_one()
+    if f"IN ({old})" not in sql:
+        raise RuntimeError(f"{table}: the CHECK constraint {name} is not the one this migration expects")
+    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
+    bind.execute(sa.text("PRAGMA writable_schema = ON"))
+    bind.execute(
+        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = :t"),
+        {"sql": sql.replace(f"IN ({old})", f"IN ({new})"), "t": table},
+    )
+    bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
+    bind.execute(sa.text("PRAGMA writable_schema = OFF"))

@@ -122,3 +122,43 @@ def test_collectors_do_not_see_the_agency_books_managers_do(client: FlaskClient,
     login(manager, make_user("manager").email)
     assert manager.get(f"/books/clients/{owner.id}").status_code == 200
     assert manager.get(f"/books/remittances/{run.id}/statement.pdf").status_code == 200
+
+
+def test_a_manager_records_a_fee_invoice_payment_and_the_client_sees_what_is_still_owed(
+    client: FlaskClient, db_session: Any
+) -> None:
+    from tests.conftest import fresh_csrf
+
+    owner, _run, invoice = _world()
+    other, _other_run, other_invoice = _world("Other Freight")
+    assert invoice.total_minor > 1_000
+    login(client, make_user("manager").email)
+    url = f"/books/fee-invoices/{invoice.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert "Nothing paid yet." in page and "Record the payment" in page
+    token = fresh_csrf(client, url)
+    refused = client.post(f"{url}/payments", data={"csrf_token": token, "amount": "abc", "paid_on": "2026-04-10",
+                                                   "reference": "B-1"})  # fmt: skip
+    assert refused.status_code == 422 and "amount" in refused.get_data(as_text=True).lower()
+    done = client.post(f"{url}/payments", data={"csrf_token": token, "amount": "10.00", "paid_on": "2026-04-10",
+                                                "reference": "BANK 778"})  # fmt: skip
+    assert done.status_code == 302
+    page = client.get(url).get_data(as_text=True)
+    owed = invoice.total_minor - 1_000
+    assert "BANK 778" in page and f"€{owed / 100:,.2f} still owed" in page
+    wrong = client.post(
+        f"/books/fee-invoices/{other_invoice.id}/payments".replace(str(other_invoice.id), "999999"),
+        data={"csrf_token": token, "amount": "1", "paid_on": "2026-04-10", "reference": "X"},
+    )
+    assert wrong.status_code == 404
+    portal = client.application.test_client()
+    login(portal, make_user("client_viewer", client=owner).email)
+    mine = portal.get(f"/portal/fee-invoices/{invoice.id}").get_data(as_text=True)
+    assert "BANK 778" in mine and "Record the payment" not in mine
+    listing = portal.get("/portal/remittances").get_data(as_text=True)
+    assert f"€{owed / 100:,.2f}" in listing
+    portal_token = fresh_csrf(portal, "/portal/remittances")
+    assert portal.post(f"{url}/payments", data={"csrf_token": portal_token, "amount": "1"}).status_code in (403, 404)
+    outsider = client.application.test_client()
+    login(outsider, make_user("client_admin", client=other).email)
+    assert outsider.get(f"/portal/fee-invoices/{invoice.id}").status_code == 404

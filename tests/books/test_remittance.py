@@ -236,3 +236,50 @@ def test_letters_posted_in_the_month_are_charged_at_the_schedules_flat_rate(db_s
     assert _as(client, post_period_fees, client.id, date(2026, 3, 1), date(2026, 3, 31)) == 2 * 150
     invoice = _as(client, issue_fee_invoice, client.id, "EUR", date(2026, 2, 1), date(2026, 3, 31))
     assert (invoice.fees_minor, invoice.tax_minor) == (5 * 150, 5 * 30)
+
+
+def _direct_fee_invoice(client: Any) -> FeeInvoice:
+    """A fee invoice for the fee of a payment the debtor made directly to the client (EUR 100.00 paid: 10 % fee
+    + 20 % tax = EUR 12.00)."""
+    debtor = _debtor(client)
+    make_payment(client, debtor, f"P-DIRECT-{client.id}", 10_000, received_on=date(2026, 3, 10), received_by="client")
+    with frozen_time(datetime(2026, 4, 1, 6, tzinfo=UTC)):
+        invoice = _as(client, issue_fee_invoice, client.id, "EUR", *MARCH)
+    assert invoice is not None and invoice.total_minor == 1_200
+    return invoice
+
+
+def test_a_fee_invoice_is_settled_by_what_the_client_pays_once_per_reference(db_session: Any) -> None:
+    from provider.books.invoices import paid_on_invoices, record_fee_payment
+    from provider.core.errors import ServiceError
+
+    client = make_client(base_currency="EUR")
+    give_schedule(client)
+    invoice = _direct_fee_invoice(client)
+    receivable_before = _as(client, lambda s: balances(s, client.id)).get(("fees_receivable", "EUR"), 0)
+
+    def pay(amount: str, reference: str, day: str = "2026-04-10") -> Any:
+        with frozen_time(datetime(2026, 4, 20, tzinfo=UTC)):
+            return _as(client, record_fee_payment, invoice, amount, day, reference)
+
+    with pytest.raises(ServiceError, match="more than the invoice still owes"):
+        pay("12.01", "BANK-1")
+    with pytest.raises(ServiceError, match="in the future"):
+        pay("5.00", "BANK-1", "2026-05-01")
+    with pytest.raises(ServiceError, match="bank reference"):
+        pay("5.00", " ")
+    first = pay("5.00", "BANK-1")
+    assert pay("5.00", "BANK-1").id == first.id  # recorded once
+    with pytest.raises(ServiceError, match="another amount"):
+        pay("6.00", "BANK-1")
+    pay("7.00", "BANK-2")
+    with pytest.raises(ServiceError, match="more than the invoice still owes"):
+        pay("0.01", "BANK-3")
+    with scoped(TenantScope.single(client.id), db.session):
+        assert paid_on_invoices(db.session, client.id, [invoice.id]) == {invoice.id: 1_200}
+        after = balances(db.session, client.id)
+        db.session.commit()
+    assert after.get(("fees_receivable", "EUR"), 0) == receivable_before - 1_200
+    assert after.get(("agency_bank", "EUR"), 0) == 1_200
+    # what was paid is not billed again on the next invoice
+    assert _as(client, issue_fee_invoice, client.id, "EUR", date(2026, 4, 1), date(2026, 4, 30)) is None
