@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from babel.numbers import get_decimal_symbol
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -26,6 +27,7 @@ from provider.core.errors import ServiceError
 from provider.core.money import Money, MoneyError, format_money
 from provider.core.tenancy import TenantScope, scoped
 from provider.dunning import outbound, templating
+from provider.dunning.debtor_i18n import gettext_for
 from provider.dunning.links import make_token, public_url, read_link
 from provider.dunning.run import client_today
 from provider.extensions import csrf, db, limiter
@@ -90,7 +92,7 @@ def page(token: str) -> Any:
         )  # fmt: skip
         return render_template(
             "dunning/debtor.html", client=client, debtor=debtor, rows=rows, token=token, email=email,
-            today=client_today(client, now_utc()), agency=outbound.agency_name(),
+            today=client_today(client, now_utc()), agency=outbound.agency_name(), _=gettext_for(debtor.language),
         )  # fmt: skip
 
 
@@ -106,22 +108,44 @@ def statement(token: str) -> Any:
     return Response(pdf, mimetype="application/pdf", headers={"Content-Disposition": disposition})
 
 
+class DebtorRefused(ServiceError):
+    """A refusal already written in the debtor's language."""
+
+
 def _act(client: Client, debtor: Debtor, action: Any, success: str) -> None:
+    _ = gettext_for(debtor.language)
     with scoped(TenantScope.single(client.id), db.session), acting_as(_as_debtor(debtor)):
         try:
             action()
             db.session.commit()
-        except ServiceError as exc:
+        except DebtorRefused as exc:
             db.session.rollback()
             flash(str(exc), "error")
             return
-    flash(success, "success")
+        except ServiceError as exc:  # a rule of the service behind the page, in English
+            db.session.rollback()
+            flash(_("We could not record this: %(reason)s", reason=str(exc)), "error")
+            return
+    flash(_(success), "success")
+
+
+def _amount(text: str, currency: str, locale: str) -> int | None:
+    """The amount as the debtor wrote it: read with the locale's decimal mark ("1.250,50" in German), else, when
+    that cannot read it, with the other one ("250.00" typed by habit); None when neither can."""
+    mark = get_decimal_symbol(locale) if get_decimal_symbol(locale) in (".", ",") else "."
+    for decimal_mark in (mark, "," if mark == "." else "."):
+        try:
+            return Money.parse(text.strip(), currency, decimal_mark=decimal_mark).minor
+        except MoneyError:
+            continue
+    return None
 
 
 @bp.post("/d/<token>/promise")
 @limiter.limit("10/minute")
 def promise(token: str) -> Any:
     client, debtor = _load(token)
+    _ = gettext_for(debtor.language)
 
     def act() -> None:
         from worklists.models import WorkItem
@@ -131,7 +155,9 @@ def promise(token: str) -> Any:
         try:
             due_on = date.fromisoformat(request.form.get("due_on", ""))
         except ValueError:
-            raise ServiceError("choose the day you will pay", field="due_on") from None
+            raise DebtorRefused(_("Choose the day you will pay."), field="due_on") from None
+        if due_on < client_today(client, now_utc()):
+            raise DebtorRefused(_("The day you will pay cannot be in the past."), field="due_on")
         item = db.session.scalar(
             select(WorkItem).where(WorkItem.client_id == client.id, WorkItem.debtor_id == debtor.id)
         )
@@ -141,11 +167,12 @@ def promise(token: str) -> Any:
                 select(WorkItem).where(WorkItem.client_id == client.id, WorkItem.debtor_id == debtor.id)
             )
         if item is None:
-            raise ServiceError("nothing is overdue on your account, so there is nothing to promise", field="amount")
-        try:
-            amount = Money.parse(request.form.get("amount", ""), item.currency).minor
-        except MoneyError as exc:
-            raise ServiceError(f"the amount: {exc}", field="amount") from None
+            raise DebtorRefused(_("Nothing is overdue on your account, so there is nothing to promise."), "amount")
+        locale = templating.locale_for(debtor.language, client.country)
+        amount = _amount(request.form.get("amount", ""), item.currency, locale)
+        if amount is None or amount <= 0:
+            example = format_money(12_050, item.currency, locale)
+            raise DebtorRefused(_("Give the amount as a number, for example %(example)s.", example=example))
         record_promise(db.session, item, None, amount, due_on, "made by the debtor on the self-service page")
 
     _act(client, debtor, act, "Thank you: your promise to pay is recorded.")
@@ -156,17 +183,20 @@ def promise(token: str) -> Any:
 @limiter.limit("10/minute")
 def dispute(token: str) -> Any:
     client, debtor = _load(token)
+    _ = gettext_for(debtor.language)
 
     def act() -> None:
         from sla.disputes import open_dispute
         from sla.evidence import add_evidence
 
         ids = [int(i) for i in request.form.getlist("invoice_ids") if i.isdigit()]
-        invoices = [i for i in _open_invoices(client, debtor) if i.id in ids]
+        invoices = [i for i in _open_invoices(client, debtor) if i.id in ids and not i.on_hold]
         reason = request.form.get("reason", "")
         summary = request.form.get("summary", "").strip()
+        if not invoices:
+            raise DebtorRefused(_("Choose the invoices concerned."), field="invoice_ids")
         if not summary:
-            raise ServiceError("tell us what is wrong", field="summary")
+            raise DebtorRefused(_("Tell us what is wrong."), field="summary")
         opened = open_dispute(
             db.session, client, debtor,
             {"reason": reason, "summary": summary, "invoice_ids": [i.id for i in invoices],
@@ -225,6 +255,8 @@ def unsubscribe(token: str) -> Any:
                 unsubscribe_message(db.session, client_id, message_id)
                 db.session.commit()
             return render_template("dunning/unsubscribed.html", client=client, done=True, token=token,
-                                   page_token=make_token(client_id, debtor_id))  # fmt: skip
+                                   page_token=make_token(client_id, debtor_id), lang=debtor.language,
+                                   _=gettext_for(debtor.language))  # fmt: skip
         return render_template("dunning/unsubscribed.html", client=client, done=False, token=token,
-                               page_token=make_token(client_id, debtor_id))  # fmt: skip
+                               page_token=make_token(client_id, debtor_id), lang=debtor.language,
+                               _=gettext_for(debtor.language))  # fmt: skip

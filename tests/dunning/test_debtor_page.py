@@ -19,9 +19,9 @@ from tests.factories import make_client, make_debtor, make_invoice, make_work_it
 from worklists.models import Promise
 
 
-def _world() -> tuple[Any, Any, Any, Any]:
+def _world(language: str = "en") -> tuple[Any, Any, Any, Any]:
     client = make_client()
-    debtor = make_debtor(client, name="Self Service GmbH", email="me@self.test")
+    debtor = make_debtor(client, name="Self Service GmbH", email="me@self.test", language=language)
     invoice = make_invoice(client, debtor, "SS-1", 40_000, due_date=date(2026, 2, 4))
     other = make_debtor(client, name="Someone Else AG")
     make_invoice(client, other, "OTHER-9", 70_000, due_date=date(2026, 2, 4))
@@ -145,3 +145,59 @@ def test_stop_email_and_the_one_click_unsubscribe(client: FlaskClient) -> None:
     assert done.status_code == 200
     with scoped(TenantScope.agency(), db.session):
         assert is_undeliverable(db.session, c.id, other_email)
+
+
+def test_the_page_speaks_the_debtors_language_and_reads_its_amounts(client: FlaskClient) -> None:
+    c, debtor, invoice, _other = _world(language="de")
+    token = make_token(c.id, debtor.id)
+    page = client.get(f"/d/{token}").get_data(as_text=True)
+    assert '<html lang="de">' in page and "Offene Rechnungen" in page and "Zahlung zusagen" in page
+    assert "Überfällig" in page and "Open invoices" not in page and "Promise to pay" not in page
+    csrf = _csrf(page)
+    due = (today_utc() + timedelta(days=7)).isoformat()
+    wrong = client.post(
+        f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "250.00.1", "due_on": due}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Geben Sie den Betrag als Zahl an, zum Beispiel 120,50" in wrong
+    past = (today_utc() - timedelta(days=1)).isoformat()
+    late = client.post(
+        f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "250,00", "due_on": past}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "nicht in der Vergangenheit" in late
+    done = client.post(
+        f"/d/{token}/promise", data={"csrf_token": csrf, "amount": "1.250,50", "due_on": due}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Ihre Zahlungszusage ist gespeichert" in done
+    with scoped(TenantScope.agency(), db.session):
+        promise = db.session.scalars(select(Promise).where(Promise.debtor_id == debtor.id)).one()
+        assert promise.amount_minor == 125_050  # the German decimal comma and thousands dot
+    no_invoice = client.post(
+        f"/d/{token}/dispute", data={"csrf_token": csrf, "reason": "pricing", "summary": "zu teuer"},
+        follow_redirects=True,
+    ).get_data(as_text=True)  # fmt: skip
+    assert "Wählen Sie die betroffenen Rechnungen" in no_invoice
+    with scoped(TenantScope.agency(), db.session):
+        assert db.session.scalars(select(Dispute).where(Dispute.debtor_id == debtor.id)).first() is None
+    assert invoice.number in no_invoice
+
+
+def test_every_text_of_the_debtor_pages_has_a_translation_in_each_language() -> None:
+    import re
+    from pathlib import Path
+
+    from provider.dunning.debtor_i18n import catalog_ids, gettext_for, languages
+
+    root = Path(__file__).resolve().parents[2] / "provider" / "dunning"
+    sources = [root / "debtor_views.py", root / "templates" / "dunning" / "debtor.html",
+               root / "templates" / "dunning" / "unsubscribed.html"]  # fmt: skip
+    used = set()
+    for path in sources:
+        used |= set(re.findall(r'_\(\s*"((?:[^"\\]|\\.)+)"', path.read_text()))
+    used.discard("")
+    assert len(used) > 40  # the pages' texts were found
+    assert set(languages()) == {"de", "es", "fr"}
+    for language in languages():
+        missing = used - catalog_ids(language)
+        assert not missing, f"{language}: no translation for {sorted(missing)}"
+        assert gettext_for(language)("Open invoices") != "Open invoices"
+    assert gettext_for("ja")("Open invoices") == "Open invoices"  # no catalogue: English
