@@ -28,6 +28,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_app_context
 from sqlalchemy import event, func, select, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -314,6 +315,94 @@ def queue_email(
         _enqueue_sending(session, client_id)
     session.flush()
     return message
+
+
+@dataclass(frozen=True)
+class EmailSpec:
+    debtor_id: int
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    dedupe_key: str
+    source_id: Any  # what it was sent for (a dunning stage's id, ...), with the batch's `source_type`
+    language: str
+    attachments: tuple[Any, ...] = ()
+
+
+def queue_emails(
+    session: Session, client_id: int, specs: Sequence[EmailSpec], *, purpose: str, source_type: str
+) -> dict[str, int]:
+    """Queue a chunk of e-mails at once: {dedupe key: message id}, for new and already queued keys alike.
+
+    The same rows and guarantees as `queue_email` one by one (idempotent by (client, dedupe key) with INSERT …
+    ON CONFLICT DO NOTHING, a `queued` history event each, attachments, one sending job), in a few statements per
+    chunk instead of seven round trips per message: the daily dunning run queues tens of thousands. The callers
+    have already refused addresses that do not parse or are suppressed (`address_problem`, `suppression_of`)."""
+    if not specs:
+        return {}
+
+    def known() -> dict[str, int]:
+        keys = [s.dedupe_key for s in specs]
+        found = session.execute(
+            select(Message.dedupe_key, Message.id).where(Message.client_id == client_id, Message.dedupe_key.in_(keys))
+        )
+        return {key: message_id for key, message_id in found}
+
+    for spec in specs:
+        _check_key(spec.dedupe_key, purpose)
+    before = known()
+    from_name, from_address, reply_to = identity_for(session, client_id)
+    rows = []
+    for spec in specs:
+        if spec.dedupe_key in before:
+            continue
+        values = _base_values(
+            client_id=client_id, debtor_id=spec.debtor_id, purpose=purpose, dedupe_key=spec.dedupe_key,
+            subject=spec.subject, language=spec.language, source=Source(source_type, spec.source_id),
+        )  # fmt: skip
+        values.update(
+            channel="email", to_address=normalise_address(spec.to), to_name=spec.to_name.strip()[:200],
+            from_address=from_address, from_name=from_name, reply_to=reply_to, text_body=spec.text,
+            html_body=spec.html,
+        )  # fmt: skip
+        rows.append(values)
+    columns = set(Message.__table__.c.keys())
+    rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    if rows:  # executemany without RETURNING (the driver's fast path); a concurrent run's rows are left alone
+        session.execute(
+            insert(Message.__table__).on_conflict_do_nothing(index_elements=["client_id", "dedupe_key"]), rows
+        )
+    ids = known()
+    mine = {r["rfc_message_id"] for r in rows}
+    new = {key: mid for key, mid in ids.items() if key not in before}
+    if new and len(new) != len(mine):  # another transaction queued some of these keys meanwhile: not ours
+        owned = session.execute(
+            select(Message.dedupe_key, Message.id).where(
+                Message.client_id == client_id, Message.rfc_message_id.in_(sorted(mine))
+            )
+        )
+        new = {key: mid for key, mid in owned}
+    if new:
+        now, actor = now_utc(), current_actor().label[:254]
+        session.execute(
+            sa_insert(MessageEvent.__table__),
+            [{"client_id": client_id, "message_id": mid, "kind": EventKind.QUEUED.value, "detail": "",
+              "inbound_id": None, "actor": actor, "occurred_at": now} for mid in new.values()],
+        )  # fmt: skip
+        attachments = [
+            {"client_id": client_id, "message_id": new[s.dedupe_key], "filename": a.filename[:200],
+             "mimetype": a.mimetype[:100], "size": len(a.content), "content": a.content}
+            for s in specs if s.dedupe_key in new for a in s.attachments
+        ]  # fmt: skip
+        if any(a["size"] > MAX_ATTACHMENT_BYTES for a in attachments):
+            raise ValueError("an attachment is larger than the limit")
+        if attachments:
+            session.execute(sa_insert(MessageAttachment.__table__), attachments)
+        _enqueue_sending(session, client_id)
+    return ids
 
 
 def _enqueue_sending(session: Session, client_id: int) -> None:

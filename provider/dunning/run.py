@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from clients.models import Client
+from provider.comms.services import EmailSpec
 from provider.core import jobs
 from provider.core.clock import now_utc
 from provider.core.db import commit_chunk
@@ -215,7 +216,7 @@ class RunContext:
             message_id = None
             if decision.outcome == "sent":
                 sent = self._send(cand, decision, lines.get(cand.debtor_id, []))
-                if isinstance(sent, outbound.EmailSpec):
+                if isinstance(sent, EmailSpec):
                     emails.append(sent)
                 else:
                     message_id = sent
@@ -267,7 +268,7 @@ class RunContext:
 
     def _send(
         self, cand: Candidate, decision: Decision, lines: list[tuple[str, date, str, int]]
-    ) -> int | outbound.EmailSpec | None:
+    ) -> int | EmailSpec | None:
         """A letter is queued now (its id); an e-mail is returned as a spec, queued with its chunk."""
         stage = self.plan.stages[decision.stage.position]
         template = self.plan.template_for(stage, cand.language, cand.segment)
@@ -302,7 +303,7 @@ class RunContext:
         attachments = []
         if self.attach_statement:
             attachments.append(outbound.statement_attachment(self.client, cand, context, language))
-        return outbound.EmailSpec(
+        return EmailSpec(
             cand.debtor_id, cand.email, cand.name, subject, text, html, key, stage.id, language, tuple(attachments)
         )
 

@@ -166,3 +166,40 @@ def test_letters_move_from_waiting_to_printed_to_posted_once(db_session: Any) ->
         assert mark_letters_dispatched(db_session, one.id, [letter.id], by="again") == []
         reloaded = db_session.get(Message, letter.id)
         assert reloaded.status == "dispatched" and reloaded.status_label == "Posted" and reloaded.dispatched_at
+
+
+def test_a_batch_queues_each_key_once_with_its_history_attachments_and_one_sending_job(
+    db_session: Any, smtp_server: Any
+) -> None:
+    from provider.comms.models import MessageEvent
+    from provider.comms.services import EmailSpec, queue_emails
+
+    client = make_client()
+    debtors = [make_debtor(client) for _ in range(3)]
+    specs = [
+        EmailSpec(d.id, f"Debtor{n}@Example.TEST", f"Debtor {n}", "Your statement", "Hello", "<p>Hello</p>",
+                  f"report:{d.id}", 42, "en", (Attachment("s.pdf", b"%PDF-1.4 s"),) if n == 0 else ())
+        for n, d in enumerate(debtors)
+    ]  # fmt: skip
+    with scoped(TenantScope.single(client.id), db_session):
+        single = _email(db_session, client.id, "report:" + str(debtors[2].id), debtor_id=debtors[2].id)
+        first = queue_emails(db_session, client.id, specs, purpose="report", source_type="report")
+        again = queue_emails(db_session, client.id, specs, purpose="report", source_type="report")
+        assert first == again and len(first) == 3 and first[f"report:{debtors[2].id}"] == single.id
+        rows = db_session.execute(
+            select(Message.dedupe_key, Message.to_address, Message.purpose, Message.source_type, Message.source_id)
+            .where(Message.client_id == client.id)
+            .order_by(Message.id)
+        ).all()
+        assert len(rows) == 3  # the key queued one by one before is not queued again
+        batch = {r.dedupe_key: r for r in rows if r.dedupe_key != f"report:{debtors[2].id}"}
+        assert {r.to_address for r in batch.values()} == {"debtor0@example.test", "debtor1@example.test"}
+        assert {(r.purpose, r.source_type, r.source_id) for r in batch.values()} == {("report", "report", "42")}
+        events = db_session.scalar(
+            select(func.count()).select_from(MessageEvent).where(MessageEvent.client_id == client.id)
+        )
+        assert events == 3  # one "queued" each
+        sizes = db_session.scalars(select(MessageAttachment.size).where(MessageAttachment.client_id == client.id))
+        assert list(sizes) == [len(b"%PDF-1.4 s")]
+    keys = db_session.scalars(select(BackgroundJob.key).where(BackgroundJob.client_id == client.id)).all()
+    assert keys == [f"mail:{client.id}"]
