@@ -36,10 +36,17 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #   nothing set                    -> no rows
 _ONE = "nullif(current_setting('app.client_id', true), '')"
 _MANY = "current_setting('app.client_ids', true)"
-DIRECT_POLICY = (
-    f"(client_id = {_ONE}::bigint OR ({_ONE} IS NULL AND ({_MANY} = '*'"
-    f" OR client_id = ANY (string_to_array(nullif(nullif({_MANY}, ''), '*'), ',')::bigint[]))))"
-)
+
+
+def direct_policy(column: str = "client_id") -> str:
+    """`DIRECT_POLICY` on another column (`clients` compares its own `id`)."""
+    return (
+        f"({column} = {_ONE}::bigint OR ({_ONE} IS NULL AND ({_MANY} = '*'"
+        f" OR {column} = ANY (string_to_array(nullif(nullif({_MANY}, ''), '*'), ',')::bigint[]))))"
+    )
+
+
+DIRECT_POLICY = direct_policy()
 
 
 def _postgresql() -> bool:

@@ -125,3 +125,34 @@ def test_client_keyed_tables_generate_ids_load_by_id_and_keep_clients_apart(
             sa.text("SELECT qual FROM pg_policies WHERE tablename = :t"), {"t": probe_tables[0]}
         ).scalar_one()
         assert "select" not in policy.lower()
+
+
+def test_every_tenant_policy_compares_the_settings_directly_without_a_subquery(db_session: Any) -> None:
+    """Distributed PostgreSQL (Citus) refuses subqueries in row-level security policies: every table's policy is
+    `DIRECT_POLICY` (clients: on its own id), and every table with a client column has one."""
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("row-level security is a PostgreSQL feature")
+    policies = dict(
+        db_session.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_expr(p.polqual, p.polrelid) FROM pg_policy p "
+                "JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = 'public'::regnamespace"
+            )
+        ).all()
+    )
+    assert len(policies) > 60
+    with_subquery = sorted(t for t, q in policies.items() if "SELECT" in q.upper())
+    assert with_subquery == []
+    assert all("current_setting('app.client_id'" in q for q in policies.values())
+    assert "(id = " in policies["clients"]
+    client_tables = set(
+        db_session.scalars(
+            sa.text(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND column_name = 'client_id'"
+            )
+        )
+    )
+    # the agency's own tables that name a client without belonging to one
+    agency_tables = {"users", "team_clients", "background_jobs", "api_tokens", "inbound_mail", "audit_events"}
+    assert sorted(client_tables - agency_tables - set(policies)) == []
