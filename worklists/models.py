@@ -68,6 +68,7 @@ class CallOutcome(StrEnum):
     PROMISE = "promise_made"
     REFUSED = "refused_to_pay"
     DISPUTE = "disputes_debt"
+    CALLBACK = "callback"  # someone answered and asked us to call back at another time
 
 
 CONVERSATIONS = frozenset({CallOutcome.RIGHT_PARTY, CallOutcome.PROMISE, CallOutcome.REFUSED, CallOutcome.DISPUTE})

@@ -284,3 +284,6 @@ def collector() -> Any:
         return "away" if data["away"] else "present"
 
     return _manager_post(CollectorSchema(), run, "Collector saved ({result}).")
+
+
+from worklists import account_views  # noqa: E402, F401 - the account view's routes on this blueprint
