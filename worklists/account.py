@@ -194,9 +194,7 @@ def _dispute_events(disputes: Sequence[Dispute]) -> list[Event]:
     return events
 
 
-def timeline(
-    client_id: int, debtor_id: int, disputes: Sequence[Dispute], *, for_client: bool = False
-) -> list[Event]:
+def timeline(client_id: int, debtor_id: int, disputes: Sequence[Dispute], *, for_client: bool = False) -> list[Event]:
     """The account's latest `TIMELINE_LIMIT` events of every source, newest first in true date order."""
     events = [
         *_ledger_events(client_id, debtor_id, TIMELINE_LIMIT),

@@ -6,12 +6,27 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from worklists.models import CallOutcome
+from worklists.outcomes import OUTCOMES
 
-ACTIONS = ("call", "email", "note", "promise", "plan", "escalate", "next_action", "cease", "claim", "release", "reopen")
+ACTIONS = (
+    "outcome",  # the collector screen: one outcome of a call (`result`), see worklists.outcomes
+    "call",
+    "email",
+    "note",
+    "promise",
+    "plan",
+    "escalate",
+    "next_action",
+    "cease",
+    "claim",
+    "release",
+    "reopen",
+)
 
 
 class ActionSchema(Schema):
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    result = fields.String(validate=validate.OneOf([o.code for o in OUTCOMES]))
     outcome = fields.String(validate=validate.OneOf([o.value for o in CallOutcome]))
     note = fields.String(load_default="", validate=validate.Length(max=1000))
     amount = fields.String(validate=validate.Length(max=30))

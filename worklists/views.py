@@ -19,16 +19,15 @@ from clients import ledger_queries
 from clients.models import Client, Debtor
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
-from provider.core.money import Money, MoneyError
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_visible_or_404
 from provider.extensions import db
 from provider.forms import load_form
 from provider.models import Team
 from provider.ui import apply_sort, paginate
-from worklists import assignment, contact_rules, promises, queries, queue, services
+from worklists import assignment, contact_rules, outcomes, promises, queries, queue, services
 from worklists.contact_rules import CALL, EMAIL
-from worklists.models import CallOutcome, ItemState, Strategy, WorkItem
+from worklists.models import ItemState, Strategy, WorkItem
 from worklists.schemas import ActionSchema, AssignSchema, BalanceSchema, CollectorSchema
 
 bp = Blueprint("worklists", __name__, template_folder="templates")
@@ -69,7 +68,8 @@ def item(item_id: int) -> Any:
     found = queries.account_row(item_id)  # the item, its debtor (with its client) and the client's strategy
     if found is None:
         abort(404)
-    return _account_page(*found, values={}, errors={})
+    selected = request.args.get("outcome", "")
+    return _account_page(*found, values={}, errors={}, selected=selected if selected in outcomes.BY_CODE else "")
 
 
 def _account_page(
@@ -80,6 +80,7 @@ def _account_page(
     values: dict[str, Any],
     errors: dict[str, list[str]],
     status: int = 200,
+    selected: str = "",
 ) -> Any:
     """The account screen: a fixed number of queries (the item with its debtor, client and strategy; its
     history, promises and contacts; the debtor's balances, aging and open invoices)."""
@@ -109,7 +110,11 @@ def _account_page(
             email_gate=verdicts[EMAIL],
             held_by_other=queue.held_by_other(work, current_user, now),
             mine=work.claimed_by == current_user.id and work.claim_expires_at and work.claim_expires_at > now,
-            outcomes=[o.value for o in CallOutcome],
+            outcomes=outcomes.OUTCOMES,
+            other_actions=outcomes.OTHER_ACTIONS,
+            by_code=outcomes.BY_CODE,
+            selected=selected,
+            tomorrow=(now.date() + timedelta(days=1)).isoformat(),
             values=values,
             errors=errors,
             today=now.date(),
@@ -125,16 +130,11 @@ def _account_page(
     )
 
 
-def _minor(text: str | None, currency: str) -> int:
-    try:
-        return Money.parse(text or "", currency).minor
-    except MoneyError as exc:
-        raise ServiceError(str(exc), field="amount") from None
-
-
 def _perform(work: WorkItem, data: dict[str, Any]) -> str:
     """Run one action; returns the confirmation message."""
     user, kind, note = current_user, data["action"], data.get("note", "")
+    if kind == "outcome":
+        return outcomes.perform(db.session, work, user, data.get("result", ""), data)
     if kind == "call":
         if "outcome" not in data:
             raise ServiceError("choose the outcome of the call", field="outcome")
@@ -149,12 +149,14 @@ def _perform(work: WorkItem, data: dict[str, Any]) -> str:
     if kind == "promise":
         if "due_on" not in data:
             raise ServiceError("give the promised date", field="due_on")
-        promises.record_promise(db.session, work, user, _minor(data.get("amount"), work.currency), data["due_on"], note)
+        promises.record_promise(
+            db.session, work, user, outcomes.minor(data.get("amount"), work.currency), data["due_on"], note
+        )
         return "Promise to pay recorded."
     if kind == "plan":
         if "first_due_on" not in data or "instalments" not in data:
             raise ServiceError("give the number of instalments and the first date", field="instalments")
-        total = _minor(data.get("amount"), work.currency)
+        total = outcomes.minor(data.get("amount"), work.currency)
         promises.create_plan(
             db.session, work, user, total, data["instalments"], data["first_due_on"], data["every_days"], note
         )
@@ -195,10 +197,15 @@ def act(item_id: int) -> Any:
         except ServiceError as exc:
             db.session.rollback()
             errors = {exc.field or "_schema": [str(exc)]}
+    values = request.form.to_dict()
     if errors:
         db.session.refresh(work)
-        return _account_page(work, values=request.form.to_dict(), errors=errors, status=422)
+        chosen = values.get("result") or values.get("action", "")
+        selected = chosen if chosen in outcomes.BY_CODE else ""
+        return _account_page(work, values=values, errors=errors, status=422, selected=selected)
     flash(message, "success")
+    if data.get("result") == "dispute":  # the call is logged; the dispute is recorded on its own form
+        return redirect(url_for("sla.new_dispute", client_id=work.client_id, debtor_id=work.debtor_id))
     if request.form.get("then") == "next":
         return next_account()
     return redirect(url_for("worklists.item", item_id=work.id))
