@@ -7,12 +7,14 @@ The client user's copy is the portal's debtor page (filtered: `worklists.account
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from babel import Locale
 from flask import Flask, render_template
 
 from clients.models import Client, Debtor
+from provider.core.money import exponent
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_for_client, get_visible_or_404
 from provider.extensions import db
@@ -27,12 +29,19 @@ def language_name(code: str | None) -> str:
     return _ENGLISH.languages.get(code or "", code or "an unknown language")
 
 
+def major_units(minor: int, currency: str) -> str:
+    """An amount as a form field shows it: major units with the currency's decimals, no symbol (12.50)."""
+    places = exponent(currency)
+    return f"{Decimal(minor).scaleb(-places):.{places}f}"
+
+
 @bp.record_once
 def _template_helpers(state: Any) -> None:
     app: Flask = state.app
     app.jinja_env.filters.update(
         outcome_label=labels.outcome_label, action_label=labels.action_label, state_label=labels.state_label
     )
+    app.jinja_env.filters["major_units"] = major_units
     app.jinja_env.globals.update(language_name=language_name, dispute_reasons=account.DISPUTE_REASONS)
 
 

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from provider.core.errors import ServiceError
 from provider.core.money import Money, MoneyError
-from worklists import promises, services
+from worklists import promises, queue, services
+from worklists.contact_rules import CALL
 from worklists.models import CallOutcome, WorkItem
 
 
@@ -60,6 +61,13 @@ def _required(data: dict[str, Any], name: str, message: str) -> Any:
     return data[name]
 
 
+def _log_if_callable(session: Session, work: WorkItem, user: Any, outcome: CallOutcome, note: str) -> None:
+    """The call behind a promise, a plan, a dispute or a cease request is logged when calling is allowed now;
+    when it is not, the debtor reached us (an inbound call or a reply) and only what they asked is recorded."""
+    if queue.gate(session, work, CALL).allowed:
+        services.log_call(session, work, user, outcome.value, note)
+
+
 def perform(session: Session, work: WorkItem, user: Any, code: str, data: dict[str, Any]) -> str:
     """Record one outcome of a call; returns the confirmation message."""
     note = data.get("note", "")
@@ -77,24 +85,24 @@ def perform(session: Session, work: WorkItem, user: Any, code: str, data: dict[s
     if code == "promise":
         amount = minor(data.get("amount"), work.currency)
         due: date = _required(data, "due_on", "give the promised date")
-        services.log_call(session, work, user, CallOutcome.PROMISE.value, note)
+        _log_if_callable(session, work, user, CallOutcome.PROMISE, note)
         promises.record_promise(session, work, user, amount, due, note)
         return "Promise to pay recorded."
     if code == "plan":
         total = minor(data.get("amount"), work.currency)
         count = _required(data, "instalments", "give the number of instalments")
         first = _required(data, "first_due_on", "give the first instalment's date")
-        services.log_call(session, work, user, CallOutcome.PROMISE.value, note)
+        _log_if_callable(session, work, user, CallOutcome.PROMISE, note)
         promises.create_plan(session, work, user, total, count, first, data.get("every_days") or 30, note)
         return "Payment plan set up."
     if code == "dispute":
-        services.log_call(session, work, user, CallOutcome.DISPUTE.value, note)
+        _log_if_callable(session, work, user, CallOutcome.DISPUTE, note)
         return "Call logged: the debtor disputes the debt. Record the dispute below."
     if code == "wrong_number":
         services.log_call(session, work, user, CallOutcome.WRONG_NUMBER.value, note)
         return "Call logged: wrong number."
     if code == "cease":
-        services.log_call(session, work, user, CallOutcome.RIGHT_PARTY.value, note)
+        _log_if_callable(session, work, user, CallOutcome.RIGHT_PARTY, note)
         services.record_cease(session, work, user, note)
         return "Cease-contact request recorded: no more calls or e-mails."
     if code == "callback":

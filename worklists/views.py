@@ -23,12 +23,20 @@ from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_visible_or_404
 from provider.extensions import db
 from provider.forms import load_form
-from provider.models import Team
+from provider.models import Team, User
 from provider.ui import apply_sort, paginate
-from worklists import assignment, contact_rules, outcomes, promises, queries, queue, services
+from worklists import assignment, contact_rules, outcomes, promises, queries, queue, services, targets
 from worklists.contact_rules import CALL, EMAIL
-from worklists.models import ItemState, Strategy, WorkItem
-from worklists.schemas import ActionSchema, AssignSchema, BalanceSchema, CollectorSchema
+from worklists.models import CollectorSetting, ItemState, Strategy, WorkItem
+from worklists.schemas import (
+    ActionSchema,
+    AssignSchema,
+    BalanceSchema,
+    CollectorSchema,
+    RuleDeleteSchema,
+    RuleSchema,
+    TargetSchema,
+)
 
 bp = Blueprint("worklists", __name__, template_folder="templates")
 
@@ -40,9 +48,11 @@ def index() -> Any:
     stmt = apply_sort(queries.queue_rows(current_user, now), queries.QUEUE_SORTS, "score", tiebreak=WorkItem.id)
     if request.args.get("sort") is None:
         stmt = stmt.order_by(None).order_by(WorkItem.score.desc(), WorkItem.id)
+    mine = targets.progress(db.session, [current_user.id], now.date()).get(current_user.id)
     return render_template(
         "worklists/index.html",
         page=paginate(stmt),
+        progress=None if current_user.can(Permission.WORKLISTS_MANAGE) else mine,
         summary=queries.queue_summary(current_user, now),
         claim=queries.my_claim(current_user, now),
         today=now.date(),
@@ -222,6 +232,8 @@ def manage() -> Any:
     orphan_total, orphan_rows = queries.orphans(now.date())
     teams = db.session.scalars(select(Team).options(selectinload(Team.clients)).order_by(Team.name)).all()
     loads = {team.id: assignment.team_load(db.session, team.id) for team in teams}
+    collectors = queries.active_collectors()
+    settings = {s.user_id: s for s in db.session.scalars(select(CollectorSetting))}
     return render_template(
         "worklists/manage.html",
         sizes=queries.queue_sizes(),
@@ -234,7 +246,13 @@ def manage() -> Any:
         teams=teams,
         loads=loads,
         clients=db.session.scalars(select(Client).order_by(Client.name)).all(),
-        collectors=queries.active_collectors(),
+        collectors=collectors,
+        settings=settings,
+        progress=targets.progress(db.session, [u.id for u in collectors], now.date()),
+        rules=assignment.rules(db.session),
+        team_names={t.id: t.name for t in teams},
+        client_names={c.id: c.name for c in db.session.scalars(select(Client))},
+        today=now.date(),
         states=[s.value for s in ItemState],
     )
 
@@ -287,10 +305,41 @@ def balance() -> Any:
 @require(Permission.WORKLISTS_MANAGE)
 def collector() -> Any:
     def run(data: dict[str, Any]) -> str:
-        assignment.set_collector(db.session, data["user_id"], data["capacity"], data["away"])
-        return "away" if data["away"] else "present"
+        setting = assignment.set_collector(
+            db.session, data["user_id"], data["capacity"], data["away"], data["away_from"], data["away_until"]
+        )
+        return "away today" if setting.is_away(today_utc()) else "present today"
 
     return _manager_post(CollectorSchema(), run, "Collector saved ({result}).")
+
+
+@bp.post("/worklists/manage/rules")
+@require(Permission.WORKLISTS_MANAGE)
+def add_rule() -> Any:
+    return _manager_post(RuleSchema(), lambda data: assignment.add_rule(db.session, data), "Assignment rule added.")
+
+
+@bp.post("/worklists/manage/rules/delete")
+@require(Permission.WORKLISTS_MANAGE)
+def delete_rule() -> Any:
+    return _manager_post(
+        RuleDeleteSchema(), lambda data: assignment.delete_rule(db.session, data["rule_id"]), "Assignment rule removed."
+    )
+
+
+@bp.post("/worklists/manage/targets")
+@require(Permission.WORKLISTS_MANAGE)
+def set_target() -> Any:
+    def run(data: dict[str, Any]) -> str:
+        user = db.session.get(User, data["user_id"])
+        if user is None or user.role != "collector":
+            raise ServiceError("choose a collector", field="user_id")
+        currency = data["currency"].upper()
+        collected = outcomes.minor(data["collected"], currency) if currency.isalpha() else -1
+        targets.set_target(db.session, user, data["accounts_per_day"], data["promises_per_week"], currency, collected)
+        return user.name
+
+    return _manager_post(TargetSchema(), run, "Targets of {result} saved.")
 
 
 from worklists import account_views  # noqa: E402, F401 - the account view's routes on this blueprint
