@@ -1,8 +1,9 @@
 """Collectors' targets and their progress: accounts touched today, promises this week, money collected this
 month on the accounts they own (in the target's currency; other currencies are shown beside it, never added).
 
-Progress for any number of collectors in four grouped queries. Read in the viewer's tenant scope: a manager
-sees every client's figures, a collector their own on their team's clients.
+Progress for any number of collectors in two queries (their targets; one UNION ALL of grouped counts).
+Read in the viewer's tenant scope: a manager sees every client's figures, a collector their own on their team's
+clients.
 """
 
 from __future__ import annotations
@@ -68,33 +69,35 @@ def progress(session: Session, user_ids: Sequence[int], today: date) -> dict[int
         select(
             literal("touched").label("what"),
             WorkAction.user_id.label("uid"),
-            func.count(func.distinct(WorkAction.work_item_id)),
+            literal("").label("currency"),
+            func.count(func.distinct(WorkAction.work_item_id)).label("n"),
         )
         .where(WorkAction.user_id.in_(ids), WorkAction.occurred_at >= day_start, WorkAction.kind.in_(WORK_KINDS))
         .group_by(WorkAction.user_id)
     )
     promised = (  # a promise on its own, or a plan (its instalments are one agreement)
-        select(literal("promises"), Promise.created_by, func.count())
+        select(literal("promises"), Promise.created_by, literal(""), func.count())
         .where(Promise.created_by.in_(ids), Promise.created_at >= week_start, Promise.plan_id.is_(None))
         .group_by(Promise.created_by)
     )
     planned = (
-        select(literal("promises"), PaymentPlan.created_by, func.count())
+        select(literal("promises"), PaymentPlan.created_by, literal(""), func.count())
         .where(PaymentPlan.created_by.in_(ids), PaymentPlan.created_at >= week_start)
         .group_by(PaymentPlan.created_by)
     )
-    for what, uid, n in session.execute(union_all(touched, promised, planned)):  # one round trip
-        if what == "touched":
-            result[uid].touched_today = int(n)
-        else:
-            result[uid].promises_week += int(n)
-    for uid, currency, total in session.execute(
-        select(WorkItem.owner_id, Payment.currency, func.sum(Payment.amount_minor))
+    collected = (
+        select(literal("collected"), WorkItem.owner_id, Payment.currency, func.sum(Payment.amount_minor))
         .join(WorkItem, and_(WorkItem.client_id == Payment.client_id, WorkItem.debtor_id == Payment.debtor_id))
         .where(WorkItem.owner_id.in_(ids), Payment.received_on >= month_start, Payment.received_on <= today)
         .group_by(WorkItem.owner_id, Payment.currency)
-    ):
-        result[uid].collected[currency] = int(total or 0)
+    )
+    for what, uid, currency, n in session.execute(union_all(touched, promised, planned, collected)):  # one trip
+        if what == "touched":
+            result[uid].touched_today = int(n)
+        elif what == "promises":
+            result[uid].promises_week += int(n)
+        else:
+            result[uid].collected[currency] = int(n or 0)
     return result
 
 
