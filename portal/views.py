@@ -138,7 +138,9 @@ def ledger_xlsx() -> Any:
 def debtor(debtor_id: int) -> Any:
     client = _my_client()
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
-    acct = account.load(client.id, debtor, for_client=True)  # the one account view, the client's copy
+    acct = account.load(
+        client.id, debtor, for_client=True, show=request.args.get("show", "")
+    )  # the one account view, the client's copy
     return render_template(
         "portal/debtor.html",
         client=client,

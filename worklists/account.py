@@ -194,14 +194,29 @@ def _dispute_events(disputes: Sequence[Dispute]) -> list[Event]:
     return events
 
 
-def timeline(client_id: int, debtor_id: int, disputes: Sequence[Dispute], *, for_client: bool = False) -> list[Event]:
-    """The account's latest `TIMELINE_LIMIT` events of every source, newest first in true date order."""
-    events = [
-        *_ledger_events(client_id, debtor_id, TIMELINE_LIMIT),
-        *_work_events(client_id, debtor_id, TIMELINE_LIMIT, for_client),
-        *_message_events(client_id, debtor_id, TIMELINE_LIMIT),
-        *_dispute_events(disputes),
-    ]
+SOURCES = {"ledger": "Money", "work": "Calls and work", "message": "Messages", "dispute": "Disputes"}
+
+
+def timeline(
+    client_id: int,
+    debtor_id: int,
+    disputes: Sequence[Dispute],
+    *,
+    for_client: bool = False,
+    show: str = "",
+) -> list[Event]:
+    """The account's latest `TIMELINE_LIMIT` events of every source (or of the one source `show` names),
+    newest first in true date order."""
+    wanted = {show} if show in SOURCES else set(SOURCES)
+    events: list[Event] = []
+    if "ledger" in wanted:
+        events += _ledger_events(client_id, debtor_id, TIMELINE_LIMIT)
+    if "work" in wanted:
+        events += _work_events(client_id, debtor_id, TIMELINE_LIMIT, for_client)
+    if "message" in wanted:
+        events += _message_events(client_id, debtor_id, TIMELINE_LIMIT)
+    if "dispute" in wanted:
+        events += _dispute_events(disputes)
     return ordered(events)
 
 
@@ -215,10 +230,11 @@ class Account:
     disputes: list[Dispute]
     events: list[Event]
     owner: str = ""
+    show: str = ""
     context: dict[str, Any] = field(default_factory=dict)  # balances, aging, open invoices, charges
 
 
-def load(client_id: int, debtor: Debtor, *, for_client: bool = False) -> Account:
+def load(client_id: int, debtor: Debtor, *, for_client: bool = False, show: str = "") -> Account:
     """Everything the account view shows (a fixed number of queries)."""
     item = db.session.scalar(select(WorkItem).where(WorkItem.client_id == client_id, WorkItem.debtor_id == debtor.id))
     contacts = list(
@@ -271,7 +287,8 @@ def load(client_id: int, debtor: Debtor, *, for_client: bool = False) -> Account
         promises=promises,
         plans=plans,
         disputes=disputes,
-        events=timeline(client_id, debtor.id, disputes, for_client=for_client),
+        events=timeline(client_id, debtor.id, disputes, for_client=for_client, show=show),
         owner=owner,
+        show=show if show in SOURCES else "",
         context=context,
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel import Locale
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 
 from clients.models import Client, Debtor
 from provider.core.money import exponent
@@ -42,7 +42,9 @@ def _template_helpers(state: Any) -> None:
         outcome_label=labels.outcome_label, action_label=labels.action_label, state_label=labels.state_label
     )
     app.jinja_env.filters["major_units"] = major_units
-    app.jinja_env.globals.update(language_name=language_name, dispute_reasons=account.DISPUTE_REASONS)
+    app.jinja_env.globals.update(
+        language_name=language_name, dispute_reasons=account.DISPUTE_REASONS, timeline_sources=account.SOURCES
+    )
 
 
 @bp.get("/clients/<int:client_id>/debtors/<int:debtor_id>/account")
@@ -50,5 +52,5 @@ def _template_helpers(state: Any) -> None:
 def account_view(client_id: int, debtor_id: int) -> Any:
     client = get_visible_or_404(db.session, Client, client_id)
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
-    acct = account.load(client.id, debtor)
+    acct = account.load(client.id, debtor, show=request.args.get("show", ""))
     return render_template("worklists/account.html", client=client, debtor=debtor, acct=acct, **acct.context)

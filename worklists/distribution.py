@@ -130,7 +130,10 @@ def route_to_teams(session: Session, client_ids: Sequence[int]) -> int:
     )
     routed += (
         session.execute(
-            update(WorkItem).where(pooled).values(team_id=first_team).execution_options(synchronize_session=False)
+            update(WorkItem)
+            .where(pooled, exists().where(TeamClient.client_id == WorkItem.client_id))  # a client no team works waits
+            .values(team_id=first_team)
+            .execution_options(synchronize_session=False)
         ).rowcount
         or 0
     )

@@ -146,3 +146,15 @@ def test_the_merged_timeline_is_newest_date_first_and_keeps_the_newest_events(ev
     if len(events) > limit:  # nothing left out is newer than the oldest event shown
         left_out = sorted(events, key=Event.sort_key, reverse=True)[limit:]
         assert all(e.sort_key() <= shown[-1].sort_key() for e in left_out)
+
+
+def test_the_timeline_shows_one_kind_of_event_on_request(client: FlaskClient, account: dict) -> None:
+    c, d = account["client"], account["debtor"]
+    login(client, make_user("manager").email)
+    money = client.get(f"/clients/{c.id}/debtors/{d.id}/account?show=ledger").get_data(as_text=True)
+    assert set(re.findall(r'data-source="(\w+)"', money)) == {"ledger"}
+    assert 'aria-current="true">Money<' in money
+    nothing = client.get(f"/clients/{c.id}/debtors/{d.id}/account?show=dispute").get_data(as_text=True)
+    assert re.findall(r'data-source="(\w+)"', nothing) == [] and "Nothing has happened" in nothing
+    everything = client.get(f"/clients/{c.id}/debtors/{d.id}/account?show=bogus").get_data(as_text=True)
+    assert 'aria-current="true">Everything<' in everything
