@@ -10,7 +10,7 @@ from provider.core import audit, jobs
 from provider.core.clock import today_utc
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
-from worklists import distribution, promises, scoring
+from worklists import distribution, promises, scoring, targets
 
 
 @jobs.job(queue="low", timeout=3600, title="Nightly worklist rebuild")
@@ -59,6 +59,8 @@ def rebuild_clients(client_ids: list[int]) -> dict[str, int]:
 
 
 def seed_worklists(client_ids: list[int]) -> None:
-    """Build the worklists of these clients now and commit (the demo; same work as the nightly job)."""
+    """Build the worklists of these clients now and commit (the demo; same work as the nightly job, which also
+    hands every account to a collector), then give the demo's collectors targets."""
     rebuild_clients(client_ids)
+    targets.seed_demo_targets(db.session)
     db.session.commit()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from clients.journal import Payment
 from provider.core import audit
 from provider.core.errors import ServiceError
-from provider.core.money import MoneyError, validate_currency
+from provider.core.money import MoneyError, exponent, validate_currency
 from provider.models import User
 from worklists.models import ActionKind, CollectorTarget, PaymentPlan, Promise, WorkAction, WorkItem
 
@@ -92,12 +92,13 @@ def progress(session: Session, user_ids: Sequence[int], today: date) -> dict[int
         .group_by(WorkItem.owner_id, Payment.currency)
     )
     for what, uid, currency, n in session.execute(union_all(touched, promised, planned, collected)):  # one trip
+        row = result[int(uid)]
         if what == "touched":
-            result[uid].touched_today = int(n)
+            row.touched_today = int(n)
         elif what == "promises":
-            result[uid].promises_week += int(n)
+            row.promises_week += int(n)
         else:
-            result[uid].collected[currency] = int(n or 0)
+            row.collected[currency] = int(n or 0)
     return result
 
 
@@ -120,3 +121,38 @@ def set_target(
     session.flush()
     audit.record(session, "collector.targets", user, before=before, after={f: getattr(target, f) for f in fields})
     return target
+
+
+def seed_demo_targets(session: Session) -> int:
+    """The demo: every active collector without targets gets some, in the currency most of their accounts
+    owe (40 accounts a day, 15 promises a week, 50,000 a month). Idempotent. Returns how many were set."""
+    from provider.core.permissions import Role
+
+    have = set(session.scalars(select(CollectorTarget.user_id)))
+    collectors = session.scalars(
+        select(User).where(User.role == Role.COLLECTOR.value, User.active.is_(True)).order_by(User.id)
+    ).all()
+    made = 0
+    for user in collectors:
+        if user.id in have:
+            continue
+        currency = session.scalar(
+            select(WorkItem.currency)
+            .where(WorkItem.owner_id == user.id)
+            .group_by(WorkItem.currency)
+            .order_by(func.count().desc(), WorkItem.currency)
+            .limit(1)
+        )
+        currency = currency or "EUR"
+        session.add(
+            CollectorTarget(
+                user_id=user.id,
+                accounts_per_day=40,
+                promises_per_week=15,
+                currency=currency,
+                collected_per_month_minor=50_000 * 10 ** exponent(currency),
+            )
+        )
+        made += 1
+    session.flush()
+    return made

@@ -145,8 +145,20 @@ def test_the_manager_sees_the_account_view_from_the_ledger(page: Any, live_serve
     page.wait_for_url(re.compile(r".*/debtors/\d+/account$"))
     assert page.locator("[data-timeline=account]").count() == 1
     assert page.locator("[data-account-head]").count() == 1
-    page.set_viewport_size({"width": 1366, "height": 900})
     page.screenshot(path=str(SHOTS / "account-view-manager.png"), full_page=True)
+
+    page.goto(f"{live_server}/worklists/manage")  # distribution, targets and activity at 1366 px
+    body = page.inner_text("main")
+    assert "Targets and progress" in body and "Assignment rules" in body and "ref. units" not in body
+    table = page.locator("section[aria-labelledby=apc-h] table")
+    box = table.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1366, "actions per collector is cut off"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    unowned = page.eval_on_selector_all(
+        "tr[data-size] td:nth-child(4)", "cells => cells.map(c => Number(c.textContent.replace(/,/g, '')))"
+    )
+    assert unowned and sum(unowned) == 0, "every demo work item has an owner"
+    page.screenshot(path=str(SHOTS / "worklists-manage.png"), full_page=True)
 
 
 def test_collector_takes_next_account_records_a_promise_and_moves_on(
