@@ -43,7 +43,7 @@ def test_collector_logs_a_call_with_the_keyboard_alone(browser: Any, live_server
     page.keyboard.press("Enter")  # skip to the content
     page.keyboard.press("2")  # the outcome first: "Spoke to the debtor" shows its form, focus in its first field
     assert _focused_matches(page, 'form[data-action="right_party"] [name=note]')
-    assert page.locator('form[data-outcome-form]:not([hidden])').count() == 1
+    assert page.locator("form[data-outcome-form]:not([hidden])").count() == 1
     page.keyboard.type("Spoke to accounts payable")
     _tab_to(page, 'form[data-action="right_party"] button[type=submit]:not([data-submit-next])')
     with page.expect_navigation():
