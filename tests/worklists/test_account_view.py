@@ -158,3 +158,17 @@ def test_the_timeline_shows_one_kind_of_event_on_request(client: FlaskClient, ac
     assert re.findall(r'data-source="(\w+)"', nothing) == [] and "Nothing has happened" in nothing
     everything = client.get(f"/clients/{c.id}/debtors/{d.id}/account?show=bogus").get_data(as_text=True)
     assert 'aria-current="true">Everything<' in everything
+
+
+def test_a_recalled_account_no_longer_offers_the_recall(client: FlaskClient, account: dict) -> None:
+    c, d = account["client"], account["debtor"]
+    login(client, make_user("client_admin", client=c).email)
+    page = client.get(f"/portal/debtors/{d.id}").get_data(as_text=True)
+    assert "Recall account" in page
+    done = client.post(
+        f"/portal/debtors/{d.id}/recall",
+        data={"csrf_token": fresh_csrf(client), "reason": "Settled with us directly", "confirm": "1"},
+    )
+    assert done.status_code == 302
+    page = client.get(f"/portal/debtors/{d.id}").get_data(as_text=True)
+    assert "recalled" in page and "Recall account" not in page
