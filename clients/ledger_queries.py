@@ -136,7 +136,9 @@ class HistoryLine:
 
 
 def debtor_history(client_id: int, debtor_id: int, limit: int = 50) -> list[HistoryLine]:
-    """The debtor's journal transactions, newest first, with their effect on what the debtor owes."""
+    """The debtor's journal transactions in date order, newest first (the business date of the event, then
+    when it was posted: a payment received on the 1st but posted on the 9th sits on the 1st), with their
+    effect on what the debtor owes."""
     tx_ids = (
         select(JournalEntry.transaction_id)
         .where(JournalEntry.client_id == client_id, JournalEntry.debtor_id == debtor_id)
@@ -147,7 +149,9 @@ def debtor_history(client_id: int, debtor_id: int, limit: int = 50) -> list[Hist
         db.session.scalars(
             select(JournalTransaction)
             .where(JournalTransaction.client_id == client_id, JournalTransaction.id.in_(select(tx_ids)))
-            .order_by(JournalTransaction.posted_at.desc(), JournalTransaction.id.desc())
+            .order_by(
+                JournalTransaction.occurred_on.desc(), JournalTransaction.posted_at.desc(), JournalTransaction.id.desc()
+            )
             .limit(limit)
         )
     )

@@ -71,7 +71,7 @@ class LedgerUrls:
 
 
 def _back_office(client: Client) -> tuple[LedgerUrls, list[tuple[str, str | None]]]:
-    urls = LedgerUrls("ledger", "clients.debtor", {"client_id": client.id})
+    urls = LedgerUrls("ledger", "worklists.account_view", {"client_id": client.id})  # the one account view
     return urls, [("Clients", url_for("clients.index")), (client.name, url_for("clients.detail", client_id=client.id))]
 
 

@@ -24,7 +24,7 @@ from provider.reporting import formulas, kpi
 from provider.reporting.models import KpiSnapshot, MonthlyReport, ReportStatus
 from sla.models import ACTIVE_DISPUTE, ClockState, Dispute, DisputeStatus, SlaClock
 from sla.queries import Compliance, monthly_compliance
-from worklists.models import ActionKind, Promise, WorkAction, WorkItem
+from worklists.models import WorkItem
 
 # --- overview ----------------------------------------------------------------------------------------
 
@@ -301,58 +301,7 @@ def segments(client_id: int) -> list[str]:
     )
 
 
-# --- an account's agency history --------------------------------------------------------------------
-
-# What the client may see of the agency's work: contacts and commitments. Notes (ActionKind.NOTE) are the
-# collectors' internal notes, and the free text of every action is internal too: the portal shows neither.
-VISIBLE_ACTIONS = (ActionKind.CALL, ActionKind.EMAIL, ActionKind.PROMISE, ActionKind.PLAN)
-OUTCOME_LABELS = {
-    "no_answer": "no answer",
-    "voicemail": "left a voicemail",
-    "busy": "line busy",
-    "wrong_number": "wrong number",
-    "right_party": "spoke to the debtor",
-    "promise_made": "promise to pay",
-    "refused_to_pay": "debtor refused to pay",
-    "disputes_debt": "debtor disputes the debt",
-    "sent": "sent",
-    "reply_received": "reply received from the debtor",
-}
-
-
-@dataclass(frozen=True)
-class AgencyAction:
-    occurred_at: datetime
-    kind: str
-    outcome: str
-
-
-def agency_actions(client_id: int, debtor_id: int, limit: int = 50) -> list[AgencyAction]:
-    """The latest calls, e-mails, promises and plans on the account (kind and outcome only), newest first."""
-    rows = db.session.execute(
-        select(WorkAction.occurred_at, WorkAction.kind, WorkAction.outcome)
-        .where(
-            WorkAction.client_id == client_id,
-            WorkAction.debtor_id == debtor_id,
-            WorkAction.kind.in_([k.value for k in VISIBLE_ACTIONS]),
-        )
-        .order_by(WorkAction.occurred_at.desc(), WorkAction.id.desc())
-        .limit(limit)
-    )
-    return [
-        AgencyAction(at, kind, OUTCOME_LABELS.get(outcome, outcome.replace("_", " "))) for at, kind, outcome in rows
-    ]
-
-
-def promises_of(client_id: int, debtor_id: int, limit: int = 20) -> list[Promise]:
-    return list(
-        db.session.scalars(
-            select(Promise)
-            .where(Promise.client_id == client_id, Promise.debtor_id == debtor_id)
-            .order_by(Promise.due_on.desc(), Promise.id.desc())
-            .limit(limit)
-        )
-    )
+# --- an account's agency history: the one account view (worklists.account, for_client=True) -------------
 
 
 def work_item_of(client_id: int, debtor_id: int) -> WorkItem | None:

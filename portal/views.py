@@ -23,6 +23,7 @@ from provider.core.permissions import Permission, require
 from provider.core.tenancy import TenantScope, get_for_client, scoped
 from provider.extensions import db
 from provider.ui import apply_sort, paginate
+from worklists import account
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
 
@@ -137,15 +138,17 @@ def ledger_xlsx() -> Any:
 def debtor(debtor_id: int) -> Any:
     client = _my_client()
     debtor = get_for_client(db.session, Debtor, debtor_id, client.id)
+    acct = account.load(
+        client.id, debtor, for_client=True, show=request.args.get("show", "")
+    )  # the one account view, the client's copy
     return render_template(
         "portal/debtor.html",
         client=client,
         debtor=debtor,
-        actions=queries.agency_actions(client.id, debtor.id),
-        promises=queries.promises_of(client.id, debtor.id),
-        item=queries.work_item_of(client.id, debtor.id),
+        acct=acct,
+        item=acct.item,
         recalls=queries.recalls_of(client.id, debtor.id),
-        **account_context(client.id, debtor.id),
+        **acct.context,
     )
 
 

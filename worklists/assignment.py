@@ -6,6 +6,7 @@ client's general pool (any collector of a team granted the client). Set-based UP
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
@@ -13,10 +14,13 @@ from sqlalchemy.orm import Session
 
 from clients.models import Debtor
 from provider.core import audit
+from provider.core.clock import today_utc
 from provider.core.errors import ServiceError
+from provider.core.money import Money, MoneyError, validate_currency
 from provider.core.permissions import Role
-from provider.models import TeamClient, User
-from worklists.models import CollectorSetting, ItemState, WorkItem
+from provider.models import Team, TeamClient, User
+from worklists import distribution
+from worklists.models import AssignmentRule, CollectorSetting, ItemState, WorkItem
 
 OPEN_STATES = [s.value for s in ItemState if s != ItemState.CLOSED]
 DEFAULT_CAPACITY = 150
@@ -139,25 +143,93 @@ def balance(session: Session, team_id: int) -> dict[int, int]:
     return counts
 
 
-def set_collector(session: Session, user_id: int, capacity: int, away: bool) -> CollectorSetting:
-    """Set a collector's capacity and presence. Going away puts their items back in the team's pool and
-    rebalances the team."""
+def set_collector(
+    session: Session,
+    user_id: int,
+    capacity: int,
+    away: bool,
+    away_from: date | None = None,
+    away_until: date | None = None,
+) -> CollectorSetting:
+    """Set a collector's capacity and presence (away now, or a planned absence from/until). A collector away
+    today hands their open items back to the team, whose present collectors share them at once (the nightly
+    rebuild does the same when a planned absence starts)."""
     user = _collector(session, user_id)
     if not 0 <= capacity <= 5000:
         raise ServiceError("capacity is 0 to 5,000 accounts", field="capacity")
+    if away_until is not None and away_from is None:
+        raise ServiceError("give the first day of the absence", field="away_from")
+    if away_from is not None and away_until is not None and away_until < away_from:
+        raise ServiceError("the absence ends before it starts", field="away_until")
     setting = session.get(CollectorSetting, user.id) or CollectorSetting(user_id=user.id)
-    before = {"capacity": setting.capacity, "away": setting.away} if setting in session else None
-    setting.capacity, setting.away = capacity, away
+    fields = ("capacity", "away", "away_from", "away_until")
+    before = {f: _plain(getattr(setting, f)) for f in fields} if setting in session else None
+    setting.capacity, setting.away, setting.away_from, setting.away_until = capacity, away, away_from, away_until
     session.add(setting)
     session.flush()
-    audit.record(session, "collector.settings", user, before=before, after={"capacity": capacity, "away": away})
-    if away:
-        session.execute(
-            update(WorkItem)
-            .where(WorkItem.owner_id == user.id, WorkItem.state.in_(OPEN_STATES))
-            .values(owner_id=None, team_id=user.team_id, claimed_by=None, claim_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        if user.team_id is not None:
-            balance(session, user.team_id)
+    audit.record(
+        session, "collector.settings", user, before=before, after={f: _plain(getattr(setting, f)) for f in fields}
+    )
+    today = today_utc()
+    if setting.is_away(today) and user.team_id is not None:
+        clients = list(session.scalars(select(TeamClient.client_id).where(TeamClient.team_id == user.team_id)))
+        distribution.release_orphans(session, clients, today)
+        distribution.hand_out(session, clients, today)
     return setting
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def add_rule(session: Session, data: dict[str, Any]) -> AssignmentRule:
+    """A team's assignment rule. Refused when the team does not exist or does not work the rule's client, or
+    when a balance band has no currency or ends below its start. Amounts arrive as text in major units."""
+    if session.get(Team, data["team_id"]) is None:
+        raise ServiceError("choose a team", field="team_id")
+    client_id = data.get("client_id")
+    if client_id is not None and not _team_has_client(session, data["team_id"], client_id):
+        raise ServiceError("that team does not work this client", field="client_id")
+    band = [data.get("min_overdue"), data.get("max_overdue")]
+    currency = (data.get("currency") or "").strip().upper() or None
+    bounds: list[int | None] = [None, None]
+    if any(band):
+        if currency is None:
+            raise ServiceError("give the currency of the balance band", field="currency")
+        try:
+            currency = validate_currency(currency)
+            bounds = [Money.parse(b, currency).minor if b else None for b in band]
+        except MoneyError as exc:
+            raise ServiceError(str(exc), field="min_overdue") from None
+        if bounds[0] is not None and bounds[1] is not None and bounds[1] < bounds[0]:
+            raise ServiceError("the band's upper end is below its lower end", field="max_overdue")
+    rule = AssignmentRule(
+        team_id=data["team_id"],
+        position=data.get("position", 100),
+        client_id=client_id,
+        segment=(data.get("segment") or "").strip() or None,
+        language=(data.get("language") or "").strip().lower() or None,
+        currency=currency if any(band) else None,
+        min_overdue_minor=bounds[0],
+        max_overdue_minor=bounds[1],
+    )
+    session.add(rule)
+    session.flush()
+    audit.record(session, "worklist.rule_added", rule, after=audit.snapshot(rule, RULE_FIELDS))
+    return rule
+
+
+RULE_FIELDS = ("team_id", "position", "client_id", "segment", "language", "currency", "min_overdue_minor")
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    rule = session.get(AssignmentRule, rule_id)
+    if rule is None:
+        raise ServiceError("no such rule", field="rule_id")
+    audit.record(session, "worklist.rule_removed", rule, before=audit.snapshot(rule, RULE_FIELDS))
+    session.delete(rule)
+    session.flush()
+
+
+def rules(session: Session) -> list[AssignmentRule]:
+    return list(session.scalars(select(AssignmentRule).order_by(AssignmentRule.position, AssignmentRule.id)))

@@ -7,9 +7,10 @@ from sqlalchemy import select
 
 from clients.models import Client, ClientStatus
 from provider.core import audit, jobs
+from provider.core.clock import today_utc
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
-from worklists import promises, scoring
+from worklists import distribution, promises, scoring, targets
 
 
 @jobs.job(queue="low", timeout=3600, title="Nightly worklist rebuild")
@@ -43,7 +44,8 @@ def rebuild_clients(client_ids: list[int]) -> dict[str, int]:
     with scoped(TenantScope.granted(client_ids), db.session):
         checked = promises.check_promises(db.session, client_ids)
         counts = scoring.rescore(db.session, client_ids)
-        result = {**checked, **counts}
+        shared = distribution.distribute(db.session, client_ids, today_utc())  # every open item gets an owner
+        result = {**checked, **counts, **shared}
         if len(client_ids) == 1:
             audit.record(
                 db.session, "worklist.rebuild", "Client", client_id=client_ids[0], object_id=client_ids[0], after=result
@@ -57,6 +59,8 @@ def rebuild_clients(client_ids: list[int]) -> dict[str, int]:
 
 
 def seed_worklists(client_ids: list[int]) -> None:
-    """Build the worklists of these clients now and commit (the demo; same work as the nightly job)."""
+    """Build the worklists of these clients now and commit (the demo; same work as the nightly job, which also
+    hands every account to a collector), then give the demo's collectors targets."""
     rebuild_clients(client_ids)
+    targets.seed_demo_targets(db.session)
     db.session.commit()

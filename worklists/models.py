@@ -68,6 +68,7 @@ class CallOutcome(StrEnum):
     PROMISE = "promise_made"
     REFUSED = "refused_to_pay"
     DISPUTE = "disputes_debt"
+    CALLBACK = "callback"  # someone answered and asked us to call back at another time
 
 
 CONVERSATIONS = frozenset({CallOutcome.RIGHT_PARTY, CallOutcome.PROMISE, CallOutcome.REFUSED, CallOutcome.DISPUTE})
@@ -297,5 +298,62 @@ class CollectorSetting(db.Model):
 
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     capacity: Mapped[int] = mapped_column(Integer, default=150)
-    away: Mapped[bool] = mapped_column(Boolean, default=False)
+    away: Mapped[bool] = mapped_column(Boolean, default=False)  # away now, until a manager says otherwise
+    away_from: Mapped[date | None] = mapped_column(Date)  # a planned absence (holiday), both days included
+    away_until: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+
+    def is_away(self, on: date) -> bool:
+        planned = (
+            self.away_from is not None and self.away_from <= on and (self.away_until is None or on <= self.away_until)
+        )
+        return self.away or planned
+
+
+class AssignmentRule(db.Model):
+    """A team's rule for new and orphaned work: items that match (every criterion set; an empty one matches
+    anything) go to the team, whose present collectors then share them by capacity. Rules are tried in
+    `position` order; the first that matches wins. Agency-side configuration (no tenant data)."""
+
+    __tablename__ = "assignment_rules"
+    __table_args__ = (
+        CheckConstraint("min_overdue_minor IS NULL OR min_overdue_minor >= 0", name="min_nonnegative"),
+        CheckConstraint(
+            "max_overdue_minor IS NULL OR min_overdue_minor IS NULL OR max_overdue_minor >= min_overdue_minor",
+            name="band_ordered",
+        ),
+        CheckConstraint(
+            "(min_overdue_minor IS NULL AND max_overdue_minor IS NULL) OR currency IS NOT NULL", name="band_currency"
+        ),
+        Index(None, "position"),
+    )
+
+    id: Mapped[intpk]
+    team_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("teams.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=100)
+    client_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("clients.id", ondelete="CASCADE"))
+    segment: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str | None] = mapped_column(String(8))
+    currency: Mapped[str | None] = mapped_column(String(3))  # the balance band's currency
+    min_overdue_minor: Mapped[int | None] = mapped_column(BigInteger)
+    max_overdue_minor: Mapped[int | None] = mapped_column(BigInteger)  # inclusive
+    created_at: Mapped[created_at]
+
+
+class CollectorTarget(db.Model):
+    """A collector's targets: accounts touched per day, promises per week, money collected per month (in one
+    currency, on the accounts they own). Agency-side."""
+
+    __tablename__ = "collector_targets"
+    __table_args__ = (
+        CheckConstraint("accounts_per_day >= 0", name="accounts_nonnegative"),
+        CheckConstraint("promises_per_week >= 0", name="promises_nonnegative"),
+        CheckConstraint("collected_per_month_minor >= 0", name="collected_nonnegative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    accounts_per_day: Mapped[int] = mapped_column(Integer, default=40)
+    promises_per_week: Mapped[int] = mapped_column(Integer, default=15)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    collected_per_month_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)

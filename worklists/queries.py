@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, case, func, select
 
 from clients.models import Client, Debtor, DebtorContact
 from provider.core.clock import now_utc
-from provider.core.permissions import Role
+from provider.core.permissions import STAFF_ROLES, Role
 from provider.core.tenancy import current_scope
 from provider.extensions import db
 from provider.models import User
@@ -49,15 +49,19 @@ class QueueSummary:
 
 
 def queue_summary(user: Any, now: datetime) -> QueueSummary:
-    """Today's counts for the collector's queue (three queries)."""
+    """Today's counts for the collector's queue (three queries). "Assigned to me" counts every open account the
+    user owns, workable today or not."""
     lawful = queue.lawful_now(queue.policies(db.session), now, db.session.get_bind().dialect.name)
-    mine = WorkItem.owner_id == user.id
+    assigned = (
+        select(func.count())
+        .select_from(WorkItem)
+        .where(WorkItem.owner_id == user.id, WorkItem.state != ItemState.CLOSED.value)
+        .scalar_subquery()
+    )
     workable, callable_now, owned = db.session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((lawful, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((mine, 1), else_=0)), 0),
-        ).where(*queue.workable(user, now))
+        select(func.count(), func.coalesce(func.sum(case((lawful, 1), else_=0)), 0), assigned).where(
+            *queue.workable(user, now)
+        )
     ).one()
     visible = queue.owned_by_or_pooled_for(user)
     promise_counts = db.session.execute(
@@ -87,7 +91,9 @@ def queue_summary(user: Any, now: datetime) -> QueueSummary:
         .join(WorkItem, and_(WorkItem.client_id == Promise.client_id, WorkItem.id == Promise.work_item_id))
         .where(visible, Promise.due_on >= now.date() - timedelta(days=7))
     ).one()
-    return QueueSummary(int(workable), int(callable_now), int(promise_counts[0]), int(promise_counts[1]), int(owned))
+    return QueueSummary(
+        int(workable), int(callable_now), int(promise_counts[0]), int(promise_counts[1]), int(owned or 0)
+    )
 
 
 def my_claim(user: Any, now: datetime) -> Any:
@@ -181,7 +187,8 @@ def account_extras(item: WorkItem, viewer: Any = None) -> dict[str, Any]:
 
 
 def queue_sizes() -> list[Any]:
-    """Open items per client and state, with their overdue total (one grouped query)."""
+    """Open items per client, state and currency, with their overdue total in that currency (one grouped
+    query; amounts in different currencies are never added)."""
     return db.session.execute(
         select(
             Client.id,
@@ -189,13 +196,14 @@ def queue_sizes() -> list[Any]:
             Client.code,
             WorkItem.state,
             func.count(),
-            func.sum(WorkItem.overdue_norm),
+            WorkItem.currency,
+            func.sum(WorkItem.overdue_minor),
             func.sum(case((WorkItem.owner_id.is_(None), 1), else_=0)),
         )
         .join(Client, Client.id == WorkItem.client_id)
         .where(WorkItem.state != ItemState.CLOSED.value)
-        .group_by(Client.id, Client.name, Client.code, WorkItem.state)
-        .order_by(Client.name, WorkItem.state)
+        .group_by(Client.id, Client.name, Client.code, WorkItem.state, WorkItem.currency)
+        .order_by(Client.name, WorkItem.state, WorkItem.currency)
     ).all()
 
 
@@ -221,13 +229,18 @@ def work_ageing(now: datetime) -> dict[str, dict[str, int]]:
 
 
 def actions_per_collector(today: date, days: int = 7) -> tuple[list[date], list[tuple[str, dict[date, int]]]]:
-    """Actions (calls, e-mails, notes, promises, ...) per person per day over the last `days` days."""
+    """Actions (calls, e-mails, notes, promises, ...) per agency staff member per day over the last `days` days.
+    Only the agency's staff count: a client user's recall or a system transition is no collector's work."""
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=now_utc().tzinfo)
     day = func.date(WorkAction.occurred_at)
     rows = db.session.execute(
         select(User.name, day, func.count())
         .join(User, User.id == WorkAction.user_id)
-        .where(WorkAction.occurred_at >= since)
+        .where(
+            WorkAction.occurred_at >= since,
+            User.client_id.is_(None),
+            User.role.in_([r.value for r in STAFF_ROLES]),
+        )
         .group_by(User.name, day)
     ).all()
     dates = [today - timedelta(days=k) for k in range(days - 1, -1, -1)]

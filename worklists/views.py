@@ -19,17 +19,24 @@ from clients import ledger_queries
 from clients.models import Client, Debtor
 from provider.core.clock import now_utc, today_utc
 from provider.core.errors import ServiceError
-from provider.core.money import Money, MoneyError
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_visible_or_404
 from provider.extensions import db
 from provider.forms import load_form
-from provider.models import Team
+from provider.models import Team, User
 from provider.ui import apply_sort, paginate
-from worklists import assignment, contact_rules, promises, queries, queue, services
+from worklists import assignment, contact_rules, outcomes, promises, queries, queue, services, targets
 from worklists.contact_rules import CALL, EMAIL
-from worklists.models import CallOutcome, ItemState, Strategy, WorkItem
-from worklists.schemas import ActionSchema, AssignSchema, BalanceSchema, CollectorSchema
+from worklists.models import CollectorSetting, ItemState, Strategy, WorkItem
+from worklists.schemas import (
+    ActionSchema,
+    AssignSchema,
+    BalanceSchema,
+    CollectorSchema,
+    RuleDeleteSchema,
+    RuleSchema,
+    TargetSchema,
+)
 
 bp = Blueprint("worklists", __name__, template_folder="templates")
 
@@ -41,9 +48,11 @@ def index() -> Any:
     stmt = apply_sort(queries.queue_rows(current_user, now), queries.QUEUE_SORTS, "score", tiebreak=WorkItem.id)
     if request.args.get("sort") is None:
         stmt = stmt.order_by(None).order_by(WorkItem.score.desc(), WorkItem.id)
+    mine = targets.progress(db.session, [current_user.id], now.date()).get(current_user.id)
     return render_template(
         "worklists/index.html",
         page=paginate(stmt),
+        progress=None if current_user.can(Permission.WORKLISTS_MANAGE) else mine,
         summary=queries.queue_summary(current_user, now),
         claim=queries.my_claim(current_user, now),
         today=now.date(),
@@ -69,7 +78,8 @@ def item(item_id: int) -> Any:
     found = queries.account_row(item_id)  # the item, its debtor (with its client) and the client's strategy
     if found is None:
         abort(404)
-    return _account_page(*found, values={}, errors={})
+    selected = request.args.get("outcome", "")
+    return _account_page(*found, values={}, errors={}, selected=selected if selected in outcomes.BY_CODE else "")
 
 
 def _account_page(
@@ -80,6 +90,7 @@ def _account_page(
     values: dict[str, Any],
     errors: dict[str, list[str]],
     status: int = 200,
+    selected: str = "",
 ) -> Any:
     """The account screen: a fixed number of queries (the item with its debtor, client and strategy; its
     history, promises and contacts; the debtor's balances, aging and open invoices)."""
@@ -109,7 +120,11 @@ def _account_page(
             email_gate=verdicts[EMAIL],
             held_by_other=queue.held_by_other(work, current_user, now),
             mine=work.claimed_by == current_user.id and work.claim_expires_at and work.claim_expires_at > now,
-            outcomes=[o.value for o in CallOutcome],
+            outcomes=outcomes.OUTCOMES,
+            other_actions=outcomes.OTHER_ACTIONS,
+            by_code=outcomes.BY_CODE,
+            selected=selected,
+            tomorrow=(now.date() + timedelta(days=1)).isoformat(),
             values=values,
             errors=errors,
             today=now.date(),
@@ -125,16 +140,11 @@ def _account_page(
     )
 
 
-def _minor(text: str | None, currency: str) -> int:
-    try:
-        return Money.parse(text or "", currency).minor
-    except MoneyError as exc:
-        raise ServiceError(str(exc), field="amount") from None
-
-
 def _perform(work: WorkItem, data: dict[str, Any]) -> str:
     """Run one action; returns the confirmation message."""
     user, kind, note = current_user, data["action"], data.get("note", "")
+    if kind == "outcome":
+        return outcomes.perform(db.session, work, user, data.get("result", ""), data)
     if kind == "call":
         if "outcome" not in data:
             raise ServiceError("choose the outcome of the call", field="outcome")
@@ -149,12 +159,14 @@ def _perform(work: WorkItem, data: dict[str, Any]) -> str:
     if kind == "promise":
         if "due_on" not in data:
             raise ServiceError("give the promised date", field="due_on")
-        promises.record_promise(db.session, work, user, _minor(data.get("amount"), work.currency), data["due_on"], note)
+        promises.record_promise(
+            db.session, work, user, outcomes.minor(data.get("amount"), work.currency), data["due_on"], note
+        )
         return "Promise to pay recorded."
     if kind == "plan":
         if "first_due_on" not in data or "instalments" not in data:
             raise ServiceError("give the number of instalments and the first date", field="instalments")
-        total = _minor(data.get("amount"), work.currency)
+        total = outcomes.minor(data.get("amount"), work.currency)
         promises.create_plan(
             db.session, work, user, total, data["instalments"], data["first_due_on"], data["every_days"], note
         )
@@ -195,10 +207,15 @@ def act(item_id: int) -> Any:
         except ServiceError as exc:
             db.session.rollback()
             errors = {exc.field or "_schema": [str(exc)]}
+    values = request.form.to_dict()
     if errors:
         db.session.refresh(work)
-        return _account_page(work, values=request.form.to_dict(), errors=errors, status=422)
+        chosen = values.get("result") or values.get("action", "")
+        selected = chosen if chosen in outcomes.BY_CODE else ""
+        return _account_page(work, values=values, errors=errors, status=422, selected=selected)
     flash(message, "success")
+    if data.get("result") == "dispute":  # the call is logged; the dispute is recorded on its own form
+        return redirect(url_for("sla.new_dispute", client_id=work.client_id, debtor_id=work.debtor_id))
     if request.form.get("then") == "next":
         return next_account()
     return redirect(url_for("worklists.item", item_id=work.id))
@@ -215,6 +232,8 @@ def manage() -> Any:
     orphan_total, orphan_rows = queries.orphans(now.date())
     teams = db.session.scalars(select(Team).options(selectinload(Team.clients)).order_by(Team.name)).all()
     loads = {team.id: assignment.team_load(db.session, team.id) for team in teams}
+    collectors = queries.active_collectors()
+    settings = {s.user_id: s for s in db.session.scalars(select(CollectorSetting))}
     return render_template(
         "worklists/manage.html",
         sizes=queries.queue_sizes(),
@@ -227,7 +246,13 @@ def manage() -> Any:
         teams=teams,
         loads=loads,
         clients=db.session.scalars(select(Client).order_by(Client.name)).all(),
-        collectors=queries.active_collectors(),
+        collectors=collectors,
+        settings=settings,
+        progress=targets.progress(db.session, [u.id for u in collectors], now.date()),
+        rules=assignment.rules(db.session),
+        team_names={t.id: t.name for t in teams},
+        client_names={c.id: c.name for c in db.session.scalars(select(Client))},
+        today=now.date(),
         states=[s.value for s in ItemState],
     )
 
@@ -280,7 +305,41 @@ def balance() -> Any:
 @require(Permission.WORKLISTS_MANAGE)
 def collector() -> Any:
     def run(data: dict[str, Any]) -> str:
-        assignment.set_collector(db.session, data["user_id"], data["capacity"], data["away"])
-        return "away" if data["away"] else "present"
+        setting = assignment.set_collector(
+            db.session, data["user_id"], data["capacity"], data["away"], data["away_from"], data["away_until"]
+        )
+        return "away today" if setting.is_away(today_utc()) else "present today"
 
     return _manager_post(CollectorSchema(), run, "Collector saved ({result}).")
+
+
+@bp.post("/worklists/manage/rules")
+@require(Permission.WORKLISTS_MANAGE)
+def add_rule() -> Any:
+    return _manager_post(RuleSchema(), lambda data: assignment.add_rule(db.session, data), "Assignment rule added.")
+
+
+@bp.post("/worklists/manage/rules/delete")
+@require(Permission.WORKLISTS_MANAGE)
+def delete_rule() -> Any:
+    return _manager_post(
+        RuleDeleteSchema(), lambda data: assignment.delete_rule(db.session, data["rule_id"]), "Assignment rule removed."
+    )
+
+
+@bp.post("/worklists/manage/targets")
+@require(Permission.WORKLISTS_MANAGE)
+def set_target() -> Any:
+    def run(data: dict[str, Any]) -> str:
+        user = db.session.get(User, data["user_id"])
+        if user is None or user.role != "collector":
+            raise ServiceError("choose a collector", field="user_id")
+        currency = data["currency"].upper()
+        collected = outcomes.minor(data["collected"], currency) if currency.isalpha() else -1
+        targets.set_target(db.session, user, data["accounts_per_day"], data["promises_per_week"], currency, collected)
+        return user.name
+
+    return _manager_post(TargetSchema(), run, "Targets of {result} saved.")
+
+
+from worklists import account_views  # noqa: E402, F401 - the account view's routes on this blueprint

@@ -5,6 +5,10 @@
  *   j / k    move the highlighted row in tables marked data-nav-table
  *   Enter    open the first link of the highlighted row
  *   ?        open the shortcut help (<dialog data-help>)
+ * On the collector screen ([data-desk]):
+ *   1-8, e o t x   pick an outcome (its form shows, the others hide; links to ?outcome=... without JS)
+ *   n        next account ([data-next-account]);  a  the full account view ([data-account-link])
+ *   Esc      in a field of an outcome form: leave the field, so the keys work again
  *   Escape   close the narrow-screen menu (focus goes back to its button)
  *
  * Pages that follow running work carry <meta name="auto-refresh" content="N">: they reload every N seconds,
@@ -103,6 +107,66 @@
     return true;
   }
 
+  /* ---- the collector screen: outcome first, then only its fields ---- */
+
+  function pickOutcome(code) {
+    var desk = doc.querySelector("[data-desk]");
+    var form = desk && desk.querySelector('form[data-outcome-form="' + code + '"]');
+    if (!form) return false;
+    Array.prototype.forEach.call(desk.querySelectorAll("form[data-outcome-form]"), function (other) {
+      other.hidden = other !== form;
+    });
+    Array.prototype.forEach.call(desk.querySelectorAll("a[data-outcome]"), function (link) {
+      var on = link.getAttribute("data-outcome") === code;
+      link.classList.toggle("is-selected", on);
+      if (on) link.setAttribute("aria-current", "true"); else link.removeAttribute("aria-current");
+    });
+    var hint = desk.querySelector("[data-no-outcome]");
+    if (hint) hint.hidden = true;
+    if (window.history && history.replaceState) {
+      var url = new URL(window.location.href);
+      url.searchParams.set("outcome", code);
+      history.replaceState(null, "", url.toString());
+    }
+    var first = form.querySelector("input:not([type=hidden]):not([type=radio]), textarea, select");
+    var checked = form.querySelector("input[type=radio]:checked");
+    var target = first || checked || form.querySelector("button[type=submit]");
+    if (target) {
+      target.focus();
+      if (target.select && target.type !== "date" && target.type !== "radio") target.select();
+    }
+    return true;
+  }
+
+  function deskKey(key) {
+    if (!doc.querySelector("[data-desk], [data-next-account]")) return false;
+    var link = doc.querySelector('[data-desk] a[data-outcome-key="' + key.toLowerCase() + '"]');
+    if (link) return pickOutcome(link.getAttribute("data-outcome"));
+    if (key === "n") {
+      var next = doc.querySelector("[data-next-account]");
+      if (next) { next.click(); return true; }
+    }
+    if (key === "a") {
+      var account = doc.querySelector("a[data-account-link]");
+      if (account) { window.location.assign(account.href); return true; }
+    }
+    return false;
+  }
+
+  doc.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("[data-desk] a[data-outcome]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    if (pickOutcome(link.getAttribute("data-outcome"))) event.preventDefault();
+  });
+
+  doc.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || anyDialogOpen()) return;
+    var field = event.target;
+    if (!field || !field.closest || !field.closest("[data-desk] form") || !isTyping(field)) return;
+    field.blur();
+    event.preventDefault();
+  });
+
   function clearPending() {
     pendingG = false;
     if (pendingTimer) {
@@ -138,6 +202,8 @@
       handled = moveRow(-1);
     } else if (key === "Enter") {
       handled = openCurrentRow();
+    } else if (key.length === 1) {
+      handled = deskKey(key);
     }
 
     if (handled) event.preventDefault();

@@ -41,17 +41,14 @@ def test_collector_logs_a_call_with_the_keyboard_alone(browser: Any, live_server
     assert _focused_matches(page, "body")  # nothing grabs focus deep in the page
     assert _tab_to(page, "a.skip-link", limit=1) == 1
     page.keyboard.press("Enter")  # skip to the content
-    _tab_to(page, 'form[data-action="call"] select[name=outcome]')
-    page.keyboard.press("ArrowDown")  # the first outcome (a closed select changes with the arrow keys)
-    assert page.eval_on_selector('form[data-action="call"] select[name=outcome]', "s => s.value") != ""
-    page.keyboard.press("Tab")
-    assert _focused_matches(page, 'form[data-action="call"] [name=note]')
+    page.keyboard.press("2")  # the outcome first: "Spoke to the debtor" shows its form, focus in its first field
+    assert _focused_matches(page, 'form[data-action="right_party"] [name=note]')
+    assert page.locator("form[data-outcome-form]:not([hidden])").count() == 1
     page.keyboard.type("Spoke to accounts payable")
-    page.keyboard.press("Tab")
-    assert _focused_matches(page, 'form[data-action="call"] button[type=submit]')
+    _tab_to(page, 'form[data-action="right_party"] button[type=submit]:not([data-submit-next])')
     with page.expect_navigation():
-        page.keyboard.press("Enter")
-    assert "Call logged." in page.inner_text("body")
+        page.keyboard.press("Enter")  # "..., stay here"
+    assert "Conversation logged." in page.inner_text("body")
     assert page.locator('tr[data-history="call"]').count() >= 1
     assert not axe_violations(page), describe("work item after a call", axe_violations(page))
     page.context.close()
