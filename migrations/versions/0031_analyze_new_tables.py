@@ -12,7 +12,7 @@ analysing the same table, this one carries on with the statistics it has rather 
 from alembic import op
 
 revision = '0031'
-down_revision = '0026'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 
