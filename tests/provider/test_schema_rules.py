@@ -154,5 +154,13 @@ def test_every_tenant_policy_compares_the_settings_directly_without_a_subquery(d
         )
     )
     # the agency's own tables that name a client without belonging to one
-    agency_tables = {"users", "team_clients", "background_jobs", "api_tokens", "inbound_mail", "audit_events"}
+    agency_tables = {
+        "users",
+        "team_clients",
+        "background_jobs",
+        "api_tokens",
+        "inbound_mail",
+        "audit_events",
+        "assignment_rules",
+    }
     assert sorted(client_tables - agency_tables - set(policies)) == []
