@@ -130,7 +130,9 @@ def webhook_endpoint(endpoint_id: int) -> Any:
         .order_by(WebhookDelivery.id.desc())
         .limit(100)
     ).all()
-    return render_template("api/webhook_endpoint.html", endpoint=endpoint, rows=rows)
+    # `hook`, not `endpoint`: base.html sets `endpoint` (the request's endpoint name) for its navigation, and a
+    # top-level {% set %} of the base template hides a context variable of the same name from the page
+    return render_template("api/webhook_endpoint.html", hook=endpoint, rows=rows)
 
 
 @portal_bp.route("/webhooks/<int:endpoint_id>/disable", methods=["POST"])
