@@ -149,6 +149,14 @@ def _bearer() -> str | None:
 @bp.before_request
 def authenticate() -> Any:
     """Every API call except the documentation carries a live token; it alone decides scope and actor."""
+    if request.method == "OPTIONS":  # no CORS here: Flask's automatic (HTML) OPTIONS answer becomes a 405
+        rule = request.url_rule
+        allowed = sorted((rule.methods or set()) - {"OPTIONS"}) if rule is not None else []
+        return problem(
+            405,
+            "This address does not accept that kind of request.",
+            headers={"Allow": ", ".join(allowed)} if allowed else None,
+        )
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, "required_permissions", None) == PUBLIC_MARK:
         return None
@@ -246,15 +254,20 @@ def load(model: type, object_id: int) -> Any:
 
 def parse_body(schema: Schema, plain: Callable[[Any], Any] | None = None) -> Any:
     """The JSON body loaded by the schema. `plain`, when given, builds what the schema would load for a
-    plainly valid body without it (None for any other body, which then goes through the schema)."""
+    plainly valid body without it (None for any other body, which then goes through the schema).
+
+    A body that is not declared JSON is a 415, a declared JSON body that does not parse a 400: both before
+    anything is read or written."""
+    if not request.is_json:
+        raise ApiProblem(
+            415,
+            "send the body as JSON with Content-Type: application/json",
+            kind="unsupported-media-type",
+            errors={"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]},
+        )
     data = request.get_json(silent=True)
     if data is None:
-        raise ApiProblem(
-            422,
-            "the body must be JSON (Content-Type: application/json)",
-            kind="validation",
-            errors={"_body": ["not JSON"]},
-        )
+        raise ApiProblem(400, "the body is not valid JSON", kind="malformed-json", errors={"_body": ["not JSON"]})
     if plain is not None:
         loaded = plain(data)
         if loaded is not None:

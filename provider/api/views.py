@@ -45,6 +45,17 @@ def _rejected(exc: services.BatchRejected, prefix: str = "") -> ApiProblem:
     return ApiProblem(422, str(exc), kind="validation", errors=errors)
 
 
+def own_debtor(debtor_id: int, field: str = "debtor_id") -> Debtor:
+    """The body's debtor, of the token's client: otherwise the same 422 (type `validation`, the field named) on
+    every operation that takes a debtor in its body (payments, invoices, credit notes, disputes)."""
+    debtor = db.session.get(Debtor, debtor_id)
+    if debtor is None or debtor.client_id != current_client().id:
+        raise ApiProblem(
+            422, f"no such debtor: {debtor_id}", kind="validation", errors={field: ["not a debtor of this client"]}
+        )
+    return debtor
+
+
 # --- debtors --------------------------------------------------------------------------------------------
 
 
@@ -202,6 +213,7 @@ def place_invoice() -> Any:
     number with other details is a 422."""
     row = parse_body(s.InvoiceIn())
     client = current_client()
+    own_debtor(row["debtor_id"])
     try:
         placed = services.place_invoices(db.session, client, [row])
     except services.BatchRejected as exc:
@@ -283,6 +295,7 @@ def record_payment() -> Any:
     from flask import request
 
     data = parse_body(s.PaymentIn())
+    own_debtor(data["debtor_id"])
     key = request.headers.get("Idempotency-Key")
     result = services.record_payment(db.session, current_client(), data, idempotency_key=key)
     if result.replayed:
@@ -477,6 +490,7 @@ def issue_credit_note() -> Any:
     """`issued_on` may not be in the future (client's time zone) nor, with `invoice_id`, before that invoice's
     issue date: 422 naming the field, nothing written."""
     data = parse_body(s.CreditNoteIn())
+    own_debtor(data["debtor_id"])
     try:
         note = services.issue_credit_note(db.session, current_client(), data)
     except ServiceError as exc:
@@ -638,6 +652,8 @@ def open_dispute() -> Any:
     `dispute.updated` webhook fires. Invoices of another client are refused like ids that do not exist."""
     data = parse_body(s.DisputeIn())
     client = current_client()
+    if data.get("debtor_id") is not None:
+        own_debtor(data["debtor_id"])
     ids = sorted(set(data["invoice_ids"]))
     rows = db.session.execute(
         select(Invoice.id, Invoice.debtor_id).where(Invoice.client_id == client.id, Invoice.id.in_(ids))
