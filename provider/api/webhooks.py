@@ -9,7 +9,16 @@ the commit. The job POSTs each due delivery, signed:
     X-AR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 
 A receiver recomputes the HMAC over the timestamp and the raw body and rejects old timestamps (replay
-protection). Failures are retried with backoff (BACKOFF) by the periodic sweep; after the last one the
+protection).
+
+Delivery is at least once, and an acknowledged delivery is not sent again because of a local failure: each
+delivery is *leased* in a short transaction of its own (`_lease`: only a due, pending delivery can be taken, so
+a delivery already sent and recorded is never taken again), the POST runs with no transaction open (on SQLite no
+write lock is held while a receiver answers), and the answer is recorded in another short transaction, retried on
+lock contention (`record_attempt`). Only when every try to record fails is the delivery sent again, after its
+lease ran out, with the same `X-AR-Event-Id` (`evt_<id>`, also the payload's `id`), by which receivers de-duplicate.
+
+Failures are retried with backoff (BACKOFF) by the periodic sweep; after the last one the
 delivery is `dead` and can be replayed from the UI (the replay is background work too: the web request only
 queues it). Every attempt is logged with its response code, or "refused" / "timed out": the sending goes
 through provider.core.outbound, which refuses internal addresses and never says more than that.
@@ -20,14 +29,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from provider.api.models import (
@@ -48,6 +59,7 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 BATCH = 200
 SIGNATURE_HEADER = "X-AR-Signature"
 EVENT_TYPES = [e.value for e in EventType]
+log = logging.getLogger(__name__)
 
 
 # --- signing --------------------------------------------------------------------------------------------
@@ -236,8 +248,41 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     return result.status, result.shown
 
 
-def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False) -> bool:
-    """Send one delivery now and log the attempt; on failure schedule the retry (or give up)."""
+LEASE = timedelta(minutes=2)  # one attempt's hold on a delivery: well over the outbound deadline (3 s + 5 s)
+RECORD_TRIES = 6  # recording an attempt is retried this often on lock contention (each waits the busy timeout)
+RECORD_BACKOFF_S = 0.25
+
+
+def is_lock_contention(exc: BaseException) -> bool:
+    """SQLite's "database is locked"/"busy" or PostgreSQL's lock timeout/deadlock/serialization failure."""
+    if not isinstance(exc, OperationalError | DBAPIError):
+        return False
+    text = str(getattr(exc, "orig", exc)).lower()
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return "database is locked" in text or "database is busy" in text or code in {"55P03", "40P01", "40001"}
+
+
+def _lease(session: Session, delivery_id: int, now: datetime) -> bool:
+    """Take a due pending delivery for one attempt, in a short transaction of its own: its `next_attempt_at`
+    moves to now + LEASE, so no other run sends it meanwhile. False when it is not due any more (sent by
+    another run, given up, or leased by one): that run's answer stands and nothing is sent twice."""
+    taken = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            WebhookDelivery.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(getattr(taken, "rowcount", 0))
+
+
+def _request(session: Session, delivery_id: int) -> tuple[str, bytes, dict[str, str]]:
+    """(url, body, headers) of a delivery, signed now; ends the read transaction (no lock is held while sending)."""
+    delivery = session.get_one(WebhookDelivery, delivery_id)
     event = session.get_one(WebhookEvent, delivery.event_id)
     endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
@@ -250,9 +295,14 @@ def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False
         "X-AR-Event-Id": f"evt_{event.id}",
         "X-AR-Delivery": str(delivery.id),
     }
-    started = time.perf_counter()
-    code, error = _post(endpoint.url, body, headers)
-    took = int((time.perf_counter() - started) * 1000)
+    url = endpoint.url
+    session.commit()
+    return url, body, headers
+
+
+def _record(session: Session, delivery_id: int, code: int | None, error: str, took_ms: int, *, replay: bool) -> None:
+    """Log the attempt and settle the delivery (succeeded, retry later, or dead), in a short transaction."""
+    delivery = session.get_one(WebhookDelivery, delivery_id, populate_existing=True)
     ok = code is not None and 200 <= code < 300
     session.add(
         WebhookAttempt(
@@ -260,7 +310,7 @@ def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False
             delivery_id=delivery.id,
             status_code=code,
             error=error,
-            duration_ms=took,
+            duration_ms=took_ms,
             replay=replay,
         )
     )
@@ -269,34 +319,76 @@ def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False
     if ok:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
             DeliveryStatus.SUCCEEDED.value,
-            now_utc(),
+            delivery.delivered_at or now_utc(),
             None,
         )
+    elif delivery.status != DeliveryStatus.PENDING.value:
+        pass  # a replay of a delivery that had succeeded or was given up: logged, its state stands
     elif delivery.attempts >= MAX_ATTEMPTS and not replay:
         delivery.status, delivery.next_attempt_at = DeliveryStatus.DEAD.value, None
     elif not replay:
         delivery.next_attempt_at = now_utc() + BACKOFF[min(delivery.attempts, len(BACKOFF)) - 1]
-    session.flush()
-    return ok
+    session.commit()
+
+
+def record_attempt(
+    session: Session, delivery_id: int, code: int | None, error: str, took_ms: int, *, replay: bool = False
+) -> None:
+    """`_record`, retried on lock contention: what the receiver answered is not lost to a busy database (on
+    SQLite each try already waits the busy timeout). If every try fails the error is raised; the delivery's
+    lease then runs out and the delivery is sent again (at least once, never silently dropped)."""
+    for attempt_no in range(1, RECORD_TRIES + 1):
+        try:
+            _record(session, delivery_id, code, error, took_ms, replay=replay)
+            return
+        except DBAPIError as exc:
+            session.rollback()
+            if not is_lock_contention(exc) or attempt_no == RECORD_TRIES:
+                raise
+            log.warning("webhook delivery %s: recording the attempt waits for a lock (try %d)", delivery_id, attempt_no)
+            time.sleep(RECORD_BACKOFF_S * attempt_no)
+
+
+def send(session: Session, delivery_id: int, *, replay: bool = False) -> bool:
+    """POST one delivery (no database transaction open meanwhile) and record the attempt. True on a 2xx."""
+    url, body, headers = _request(session, delivery_id)
+    started = time.perf_counter()
+    code, error = _post(url, body, headers)
+    took = int((time.perf_counter() - started) * 1000)
+    record_attempt(session, delivery_id, code, error, took, replay=replay)
+    return code is not None and 200 <= code < 300
+
+
+def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False) -> bool:
+    """Send one delivery now and log the attempt; on failure schedule the retry (or give up). Commits."""
+    return send(session, delivery.id, replay=replay)
 
 
 def deliver_due(session: Session, client_id: int, limit: int = BATCH) -> tuple[int, int]:
-    """Send the client's due deliveries (oldest first). Returns (succeeded, failed). Rows are locked (SKIP
-    LOCKED on PostgreSQL) so two workers never send the same delivery at once."""
-    stmt = (
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.client_id == client_id,
-            WebhookDelivery.status == DeliveryStatus.PENDING.value,
-            WebhookDelivery.next_attempt_at <= now_utc(),
+    """Send the client's due deliveries (oldest first). Returns (succeeded, failed).
+
+    Each delivery is leased in a short transaction before it is sent (`_lease`): two runs never send the same
+    delivery, a delivery that was sent and recorded is never sent again, and no transaction (so on SQLite no
+    write lock) is held while the receiver answers."""
+    now = now_utc()
+    due = list(
+        session.scalars(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.client_id == client_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.next_attempt_at <= now,
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
         )
-        .order_by(WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
     )
+    session.commit()
     done = failed = 0
-    for delivery in list(session.scalars(stmt)):
-        if attempt(session, delivery):
+    for delivery_id in due:
+        if not _lease(session, delivery_id, now_utc()):
+            continue
+        if send(session, delivery_id):
             done += 1
         else:
             failed += 1
@@ -313,7 +405,7 @@ def request_replay(session: Session, delivery: WebhookDelivery) -> bool:
 
 def replay_delivery(session: Session, delivery: WebhookDelivery) -> bool:
     """Send a delivery again now, whatever its state; logged as a replay attempt (run by replay_webhook_job)."""
-    return attempt(session, delivery, replay=True)
+    return send(session, delivery.id, replay=True)
 
 
 @jobs.job(queue="high", timeout=120, retries=0, title="Webhook replay")
