@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from clients.models import Client
+from provider.api.contention import is_lock_contention
 from provider.api.models import ApiToken
 from provider.api.problems import ApiProblem, field_errors, problem
 from provider.api.tokens import find_token
@@ -231,10 +232,22 @@ for _code in (400, 404, 405, 413, 414, 415, 429):  # code-specific handlers win 
     bp.register_error_handler(_code, _http)
 
 
+BUSY_RETRY_AFTER_S = 2
+
+
 @bp.errorhandler(DBAPIError)
 @bp.errorhandler(500)
 def _database(exc: Exception) -> Any:
     db.session.rollback()
+    original = getattr(exc, "original_exception", None) or exc  # a 500 wraps what was raised
+    if is_lock_contention(original):  # the database is busy (SQLite: another writer): not a server error
+        current_app.logger.warning("API call met lock contention: %s", str(original)[:200])
+        return problem(
+            503,
+            "the database is busy; nothing was written. Retry after the delay (with the same Idempotency-Key)",
+            kind="busy",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
     current_app.logger.exception("database error in API call")
     return problem(500, "the request could not be completed; nothing was written")
 

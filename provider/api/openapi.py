@@ -28,8 +28,14 @@ ERRORS = {
     404: "no such object for this token's client (another client's object looks exactly the same)",
     405: "method not allowed",
     429: "rate limit of the token exceeded",
+    503: "the database is busy (another writer holds the lock); nothing was written: retry after `Retry-After` "
+    "seconds, with the same Idempotency-Key",
 }
-WRITE_ERRORS = {403: "the token is read-only", 409: "a request with this Idempotency-Key is in flight", 415: "not JSON"}
+WRITE_ERRORS = {
+    403: "the token is read-only",
+    409: "a request with this Idempotency-Key is still running (type `in-flight`): retry it after a moment",
+    415: "the body is not declared JSON (Content-Type: application/json)",
+}
 DESCRIPTION = """JSON API for client businesses' ERP integrations.
 
 **Auth**: `Authorization: Bearer <token>`. A client token sees and changes only its client's ledger; a staff

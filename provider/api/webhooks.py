@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -38,9 +37,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from provider.api.contention import retry_on_lock
 from provider.api.models import (
     DeliveryStatus,
     EventType,
@@ -59,7 +58,6 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 BATCH = 200
 SIGNATURE_HEADER = "X-AR-Signature"
 EVENT_TYPES = [e.value for e in EventType]
-log = logging.getLogger(__name__)
 
 
 # --- signing --------------------------------------------------------------------------------------------
@@ -253,15 +251,6 @@ RECORD_TRIES = 6  # recording an attempt is retried this often on lock contentio
 RECORD_BACKOFF_S = 0.25
 
 
-def is_lock_contention(exc: BaseException) -> bool:
-    """SQLite's "database is locked"/"busy" or PostgreSQL's lock timeout/deadlock/serialization failure."""
-    if not isinstance(exc, OperationalError | DBAPIError):
-        return False
-    text = str(getattr(exc, "orig", exc)).lower()
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return "database is locked" in text or "database is busy" in text or code in {"55P03", "40P01", "40001"}
-
-
 def _lease(session: Session, delivery_id: int, now: datetime) -> bool:
     """Take a due pending delivery for one attempt, in a short transaction of its own: its `next_attempt_at`
     moves to now + LEASE, so no other run sends it meanwhile. False when it is not due any more (sent by
@@ -337,16 +326,13 @@ def record_attempt(
     """`_record`, retried on lock contention: what the receiver answered is not lost to a busy database (on
     SQLite each try already waits the busy timeout). If every try fails the error is raised; the delivery's
     lease then runs out and the delivery is sent again (at least once, never silently dropped)."""
-    for attempt_no in range(1, RECORD_TRIES + 1):
-        try:
-            _record(session, delivery_id, code, error, took_ms, replay=replay)
-            return
-        except DBAPIError as exc:
-            session.rollback()
-            if not is_lock_contention(exc) or attempt_no == RECORD_TRIES:
-                raise
-            log.warning("webhook delivery %s: recording the attempt waits for a lock (try %d)", delivery_id, attempt_no)
-            time.sleep(RECORD_BACKOFF_S * attempt_no)
+    retry_on_lock(
+        session,
+        lambda: _record(session, delivery_id, code, error, took_ms, replay=replay),
+        tries=RECORD_TRIES,
+        backoff_s=RECORD_BACKOFF_S,
+        what=f"recording webhook delivery {delivery_id}",
+    )
 
 
 def send(session: Session, delivery_id: int, *, replay: bool = False) -> bool:
