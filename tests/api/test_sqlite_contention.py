@@ -157,3 +157,19 @@ def test_a_write_that_cannot_get_the_lock_is_a_503_and_its_retry_succeeds(live: 
     assert status == 201, body
     again = live.call("POST", "/payments", _payment(live, "LIVE-2"), **{"Idempotency-Key": "p-2"})
     assert (again[0], again[1].get("Idempotent-Replayed"), again[2]["id"]) == (201, "true", body["id"])
+
+
+def test_concurrent_requests_with_one_key_make_one_payment_and_no_500(live: Live) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = _payment(live, "LIVE-3")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: live.call("POST", "/payments", body, **{"Idempotency-Key": "p-3"}), range(8)))
+    codes = [status for status, _, _ in answers]
+    assert set(codes) <= {201, 409, 503}, codes
+    assert all(b["type"].endswith(("/in-flight", "/busy")) for status, _, b in answers if status != 201)
+    made = {b["id"] for status, _, b in answers if status == 201}
+    status, _, final = live.call("POST", "/payments", body, **{"Idempotency-Key": "p-3"})  # a client's retry
+    assert status == 201 and made <= {final["id"]}
+    status, _, listed = live.call("GET", "/payments?external_ref=LIVE-3")
+    assert status == 200 and len(listed["data"]) == 1
