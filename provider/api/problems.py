@@ -15,6 +15,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    412: "Precondition failed",
     413: "Request too large",
     414: "URI too long",
     415: "Unsupported media type",

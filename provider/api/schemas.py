@@ -9,7 +9,7 @@ The debtor schema is the one the back office's forms validate with (clients.sche
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -25,6 +25,7 @@ from provider.core.validation import Trimmed, Upper, check_currency, check_timez
 MAX_AMOUNT = MAX_MINOR  # 15 digits, the cap of every file format too (provider.core.money)
 MAX_ID = 2**53  # JSON-safe integers
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+EARLIEST_MOMENT, LATEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
 BATCH_LIMIT = 1_000
 PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
@@ -107,18 +108,49 @@ class MoneyOut(Schema):
 # --- queries ----------------------------------------------------------------------------------------------
 
 
+class UtcDateTime(fields.DateTime):
+    """An ISO 8601 date-time; one without an offset is read as UTC."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
+            raise ValidationError("a moment between 1900 and 2999")
+        return moment.astimezone(UTC)
+
+
 class ListQuery(Schema):
     class Meta:
         unknown = RAISE
 
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = Text(load_default=None, validate=validate.Length(max=500))
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=200),
+        metadata={"description": "items per page (1-200)", "example": 100},
+    )
+    cursor = Text(
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "the previous page's `next_cursor`, with the same `sort` and filters"},
+    )
+    updated_since = UtcDateTime(
+        metadata={
+            "description": "only items whose `updated_at` is at or after this moment (ISO 8601; UTC without an "
+            "offset). For incremental sync: `sort=updated_at`, and next time pass the largest `updated_at` seen "
+            "minus a minute of overlap (de-duplicate by id)",
+            "example": "2026-03-01T00:00:00Z",
+        }
+    )
 
 
 def sort_field(names: list[str], default: str = "id") -> fields.String:
+    names = [*names, "updated_at"]
     choices = [*names, *[f"-{n}" for n in names]]
     return fields.String(
-        load_default=default, validate=validate.OneOf(choices), metadata={"description": "- = descending"}
+        load_default=default,
+        validate=validate.OneOf(choices),
+        metadata={"description": "the order of the list: a field, `-field` for descending; ties by id"},
     )
 
 
@@ -218,6 +250,43 @@ class DebtorIn(DebtorSchema):
                     _clean_text(value)
                 except ValidationError as exc:
                     raise ValidationError(exc.messages, field_name=key) from None
+
+
+class DebtorPatch(Schema):
+    """A partial update of a debtor: only the fields sent change. `email`/`phone` null removes the primary one."""
+
+    class Meta:
+        unknown = RAISE
+
+    external_ref = Text(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the ERP's reference; unique per client"},
+    )
+    name = Text(validate=validate.Length(min=1, max=200))
+    timezone = Text(allow_none=True, validate=lambda v: v == "" or check_timezone(v) is None)
+    segment = Text(validate=validate.Length(min=1, max=40))
+    do_not_contact = fields.Boolean()
+    email = fields.Email(allow_none=True, validate=validate.Length(max=300))
+    phone = Text(
+        allow_none=True,
+        validate=validate.Regexp(r"^(\+?[0-9 ()./-]{5,30})?$", error="not a phone number (digits, spaces, + - ( ))"),
+    )
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _not_blank(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        """A blank name, reference or segment is refused (the shared text field would read it as "not sent")."""
+        if not isinstance(original, dict):
+            return
+        blank = [k for k in ("external_ref", "name", "segment") if k in original and data.get(k) in (None, "")]
+        if blank:
+            raise ValidationError({k: ["must not be blank"] for k in blank})
+
+    @post_load
+    def _blanks(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        for key in ("timezone", "phone", "email"):
+            if key in data and not data[key]:
+                data[key] = None
+        return data
 
 
 class InvoiceIn(Schema):
@@ -473,7 +542,10 @@ class DebtorOut(Schema):
     timezone = fields.String(allow_none=True)
     segment = fields.String()
     do_not_contact = fields.Boolean()
+    email = fields.String(allow_none=True, metadata={"description": "the primary e-mail address, or null"})
+    phone = fields.String(allow_none=True, metadata={"description": "the primary phone number, or null"})
     created_at = fields.DateTime()
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class InvoiceOut(MoneyOut):
@@ -489,6 +561,7 @@ class InvoiceOut(MoneyOut):
     po_reference = fields.String()
     on_hold = fields.Boolean()
     placed_at = fields.DateTime()
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class PlacedInvoiceOut(Schema):
@@ -517,6 +590,7 @@ class PaymentOut(MoneyOut):
     received_by = fields.String()
     reference = fields.String()
     recorded_at = fields.DateTime()
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class AllocationOut(Schema):
@@ -554,6 +628,7 @@ class CreditNoteOut(MoneyOut):
     unapplied_minor = fields.Integer()
     reason = fields.String()
     recorded_at = fields.DateTime()
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class WorkActionOut(Schema):
@@ -563,6 +638,7 @@ class WorkActionOut(Schema):
     outcome = fields.String()
     note = fields.String()
     occurred_at = fields.DateTime()
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class DisputeOut(MoneyOut):
@@ -585,6 +661,7 @@ class DisputeOut(MoneyOut):
     )
     proposed_amount_minor = fields.Integer(allow_none=True)
     proposal_note = fields.String(metadata={"description": "the agency's explanation of its proposal"})
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class CommentOut(Schema):
@@ -609,6 +686,7 @@ class ReportOut(Schema):
     pages = fields.Integer(attribute="pdf_pages", metadata={"description": "pages of the PDF"})
     pdf_sha256 = fields.String()
     created_at = fields.DateTime(attribute="generated_at")
+    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
 
 
 class ReportDetailOut(ReportOut):

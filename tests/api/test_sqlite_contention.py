@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from werkzeug.serving import make_server
 
 PROBLEM = "application/problem+json"
+BUSY_TIMEOUT_MS = 300
 
 
 @dataclass
@@ -67,7 +69,6 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         pytest.skip("SQLite's single-writer lock")
     from flask_migrate import upgrade
 
-    import provider.core.db as core_db
     from provider.app import create_app
     from provider.core.audit import Actor, set_actor
     from provider.core.tenancy import TenantScope, set_scope
@@ -105,8 +106,9 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         token = make_api_token(acme)
         make_webhook_endpoint(acme, f"http://127.0.0.1:{hooks.server_address[1]}/hooks", ["payment.posted"])
         db.session.remove()
-    saved = core_db.SQLITE_BUSY_TIMEOUT_MS
-    core_db.SQLITE_BUSY_TIMEOUT_MS = 300
+    with app.app_context():  # this app's connections only: a short busy timeout, so that the waits are short
+        db.engine.dispose()
+        event.listen(db.engine, "connect", _short_busy_timeout)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -116,9 +118,12 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         server.server_close()
         hooks.shutdown()
         hooks.server_close()
-        core_db.SQLITE_BUSY_TIMEOUT_MS = saved
         with app.app_context():
             db.engine.dispose()
+
+
+def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _payment(live: Live, ref: str) -> dict[str, Any]:
