@@ -12,6 +12,7 @@ Request cycle of an API call (DESIGN §5, in three steps):
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -54,6 +55,25 @@ def _rate_limit() -> str:
 
 
 limiter.limit(_rate_limit, key_func=_rate_key)(bp)
+
+
+@bp.after_request
+def _rate_limit_headers(response: Any) -> Any:
+    """The token's budget on every answer (IETF draft "RateLimit header fields"): `RateLimit-Policy`
+    (`<requests>;w=<window seconds>`), `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds
+    until the window resets); a 429 adds `Retry-After` (seconds)."""
+    current = limiter.current_limit
+    if current is None:
+        return response
+    amount, window = current.limit.amount, current.limit.get_expiry()
+    reset = min(window, max(0, current.reset_at - int(time.time())))
+    response.headers["RateLimit-Policy"] = f"{amount};w={window}"
+    response.headers["RateLimit-Limit"] = str(amount)
+    response.headers["RateLimit-Remaining"] = str(max(0, current.remaining))
+    response.headers["RateLimit-Reset"] = str(reset)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, reset))
+    return response
 
 
 @dataclass

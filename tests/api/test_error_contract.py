@@ -65,6 +65,11 @@ def test_too_many_requests_is_429_problem_json(app: Flask, client: FlaskClient, 
         app.config.pop("API_RATE_LIMIT")
         limiter.reset()
     assert (codes[-1].status_code, codes[-1].mimetype) == (429, PROBLEM)
+    assert [c.headers["RateLimit-Remaining"] for c in codes] == ["1", "0", "0"]
+    assert {c.headers["RateLimit-Limit"] for c in codes} == {"2"}
+    assert codes[0].headers["RateLimit-Policy"] == "2;w=60"
+    assert 1 <= int(codes[-1].headers["Retry-After"]) <= 60
+    assert 0 <= int(codes[-1].headers["RateLimit-Reset"]) <= 60
 
 
 def test_pages_outside_the_api_stay_html(client: FlaskClient, db_session: Any) -> None:
