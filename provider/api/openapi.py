@@ -11,17 +11,44 @@ from flask import current_app, jsonify, render_template
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
 from provider.api.idempotency import HEADER, REPLAY_HEADER
 
-PROBLEM = {
+PROBLEM_SCHEMA = {
     "type": "object",
+    "description": "An error (RFC 9457 problem details). Every error of the API has this shape.",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "type": {
+            "type": "string",
+            "description": "what kind of problem: a URI ending in e.g. `validation`, `not-found`, `in-flight`, "
+            "`idempotency-mismatch`, `read-only`, `precondition-failed`, `busy`, `unsupported-media-type`",
+            "example": "https://ar-ops.example/problems/validation",
+        },
+        "title": {"type": "string", "description": "the HTTP status in words", "example": "Unprocessable content"},
+        "status": {"type": "integer", "description": "the HTTP status code", "example": 422},
+        "detail": {
+            "type": "string",
+            "description": "what went wrong, for a person",
+            "example": "the request has invalid fields; nothing was written",
+        },
+        "errors": {
+            "type": "object",
+            "description": "per field (`amount_minor`, `invoices.3.currency`, a header name): the messages",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "example": {
+                "amount_minor": ["Must be greater than or equal to 1 and less than or equal to 999999999999999."]
+            },
+        },
     },
 }
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+RATE_HEADERS = {
+    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "requests allowed per window for this token"},
+    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "requests left in the current window"},
+    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "seconds until the window resets"},
+    "RateLimit-Policy": {"schema": {"type": "string"}, "description": "`<requests>;w=<window seconds>`"},
+}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
+ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the representation's version, for `If-Match`"}}
+WITH_ETAG = {"get_debtor", "create_debtor", "update_debtor"}
 ERRORS = {
     400: "bad request (a staff token without X-Client-Id)",
     401: "missing, unknown or revoked token",
@@ -56,11 +83,15 @@ code; responses add `amount`, the same value as a decimal string with the curren
 
 
 def _responses(op: Any) -> dict[str, Any]:
-    ok: dict[str, Any] = {"description": "OK"}
+    ok: dict[str, Any] = {"description": "OK", "headers": dict(RATE_HEADERS)}
     if op.response is not None:
         ok["content"] = {op.content_type: {"schema": op.response}}
+        if op.content_type != "application/json":  # generators keep a binary answer declared as octet-stream
+            ok["content"]["application/octet-stream"] = {"schema": op.response}
     if op.idempotent:
-        ok["headers"] = {REPLAY_HEADER: {"schema": {"type": "string"}, "description": "true on a stored replay"}}
+        ok["headers"][REPLAY_HEADER] = {"schema": {"type": "string"}, "description": "true on a stored replay"}
+    if op.endpoint in WITH_ETAG:
+        ok["headers"] |= ETAG
     out: dict[str, Any] = {str(op.status): ok}
     for code, text in op.extra_responses.items():
         out[str(code)] = {**ok, "description": text}
@@ -71,7 +102,11 @@ def _responses(op: Any) -> dict[str, Any]:
         errors |= WRITE_ERRORS
         errors[422] = "invalid input or refused by the ledger; per-field errors, nothing written"
     for code, text in errors.items():
-        out.setdefault(str(code), {"description": text, "content": {"application/problem+json": {"schema": PROBLEM}}})
+        headers = dict(RATE_HEADERS) | (RETRY_AFTER if code in (429, 503) else {})
+        out.setdefault(
+            str(code),
+            {"description": text, "headers": headers, "content": {"application/problem+json": {"schema": PROBLEM}}},
+        )
     return out
 
 
@@ -85,6 +120,7 @@ def build_spec() -> dict[str, Any]:
         servers=[{"url": "/api/v1"}],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Problem", PROBLEM_SCHEMA)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         params: list[dict[str, Any]] = [
@@ -93,6 +129,16 @@ def build_spec() -> dict[str, Any]:
         ]
         if op.query is not None:
             params.append({"in": "query", "schema": op.query})
+        if op.method == "PATCH":
+            params.append(
+                {
+                    "in": "header",
+                    "name": "If-Match",
+                    "required": False,
+                    "description": "the ETag you read: the change applies only if the object is unchanged since (412)",
+                    "schema": {"type": "string"},
+                }
+            )
         if op.idempotent:
             params.append(
                 {
@@ -116,7 +162,16 @@ def build_spec() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = item
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _outputs_required(spec.to_dict())
+
+
+def _outputs_required(document: dict[str, Any]) -> dict[str, Any]:
+    """Every field of a response schema is always present (null when it has no value): mark them required, so
+    that generated clients type them as present. Request schemas keep their own `required` lists."""
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        if name.endswith(("Out", "Page")) and "properties" in schema:
+            schema["required"] = sorted(schema["properties"])
+    return document
 
 
 def _path_args(path: str) -> list[str]:

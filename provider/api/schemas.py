@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow.utils import missing as missing_
 
 from clients.journal import PaymentMethod, ReceivedBy
 from clients.ledger_queries import BUCKETS
@@ -96,6 +97,20 @@ def _places(currency: str) -> int:
 def decimal_amount(minor: int, currency: str) -> str:
     places = _places(currency)
     return str((Decimal(minor) / (Decimal(10) ** places)).quantize(Decimal(1).scaleb(-places)))
+
+
+class UpdatedAt(fields.DateTime):
+    """`updated_at`: when the object last changed; for a row written before it was kept (or by a raw bulk path
+    that did not set it), its creation time."""
+
+    def __init__(self, fallback: str, **kw: Any) -> None:
+        metadata = {"description": "when it last changed (`updated_since` and `sort=updated_at` use it)"}
+        super().__init__(metadata=metadata, **kw)
+        self.fallback = fallback
+
+    def get_value(self, obj, attr, accessor=None, default=missing_):  # type: ignore[no-untyped-def]
+        value = super().get_value(obj, attr, accessor, default)
+        return value if value is not None else getattr(obj, self.fallback)
 
 
 class MoneyOut(Schema):
@@ -545,7 +560,7 @@ class DebtorOut(Schema):
     email = fields.String(allow_none=True, metadata={"description": "the primary e-mail address, or null"})
     phone = fields.String(allow_none=True, metadata={"description": "the primary phone number, or null"})
     created_at = fields.DateTime()
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("created_at")
 
 
 class InvoiceOut(MoneyOut):
@@ -561,7 +576,7 @@ class InvoiceOut(MoneyOut):
     po_reference = fields.String()
     on_hold = fields.Boolean()
     placed_at = fields.DateTime()
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("placed_at")
 
 
 class PlacedInvoiceOut(Schema):
@@ -590,7 +605,7 @@ class PaymentOut(MoneyOut):
     received_by = fields.String()
     reference = fields.String()
     recorded_at = fields.DateTime()
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("recorded_at")
 
 
 class AllocationOut(Schema):
@@ -628,7 +643,7 @@ class CreditNoteOut(MoneyOut):
     unapplied_minor = fields.Integer()
     reason = fields.String()
     recorded_at = fields.DateTime()
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("recorded_at")
 
 
 class WorkActionOut(Schema):
@@ -638,7 +653,7 @@ class WorkActionOut(Schema):
     outcome = fields.String()
     note = fields.String()
     occurred_at = fields.DateTime()
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("occurred_at")
 
 
 class DisputeOut(MoneyOut):
@@ -661,7 +676,7 @@ class DisputeOut(MoneyOut):
     )
     proposed_amount_minor = fields.Integer(allow_none=True)
     proposal_note = fields.String(metadata={"description": "the agency's explanation of its proposal"})
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("opened_at")
 
 
 class CommentOut(Schema):
@@ -686,7 +701,7 @@ class ReportOut(Schema):
     pages = fields.Integer(attribute="pdf_pages", metadata={"description": "pages of the PDF"})
     pdf_sha256 = fields.String()
     created_at = fields.DateTime(attribute="generated_at")
-    updated_at = fields.DateTime(metadata={"description": "when it last changed (`updated_since` filters on it)"})
+    updated_at = UpdatedAt("generated_at")
 
 
 class ReportDetailOut(ReportOut):
