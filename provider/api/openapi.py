@@ -94,7 +94,11 @@ def _responses(op: Any) -> dict[str, Any]:
         ok["headers"] |= ETAG
     out: dict[str, Any] = {str(op.status): ok}
     for code, text in op.extra_responses.items():
-        out[str(code)] = {**ok, "description": text}
+        if code >= 400:
+            problem = {"description": text, "headers": dict(RATE_HEADERS)}
+            out[str(code)] = problem | {"content": {"application/problem+json": {"schema": PROBLEM}}}
+        else:
+            out[str(code)] = {**ok, "description": text}
     errors = dict(ERRORS)
     if op.query or op.body:
         errors[422] = "invalid input; per-field errors, nothing written"
