@@ -20,6 +20,7 @@ from marshmallow.utils import missing as missing_
 from clients.journal import PaymentMethod, ReceivedBy
 from clients.ledger_queries import BUCKETS
 from clients.schemas import DebtorSchema
+from provider.api.models import EventType
 from provider.core.money import MAX_MINOR, exponent
 from provider.core.validation import Trimmed, Upper, check_currency, check_timezone
 
@@ -103,14 +104,17 @@ class UpdatedAt(fields.DateTime):
     """`updated_at`: when the object last changed; for a row written before it was kept (or by a raw bulk path
     that did not set it), its creation time."""
 
-    def __init__(self, fallback: str, **kw: Any) -> None:
+    def __init__(self, *fallbacks: str, **kw: Any) -> None:
         metadata = {"description": "when it last changed (`updated_since` and `sort=updated_at` use it)"}
         super().__init__(metadata=metadata, **kw)
-        self.fallback = fallback
+        self.fallbacks = fallbacks
 
     def get_value(self, obj, attr, accessor=None, default=missing_):  # type: ignore[no-untyped-def]
-        value = super().get_value(obj, attr, accessor, default)
-        return value if value is not None else getattr(obj, self.fallback)
+        value = getattr(obj, "updated_at", None)
+        if value is not None:
+            return value
+        moments = [m for m in (getattr(obj, name, None) for name in self.fallbacks) if m is not None]
+        return max(moments) if moments else None
 
 
 class MoneyOut(Schema):
@@ -747,3 +751,95 @@ def page_of(item: type[Schema]) -> type[Schema]:
         (Schema,),
         {"data": fields.List(fields.Nested(item)), "next_cursor": fields.String(allow_none=True)},
     )
+
+
+# --- events and webhook endpoints -----------------------------------------------------------------------
+
+
+class EventQuery(ListQuery):
+    sort = sort_field(["id"])
+    type = fields.String(
+        validate=validate.OneOf([*(e.value for e in EventType), "webhook.test"]),
+        metadata={"description": "only events of this type"},
+    )
+
+
+class EventDeliveryOut(Schema):
+    delivery_id = fields.Integer(attribute="id", metadata={"description": "the `X-AR-Delivery` header of its POSTs"})
+    endpoint_id = fields.Integer()
+    status = fields.String(metadata={"description": "pending (first try or a retry is due), succeeded or dead"})
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True, metadata={"description": "the receiver's last HTTP status"})
+    next_attempt_at = fields.DateTime(allow_none=True)
+    delivered_at = fields.DateTime(allow_none=True)
+
+
+class EventOut(Schema):
+    id = fields.Integer()
+    event_id = fields.Method(
+        "_event_id",
+        metadata={"type": "string", "description": "`evt_<id>`: the payload's `id` and the `X-AR-Event-Id` header"},
+    )
+    type = fields.String(attribute="event_type", metadata={"description": "the event type (see the webhooks)"})
+    created_at = fields.DateTime()
+    updated_at = UpdatedAt("created_at")
+    payload = fields.Dict(metadata={"description": "the body POSTed to the endpoints, exactly"})
+
+    def _event_id(self, event: Any) -> str:
+        return f"evt_{event.id}"
+
+
+class EventDetailOut(EventOut):
+    deliveries = fields.List(fields.Nested(EventDeliveryOut), metadata={"description": "one per endpoint"})
+
+
+class ReplayIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    endpoint_id = Id(required=True, metadata={"description": "send the event (again) to this endpoint"})
+
+
+class ReplayOut(Schema):
+    event_id = fields.String()
+    delivery_id = fields.Integer()
+    queued = fields.Boolean(metadata={"description": "false when a replay of this delivery is already waiting"})
+
+
+class WebhookEndpointIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = Text(required=True, validate=validate.Length(min=1, max=500), metadata={"example": "https://erp.example/ar"})
+    events = fields.List(
+        fields.String(validate=validate.OneOf([e.value for e in EventType])),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "the event types to receive"},
+    )
+    description = Text(load_default="", validate=validate.Length(max=200))
+
+
+class WebhookEndpointOut(Schema):
+    id = fields.Integer()
+    url = fields.String()
+    description = fields.String()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = UpdatedAt("disabled_at", "created_at")
+    disabled_at = fields.DateTime(allow_none=True)
+
+
+class WebhookEndpointCreatedOut(WebhookEndpointOut):
+    secret = fields.String(
+        metadata={
+            "description": "the signing secret (`whsec_...`), shown in this answer and on the portal's endpoint page",
+            "readOnly": True,
+        }
+    )
+
+
+class TestEventOut(Schema):
+    event_id = fields.String()
+    delivery_id = fields.Integer()

@@ -364,6 +364,11 @@ def deliver_due(session: Session, client_id: int, limit: int = BATCH) -> tuple[i
                 WebhookDelivery.client_id == client_id,
                 WebhookDelivery.status == DeliveryStatus.PENDING.value,
                 WebhookDelivery.next_attempt_at <= now,
+                WebhookDelivery.endpoint_id.in_(  # nothing more goes to a disabled endpoint
+                    select(WebhookEndpoint.id).where(
+                        WebhookEndpoint.client_id == client_id, WebhookEndpoint.active.is_(True)
+                    )
+                ),
             )
             .order_by(WebhookDelivery.id)
             .limit(limit)

@@ -6,7 +6,8 @@ answers, and a write that cannot get the lock answers 503 problem+json with Retr
 Idempotency-Key is free again, so the retry with the same key does the work once.
 
 SQLite only: the single-writer lock is SQLite's (PostgreSQL locks rows; tests/api/test_webhooks.py covers
-a lock met while recording on both databases). The busy timeout is cut to 0.3 s so that the waits are short.
+a lock met while recording on both databases). The busy timeout is cut to 1.5 s (the receiver takes 5 s) so
+that the waits are short.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from sqlalchemy import event
 from werkzeug.serving import make_server
 
 PROBLEM = "application/problem+json"
-BUSY_TIMEOUT_MS = 300
+BUSY_TIMEOUT_MS = 1500  # short (the default is 30 s), yet long enough for a loaded test machine
 
 
 @dataclass
 class SlowReceiver:
     """Answers 200 after `delay` seconds; `arrived` is set when a delivery comes in."""
 
-    delay: float = 1.5
+    delay: float = 5.0
     received: list[str] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
