@@ -10,6 +10,7 @@ from flask import current_app, jsonify, render_template
 
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
 from provider.api.idempotency import HEADER, REPLAY_HEADER
+from provider.api.webhook_docs import add_webhooks
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -118,7 +119,7 @@ def build_spec() -> dict[str, Any]:
     spec = APISpec(
         title="AR Ops API",
         version="1.0.0",
-        openapi_version="3.0.3",
+        openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         info={"description": DESCRIPTION},
         servers=[{"url": "/api/v1"}],
@@ -166,7 +167,7 @@ def build_spec() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = item
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return _outputs_required(spec.to_dict())
+    return add_webhooks(_outputs_required(spec.to_dict()))
 
 
 def _outputs_required(document: dict[str, Any]) -> dict[str, Any]:

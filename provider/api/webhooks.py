@@ -57,6 +57,7 @@ BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), t
 MAX_ATTEMPTS = len(BACKOFF) + 1
 BATCH = 200
 SIGNATURE_HEADER = "X-AR-Signature"
+SIGNATURE_TOLERANCE_S = 300  # what receivers should accept between the signature's timestamp and their clock
 EVENT_TYPES = [e.value for e in EventType]
 
 
@@ -68,7 +69,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = 300) -> bool:
+def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
     """What a receiver does (and what the tests do): check the HMAC and that the timestamp is recent."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
