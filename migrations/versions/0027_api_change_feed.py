@@ -1,5 +1,5 @@
 """the API's change feed: `updated_at` on invoices, payments, credit notes, disputes, monthly reports and work
-actions, and an index (client_id, updated_at, id) on those and on debtors
+actions, and an index (client_id, updated_at, id) on those and on debtors; webhook secret rotation
 
 Revision ID: 0027
 Revises: 0026
@@ -33,6 +33,8 @@ INDEXED = (*NEW_COLUMNS, "debtors")
 
 
 def upgrade():
+    op.add_column("webhook_endpoints", sa.Column("previous_secret", sa.String(length=80), nullable=True))
+    op.add_column("webhook_endpoints", sa.Column("previous_secret_until", sa.DateTime(timezone=True), nullable=True))
     for table, source in NEW_COLUMNS.items():
         op.add_column(table, sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
         op.execute(f"UPDATE {table} SET updated_at = {source}")  # noqa: S608 - our own names
@@ -45,3 +47,5 @@ def downgrade():
         op.drop_index(op.f(f"ix_{table}_client_id_updated_at_id"), table_name=table)
     for table in NEW_COLUMNS:
         op.execute(f"ALTER TABLE {table} DROP COLUMN updated_at")
+    op.execute("ALTER TABLE webhook_endpoints DROP COLUMN previous_secret_until")
+    op.execute("ALTER TABLE webhook_endpoints DROP COLUMN previous_secret")

@@ -9,6 +9,7 @@ delivery: the answer (202) says it is queued; its attempts show on GET /events/{
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from flask import url_for
@@ -172,6 +173,25 @@ def disable_webhook_endpoint(endpoint_id: int) -> Any:
     endpoint = load(WebhookEndpoint, endpoint_id)
     webhooks.disable_endpoint(db.session, endpoint)
     return ENDPOINT_OUT.dump(endpoint)
+
+
+@operation(
+    "/webhook-endpoints/{endpoint_id}/secret-rotation",
+    "POST",
+    summary="Rotate an endpoint's signing secret, with an overlap",
+    tag="webhooks",
+    body=s.RotateSecretIn,
+    response=s.RotatedSecretOut,
+    status=201,
+)
+def rotate_webhook_secret(endpoint_id: int) -> Any:
+    """A new secret (in the answer). For `overlap_hours` (default 24) every delivery carries two `v1=`
+    signatures, with the new and with the old secret: deploy the new secret to the receiver meanwhile (a receiver
+    accepts a request when any `v1` matches). Audited."""
+    endpoint = load(WebhookEndpoint, endpoint_id)
+    data = parse_body(s.RotateSecretIn())
+    webhooks.rotate_secret(db.session, endpoint, timedelta(hours=data["overlap_hours"]))
+    return s.RotatedSecretOut().dump(endpoint), 201
 
 
 @operation(

@@ -843,3 +843,20 @@ class WebhookEndpointCreatedOut(WebhookEndpointOut):
 class TestEventOut(Schema):
     event_id = fields.String()
     delivery_id = fields.Integer()
+
+
+class RotateSecretIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    overlap_hours = fields.Integer(
+        load_default=24,
+        validate=validate.Range(min=0, max=168),
+        metadata={"description": "how long the old secret keeps signing beside the new one (0-168 hours)"},
+    )
+
+
+class RotatedSecretOut(WebhookEndpointCreatedOut):
+    previous_secret_until = fields.DateTime(
+        allow_none=True, metadata={"description": "until when deliveries also carry a signature with the old secret"}
+    )

@@ -64,20 +64,45 @@ EVENT_TYPES = [e.value for e in EventType]
 # --- signing --------------------------------------------------------------------------------------------
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, timestamp: int, body: bytes, *also: str) -> str:
+    """`t=<timestamp>,v1=<mac>`, with one more `v1=` per secret in `also` (a rotated-out one still valid)."""
+    return ",".join([f"t={timestamp}", *(f"v1={_mac(s, timestamp, body)}" for s in (secret, *also))])
 
 
 def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
-    """What a receiver does (and what the tests do): check the HMAC and that the timestamp is recent."""
+    """What a receiver does (and what the tests do): one of the `v1` signatures is the HMAC with this secret, and
+    the timestamp is recent."""
     try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
+        parts = [item.split("=", 1) for item in header.split(",")]
+        timestamp = int(dict(parts)["t"])
     except (ValueError, KeyError):
         return False
-    expected = sign(secret, timestamp, body)
-    return hmac.compare_digest(expected, header) and abs(now - timestamp) <= tolerance_s
+    expected = _mac(secret, timestamp, body)
+    signatures = [value for key, value in parts if key == "v1"]
+    return any(hmac.compare_digest(expected, s) for s in signatures) and abs(now - timestamp) <= tolerance_s
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The endpoint's secret, then the rotated-out one while its overlap lasts."""
+    if endpoint.previous_secret and endpoint.previous_secret_until and now < endpoint.previous_secret_until:
+        return [endpoint.secret, endpoint.previous_secret]
+    return [endpoint.secret]
+
+
+def rotate_secret(session: Session, endpoint: WebhookEndpoint, overlap: timedelta) -> WebhookEndpoint:
+    """A new signing secret; the old one keeps signing beside it for `overlap` (0: at once replaced), so a
+    receiver can switch without refusing a delivery. Audited (without the secrets)."""
+    endpoint.previous_secret = endpoint.secret if overlap > timedelta(0) else None
+    endpoint.previous_secret_until = now_utc() + overlap if overlap > timedelta(0) else None
+    endpoint.secret = "whsec_" + secrets.token_urlsafe(32)
+    session.flush()
+    until = endpoint.previous_secret_until.isoformat() if endpoint.previous_secret_until else None
+    audit.record(session, "webhook_endpoint.rotate_secret", endpoint, after={"previous_valid_until": until})
+    return endpoint
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
@@ -277,10 +302,11 @@ def _request(session: Session, delivery_id: int) -> tuple[str, bytes, dict[str, 
     endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = int(now_utc().timestamp())
+    current, *older = signing_secrets(endpoint, now_utc())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "AR-Ops-Webhooks/1",
-        SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
+        SIGNATURE_HEADER: sign(current, timestamp, body, *older),
         "X-AR-Event": event.event_type,
         "X-AR-Event-Id": f"evt_{event.id}",
         "X-AR-Delivery": str(delivery.id),

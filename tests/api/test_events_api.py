@@ -101,3 +101,33 @@ def test_another_clients_events_and_endpoints_are_404(client: FlaskClient, db_se
         post(client, read_only, "/webhook-endpoints", {"url": receiver.url, "events": ["payment.posted"]}).status_code
         == 403
     )
+
+
+def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
+    client: FlaskClient, db_session: Any, receiver: Receiver
+) -> None:
+    from datetime import timedelta
+
+    acme = make_client()
+    token = make_api_token(acme)
+    with frozen_time(NOW):
+        endpoint = post(
+            client, token, "/webhook-endpoints", {"url": receiver.url, "events": ["payment.posted"]}
+        ).get_json()
+        rotated = post(client, token, f"/webhook-endpoints/{endpoint['id']}/secret-rotation", {"overlap_hours": 2})
+        assert rotated.status_code == 201, rotated.get_json()
+        new = rotated.get_json()
+        assert new["secret"] != endpoint["secret"] and new["previous_secret_until"].startswith("2026-03-10T11:00")
+        assert post(client, token, f"/webhook-endpoints/{endpoint['id']}/test", None).status_code == 202
+    with frozen_time(NOW + timedelta(hours=3)):
+        assert post(client, token, f"/webhook-endpoints/{endpoint['id']}/test", None).status_code == 202
+    (during, _), (after, _) = receiver.received[0], receiver.received[1]
+    bodies = [b for _, b in receiver.received]
+    assert during[SIGNATURE_HEADER.lower()].count("v1=") == 2
+    for secret in (endpoint["secret"], new["secret"]):
+        assert verify(secret, during[SIGNATURE_HEADER.lower()], bodies[0], now=int(NOW.timestamp()))
+    later = int((NOW + timedelta(hours=3)).timestamp())
+    assert verify(new["secret"], after[SIGNATURE_HEADER.lower()], bodies[1], now=later)
+    assert not verify(endpoint["secret"], after[SIGNATURE_HEADER.lower()], bodies[1], now=later)
+    bad = post(client, token, f"/webhook-endpoints/{endpoint['id']}/secret-rotation", {"overlap_hours": 500})
+    assert bad.status_code == 422 and "overlap_hours" in bad.get_json()["errors"]

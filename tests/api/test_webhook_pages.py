@@ -38,3 +38,18 @@ def test_another_clients_endpoint_page_is_a_404(client: FlaskClient, db_session:
     theirs = make_webhook_endpoint(other, "https://erp.other.example/hooks", ["payment.posted"])
     assert login(client, admin.email).status_code == 302
     assert client.get(f"/portal/api/webhooks/{theirs.id}").status_code == 404
+
+
+def test_the_endpoint_page_rotates_the_secret(client: FlaskClient, db_session: Any) -> None:
+    acme = make_client()
+    admin = make_user("client_admin", client=acme)
+    hook = make_webhook_endpoint(acme, "https://erp.acme.example/hooks/ar", ["payment.posted"])
+    old = hook.secret
+    assert login(client, admin.email).status_code == 302
+    done = client.post(f"/portal/api/webhooks/{hook.id}/rotate", data={"csrf_token": fresh_csrf(client)})
+    assert done.status_code == 302
+    with scoped(TenantScope.agency(), db.session):
+        fresh = db.session.get_one(WebhookEndpoint, hook.id)
+        assert fresh.secret != old and fresh.previous_secret == old and fresh.previous_secret_until is not None
+    html = client.get(f"/portal/api/webhooks/{hook.id}").get_data(as_text=True)
+    assert "The previous secret still signs deliveries" in html and old not in html
