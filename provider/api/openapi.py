@@ -9,6 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, jsonify, render_template
 
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
+from provider.api.glossary import describe
 from provider.api.idempotency import HEADER, REPLAY_HEADER
 from provider.api.webhook_docs import add_webhooks
 
@@ -167,7 +168,7 @@ def build_spec() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = item
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return add_webhooks(_outputs_required(spec.to_dict()))
+    return add_webhooks(describe(_outputs_required(spec.to_dict())))
 
 
 def _outputs_required(document: dict[str, Any]) -> dict[str, Any]:

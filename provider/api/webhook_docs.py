@@ -142,10 +142,10 @@ def event_schema(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         "required": ["id", "type", "created_at", "client_id", "data"],
         "properties": {
             "id": {"type": "string", "description": "`evt_<n>`: de-duplicate by it", "example": "evt_4711"},
-            "type": {"type": "string", "const": event_type},
-            "created_at": {"type": "string", "format": "date-time"},
-            "client_id": {"type": "integer"},
-            "data": {"type": "object", "properties": data},
+            "type": {"type": "string", "const": event_type, "description": "the event type"},
+            "created_at": {"type": "string", "format": "date-time", "description": "when it happened (UTC)"},
+            "client_id": {"type": "integer", "description": "the client the event belongs to"},
+            "data": {"type": "object", "properties": data, "description": "the event's details"},
         },
     }
 
