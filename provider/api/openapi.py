@@ -157,7 +157,7 @@ def build_spec() -> dict[str, Any]:
         item: dict[str, Any] = {
             "operationId": op.endpoint,
             "summary": op.summary,
-            "description": op.description,
+            "description": op.description or _default_description(op),
             "tags": [op.tag],
             "security": [{"bearer": []}],
             "parameters": params,
@@ -178,6 +178,17 @@ def _outputs_required(document: dict[str, Any]) -> dict[str, Any]:
         if name.endswith(("Out", "Page")) and "properties" in schema:
             schema["required"] = sorted(schema["properties"])
     return document
+
+
+def _default_description(op: Any) -> str:
+    if op.method == "GET" and op.query is not None and "cursor" in op.query._declared_fields:
+        return (
+            f"{op.summary}, one page at a time (`limit`, `cursor` from the previous page's `next_cursor`, `sort`). "
+            "For incremental sync: `sort=updated_at&updated_since=<the largest updated_at seen, minus a minute>`."
+        )
+    if op.method == "GET":
+        return f"{op.summary}. Another client's id answers 404, like an id that does not exist."
+    return f"{op.summary}."
 
 
 def _path_args(path: str) -> list[str]:
