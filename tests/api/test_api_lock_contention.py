@@ -6,8 +6,8 @@ answers, and a write that cannot get the lock answers 503 problem+json with Retr
 Idempotency-Key is free again, so the retry with the same key does the work once.
 
 SQLite only: the single-writer lock is SQLite's (PostgreSQL locks rows; tests/api/test_webhooks.py covers
-a lock met while recording on both databases). The busy timeout is cut to 1.5 s (the receiver takes 5 s) so
-that the waits are short.
+a lock met while recording on both databases). The busy timeout is cut to 4 s (the receiver takes 15 s) so that the
+waits are short.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from sqlalchemy import event
 from werkzeug.serving import make_server
 
 PROBLEM = "application/problem+json"
-BUSY_TIMEOUT_MS = 1500  # short (the default is 30 s), yet long enough for a loaded test machine
+BUSY_TIMEOUT_MS = 4000  # shorter than the default 30 s, yet long enough for a loaded test machine
 
 
 @dataclass
 class SlowReceiver:
     """Answers 200 after `delay` seconds; `arrived` is set when a delivery comes in."""
 
-    delay: float = 5.0
+    delay: float = 15.0
     received: list[str] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -107,7 +107,7 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         token = make_api_token(acme)
         make_webhook_endpoint(acme, f"http://127.0.0.1:{hooks.server_address[1]}/hooks", ["payment.posted"])
         db.session.remove()
-    with app.app_context():  # this app's connections only: a short busy timeout, so that the waits are short
+    with app.app_context():  # this app's connections only: a shorter busy timeout, so that the waits are short
         db.engine.dispose()
         event.listen(db.engine, "connect", _short_busy_timeout)
     server = make_server("127.0.0.1", 0, app, threaded=True)
