@@ -34,11 +34,12 @@ BUSY_TIMEOUT_MS = 4000  # shorter than the default 30 s, yet long enough for a l
 
 @dataclass
 class SlowReceiver:
-    """Answers 200 after `delay` seconds; `arrived` is set when a delivery comes in."""
+    """Answers 200 after `delay` seconds (or when `released`); `arrived` is set when a delivery comes in."""
 
     delay: float = 15.0
     received: list[str] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -83,7 +84,7 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
             body = self.rfile.read(int(self.headers["Content-Length"]))
             receiver.received.append(json.loads(body)["id"])
             receiver.arrived.set()
-            time.sleep(receiver.delay)
+            receiver.released.wait(receiver.delay)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -115,12 +116,36 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
     try:
         yield Live(f"http://127.0.0.1:{server.server_port}/api/v1", token, debtor_id, db_file, receiver)
     finally:
+        _quiesce(app, receiver)
         server.shutdown()
         server.server_close()
         hooks.shutdown()
         hooks.server_close()
         with app.app_context():
             db.engine.dispose()
+
+
+def _quiesce(app: Any, receiver: SlowReceiver) -> None:
+    """Before the module ends, this app's background threads stop: its job dispatcher, and the deliveries still
+    waiting for the receiver (they use the global session that the next tests' fixture takes over)."""
+    from sqlalchemy import func, select
+
+    from provider.core.outbox_models import BackgroundJob, JobStatus
+    from provider.extensions import db
+
+    receiver.released.set()
+    stop = app.extensions.get("ar_job_dispatcher")
+    if stop is not None:
+        stop.set()
+    deadline = time.monotonic() + 60
+    with app.app_context():
+        running = select(func.count()).where(BackgroundJob.status == JobStatus.RUNNING.value)
+        while time.monotonic() < deadline and (db.session.scalar(running) or 0) > 0:
+            db.session.rollback()
+            time.sleep(0.2)
+        db.session.remove()
+    while time.monotonic() < deadline and any(t.name == "job-dispatcher" for t in threading.enumerate()):
+        time.sleep(0.2)
 
 
 def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
