@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provider.core.audit import register_append_only
+from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.tenancy import ClientOwned, client_id_without_fk
 from provider.extensions import db
@@ -127,6 +128,7 @@ class Invoice(ClientOwned, db.Model):
             postgresql_where=text("open_minor > 0"),
             sqlite_where=text("open_minor > 0"),
         ),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]
@@ -141,6 +143,8 @@ class Invoice(ClientOwned, db.Model):
     po_reference: Mapped[str] = mapped_column(String(64), default="")
     on_hold: Mapped[bool] = mapped_column(default=False)
     placed_at: Mapped[created_at]
+    # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
     client_id: Mapped[int] = client_id_without_fk()  # last, where the mixin puts it
 
     debtor = relationship("Debtor", viewonly=True)
@@ -162,6 +166,7 @@ class Payment(ClientOwned, db.Model):
         CheckConstraint(_in("received_by", ReceivedBy), name="received_by"),
         CheckConstraint(_in("method", PaymentMethod), name="method"),
         Index(None, "client_id", "debtor_id", "received_on"),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]
@@ -177,6 +182,8 @@ class Payment(ClientOwned, db.Model):
     received_by: Mapped[str] = mapped_column(String(10), default=ReceivedBy.AGENCY.value)
     reference: Mapped[str] = mapped_column(String(140), default="")
     recorded_at: Mapped[created_at]
+    # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 class CreditNote(ClientOwned, db.Model):
@@ -190,6 +197,7 @@ class CreditNote(ClientOwned, db.Model):
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="unapplied_in_range"),
         Index(None, "client_id", "debtor_id"),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]
@@ -201,6 +209,8 @@ class CreditNote(ClientOwned, db.Model):
     unapplied_minor: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200), default="")
     recorded_at: Mapped[created_at]
+    # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 @register_append_only

@@ -349,6 +349,7 @@ def record_payment(
         "reference": data["reference"],
         "recorded_at": now_utc(),
     }
+    values["updated_at"] = values["recorded_at"]  # the PostgreSQL statement names every column
     if session.connection().dialect.name == "postgresql":
         return _record_payment_pg(session, client, data, values)
     known, found = _debtor_and_payment(session, client, debtor_id, ref)

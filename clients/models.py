@@ -84,6 +84,7 @@ class Debtor(ClientOwned, db.Model):
         UniqueConstraint("client_id", "id"),  # target of composite foreign keys: children share the tenant
         Index(None, "client_id", "name", "id"),
         Index(None, "client_id", "segment"),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provider.core.audit import register_append_only
+from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime, created_at, intpk
 from provider.core.tenancy import ClientOwned, client_id_without_fk
 from provider.extensions import db
@@ -282,6 +283,7 @@ class Dispute(ClientOwned, db.Model):
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index(None, "client_id", "debtor_id", "status"),
         Index(None, "client_id", "status", "opened_at"),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]
@@ -297,6 +299,8 @@ class Dispute(ClientOwned, db.Model):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution: Mapped[str | None] = mapped_column(String(20))
+    # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
     resolution_note: Mapped[str] = mapped_column(String(500), default="")
     credited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_note_id: Mapped[int | None] = mapped_column(BigInteger)

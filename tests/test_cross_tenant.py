@@ -279,7 +279,7 @@ def _api_objects_of_b(b: Any, b_debtor: Any, b_invoice: Any, b_user_id: int) -> 
     from sqlalchemy import select as _select
 
     from clients.ledger import issue_credit_note
-    from provider.api.models import ApiToken, WebhookDelivery
+    from provider.api.models import ApiToken, WebhookDelivery, WebhookEvent
     from provider.api.webhooks import emit_event
     from tests.factories import make_api_token, make_webhook_endpoint
 
@@ -302,7 +302,14 @@ def _api_objects_of_b(b: Any, b_debtor: Any, b_invoice: Any, b_user_id: int) -> 
         db.session.commit()
         token_id = db.session.scalar(_select(ApiToken.id).where(ApiToken.client_id == b.id))
         delivery_id = db.session.scalar(_select(WebhookDelivery.id).where(WebhookDelivery.client_id == b.id))
-    return {"token_id": token_id, "credit_note_id": note.id, "endpoint_id": endpoint.id, "delivery_id": delivery_id}
+        event_id = db.session.scalar(_select(WebhookEvent.id).where(WebhookEvent.client_id == b.id))
+    return {
+        "token_id": token_id,
+        "credit_note_id": note.id,
+        "endpoint_id": endpoint.id,
+        "delivery_id": delivery_id,
+        "event_id": event_id,  # the API's events (GET /events/{event_id}, replay)
+    }
 
 
 def _is_api(rule: Any) -> bool:

@@ -177,6 +177,7 @@ class WorkAction(ClientOwned, db.Model):
         Index(None, "client_id", "work_item_id", "occurred_at"),
         Index(None, "client_id", "debtor_id", "kind", "occurred_at"),
         Index(None, "user_id", "occurred_at"),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]
@@ -187,6 +188,8 @@ class WorkAction(ClientOwned, db.Model):
     note: Mapped[str] = mapped_column(String(1000), default="")
     user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
+    # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 class PaymentPlan(ClientOwned, db.Model):

@@ -12,6 +12,7 @@ Request cycle of an API call (DESIGN §5, in three steps):
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from clients.models import Client
+from provider.api.contention import is_lock_contention
 from provider.api.models import ApiToken
 from provider.api.problems import ApiProblem, field_errors, problem
 from provider.api.tokens import find_token
@@ -53,6 +55,25 @@ def _rate_limit() -> str:
 
 
 limiter.limit(_rate_limit, key_func=_rate_key)(bp)
+
+
+@bp.after_request
+def _rate_limit_headers(response: Any) -> Any:
+    """The token's budget on every answer (IETF draft "RateLimit header fields"): `RateLimit-Policy`
+    (`<requests>;w=<window seconds>`), `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds
+    until the window resets); a 429 adds `Retry-After` (seconds)."""
+    current = limiter.current_limit
+    if current is None:
+        return response
+    amount, window = current.limit.amount, current.limit.get_expiry()
+    reset = min(window, max(0, current.reset_at - int(time.time())))
+    response.headers["RateLimit-Policy"] = f"{amount};w={window}"
+    response.headers["RateLimit-Limit"] = str(amount)
+    response.headers["RateLimit-Remaining"] = str(max(0, current.remaining))
+    response.headers["RateLimit-Reset"] = str(reset)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, reset))
+    return response
 
 
 @dataclass
@@ -149,6 +170,14 @@ def _bearer() -> str | None:
 @bp.before_request
 def authenticate() -> Any:
     """Every API call except the documentation carries a live token; it alone decides scope and actor."""
+    if request.method == "OPTIONS":  # no CORS here: Flask's automatic (HTML) OPTIONS answer becomes a 405
+        rule = request.url_rule
+        allowed = sorted((rule.methods or set()) - {"OPTIONS"}) if rule is not None else []
+        return problem(
+            405,
+            "This address does not accept that kind of request.",
+            headers={"Allow": ", ".join(allowed)} if allowed else None,
+        )
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, "required_permissions", None) == PUBLIC_MARK:
         return None
@@ -223,10 +252,22 @@ for _code in (400, 404, 405, 413, 414, 415, 429):  # code-specific handlers win 
     bp.register_error_handler(_code, _http)
 
 
+BUSY_RETRY_AFTER_S = 2
+
+
 @bp.errorhandler(DBAPIError)
 @bp.errorhandler(500)
 def _database(exc: Exception) -> Any:
     db.session.rollback()
+    original = getattr(exc, "original_exception", None) or exc  # a 500 wraps what was raised
+    if is_lock_contention(original):  # the database is busy (SQLite: another writer): not a server error
+        current_app.logger.warning("API call met lock contention: %s", str(original)[:200])
+        return problem(
+            503,
+            "the database is busy; nothing was written. Retry after the delay (with the same Idempotency-Key)",
+            kind="busy",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
     current_app.logger.exception("database error in API call")
     return problem(500, "the request could not be completed; nothing was written")
 
@@ -246,15 +287,20 @@ def load(model: type, object_id: int) -> Any:
 
 def parse_body(schema: Schema, plain: Callable[[Any], Any] | None = None) -> Any:
     """The JSON body loaded by the schema. `plain`, when given, builds what the schema would load for a
-    plainly valid body without it (None for any other body, which then goes through the schema)."""
+    plainly valid body without it (None for any other body, which then goes through the schema).
+
+    A body that is not declared JSON is a 415, a declared JSON body that does not parse a 400: both before
+    anything is read or written."""
+    if not request.is_json:
+        raise ApiProblem(
+            415,
+            "send the body as JSON with Content-Type: application/json",
+            kind="unsupported-media-type",
+            errors={"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]},
+        )
     data = request.get_json(silent=True)
     if data is None:
-        raise ApiProblem(
-            422,
-            "the body must be JSON (Content-Type: application/json)",
-            kind="validation",
-            errors={"_body": ["not JSON"]},
-        )
+        raise ApiProblem(400, "the body is not valid JSON", kind="malformed-json", errors={"_body": ["not JSON"]})
     if plain is not None:
         loaded = plain(data)
         if loaded is not None:

@@ -2,7 +2,8 @@
 
     same key, same request, first one finished   -> the stored response, with `Idempotent-Replayed: true`
     same key, different request                  -> 422 (the key is bound to the first request's body)
-    same key while the first one is still running -> 409 (retry later)
+    same key while the first one is still running -> 409 `in-flight` (retry later; only a request that is
+                                                     really running concurrently causes it)
 
 The claim is committed *before* the work, in its own short transaction, so that a concurrent twin sees
 it (this is the one place where an API request commits twice); the response is stored in the work's
@@ -24,6 +25,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from provider.api.contention import retry_on_lock
 from provider.api.models import IdempotencyRecord
 from provider.api.problems import ApiProblem
 from provider.core.clock import now_utc
@@ -32,6 +34,7 @@ from provider.extensions import db
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 STALE_AFTER = timedelta(minutes=5)
+RELEASE_TRIES = 5
 _INSERT = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
@@ -122,9 +125,15 @@ def _replay(record: IdempotencyRecord) -> Response:
 
 
 def _release(record_id: int) -> None:
+    """Give the key back (the work failed or was refused). Retried through lock contention: a claim left behind
+    would answer the caller's retry 409 "in flight" for STALE_AFTER."""
     db.session.rollback()
-    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
-    db.session.commit()
+
+    def release() -> None:
+        db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+        db.session.commit()
+
+    retry_on_lock(db.session, release, tries=RELEASE_TRIES, backoff_s=0.2, what="releasing an Idempotency-Key")
 
 
 def run_idempotent(work: Callable[[], Any]) -> Any:
@@ -149,17 +158,21 @@ def run_idempotent(work: Callable[[], Any]) -> Any:
     if response.status_code >= 300:
         _release(record_id)
         return response
-    db.session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(
-            response_status=response.status_code,
-            response_body=response.get_data(as_text=True),
-            response_location=response.headers.get("Location"),
-            completed_at=now_utc(),
+    try:
+        db.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(
+                response_status=response.status_code,
+                response_body=response.get_data(as_text=True),
+                response_location=response.headers.get("Location"),
+                completed_at=now_utc(),
+            )
         )
-    )
-    db.session.commit()
+        db.session.commit()
+    except BaseException:  # the work was not committed: the key is free again for the caller's retry
+        _release(record_id)
+        raise
     return response
 
 

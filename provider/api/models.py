@@ -123,6 +123,9 @@ class WebhookEndpoint(ClientOwned, db.Model):
     url: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(String(200), default="")
     secret: Mapped[str] = mapped_column(String(80))
+    # a rotated-out secret still signs (beside the new one) until `previous_secret_until`: receivers switch over
+    previous_secret: Mapped[str | None] = mapped_column(String(80))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     events: Mapped[list[str]] = mapped_column(JSONType, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[created_at]

@@ -9,27 +9,62 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, jsonify, render_template
 
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
+from provider.api.glossary import describe
 from provider.api.idempotency import HEADER, REPLAY_HEADER
+from provider.api.webhook_docs import add_webhooks
 
-PROBLEM = {
+PROBLEM_SCHEMA = {
     "type": "object",
+    "description": "An error (RFC 9457 problem details). Every error of the API has this shape.",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "type": {
+            "type": "string",
+            "description": "what kind of problem: a URI ending in e.g. `validation`, `not-found`, `in-flight`, "
+            "`idempotency-mismatch`, `read-only`, `precondition-failed`, `busy`, `unsupported-media-type`",
+            "example": "https://ar-ops.example/problems/validation",
+        },
+        "title": {"type": "string", "description": "the HTTP status in words", "example": "Unprocessable content"},
+        "status": {"type": "integer", "description": "the HTTP status code", "example": 422},
+        "detail": {
+            "type": "string",
+            "description": "what went wrong, for a person",
+            "example": "the request has invalid fields; nothing was written",
+        },
+        "errors": {
+            "type": "object",
+            "description": "per field (`amount_minor`, `invoices.3.currency`, a header name): the messages",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "example": {
+                "amount_minor": ["Must be greater than or equal to 1 and less than or equal to 999999999999999."]
+            },
+        },
     },
 }
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+RATE_HEADERS = {
+    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "requests allowed per window for this token"},
+    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "requests left in the current window"},
+    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "seconds until the window resets"},
+    "RateLimit-Policy": {"schema": {"type": "string"}, "description": "`<requests>;w=<window seconds>`"},
+}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
+ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the representation's version, for `If-Match`"}}
+WITH_ETAG = {"get_debtor", "create_debtor", "update_debtor"}
 ERRORS = {
     400: "bad request (a staff token without X-Client-Id)",
     401: "missing, unknown or revoked token",
     404: "no such object for this token's client (another client's object looks exactly the same)",
     405: "method not allowed",
     429: "rate limit of the token exceeded",
+    503: "the database is busy (another writer holds the lock); nothing was written: retry after `Retry-After` "
+    "seconds, with the same Idempotency-Key",
 }
-WRITE_ERRORS = {403: "the token is read-only", 409: "a request with this Idempotency-Key is in flight", 415: "not JSON"}
+WRITE_ERRORS = {
+    403: "the token is read-only",
+    409: "a request with this Idempotency-Key is still running (type `in-flight`): retry it after a moment",
+    415: "the body is not declared JSON (Content-Type: application/json)",
+}
 DESCRIPTION = """JSON API for client businesses' ERP integrations.
 
 **Auth**: `Authorization: Bearer <token>`. A client token sees and changes only its client's ledger; a staff
@@ -50,14 +85,22 @@ code; responses add `amount`, the same value as a decimal string with the curren
 
 
 def _responses(op: Any) -> dict[str, Any]:
-    ok: dict[str, Any] = {"description": "OK"}
+    ok: dict[str, Any] = {"description": "OK", "headers": dict(RATE_HEADERS)}
     if op.response is not None:
         ok["content"] = {op.content_type: {"schema": op.response}}
+        if op.content_type != "application/json":  # generators keep a binary answer declared as octet-stream
+            ok["content"]["application/octet-stream"] = {"schema": op.response}
     if op.idempotent:
-        ok["headers"] = {REPLAY_HEADER: {"schema": {"type": "string"}, "description": "true on a stored replay"}}
+        ok["headers"][REPLAY_HEADER] = {"schema": {"type": "string"}, "description": "true on a stored replay"}
+    if op.endpoint in WITH_ETAG:
+        ok["headers"] |= ETAG
     out: dict[str, Any] = {str(op.status): ok}
     for code, text in op.extra_responses.items():
-        out[str(code)] = {**ok, "description": text}
+        if code >= 400:
+            problem = {"description": text, "headers": dict(RATE_HEADERS)}
+            out[str(code)] = problem | {"content": {"application/problem+json": {"schema": PROBLEM}}}
+        else:
+            out[str(code)] = {**ok, "description": text}
     errors = dict(ERRORS)
     if op.query or op.body:
         errors[422] = "invalid input; per-field errors, nothing written"
@@ -65,7 +108,11 @@ def _responses(op: Any) -> dict[str, Any]:
         errors |= WRITE_ERRORS
         errors[422] = "invalid input or refused by the ledger; per-field errors, nothing written"
     for code, text in errors.items():
-        out.setdefault(str(code), {"description": text, "content": {"application/problem+json": {"schema": PROBLEM}}})
+        headers = dict(RATE_HEADERS) | (RETRY_AFTER if code in (429, 503) else {})
+        out.setdefault(
+            str(code),
+            {"description": text, "headers": headers, "content": {"application/problem+json": {"schema": PROBLEM}}},
+        )
     return out
 
 
@@ -73,12 +120,13 @@ def build_spec() -> dict[str, Any]:
     spec = APISpec(
         title="AR Ops API",
         version="1.0.0",
-        openapi_version="3.0.3",
+        openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         info={"description": DESCRIPTION},
         servers=[{"url": "/api/v1"}],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Problem", PROBLEM_SCHEMA)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         params: list[dict[str, Any]] = [
@@ -87,6 +135,16 @@ def build_spec() -> dict[str, Any]:
         ]
         if op.query is not None:
             params.append({"in": "query", "schema": op.query})
+        if op.method == "PATCH":
+            params.append(
+                {
+                    "in": "header",
+                    "name": "If-Match",
+                    "required": False,
+                    "description": "the ETag you read: the change applies only if the object is unchanged since (412)",
+                    "schema": {"type": "string"},
+                }
+            )
         if op.idempotent:
             params.append(
                 {
@@ -99,7 +157,7 @@ def build_spec() -> dict[str, Any]:
         item: dict[str, Any] = {
             "operationId": op.endpoint,
             "summary": op.summary,
-            "description": op.description,
+            "description": op.description or _default_description(op),
             "tags": [op.tag],
             "security": [{"bearer": []}],
             "parameters": params,
@@ -110,7 +168,27 @@ def build_spec() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = item
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return add_webhooks(describe(_outputs_required(spec.to_dict())))
+
+
+def _outputs_required(document: dict[str, Any]) -> dict[str, Any]:
+    """Every field of a response schema is always present (null when it has no value): mark them required, so
+    that generated clients type them as present. Request schemas keep their own `required` lists."""
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        if name.endswith(("Out", "Page")) and "properties" in schema:
+            schema["required"] = sorted(schema["properties"])
+    return document
+
+
+def _default_description(op: Any) -> str:
+    if op.method == "GET" and op.query is not None and "cursor" in op.query._declared_fields:
+        return (
+            f"{op.summary}, one page at a time (`limit`, `cursor` from the previous page's `next_cursor`, `sort`). "
+            "For incremental sync: `sort=updated_at&updated_since=<the largest updated_at seen, minus a minute>`."
+        )
+    if op.method == "GET":
+        return f"{op.summary}. Another client's id answers 404, like an id that does not exist."
+    return f"{op.summary}."
 
 
 def _path_args(path: str) -> list[str]:

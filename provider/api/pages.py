@@ -3,6 +3,7 @@ client's webhook endpoints with their delivery log and replay. Load, check acces
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -18,6 +19,7 @@ from provider.extensions import db
 
 bp = Blueprint("api_admin", __name__, url_prefix="/admin/api")
 portal_bp = Blueprint("api_portal", __name__, url_prefix="/portal/api")
+ROTATION_OVERLAP = timedelta(hours=24)
 
 
 def _token_page(client_id: int | None, template_args: dict[str, Any]) -> Any:
@@ -130,7 +132,9 @@ def webhook_endpoint(endpoint_id: int) -> Any:
         .order_by(WebhookDelivery.id.desc())
         .limit(100)
     ).all()
-    return render_template("api/webhook_endpoint.html", endpoint=endpoint, rows=rows)
+    # `hook`, not `endpoint`: base.html sets `endpoint` (the request's endpoint name) for its navigation, and a
+    # top-level {% set %} of the base template hides a context variable of the same name from the page
+    return render_template("api/webhook_endpoint.html", hook=endpoint, rows=rows)
 
 
 @portal_bp.route("/webhooks/<int:endpoint_id>/disable", methods=["POST"])
@@ -139,6 +143,20 @@ def disable_webhook(endpoint_id: int) -> Any:
     webhooks.disable_endpoint(db.session, _endpoint(endpoint_id))
     db.session.commit()
     return redirect(url_for("api_portal.webhooks_index"))
+
+
+@portal_bp.route("/webhooks/<int:endpoint_id>/rotate", methods=["POST"])
+@require(Permission.PORTAL_API_MANAGE)
+def rotate_webhook_secret(endpoint_id: int) -> Any:
+    endpoint = _endpoint(endpoint_id)
+    webhooks.rotate_secret(db.session, endpoint, ROTATION_OVERLAP)
+    db.session.commit()
+    flash(
+        "A new signing secret is active. For the next 24 hours deliveries are signed with both the new and the old "
+        "secret: put the new one in your receiver meanwhile.",
+        "success",
+    )
+    return redirect(url_for("api_portal.webhook_endpoint", endpoint_id=endpoint.id))
 
 
 @portal_bp.route("/webhooks/deliveries/<int:delivery_id>")

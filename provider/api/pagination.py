@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -45,7 +45,7 @@ def _decode(cursor: str, sort: str, parse: Callable[[Any], Any]) -> tuple[Any, i
 def keyset_page(
     stmt: Select[Any],
     id_column: Any,
-    sorts: dict[str, tuple[Any, Callable[[Any], Any]]],
+    sorts: Mapping[str, tuple[Any, Callable[[Any], Any]]],
     args: dict[str, Any],
 ) -> tuple[list[Any], str | None]:
     """One page of `stmt` (a single-entity select) as (items, next cursor or None)."""

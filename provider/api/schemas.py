@@ -9,22 +9,25 @@ The debtor schema is the one the back office's forms validate with (clients.sche
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow.utils import missing as missing_
 
 from clients.journal import PaymentMethod, ReceivedBy
 from clients.ledger_queries import BUCKETS
 from clients.schemas import DebtorSchema
+from provider.api.models import EventType
 from provider.core.money import MAX_MINOR, exponent
 from provider.core.validation import Trimmed, Upper, check_currency, check_timezone
 
 MAX_AMOUNT = MAX_MINOR  # 15 digits, the cap of every file format too (provider.core.money)
 MAX_ID = 2**53  # JSON-safe integers
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+EARLIEST_MOMENT, LATEST_MOMENT = datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
 BATCH_LIMIT = 1_000
 PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
@@ -97,6 +100,23 @@ def decimal_amount(minor: int, currency: str) -> str:
     return str((Decimal(minor) / (Decimal(10) ** places)).quantize(Decimal(1).scaleb(-places)))
 
 
+class UpdatedAt(fields.DateTime):
+    """`updated_at`: when the object last changed; for a row written before it was kept (or by a raw bulk path
+    that did not set it), its creation time."""
+
+    def __init__(self, *fallbacks: str, **kw: Any) -> None:
+        metadata = {"description": "when it last changed (`updated_since` and `sort=updated_at` use it)"}
+        super().__init__(metadata=metadata, **kw)
+        self.fallbacks = fallbacks
+
+    def get_value(self, obj, attr, accessor=None, default=missing_):  # type: ignore[no-untyped-def]
+        value = getattr(obj, "updated_at", None)
+        if value is not None:
+            return value
+        moments = [m for m in (getattr(obj, name, None) for name in self.fallbacks) if m is not None]
+        return max(moments) if moments else None
+
+
 class MoneyOut(Schema):
     amount = fields.Method("_amount", metadata={"description": "decimal string with the currency's exponent"})
 
@@ -107,18 +127,49 @@ class MoneyOut(Schema):
 # --- queries ----------------------------------------------------------------------------------------------
 
 
+class UtcDateTime(fields.DateTime):
+    """An ISO 8601 date-time; one without an offset is read as UTC."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
+            raise ValidationError("a moment between 1900 and 2999")
+        return moment.astimezone(UTC)
+
+
 class ListQuery(Schema):
     class Meta:
         unknown = RAISE
 
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = Text(load_default=None, validate=validate.Length(max=500))
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=200),
+        metadata={"description": "items per page (1-200)", "example": 100},
+    )
+    cursor = Text(
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "the previous page's `next_cursor`, with the same `sort` and filters"},
+    )
+    updated_since = UtcDateTime(
+        metadata={
+            "description": "only items whose `updated_at` is at or after this moment (ISO 8601; UTC without an "
+            "offset). For incremental sync: `sort=updated_at`, and next time pass the largest `updated_at` seen "
+            "minus a minute of overlap (de-duplicate by id)",
+            "example": "2026-03-01T00:00:00Z",
+        }
+    )
 
 
 def sort_field(names: list[str], default: str = "id") -> fields.String:
+    names = [*names, "updated_at"]
     choices = [*names, *[f"-{n}" for n in names]]
     return fields.String(
-        load_default=default, validate=validate.OneOf(choices), metadata={"description": "- = descending"}
+        load_default=default,
+        validate=validate.OneOf(choices),
+        metadata={"description": "the order of the list: a field, `-field` for descending; ties by id"},
     )
 
 
@@ -218,6 +269,43 @@ class DebtorIn(DebtorSchema):
                     _clean_text(value)
                 except ValidationError as exc:
                     raise ValidationError(exc.messages, field_name=key) from None
+
+
+class DebtorPatch(Schema):
+    """A partial update of a debtor: only the fields sent change. `email`/`phone` null removes the primary one."""
+
+    class Meta:
+        unknown = RAISE
+
+    external_ref = Text(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the ERP's reference; unique per client"},
+    )
+    name = Text(validate=validate.Length(min=1, max=200))
+    timezone = Text(allow_none=True, validate=lambda v: v == "" or check_timezone(v) is None)
+    segment = Text(validate=validate.Length(min=1, max=40))
+    do_not_contact = fields.Boolean()
+    email = fields.Email(allow_none=True, validate=validate.Length(max=300))
+    phone = Text(
+        allow_none=True,
+        validate=validate.Regexp(r"^(\+?[0-9 ()./-]{5,30})?$", error="not a phone number (digits, spaces, + - ( ))"),
+    )
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _not_blank(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        """A blank name, reference or segment is refused (the shared text field would read it as "not sent")."""
+        if not isinstance(original, dict):
+            return
+        blank = [k for k in ("external_ref", "name", "segment") if k in original and data.get(k) in (None, "")]
+        if blank:
+            raise ValidationError({k: ["must not be blank"] for k in blank})
+
+    @post_load
+    def _blanks(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        for key in ("timezone", "phone", "email"):
+            if key in data and not data[key]:
+                data[key] = None
+        return data
 
 
 class InvoiceIn(Schema):
@@ -473,7 +561,10 @@ class DebtorOut(Schema):
     timezone = fields.String(allow_none=True)
     segment = fields.String()
     do_not_contact = fields.Boolean()
+    email = fields.String(allow_none=True, metadata={"description": "the primary e-mail address, or null"})
+    phone = fields.String(allow_none=True, metadata={"description": "the primary phone number, or null"})
     created_at = fields.DateTime()
+    updated_at = UpdatedAt("created_at")
 
 
 class InvoiceOut(MoneyOut):
@@ -489,6 +580,7 @@ class InvoiceOut(MoneyOut):
     po_reference = fields.String()
     on_hold = fields.Boolean()
     placed_at = fields.DateTime()
+    updated_at = UpdatedAt("placed_at")
 
 
 class PlacedInvoiceOut(Schema):
@@ -517,6 +609,7 @@ class PaymentOut(MoneyOut):
     received_by = fields.String()
     reference = fields.String()
     recorded_at = fields.DateTime()
+    updated_at = UpdatedAt("recorded_at")
 
 
 class AllocationOut(Schema):
@@ -554,6 +647,7 @@ class CreditNoteOut(MoneyOut):
     unapplied_minor = fields.Integer()
     reason = fields.String()
     recorded_at = fields.DateTime()
+    updated_at = UpdatedAt("recorded_at")
 
 
 class WorkActionOut(Schema):
@@ -563,6 +657,7 @@ class WorkActionOut(Schema):
     outcome = fields.String()
     note = fields.String()
     occurred_at = fields.DateTime()
+    updated_at = UpdatedAt("occurred_at")
 
 
 class DisputeOut(MoneyOut):
@@ -585,6 +680,7 @@ class DisputeOut(MoneyOut):
     )
     proposed_amount_minor = fields.Integer(allow_none=True)
     proposal_note = fields.String(metadata={"description": "the agency's explanation of its proposal"})
+    updated_at = UpdatedAt("opened_at")
 
 
 class CommentOut(Schema):
@@ -609,6 +705,7 @@ class ReportOut(Schema):
     pages = fields.Integer(attribute="pdf_pages", metadata={"description": "pages of the PDF"})
     pdf_sha256 = fields.String()
     created_at = fields.DateTime(attribute="generated_at")
+    updated_at = UpdatedAt("generated_at")
 
 
 class ReportDetailOut(ReportOut):
@@ -653,4 +750,113 @@ def page_of(item: type[Schema]) -> type[Schema]:
         name,
         (Schema,),
         {"data": fields.List(fields.Nested(item)), "next_cursor": fields.String(allow_none=True)},
+    )
+
+
+# --- events and webhook endpoints -----------------------------------------------------------------------
+
+
+class EventQuery(ListQuery):
+    sort = sort_field(["id"])
+    type = fields.String(
+        validate=validate.OneOf([*(e.value for e in EventType), "webhook.test"]),
+        metadata={"description": "only events of this type"},
+    )
+
+
+class EventDeliveryOut(Schema):
+    delivery_id = fields.Integer(attribute="id", metadata={"description": "the `X-AR-Delivery` header of its POSTs"})
+    endpoint_id = fields.Integer()
+    status = fields.String(metadata={"description": "pending (first try or a retry is due), succeeded or dead"})
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True, metadata={"description": "the receiver's last HTTP status"})
+    next_attempt_at = fields.DateTime(allow_none=True)
+    delivered_at = fields.DateTime(allow_none=True)
+
+
+class EventOut(Schema):
+    id = fields.Integer()
+    event_id = fields.Method(
+        "_event_id",
+        metadata={"type": "string", "description": "`evt_<id>`: the payload's `id` and the `X-AR-Event-Id` header"},
+    )
+    type = fields.String(attribute="event_type", metadata={"description": "the event type (see the webhooks)"})
+    created_at = fields.DateTime()
+    updated_at = UpdatedAt("created_at")
+    payload = fields.Dict(metadata={"description": "the body POSTed to the endpoints, exactly"})
+
+    def _event_id(self, event: Any) -> str:
+        return f"evt_{event.id}"
+
+
+class EventDetailOut(EventOut):
+    deliveries = fields.List(fields.Nested(EventDeliveryOut), metadata={"description": "one per endpoint"})
+
+
+class ReplayIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    endpoint_id = Id(required=True, metadata={"description": "send the event (again) to this endpoint"})
+
+
+class ReplayOut(Schema):
+    event_id = fields.String()
+    delivery_id = fields.Integer()
+    queued = fields.Boolean(metadata={"description": "false when a replay of this delivery is already waiting"})
+
+
+class WebhookEndpointIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = Text(required=True, validate=validate.Length(min=1, max=500), metadata={"example": "https://erp.example/ar"})
+    events = fields.List(
+        fields.String(validate=validate.OneOf([e.value for e in EventType])),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "the event types to receive"},
+    )
+    description = Text(load_default="", validate=validate.Length(max=200))
+
+
+class WebhookEndpointOut(Schema):
+    id = fields.Integer()
+    url = fields.String()
+    description = fields.String()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = UpdatedAt("disabled_at", "created_at")
+    disabled_at = fields.DateTime(allow_none=True)
+
+
+class WebhookEndpointCreatedOut(WebhookEndpointOut):
+    secret = fields.String(
+        metadata={
+            "description": "the signing secret (`whsec_...`), shown in this answer and on the portal's endpoint page",
+            "readOnly": True,
+        }
+    )
+
+
+class TestEventOut(Schema):
+    event_id = fields.String()
+    delivery_id = fields.Integer()
+
+
+class RotateSecretIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    overlap_hours = fields.Integer(
+        load_default=24,
+        validate=validate.Range(min=0, max=168),
+        metadata={"description": "how long the old secret keeps signing beside the new one (0-168 hours)"},
+    )
+
+
+class RotatedSecretOut(WebhookEndpointCreatedOut):
+    previous_secret_until = fields.DateTime(
+        allow_none=True, metadata={"description": "until when deliveries also carry a signature with the old secret"}
     )

@@ -29,12 +29,20 @@ from provider.reporting.models import MonthlyReport
 from sla import disputes as dispute_service
 from sla.models import Dispute, DisputeInvoice, DisputeMessage
 
-INVOICE_OUT, PAYMENT_OUT, CREDIT_OUT, DEBTOR_OUT = s.InvoiceOut(), s.PaymentOut(), s.CreditNoteOut(), s.DebtorOut()
+INVOICE_OUT, PAYMENT_OUT, CREDIT_OUT = s.InvoiceOut(), s.PaymentOut(), s.CreditNoteOut()
 DISPUTE_OUT, COMMENT_OUT, REPORT_OUT = s.DisputeOut(), s.CommentOut(), s.ReportOut()
 
 
 def _page(items: list[Any], cursor: str | None, schema: Any) -> dict[str, Any]:
     return {"data": schema.dump(items, many=True), "next_cursor": cursor}
+
+
+def _changes(stmt: Any, model: Any, args: dict[str, Any], sorts: Any) -> Any:
+    """Every list's change feed: `updated_since` filters on `updated_at`, and `sort=updated_at` pages by it."""
+    sorts["updated_at"] = (model.updated_at, as_datetime)
+    if args.get("updated_since"):
+        stmt = stmt.where(model.updated_at >= args["updated_since"])
+    return stmt
 
 
 def _rejected(exc: services.BatchRejected, prefix: str = "") -> ApiProblem:
@@ -45,63 +53,15 @@ def _rejected(exc: services.BatchRejected, prefix: str = "") -> ApiProblem:
     return ApiProblem(422, str(exc), kind="validation", errors=errors)
 
 
-# --- debtors --------------------------------------------------------------------------------------------
-
-
-@operation(
-    "/debtors", "GET", summary="List debtors", tag="debtors", query=s.DebtorQuery, response=s.page_of(s.DebtorOut)
-)
-def list_debtors() -> Any:
-    args = parse_query(s.DebtorQuery())
-    stmt = select(Debtor).where(Debtor.client_id == current_client().id)
-    if args.get("external_ref"):
-        stmt = stmt.where(Debtor.external_ref == args["external_ref"])
-    if args.get("segment"):
-        stmt = stmt.where(Debtor.segment == args["segment"])
-    if args.get("q"):
-        stmt = stmt.where(func.lower(Debtor.name).contains(args["q"].lower(), autoescape=True))
-    sorts = {"id": (Debtor.id, as_int), "name": (Debtor.name, as_str), "external_ref": (Debtor.external_ref, as_str)}
-    return _page(*keyset_page(stmt, Debtor.id, sorts, args), DEBTOR_OUT)
-
-
-@operation("/debtors/{debtor_id}", "GET", summary="One debtor", tag="debtors", response=s.DebtorOut)
-def get_debtor(debtor_id: int) -> Any:
-    return DEBTOR_OUT.dump(load(Debtor, debtor_id))
-
-
-@operation(
-    "/debtors", "POST", summary="Create a debtor", tag="debtors", body=s.DebtorIn, response=s.DebtorOut, status=201
-)
-def create_debtor() -> Any:
-    """Same fields and rules as the back office's debtor form; the external reference is unique per client."""
-    data = parse_body(s.DebtorIn())
-    client = current_client()
-    if db.session.scalar(
-        select(Debtor.id).where(Debtor.client_id == client.id, Debtor.external_ref == data["external_ref"])
-    ):
+def own_debtor(debtor_id: int, field: str = "debtor_id") -> Debtor:
+    """The body's debtor, of the token's client: otherwise the same 422 (type `validation`, the field named) on
+    every operation that takes a debtor in its body (payments, invoices, credit notes, disputes)."""
+    debtor = db.session.get(Debtor, debtor_id)
+    if debtor is None or debtor.client_id != current_client().id:
         raise ApiProblem(
-            422, "a debtor with this external reference exists", kind="validation", errors={"external_ref": ["exists"]}
+            422, f"no such debtor: {debtor_id}", kind="validation", errors={field: ["not a debtor of this client"]}
         )
-    debtor = services.create_debtor(db.session, client, data)
-    return DEBTOR_OUT.dump(debtor), 201, {"Location": url_for("api.get_debtor", debtor_id=debtor.id)}
-
-
-@operation(
-    "/debtors/{debtor_id}/work-history",
-    "GET",
-    summary="Work history of a debtor's account (calls, e-mails, promises, notes)",
-    tag="debtors",
-    query=s.WorkHistoryQuery,
-    response=s.page_of(s.WorkActionOut),
-)
-def work_history(debtor_id: int) -> Any:
-    from worklists.models import WorkAction
-
-    debtor = load(Debtor, debtor_id)
-    args = parse_query(s.WorkHistoryQuery())
-    stmt = select(WorkAction).where(WorkAction.client_id == debtor.client_id, WorkAction.debtor_id == debtor.id)
-    sorts = {"id": (WorkAction.id, as_int), "occurred_at": (WorkAction.occurred_at, as_datetime)}
-    return _page(*keyset_page(stmt, WorkAction.id, sorts, args), s.WorkActionOut())
+    return debtor
 
 
 # --- invoices -------------------------------------------------------------------------------------------
@@ -132,6 +92,7 @@ def list_invoices() -> Any:
         "amount_minor": (Invoice.amount_minor, as_int),
         "open_minor": (Invoice.open_minor, as_int),
     }
+    stmt = _changes(stmt, Invoice, args, sorts)
     return _page(*keyset_page(stmt, Invoice.id, sorts, args), INVOICE_OUT)
 
 
@@ -202,6 +163,7 @@ def place_invoice() -> Any:
     number with other details is a 422."""
     row = parse_body(s.InvoiceIn())
     client = current_client()
+    own_debtor(row["debtor_id"])
     try:
         placed = services.place_invoices(db.session, client, [row])
     except services.BatchRejected as exc:
@@ -260,6 +222,7 @@ def list_payments() -> Any:
         "received_on": (Payment.received_on, as_date),
         "amount_minor": (Payment.amount_minor, as_int),
     }
+    stmt = _changes(stmt, Payment, args, sorts)
     return _page(*keyset_page(stmt, Payment.id, sorts, args), PAYMENT_OUT)
 
 
@@ -283,6 +246,7 @@ def record_payment() -> Any:
     from flask import request
 
     data = parse_body(s.PaymentIn())
+    own_debtor(data["debtor_id"])
     key = request.headers.get("Idempotency-Key")
     result = services.record_payment(db.session, current_client(), data, idempotency_key=key)
     if result.replayed:
@@ -437,6 +401,7 @@ def list_credit_notes() -> Any:
         "issued_on": (CreditNote.issued_on, as_date),
         "amount_minor": (CreditNote.amount_minor, as_int),
     }
+    stmt = _changes(stmt, CreditNote, args, sorts)
     return _page(*keyset_page(stmt, CreditNote.id, sorts, args), CREDIT_OUT)
 
 
@@ -477,6 +442,7 @@ def issue_credit_note() -> Any:
     """`issued_on` may not be in the future (client's time zone) nor, with `invoice_id`, before that invoice's
     issue date: 422 naming the field, nothing written."""
     data = parse_body(s.CreditNoteIn())
+    own_debtor(data["debtor_id"])
     try:
         note = services.issue_credit_note(db.session, current_client(), data)
     except ServiceError as exc:
@@ -579,6 +545,7 @@ def list_disputes() -> Any:
     if args.get("status"):
         stmt = stmt.where(Dispute.status == args["status"])
     sorts = {"id": (Dispute.id, as_int), "opened_at": (Dispute.opened_at, as_datetime)}
+    stmt = _changes(stmt, Dispute, args, sorts)
     return _page(*keyset_page(stmt, Dispute.id, sorts, args), DISPUTE_OUT)
 
 
@@ -638,6 +605,8 @@ def open_dispute() -> Any:
     `dispute.updated` webhook fires. Invoices of another client are refused like ids that do not exist."""
     data = parse_body(s.DisputeIn())
     client = current_client()
+    if data.get("debtor_id") is not None:
+        own_debtor(data["debtor_id"])
     ids = sorted(set(data["invoice_ids"]))
     rows = db.session.execute(
         select(Invoice.id, Invoice.debtor_id).where(Invoice.client_id == client.id, Invoice.id.in_(ids))
@@ -746,6 +715,7 @@ def list_reports() -> Any:
         "period": (MonthlyReport.period, as_str),
         "created_at": (MonthlyReport.generated_at, as_datetime),
     }
+    stmt = _changes(stmt, MonthlyReport, args, sorts)
     return _page(*keyset_page(stmt, MonthlyReport.id, sorts, args), REPORT_OUT)
 
 

@@ -9,7 +9,16 @@ the commit. The job POSTs each due delivery, signed:
     X-AR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 
 A receiver recomputes the HMAC over the timestamp and the raw body and rejects old timestamps (replay
-protection). Failures are retried with backoff (BACKOFF) by the periodic sweep; after the last one the
+protection).
+
+Delivery is at least once, and an acknowledged delivery is not sent again because of a local failure: each
+delivery is *leased* in a short transaction of its own (`_lease`: only a due, pending delivery can be taken, so
+a delivery already sent and recorded is never taken again), the POST runs with no transaction open (on SQLite no
+write lock is held while a receiver answers), and the answer is recorded in another short transaction, retried on
+lock contention (`record_attempt`). Only when every try to record fails is the delivery sent again, after its
+lease ran out, with the same `X-AR-Event-Id` (`evt_<id>`, also the payload's `id`), by which receivers de-duplicate.
+
+Failures are retried with backoff (BACKOFF) by the periodic sweep; after the last one the
 delivery is `dead` and can be replayed from the UI (the replay is background work too: the web request only
 queues it). Every attempt is logged with its response code, or "refused" / "timed out": the sending goes
 through provider.core.outbound, which refuses internal addresses and never says more than that.
@@ -22,14 +31,15 @@ import hmac
 import json
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from provider.api.contention import retry_on_lock
 from provider.api.models import (
     DeliveryStatus,
     EventType,
@@ -47,26 +57,52 @@ BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), t
 MAX_ATTEMPTS = len(BACKOFF) + 1
 BATCH = 200
 SIGNATURE_HEADER = "X-AR-Signature"
+SIGNATURE_TOLERANCE_S = 300  # what receivers should accept between the signature's timestamp and their clock
 EVENT_TYPES = [e.value for e in EventType]
 
 
 # --- signing --------------------------------------------------------------------------------------------
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = 300) -> bool:
-    """What a receiver does (and what the tests do): check the HMAC and that the timestamp is recent."""
+def sign(secret: str, timestamp: int, body: bytes, *also: str) -> str:
+    """`t=<timestamp>,v1=<mac>`, with one more `v1=` per secret in `also` (a rotated-out one still valid)."""
+    return ",".join([f"t={timestamp}", *(f"v1={_mac(s, timestamp, body)}" for s in (secret, *also))])
+
+
+def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
+    """What a receiver does (and what the tests do): one of the `v1` signatures is the HMAC with this secret, and
+    the timestamp is recent."""
     try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
+        parts = [item.split("=", 1) for item in header.split(",")]
+        timestamp = int(dict(parts)["t"])
     except (ValueError, KeyError):
         return False
-    expected = sign(secret, timestamp, body)
-    return hmac.compare_digest(expected, header) and abs(now - timestamp) <= tolerance_s
+    expected = _mac(secret, timestamp, body)
+    signatures = [value for key, value in parts if key == "v1"]
+    return any(hmac.compare_digest(expected, s) for s in signatures) and abs(now - timestamp) <= tolerance_s
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The endpoint's secret, then the rotated-out one while its overlap lasts."""
+    if endpoint.previous_secret and endpoint.previous_secret_until and now < endpoint.previous_secret_until:
+        return [endpoint.secret, endpoint.previous_secret]
+    return [endpoint.secret]
+
+
+def rotate_secret(session: Session, endpoint: WebhookEndpoint, overlap: timedelta) -> WebhookEndpoint:
+    """A new signing secret; the old one keeps signing beside it for `overlap` (0: at once replaced), so a
+    receiver can switch without refusing a delivery. Audited (without the secrets)."""
+    endpoint.previous_secret = endpoint.secret if overlap > timedelta(0) else None
+    endpoint.previous_secret_until = now_utc() + overlap if overlap > timedelta(0) else None
+    endpoint.secret = "whsec_" + secrets.token_urlsafe(32)
+    session.flush()
+    until = endpoint.previous_secret_until.isoformat() if endpoint.previous_secret_until else None
+    audit.record(session, "webhook_endpoint.rotate_secret", endpoint, after={"previous_valid_until": until})
+    return endpoint
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
@@ -236,23 +272,53 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     return result.status, result.shown
 
 
-def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False) -> bool:
-    """Send one delivery now and log the attempt; on failure schedule the retry (or give up)."""
+LEASE = timedelta(minutes=2)  # one attempt's hold on a delivery: well over the outbound deadline (3 s + 5 s)
+RECORD_TRIES = 6  # recording an attempt is retried this often on lock contention (each waits the busy timeout)
+RECORD_BACKOFF_S = 0.25
+
+
+def _lease(session: Session, delivery_id: int, now: datetime) -> bool:
+    """Take a due pending delivery for one attempt, in a short transaction of its own: its `next_attempt_at`
+    moves to now + LEASE, so no other run sends it meanwhile. False when it is not due any more (sent by
+    another run, given up, or leased by one): that run's answer stands and nothing is sent twice."""
+    taken = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            WebhookDelivery.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(getattr(taken, "rowcount", 0))
+
+
+def _request(session: Session, delivery_id: int) -> tuple[str, bytes, dict[str, str]]:
+    """(url, body, headers) of a delivery, signed now; ends the read transaction (no lock is held while sending)."""
+    delivery = session.get_one(WebhookDelivery, delivery_id)
     event = session.get_one(WebhookEvent, delivery.event_id)
     endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = int(now_utc().timestamp())
+    current, *older = signing_secrets(endpoint, now_utc())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "AR-Ops-Webhooks/1",
-        SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
+        SIGNATURE_HEADER: sign(current, timestamp, body, *older),
         "X-AR-Event": event.event_type,
         "X-AR-Event-Id": f"evt_{event.id}",
         "X-AR-Delivery": str(delivery.id),
     }
-    started = time.perf_counter()
-    code, error = _post(endpoint.url, body, headers)
-    took = int((time.perf_counter() - started) * 1000)
+    url = endpoint.url
+    session.commit()
+    return url, body, headers
+
+
+def _record(session: Session, delivery_id: int, code: int | None, error: str, took_ms: int, *, replay: bool) -> None:
+    """Log the attempt and settle the delivery (succeeded, retry later, or dead), in a short transaction."""
+    delivery = session.get_one(WebhookDelivery, delivery_id, populate_existing=True)
     ok = code is not None and 200 <= code < 300
     session.add(
         WebhookAttempt(
@@ -260,7 +326,7 @@ def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False
             delivery_id=delivery.id,
             status_code=code,
             error=error,
-            duration_ms=took,
+            duration_ms=took_ms,
             replay=replay,
         )
     )
@@ -269,34 +335,78 @@ def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False
     if ok:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
             DeliveryStatus.SUCCEEDED.value,
-            now_utc(),
+            delivery.delivered_at or now_utc(),
             None,
         )
+    elif delivery.status != DeliveryStatus.PENDING.value:
+        pass  # a replay of a delivery that had succeeded or was given up: logged, its state stands
     elif delivery.attempts >= MAX_ATTEMPTS and not replay:
         delivery.status, delivery.next_attempt_at = DeliveryStatus.DEAD.value, None
     elif not replay:
         delivery.next_attempt_at = now_utc() + BACKOFF[min(delivery.attempts, len(BACKOFF)) - 1]
-    session.flush()
-    return ok
+    session.commit()
+
+
+def record_attempt(
+    session: Session, delivery_id: int, code: int | None, error: str, took_ms: int, *, replay: bool = False
+) -> None:
+    """`_record`, retried on lock contention: what the receiver answered is not lost to a busy database (on
+    SQLite each try already waits the busy timeout). If every try fails the error is raised; the delivery's
+    lease then runs out and the delivery is sent again (at least once, never silently dropped)."""
+    retry_on_lock(
+        session,
+        lambda: _record(session, delivery_id, code, error, took_ms, replay=replay),
+        tries=RECORD_TRIES,
+        backoff_s=RECORD_BACKOFF_S,
+        what=f"recording webhook delivery {delivery_id}",
+    )
+
+
+def send(session: Session, delivery_id: int, *, replay: bool = False) -> bool:
+    """POST one delivery (no database transaction open meanwhile) and record the attempt. True on a 2xx."""
+    url, body, headers = _request(session, delivery_id)
+    started = time.perf_counter()
+    code, error = _post(url, body, headers)
+    took = int((time.perf_counter() - started) * 1000)
+    record_attempt(session, delivery_id, code, error, took, replay=replay)
+    return code is not None and 200 <= code < 300
+
+
+def attempt(session: Session, delivery: WebhookDelivery, *, replay: bool = False) -> bool:
+    """Send one delivery now and log the attempt; on failure schedule the retry (or give up). Commits."""
+    return send(session, delivery.id, replay=replay)
 
 
 def deliver_due(session: Session, client_id: int, limit: int = BATCH) -> tuple[int, int]:
-    """Send the client's due deliveries (oldest first). Returns (succeeded, failed). Rows are locked (SKIP
-    LOCKED on PostgreSQL) so two workers never send the same delivery at once."""
-    stmt = (
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.client_id == client_id,
-            WebhookDelivery.status == DeliveryStatus.PENDING.value,
-            WebhookDelivery.next_attempt_at <= now_utc(),
+    """Send the client's due deliveries (oldest first). Returns (succeeded, failed).
+
+    Each delivery is leased in a short transaction before it is sent (`_lease`): two runs never send the same
+    delivery, a delivery that was sent and recorded is never sent again, and no transaction (so on SQLite no
+    write lock) is held while the receiver answers."""
+    now = now_utc()
+    due = list(
+        session.scalars(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.client_id == client_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.next_attempt_at <= now,
+                WebhookDelivery.endpoint_id.in_(  # nothing more goes to a disabled endpoint
+                    select(WebhookEndpoint.id).where(
+                        WebhookEndpoint.client_id == client_id, WebhookEndpoint.active.is_(True)
+                    )
+                ),
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
         )
-        .order_by(WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
     )
+    session.commit()
     done = failed = 0
-    for delivery in list(session.scalars(stmt)):
-        if attempt(session, delivery):
+    for delivery_id in due:
+        if not _lease(session, delivery_id, now_utc()):
+            continue
+        if send(session, delivery_id):
             done += 1
         else:
             failed += 1
@@ -313,7 +423,7 @@ def request_replay(session: Session, delivery: WebhookDelivery) -> bool:
 
 def replay_delivery(session: Session, delivery: WebhookDelivery) -> bool:
     """Send a delivery again now, whatever its state; logged as a replay attempt (run by replay_webhook_job)."""
-    return attempt(session, delivery, replay=True)
+    return send(session, delivery.id, replay=True)
 
 
 @jobs.job(queue="high", timeout=120, retries=0, title="Webhook replay")

@@ -65,6 +65,7 @@ class MonthlyReport(ClientOwned, db.Model):
         CheckConstraint("status IN ('current', 'superseded')", name="status"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index(None, "client_id", "period", "status"),
+        Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)
     )
 
     id: Mapped[intpk]
@@ -83,6 +84,8 @@ class MonthlyReport(ClientOwned, db.Model):
     reason: Mapped[str] = mapped_column(String(300), default="")
     generated_by: Mapped[str] = mapped_column(String(254), default="")
     generated_at: Mapped[created_at]
+    # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 class KpiSnapshot(ClientOwned, db.Model):

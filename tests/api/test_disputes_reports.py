@@ -162,7 +162,7 @@ def test_bad_dispute_input_is_a_422_problem_and_writes_nothing(client: FlaskClie
     refused(_body(second.id, [invoice.id], 10_00), "debtor_id")
     refused(_body(other_debtor.id, [invoice.id], 10_00), "debtor_id")
     refused(_body(debtor.id, [invoice.id, dollars.id], 10_00), "invoice_ids")
-    assert post(client, token, "/disputes", None).status_code == 422
+    assert post(client, token, "/disputes", None).status_code == 415  # no JSON body at all
     assert (_count(Dispute), _count(DisputeMessage), _count(AuditEvent)) == before
     assert get(client, token, f"/invoices/{invoice.id}").get_json()["on_hold"] is False
     assert post(client, token, "/disputes", _body(debtor.id, [invoice.id], 100_00)).status_code == 201

@@ -95,7 +95,7 @@ def test_bad_input_is_a_422_problem_with_every_field_and_writes_nothing(client: 
     assert ledger_refusal.status_code == 422
     assert "invoices.1.debtor_id" in ledger_refusal.get_json()["errors"]
     assert (_count(Invoice), _count(AuditEvent)) == before
-    assert post(client, token, "/invoices", None).status_code == 422
+    assert post(client, token, "/invoices", None).status_code == 415  # no JSON body at all
 
 
 def test_batch_places_all_and_lists_page_with_cursors(client: FlaskClient, db_session: Any) -> None:

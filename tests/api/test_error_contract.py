@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from provider.app import create_app
-from tests.factories import make_api_token, make_client
+from tests.factories import make_api_token, make_client, make_debtor
 
 PROBLEM = "application/problem+json"
 
@@ -65,6 +65,11 @@ def test_too_many_requests_is_429_problem_json(app: Flask, client: FlaskClient, 
         app.config.pop("API_RATE_LIMIT")
         limiter.reset()
     assert (codes[-1].status_code, codes[-1].mimetype) == (429, PROBLEM)
+    assert [c.headers["RateLimit-Remaining"] for c in codes] == ["1", "0", "0"]
+    assert {c.headers["RateLimit-Limit"] for c in codes} == {"2"}
+    assert codes[0].headers["RateLimit-Policy"] == "2;w=60"
+    assert 1 <= int(codes[-1].headers["Retry-After"]) <= 60
+    assert 0 <= int(codes[-1].headers["RateLimit-Reset"]) <= 60
 
 
 def test_pages_outside_the_api_stay_html(client: FlaskClient, db_session: Any) -> None:
@@ -85,3 +90,58 @@ def test_hsts_in_production_only(app: Flask, client: FlaskClient, db_session: An
     )
     header = prod.test_client().get("/login").headers.get("Strict-Transport-Security")
     assert header == "max-age=600; includeSubDomains"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/debtors", "/api/v1/debtors/1", "/api/v1/openapi.json"])
+def test_options_is_a_405_problem_not_a_page(client: FlaskClient, db_session: Any, path: str) -> None:
+    token = make_api_token(make_client())
+    response = client.open(path, method="OPTIONS", headers={"Authorization": f"Bearer {token}"})
+    assert (response.status_code, response.mimetype) == (405, PROBLEM)
+    assert "OPTIONS" not in response.headers["Allow"] and "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "kind"),
+    [
+        ("application/x-www-form-urlencoded", "external_ref=D-1&name=Acme", 415, "unsupported-media-type"),
+        ("text/plain", '{"external_ref": "D-1", "name": "Acme"}', 415, "unsupported-media-type"),
+        ("application/json", '{"external_ref": "D-1", "name": ', 400, "malformed-json"),
+    ],
+)
+def test_a_body_that_is_not_json_is_refused_as_documented(
+    client: FlaskClient, db_session: Any, content_type: str, body: str, status: int, kind: str
+) -> None:
+    from provider.api.openapi import build_spec
+
+    token = make_api_token(make_client())
+    response = client.post(
+        "/api/v1/debtors", data=body, content_type=content_type, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert (response.status_code, response.mimetype) == (status, PROBLEM)
+    assert response.get_json()["type"].endswith("/" + kind)
+    assert str(status) in build_spec()["paths"]["/debtors"]["post"]["responses"]
+    listed = client.get("/api/v1/debtors", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert listed["data"] == []  # nothing written
+
+
+def test_an_unknown_debtor_is_the_same_problem_everywhere(client: FlaskClient, db_session: Any) -> None:
+    acme, other = make_client(), make_client()
+    theirs = make_debtor(other)
+    token = make_api_token(acme)
+    day = "2026-01-10"
+    bodies = {
+        "/api/v1/payments": {"external_ref": "P-1", "received_on": day, "currency": "EUR", "amount_minor": 5},
+        "/api/v1/invoices": {"number": "I-1", "issue_date": day, "due_date": day, "currency": "EUR", "amount_minor": 5},
+        "/api/v1/credit-notes": {"number": "C-1", "issued_on": day, "currency": "EUR", "amount_minor": 5},
+    }
+    answers = []
+    for path, body in bodies.items():
+        for debtor_id in (theirs.id, 2**40):
+            response = client.post(
+                path, json={**body, "debtor_id": debtor_id}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert (response.status_code, response.mimetype) == (422, PROBLEM), path
+            problem = response.get_json()
+            answers.append((problem["type"], sorted(problem["errors"]), problem["errors"]["debtor_id"]))
+    assert len(set(map(str, answers))) == 1, answers
+    assert answers[0][0].endswith("/validation")

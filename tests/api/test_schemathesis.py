@@ -74,8 +74,25 @@ def _world() -> dict[str, dict[str, int]]:
             "credit_note_id": _credit_note(c, d, f"{MARKERS[name][2]}-CN"),
             "dispute_id": dispute.id,
             "report_id": _report(c),
+            **_webhooks(c, name),
         }
     return ids
+
+
+def _webhooks(client: Any, name: str) -> dict[str, int]:
+    """A webhook endpoint of the client (to a closed loopback port) and one event sent to it."""
+    from provider.api.webhooks import emit_event
+    from provider.core.tenancy import TenantScope, scoped
+    from provider.extensions import db
+    from tests.factories import make_webhook_endpoint
+
+    endpoint = make_webhook_endpoint(client, "http://127.0.0.1:9/hooks", ["report.ready"])
+    with scoped(TenantScope.agency(), db.session):
+        event = emit_event(db.session, client.id, "report.ready", {"period": "2026-01"}, dedupe_key=f"sch:{name}")
+        assert event is not None
+        db.session.info.pop("pending_jobs", None)
+        db.session.commit()
+        return {"endpoint_id": endpoint.id, "event_id": event.id}
 
 
 def _transaction_of(payment_id: int) -> int:
@@ -151,4 +168,4 @@ def test_the_api_honours_its_openapi_document(app: Flask, client: Any, db_sessio
                 assert response.status_code in (404, 422), (operation.label, response.status_code)
                 no_foreign_data(None, response, case)
         tested += 1
-    assert tested >= 22
+    assert tested >= 30

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from provider.api.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from provider.api.webhooks import SIGNATURE_HEADER, deliver_webhooks_job, emit_event, retry_webhooks_job, verify
@@ -149,3 +150,79 @@ def test_replay_from_the_portal(client: FlaskClient, db_session: Any, receiver: 
     assert len(receiver.received) == 2
     (delivery,) = _deliveries(acme.id)
     assert delivery.status == "succeeded"
+
+
+class LockedWrites:
+    """The database refuses the next `times` INSERTs into webhook_attempts as SQLite does under contention
+    ("database is locked"): what happened to the embedded demo when a job recorded an attempt."""
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if self.left and statement.lstrip().upper().startswith("INSERT INTO WEBHOOK_ATTEMPTS"):
+            self.left -= 1
+            raise OperationalError(statement, {}, Exception("database is locked"))
+
+
+@pytest.fixture
+def locked_writes() -> Iterator[LockedWrites]:
+    from sqlalchemy import event
+
+    fault = LockedWrites(0)
+    event.listen(db.engine, "before_cursor_execute", fault)
+    try:
+        yield fault
+    finally:
+        event.remove(db.engine, "before_cursor_execute", fault)
+
+
+def _run(job: Any, *args: Any) -> None:
+    """Run a job as the worker would: a failure of the job is its own business (it is retried)."""
+    try:
+        job(*args)
+    except OperationalError:
+        db.session.rollback()
+
+
+def test_an_acknowledged_delivery_is_not_sent_again_when_recording_meets_a_lock(
+    db_session: Any, receiver: Receiver, locked_writes: LockedWrites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("provider.api.webhooks.RECORD_BACKOFF_S", 0.0)
+    acme = make_client()
+    make_webhook_endpoint(acme, receiver.url, ["dispute.updated"])
+    with frozen_time(NOW), scoped(TenantScope.single(acme.id), db_session):
+        emit_event(db_session, acme.id, "dispute.updated", {"dispute_id": 3}, dedupe_key="d:3:open")
+        db_session.commit()
+        locked_writes.left = 2  # the first two tries to record the receiver's 200 meet a lock
+        _run(deliver_webhooks_job, acme.id)
+        _run(deliver_webhooks_job, acme.id)  # the job may run again (at least once)
+    with frozen_time(NOW + timedelta(days=1)):
+        _run(retry_webhooks_job)
+    assert len(receiver.received) == 1
+    (delivery,) = _deliveries(acme.id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 1, 200)
+
+
+def test_a_delivery_whose_answer_could_not_be_recorded_waits_for_its_lease_then_goes_again(
+    db_session: Any, receiver: Receiver, locked_writes: LockedWrites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provider.api.webhooks import LEASE
+
+    monkeypatch.setattr("provider.api.webhooks.RECORD_BACKOFF_S", 0.0)
+    monkeypatch.setattr("provider.api.webhooks.RECORD_TRIES", 2)
+    acme = make_client()
+    make_webhook_endpoint(acme, receiver.url, ["dispute.updated"])
+    with frozen_time(NOW), scoped(TenantScope.single(acme.id), db_session):
+        emit_event(db_session, acme.id, "dispute.updated", {"dispute_id": 4}, dedupe_key="d:4:open")
+        db_session.commit()
+        locked_writes.left = 2  # every try to record the receiver's 200 fails
+        _run(deliver_webhooks_job, acme.id)  # sent, not recorded: the job fails and the worker retries it
+        _run(deliver_webhooks_job, acme.id)  # the retry, within the lease: nothing is sent
+    assert len(receiver.received) == 1
+    with frozen_time(NOW + LEASE + timedelta(seconds=1)):
+        _run(retry_webhooks_job)  # at least once: the unrecorded delivery goes again, with the same event id
+    assert len(receiver.received) == 2
+    assert receiver.received[0][0]["x-ar-event-id"] == receiver.received[1][0]["x-ar-event-id"]
+    (delivery,) = _deliveries(acme.id)
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
