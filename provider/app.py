@@ -70,6 +70,8 @@ def _import_models() -> None:
     import provider.core.audit
     import provider.core.outbox_models
     import provider.dunning.models
+    import provider.forecast.jobs  # the nightly refit's periodic slot
+    import provider.forecast.models
     import provider.models
     import provider.reporting.models  # noqa: F401
     import sla.models

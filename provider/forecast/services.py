@@ -1,0 +1,191 @@
+"""The refit: learn each client's payment behaviour, store segments, grades, limits and the forecast with its backtest.
+
+`refit_client` is what the nightly job runs for one client. It reads the client's history once, reuses the point
+forecasts already made at past month-ends (each read only what was known at its own date, so it never changes) and
+fits the rest, then replaces the client's behaviour rows in one bulk statement, records segment moves and writes the
+day's forecast per currency. Idempotent: a second run the same day writes the same rows. Flushes, never commits.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from clients.ledger_dates import client_today
+from clients.models import Client
+from provider.core import audit
+from provider.core.clock import now_utc
+from provider.forecast.data import load_history
+from provider.forecast.forecast import Point, Run, month_ends, point, run
+from provider.forecast.models import CashForecast, CreditPolicy, DebtorBehaviour, SegmentMove
+from provider.forecast.segments import RANK, credit_limit, grade
+
+
+def _stored_origins(session: Session, client_id: int) -> dict[int, Point]:
+    """The month-end point forecasts kept with the client's latest forecast of each currency."""
+    latest: dict[str, CashForecast] = {}
+    for row in session.scalars(
+        select(CashForecast).where(CashForecast.client_id == client_id).order_by(CashForecast.as_of)
+    ):
+        latest[row.currency] = row
+    points: dict[int, Point] = {}
+    for cur, row in latest.items():
+        for o in row.origins or []:
+            p = points.setdefault(int(o["as_of"]), Point(int(o["as_of"]), {}, {}, {}, {}))
+            p.mean[cur] = np.array(o["mean"], dtype=float)
+            p.var[cur] = np.array(o["var"], dtype=float)
+            p.naive_average[cur] = np.array(o["naive_average"], dtype=float)
+            p.naive_due[cur] = np.array(o["naive_due"], dtype=float)
+    return points
+
+
+def forecast_client(session: Session, client_id: int, as_of: date, reuse: bool = True) -> Run:
+    """The forecast made at `as_of` with its backtest, reading only what was dated by then."""
+    history = load_history(session, client_id)
+    t = as_of.toordinal()
+    stored = _stored_origins(session, client_id) if reuse else {}
+    origins = [stored.get(o) or point(history, o) for o in month_ends(history, t)]
+    return run(history, t, origins)
+
+
+def refit_client(session: Session, client_id: int, as_of: date | None = None) -> dict[str, Any]:
+    """Refit one client (as of its today unless told), store everything; returns counts for the job's result."""
+    client = session.get_one(Client, client_id)
+    day = as_of or client_today(client)
+    result = forecast_client(session, client_id, day)
+    _store_forecasts(session, client_id, day, result)
+    moved = _store_behaviours(session, client_id, day, result)
+    counts = {"debtors": len(result.current.behaviours), "moves": moved, "currencies": len(result.weeks)}
+    audit.record(session, "forecast.refit", "Client", client_id=client_id, object_id=client_id,
+                 after={**counts, "as_of": day.isoformat()})  # fmt: skip
+    session.flush()
+    return counts
+
+
+def _store_forecasts(session: Session, client_id: int, day: date, result: Run) -> None:
+    session.execute(delete(CashForecast).where(CashForecast.client_id == client_id, CashForecast.as_of == day))
+    for cur, weeks in result.weeks.items():
+        origins = [
+            {
+                "as_of": p.as_of,
+                "mean": [round(float(v), 2) for v in p.mean[cur]],
+                "var": [round(float(v), 2) for v in p.var[cur]],
+                "naive_average": [round(float(v), 2) for v in p.naive_average[cur]],
+                "naive_due": [round(float(v), 2) for v in p.naive_due[cur]],
+            }
+            for p in result.origins
+            if cur in p.mean
+        ]
+        session.add(
+            CashForecast(
+                client_id=client_id,
+                currency=cur,
+                as_of=day,
+                weeks=weeks,
+                backtest=result.backtest[cur],
+                calibration=result.calibration[cur][:200],
+                origins=origins,
+                computed_at=now_utc(),
+            )
+        )
+    session.flush()
+
+
+def _store_behaviours(session: Session, client_id: int, day: date, result: Run) -> int:
+    """Replace the client's behaviour rows; record a move for each debtor whose segment changed."""
+    obs = result.current.obs
+    if obs is None:
+        return 0
+    t = day.toordinal()
+    inv = obs.invoices
+    open_ = inv[inv["open"] > 0]
+    exposure = open_.groupby(["debtor_id", "currency"])["open"].sum()
+    old90 = open_[open_["due"] <= t - 90].groupby("debtor_id")["open"].sum()
+    recent = inv[inv["issue"] > t - 182].groupby(["debtor_id", "currency"])["base"].sum()
+    currency_of = inv.groupby("debtor_id")["currency"].agg(lambda s: s.value_counts().index[0])
+    policies = {
+        p.currency: {"months": p.months, "cap_minor": p.cap_minor}
+        for p in session.scalars(select(CreditPolicy).where(CreditPolicy.client_id == client_id))
+    }
+    before = {
+        d: (seg, since)
+        for d, seg, since in session.execute(
+            select(DebtorBehaviour.debtor_id, DebtorBehaviour.segment, DebtorBehaviour.segment_since).where(
+                DebtorBehaviour.client_id == client_id
+            )
+        )
+    }
+    rows, moves = [], []
+    now = now_utc()
+    for d, b in result.current.behaviours.items():
+        cur = str(currency_of.get(d, ""))
+        owed = int(exposure.get((d, cur), 0))
+        grade_, why = grade(b, float(old90.get(d, 0)) / owed if owed else 0.0)
+        monthly = int(recent.get((d, cur), 0)) // 6
+        old = before.get(d)
+        since = day if old is None or old[0] != b.segment else old[1]
+        if old is not None and old[0] != b.segment:
+            moves.append({"client_id": client_id, "debtor_id": d, "on_day": day, "from_segment": old[0],
+                          "to_segment": b.segment})  # fmt: skip
+        rows.append(
+            {
+                "client_id": client_id,
+                "debtor_id": d,
+                "as_of": day,
+                "segment": b.segment,
+                "segment_since": since,
+                "reasons": b.reasons,
+                "due_invoices": b.due_invoices,
+                "paid_share_bp": round(b.paid_share * 10_000),
+                "mean_late_days": None if b.mean_late is None else round(b.mean_late),
+                "promises_kept": b.kept,
+                "promises_broken": b.broken,
+                "disputes": b.disputes,
+                "risk_grade": grade_,
+                "grade_reasons": why,
+                "currency": cur,
+                "exposure_minor": owed,
+                "monthly_minor": monthly,
+                "credit_limit_minor": credit_limit(monthly, grade_, policies.get(cur)),
+                "worsened": old is not None and RANK[b.segment] > RANK[old[0]],
+                "fitted_at": now,
+            }
+        )
+    session.execute(delete(DebtorBehaviour).where(DebtorBehaviour.client_id == client_id))
+    if moves:
+        session.execute(delete(SegmentMove).where(SegmentMove.client_id == client_id, SegmentMove.on_day == day))
+        session.execute(insert(SegmentMove), moves)
+    for start in range(0, len(rows), 5_000):
+        session.execute(insert(DebtorBehaviour), rows[start : start + 5_000])
+    return len(moves)
+
+
+def set_credit_policy(
+    session: Session, client_id: int, currency: str, months: dict[str, float], cap_minor: int
+) -> CreditPolicy:
+    """Save the client's limit policy for a currency. Refuses unknown grades, negative months and a negative cap."""
+    from provider.core.errors import ServiceError
+    from provider.forecast.segments import GRADES
+
+    for key, value in months.items():
+        if key not in GRADES:
+            raise ServiceError(f"grade {key!r} does not exist; grades are A to E", field="months")
+        if not 0 <= float(value) <= 24:
+            raise ServiceError(f"grade {key}: months must be between 0 and 24", field="months")
+    if cap_minor < 0:
+        raise ServiceError("the cap cannot be negative", field="cap_minor")
+    policy = session.scalar(
+        select(CreditPolicy).where(CreditPolicy.client_id == client_id, CreditPolicy.currency == currency)
+    )
+    if policy is None:
+        policy = CreditPolicy(client_id=client_id, currency=currency)
+        session.add(policy)
+    policy.months, policy.cap_minor = {k: float(v) for k, v in months.items()}, cap_minor
+    audit.record(session, "credit_policy.save", policy, client_id=client_id,
+                 after={"currency": currency, "months": policy.months, "cap_minor": cap_minor})  # fmt: skip
+    session.flush()
+    return policy
