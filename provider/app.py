@@ -98,6 +98,8 @@ def _register_blueprints(app: Flask) -> None:
     from provider.dunning.debtor_views import bp as debtor_pages_bp
     from provider.dunning.views import bp as dunning_bp
     from provider.dunning.views import portal_bp as dunning_portal_bp
+    from provider.forecast.views import bp as forecast_bp
+    from provider.forecast.views import portal_bp as forecast_portal_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.two_factor import bp as two_factor_bp
@@ -122,6 +124,7 @@ def _register_blueprints(app: Flask) -> None:
         debtor_pages_bp,
         books_bp,
         payouts_bp,
+        forecast_bp,
     )
     portal = (
         portal_bp,
@@ -133,6 +136,7 @@ def _register_blueprints(app: Flask) -> None:
         comms_portal_bp,
         dunning_portal_bp,
         portal_books_bp,
+        forecast_portal_bp,
     )
     for bp in staff + portal:
         app.register_blueprint(bp)

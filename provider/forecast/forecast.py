@@ -88,6 +88,8 @@ def currencies(h: History, t: int) -> list[str]:
 
 def point(h: History, t: int) -> Point:
     """The forecast made at day `t` (expectation and spread per week), with the naive forecasts of that day."""
+    if not (h.invoices["issue"] <= t).any():
+        return Point(t, {}, {}, {}, {})  # nothing invoiced yet: nothing to forecast
     obs = observations(h.invoices, h.moves, t)
     debtors = sorted(set(obs.invoices["debtor_id"]))
     beh = behaviours(obs, h.promises, h.disputes, debtors)
@@ -190,7 +192,7 @@ def month_ends(h: History, t: int) -> list[int]:
         return []
     first = int(h.invoices["issue"].min()) + MIN_HISTORY_DAYS
     day = date.fromordinal(t).replace(day=1) - timedelta(days=1)
-    out = []
+    out: list[int] = []
     while day.toordinal() >= first and len(out) < MAX_ORIGINS:
         out.append(day.toordinal())
         day = day.replace(day=1) - timedelta(days=1)

@@ -79,3 +79,11 @@ def test_refit_stores_behaviour_and_forecast_and_is_idempotent(db_session: Any) 
         refit_client(db.session, client.id)
         db.session.commit()
         assert db.session.scalar(select(func.count(SegmentMove.id)).where(SegmentMove.client_id == client.id)) == 1
+
+
+def test_a_client_without_invoices_gets_an_empty_forecast(db_session: Any) -> None:
+    client = make_client()
+    with scoped(TenantScope.single(client.id), db.session):
+        result = forecast_client(db.session, client.id, today_utc())
+        counts = refit_client(db.session, client.id)
+    assert result.weeks == {} and counts["debtors"] == 0
