@@ -51,6 +51,9 @@ class BacktestOut(Schema):
     horizons = fields.Dict(keys=fields.String(), values=fields.Nested(HorizonOut))
     coverage = fields.Float(allow_none=True)
     weeks_checked = fields.Integer()
+    month_ends_left_out = fields.Integer(
+        metadata={"description": "past month-ends not checked: a past day's view fits only the newest ones not stored"}
+    )
 
 
 class CurrencyForecastOut(Schema):

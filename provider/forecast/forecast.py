@@ -91,7 +91,7 @@ def point(h: History, t: int) -> Point:
     if not (h.invoices["issue"] <= t).any():
         return Point(t, {}, {}, {}, {})  # nothing invoiced yet: nothing to forecast
     obs = observations(h.invoices, h.moves, t)
-    debtors = sorted(set(obs.invoices["debtor_id"]))
+    debtors = sorted(obs.invoices["debtor_id"].unique().tolist())
     beh = behaviours(obs, h.promises, h.disputes, debtors)
     model = fit(obs, {d: b.segment for d, b in beh.items()})
     inv = obs.invoices[obs.invoices["open"] > 0]
@@ -130,8 +130,10 @@ def _promises(h: History, t: int, inv: pd.DataFrame) -> tuple[np.ndarray, dict[s
         total.reindex(live["debtor_id"]).fillna(0).to_numpy() + PROMISE_PRIOR
     )
     week = np.clip((live["due"].to_numpy() - t - 1) // 7, 0, WEEKS - 1)
-    for cur, w, amount, r in zip(live["currency"], week, live["amount"], rate, strict=True):
-        weekly.setdefault(cur, np.zeros(WEEKS))[int(w)] += float(amount) * float(r)
+    expected = live["amount"].to_numpy(dtype=float) * rate
+    for cur in sorted(set(live["currency"])):
+        mask = (live["currency"] == cur).to_numpy()
+        weekly[cur] = np.bincount(week[mask].astype(np.int64), weights=expected[mask], minlength=WEEKS)
     owed = inv.groupby("debtor_id")["open"].sum()
     live = live.assign(rate=rate)
     cover = (live.groupby("debtor_id")["amount"].sum() / owed.reindex(live["debtor_id"].unique())).clip(upper=1.0)
@@ -150,20 +152,17 @@ def _future(h: History, obs: Observations, model: Any, t: int, cur: str) -> np.n
         return out
     per_day = float(recent["base"].sum()) / 91.0
     terms = int(np.median((inv["due"] - inv["issue"]).to_numpy()))
-    curve = model.book_raw
-    paid = 1.0 - curve  # share paid by (lateness + OFFSET)
-    top = len(curve) - 1
-    for s in range(1, 7 * WEEKS + 1):
-        due = t + s + terms
-        for w in range(WEEKS):
-            lo, hi = t + 7 * w, t + 7 * (w + 1)
-            if hi < t + s:
-                continue
-            lo = max(lo, t + s - 1)
-            a = paid[int(np.clip(hi - due + OFFSET, 0, top))]
-            b = paid[int(np.clip(lo - due + OFFSET, 0, top))] if lo - due + OFFSET >= 0 else 0.0
-            out[w] += per_day * max(a - b, 0.0)
-    return out
+    paid = 1.0 - model.book_raw  # share paid by (lateness + OFFSET)
+    top = len(paid) - 1
+    # an invoice issued on day t+s (s = 1..91) is due on t+s+terms; week w covers days t+7w+1 .. t+7w+7
+    s_ = np.arange(1, 7 * WEEKS + 1)[:, None]
+    w_ = np.arange(WEEKS)[None, :]
+    hi = 7 * (w_ + 1) - s_ - terms + OFFSET  # the week's last day, as lateness + OFFSET
+    lo = np.maximum(7 * w_, s_ - 1) - s_ - terms + OFFSET  # the day before the week (or the issue day)
+    a = paid[np.clip(hi, 0, top)]
+    b = np.where(lo >= 0, paid[np.clip(lo, 0, top)], 0.0)
+    inside = 7 * (w_ + 1) >= s_  # the week ends on or after the issue day
+    return per_day * np.where(inside, np.maximum(a - b, 0.0), 0.0).sum(axis=0)
 
 
 def _paid_between(h: History, cur: str, start: int, end: int) -> float:
@@ -173,17 +172,26 @@ def _paid_between(h: History, cur: str, start: int, end: int) -> float:
 
 
 def _due_naive(inv: pd.DataFrame, t: int) -> np.ndarray:
-    week = np.clip((inv["due"].to_numpy() - t - 1) // 7, 0, None)
-    out = np.zeros(WEEKS)
-    for w, amount in zip(week, inv["open"].to_numpy(dtype=float), strict=True):
-        if w < WEEKS:
-            out[int(w)] += amount
-    return out
+    week = np.clip((inv["due"].to_numpy(dtype=np.int64) - t - 1) // 7, 0, None)
+    inside = week < WEEKS
+    return np.bincount(week[inside], weights=inv["open"].to_numpy(dtype=float)[inside], minlength=WEEKS)[:WEEKS]
 
 
 def actual(h: History, cur: str, t: int) -> np.ndarray:
     """What was collected (payments received) in each of the 13 weeks after `t`."""
-    return np.array([_paid_between(h, cur, t + 7 * w, t + 7 * (w + 1)) for w in range(WEEKS)])
+    return actuals(h, cur, [t])[0]
+
+
+def actuals(h: History, cur: str, starts: list[int]) -> np.ndarray:
+    """What was collected in each of the 13 weeks after each day of `starts` (rows: starts, columns: weeks), from
+    the running total of the currency's payments by day (one sort, then binary searches)."""
+    pay = h.payments[h.payments["currency"] == cur]
+    days = pay["day"].to_numpy(dtype=np.int64)
+    order = np.argsort(days, kind="stable")
+    days, running = days[order], np.concatenate([[0.0], np.cumsum(pay["amount"].to_numpy(dtype=float)[order])])
+    edges = np.asarray(starts, dtype=np.int64)[:, None] + 7 * np.arange(WEEKS + 1)[None, :]
+    paid_by = running[np.searchsorted(days, edges, side="right")]  # paid on or before each edge day
+    return np.diff(paid_by, axis=1)
 
 
 def month_ends(h: History, t: int) -> list[int]:
@@ -235,6 +243,7 @@ class Run:
     weeks: dict[str, list[dict[str, Any]]]
     backtest: dict[str, dict[str, Any]]
     calibration: dict[str, str]
+    kept: list[Point] = field(default_factory=list)  # stored month-end forecasts older than the backtest's
 
 
 def run(h: History, t: int, origins: list[Point] | None = None) -> Run:
@@ -250,10 +259,9 @@ def run(h: History, t: int, origins: list[Point] | None = None) -> Run:
     for cur in currencies(h, t):
         errors: list[tuple[int, int, float, float]] = []
         rows = []
-        for p in origins:
-            if cur not in p.mean:
-                continue
-            act = actual(h, cur, p.as_of)
+        mine = [p for p in origins if cur in p.mean]
+        acts = actuals(h, cur, [p.as_of for p in mine]) if mine else np.zeros((0, WEEKS))
+        for p, act in zip(mine, acts, strict=True):
             low, high, _how = interval(p, cur, errors)
             for w in range(WEEKS):
                 if p.as_of + 7 * (w + 1) <= t:

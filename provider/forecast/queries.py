@@ -40,9 +40,9 @@ def forecast_view(session: Session, client_id: int, as_of: date | None) -> list[
             )
         )
         if not stored:
-            from provider.forecast.services import forecast_client
+            from provider.forecast.services import LIVE_ORIGINS, forecast_client
 
-            result = forecast_client(session, client_id, as_of)
+            result = forecast_client(session, client_id, as_of, max_live=LIVE_ORIGINS)
             return [
                 {"currency": cur, "as_of": as_of, "weeks": weeks, "backtest": result.backtest[cur],
                  "calibration": result.calibration[cur]}

@@ -89,15 +89,23 @@ def behaviours(
     kept = known[known["status"] == "kept"].groupby("debtor_id").size() if len(known) else pd.Series(dtype=int)
     broken = known[known["status"] == "broken"].groupby("debtor_id").size() if len(known) else pd.Series(dtype=int)
     opened = disputes[disputes["opened"] <= t].groupby("debtor_id").size() if len(disputes) else pd.Series(dtype=int)
+    # every figure as one array over `debtor_ids` (then plain Python per debtor: only the words are made there)
+    index = pd.Index(debtor_ids)
+
+    def col(series: pd.Series, fill: float) -> list[Any]:
+        return series.reindex(index).astype(float).fillna(fill).tolist()
+
+    nan = float("nan")
+    figures = zip(
+        debtor_ids, col(due_count, 0), col(paid_w, 0.0), col(open_w, 0.0), col(late, nan), col(partial_share, 0.0),
+        col(kept, 0), col(broken, 0), col(opened, 0), col(last_paid, nan), strict=True,
+    )  # fmt: skip
     out: dict[int, Behaviour] = {}
-    for d in debtor_ids:
-        n_due = int(due_count.get(d, 0))
-        pw, ow = float(paid_w.get(d, 0.0)), float(open_w.get(d, 0.0))
+    for d, n_due_, pw, ow, mean_, part, k_, b_, disp_, last_ in figures:
+        n_due, k, b, disp = int(n_due_), int(k_), int(b_), int(disp_)
         share = pw / (pw + ow) if pw + ow > 0 else 0.0
-        mean = float(late[d]) if d in late.index else None
-        part = float(partial_share.get(d, 0.0))
-        k, b, disp = int(kept.get(d, 0)), int(broken.get(d, 0)), int(opened.get(d, 0))
-        last = int(last_paid[d]) if d in last_paid.index else None
+        mean = None if mean_ != mean_ else float(mean_)  # NaN: nothing paid yet
+        last = None if last_ != last_ else int(last_)
         segment, reasons = _rules(t, n_due, share, mean, part, k, b, last)
         if disp:
             reasons.append(f"{_plural(disp, 'dispute')} opened")

@@ -8,11 +8,12 @@ day's forecast per currency. Idempotent: a second run the same day writes the sa
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from clients.ledger_dates import client_today
@@ -43,13 +44,31 @@ def _stored_origins(session: Session, client_id: int) -> dict[int, Point]:
     return points
 
 
-def forecast_client(session: Session, client_id: int, as_of: date, reuse: bool = True) -> Run:
-    """The forecast made at `as_of` with its backtest, reading only what was dated by then."""
+LIVE_ORIGINS = 2  # month-ends a view of a past day may fit on the spot when no stored forecast has them
+
+
+def forecast_client(
+    session: Session, client_id: int, as_of: date, reuse: bool = True, max_live: int | None = None
+) -> Run:
+    """The forecast made at `as_of` with its backtest, reading only what was dated by then.
+
+    The month-ends before `as_of` come from stored forecasts where they can (`reuse`); of the others, the newest
+    `max_live` are fitted now (all of them when None, as the nightly refit and the CLI do) and the rest are left
+    out of the backtest, so a page or API call about a past day fits at most `max_live` + 1 models."""
     history = load_history(session, client_id)
     t = as_of.toordinal()
     stored = _stored_origins(session, client_id) if reuse else {}
-    origins = [stored.get(o) or point(history, o) for o in month_ends(history, t)]
-    return run(history, t, origins)
+    ends = month_ends(history, t)
+    missing = [o for o in ends if o not in stored]
+    if max_live is not None:
+        missing = missing[len(missing) - max_live :] if max_live else []
+    fitted = {o: point(history, o) for o in missing}
+    origins = [stored[o] if o in stored else fitted[o] for o in ends if o in stored or o in fitted]
+    result = run(history, t, origins)
+    for backtest in result.backtest.values():
+        backtest["month_ends_left_out"] = len(ends) - len(origins)
+    result.kept = [p for o, p in sorted(stored.items()) if o not in set(ends) and o < t]
+    return result
 
 
 def refit_client(session: Session, client_id: int, as_of: date | None = None) -> dict[str, Any]:
@@ -69,6 +88,7 @@ def refit_client(session: Session, client_id: int, as_of: date | None = None) ->
 def _store_forecasts(session: Session, client_id: int, day: date, result: Run) -> None:
     session.execute(delete(CashForecast).where(CashForecast.client_id == client_id, CashForecast.as_of == day))
     for cur, weeks in result.weeks.items():
+        # every month-end forecast known, older ones too: a view of a past day reuses them instead of fitting
         origins = [
             {
                 "as_of": p.as_of,
@@ -77,7 +97,7 @@ def _store_forecasts(session: Session, client_id: int, day: date, result: Run) -
                 "naive_average": [round(float(v), 2) for v in p.naive_average[cur]],
                 "naive_due": [round(float(v), 2) for v in p.naive_due[cur]],
             }
-            for p in result.origins
+            for p in sorted([*result.kept, *result.origins], key=lambda p: p.as_of)
             if cur in p.mean
         ]
         session.add(
@@ -106,7 +126,10 @@ def _store_behaviours(session: Session, client_id: int, day: date, result: Run) 
     exposure = open_.groupby(["debtor_id", "currency"])["open"].sum()
     old90 = open_[open_["due"] <= t - 90].groupby("debtor_id")["open"].sum()
     recent = inv[inv["issue"] > t - 182].groupby(["debtor_id", "currency"])["base"].sum()
-    currency_of = inv.groupby("debtor_id")["currency"].agg(lambda s: s.value_counts().index[0])
+    # each debtor's main currency: the one it has most invoices in (ties: the first in alphabetical order)
+    counts = inv.groupby(["debtor_id", "currency"]).size().reset_index(name="n")
+    counts = counts.sort_values(["debtor_id", "n", "currency"], ascending=[True, False, True], kind="stable")
+    currency_of = counts.drop_duplicates("debtor_id").set_index("debtor_id")["currency"]
     policies = {
         p.currency: {"months": p.months, "cap_minor": p.cap_minor}
         for p in session.scalars(select(CreditPolicy).where(CreditPolicy.client_id == client_id))
@@ -121,11 +144,12 @@ def _store_behaviours(session: Session, client_id: int, day: date, result: Run) 
     }
     rows, moves = [], []
     now = now_utc()
+    exposure_, old90_, recent_, currency_ = exposure.to_dict(), old90.to_dict(), recent.to_dict(), currency_of.to_dict()
     for d, b in result.current.behaviours.items():
-        cur = str(currency_of.get(d, ""))
-        owed = int(exposure.get((d, cur), 0))
-        grade_, why = grade(b, float(old90.get(d, 0)) / owed if owed else 0.0)
-        monthly = int(recent.get((d, cur), 0)) // 6
+        cur = str(currency_.get(d, ""))
+        owed = int(exposure_.get((d, cur), 0))
+        grade_, why = grade(b, float(old90_.get(d, 0)) / owed if owed else 0.0)
+        monthly = int(recent_.get((d, cur), 0)) // 6
         old = before.get(d)
         since = day if old is None or old[0] != b.segment else old[1]
         if old is not None and old[0] != b.segment:
@@ -159,9 +183,32 @@ def _store_behaviours(session: Session, client_id: int, day: date, result: Run) 
     if moves:
         session.execute(delete(SegmentMove).where(SegmentMove.client_id == client_id, SegmentMove.on_day == day))
         session.execute(insert(SegmentMove), moves)
-    for start in range(0, len(rows), 5_000):
-        session.execute(insert(DebtorBehaviour), rows[start : start + 5_000])
+    _bulk_insert(session, DebtorBehaviour, rows)
     return len(moves)
+
+
+def _bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: on PostgreSQL as one statement reading them from a JSON array (`jsonb_to_recordset`; COPY
+    FROM is refused under row-level security), elsewhere with one executemany per 5,000 rows."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(rows), 5_000):
+            session.execute(insert(model), rows[start : start + 5_000])
+        return
+    table = model.__table__
+    columns = list(rows[0])
+    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=conn.dialect)}" for c in columns)
+    names = ", ".join(columns)
+    # table and column names come from the model; the rows travel as one bound parameter
+    sql = (
+        f"INSERT INTO {table.name} ({names}) SELECT {names} "  # noqa: S608
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({types})"
+    )
+    for start in range(0, len(rows), 20_000):
+        payload = json.dumps(rows[start : start + 20_000], default=lambda v: v.isoformat(), separators=(",", ":"))
+        session.execute(text(sql), {"rows": payload})
 
 
 def set_credit_policy(

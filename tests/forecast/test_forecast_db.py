@@ -87,3 +87,26 @@ def test_a_client_without_invoices_gets_an_empty_forecast(db_session: Any) -> No
         result = forecast_client(db.session, client.id, today_utc())
         counts = refit_client(db.session, client.id)
     assert result.weeks == {} and counts["debtors"] == 0
+
+
+def test_a_past_day_view_fits_few_month_ends_and_reuses_stored_ones(db_session: Any) -> None:
+    from provider.forecast.queries import forecast_view
+    from provider.forecast.services import LIVE_ORIGINS
+
+    client, _seeded_rows = _seeded(db_session)
+    as_of = today_utc() - timedelta(weeks=3)
+    with scoped(TenantScope.single(client.id), db.session):
+        full = forecast_client(db.session, client.id, as_of, reuse=False)
+        assert full.backtest["EUR"]["origins"] > LIVE_ORIGINS  # the test can tell a bounded view from a full one
+        # nothing stored yet: the view fits only the newest month-ends and says how many it left out
+        (bounded,) = forecast_view(db.session, client.id, as_of)
+        assert bounded["backtest"]["origins"] == LIVE_ORIGINS
+        assert bounded["backtest"]["month_ends_left_out"] == full.backtest["EUR"]["origins"] - LIVE_ORIGINS
+        assert bounded["weeks"][0]["expected"] == full.weeks["EUR"][0]["expected"]
+        # after a refit the month-end forecasts are stored, and the same view uses them all
+        refit_client(db.session, client.id)
+        db.session.commit()
+        (reused,) = forecast_view(db.session, client.id, as_of)
+    assert reused["backtest"]["origins"] == full.backtest["EUR"]["origins"]
+    assert reused["backtest"]["month_ends_left_out"] == 0
+    assert [w["expected"] for w in reused["weeks"]] == [w["expected"] for w in full.weeks["EUR"]]
