@@ -37,7 +37,7 @@ def _ordinal(dialect: str, column: Any, timestamp: bool = False) -> ColumnElemen
     return cast(func.julianday(func.date(column)) - 1721424.5, Integer)
 
 
-def _frame(session: Session, stmt: Select[Any], columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+def _frame(session: Session, stmt: Select[Any] | Any, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
     """The rows of `stmt` as a frame with these column names and dtypes."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
