@@ -1,5 +1,6 @@
 """cash forecast and payment behaviour: debtor behaviours (segment, reasons, risk grade, credit limit), segment
-moves, 13-week cash forecasts with their backtest, and the clients' credit limit policies
+moves, 13-week cash forecasts with their backtest, and the clients' credit limit policies; work items get a behaviour
+term
 
 Revision ID: 0028
 Revises: 0026
@@ -7,6 +8,7 @@ Create Date: 2026-12-07
 
 All four tables are client-keyed (DESIGN §6): `client_id` leads the primary key and every unique key, foreign keys
 to debtors include `client_id`, row-level security compares `client_id` with the request's setting directly.
+`work_items` gets the score's behaviour term and the segment it came from (worklists.scoring).
 """
 
 import sqlalchemy as sa
@@ -103,8 +105,12 @@ def upgrade():
         sa.UniqueConstraint("client_id", "currency", name=op.f("uq_credit_policies_client_id_currency")),
     )
     enable_rls("credit_policies")
+    op.add_column("work_items", sa.Column("term_behaviour", sa.Integer(), server_default="0", nullable=False))
+    op.add_column("work_items", sa.Column("behaviour_segment", sa.String(length=24), server_default="", nullable=False))
 
 
 def downgrade():
+    for column in ("behaviour_segment", "term_behaviour"):
+        op.drop_column("work_items", column)
     for table in ("credit_policies", "cash_forecasts", "segment_moves", "debtor_behaviours"):
         op.drop_table(table)

@@ -1,5 +1,6 @@
 """API v1: the 13-week cash forecast with its 80 % interval, the standing backtest, and debtors' behaviour segments
-(with risk grade and suggested credit limit). Read-only; the token's client only."""
+(with risk grade and suggested credit limit); the client's credit limit policy (read, and set with a read-write
+token). The token's client only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from provider.api.base import current_client, operation, parse_query
+from provider.api.base import current_client, operation, parse_body, parse_query
 from provider.api.pagination import as_int, keyset_page
 from provider.api.problems import ApiProblem
 from provider.api.schemas import Day, ListQuery, sort_field
@@ -15,7 +16,7 @@ from provider.core.clock import today_utc
 from provider.extensions import db
 from provider.forecast import queries
 from provider.forecast.models import DebtorBehaviour
-from provider.forecast.segments import SEGMENTS
+from provider.forecast.segments import GRADES, SEGMENTS
 
 
 class ForecastQuery(Schema):
@@ -137,3 +138,57 @@ def list_segments() -> Any:
     }
     items, cursor = keyset_page(stmt, DebtorBehaviour.id, sorts, args)
     return {"data": SegmentOut().dump(items, many=True), "next_cursor": cursor}
+
+
+class CreditPolicyIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    currency = fields.String(required=True, validate=validate.Length(equal=3))
+    months = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(GRADES)),
+        values=fields.Float(validate=validate.Range(min=0, max=24)),
+        load_default=dict,
+        metadata={"description": "months of average monthly invoicing a debtor of each grade (A-E) may owe; a grade "
+                  "left out keeps the standard months"},
+    )  # fmt: skip
+    cap_minor = fields.Integer(
+        load_default=0, validate=validate.Range(min=0), metadata={"description": "cap in minor units; 0 = none"}
+    )
+
+
+class CreditPolicyOut(Schema):
+    currency = fields.String()
+    months = fields.Dict(keys=fields.String(), values=fields.Float())
+    cap_minor = fields.Integer()
+
+
+class CreditPolicyList(Schema):
+    data = fields.List(fields.Nested(CreditPolicyOut))
+
+
+@operation("/credit-policies", "GET", summary="The client's credit limit policy", tag="forecast",
+           response=CreditPolicyList)  # fmt: skip
+def list_credit_policies() -> Any:
+    """Per currency: the months of average invoicing a debtor of each risk grade may owe, and the cap."""
+    from sqlalchemy import select
+
+    from provider.forecast.models import CreditPolicy
+
+    rows = db.session.scalars(
+        select(CreditPolicy).where(CreditPolicy.client_id == current_client().id).order_by(CreditPolicy.currency)
+    )
+    return {"data": CreditPolicyOut().dump(list(rows), many=True)}
+
+
+@operation("/credit-policies", "PUT", summary="Set the credit limit policy of a currency", tag="forecast",
+           body=CreditPolicyIn, response=CreditPolicyOut)  # fmt: skip
+def put_credit_policy() -> Any:
+    """Replace the policy of one currency; the debtors' suggested limits in that currency follow at once."""
+    from provider.forecast.services import set_credit_policy
+
+    data = parse_body(CreditPolicyIn())
+    policy = set_credit_policy(
+        db.session, current_client().id, data["currency"].upper(), data["months"], data["cap_minor"]
+    )
+    return CreditPolicyOut().dump(policy)

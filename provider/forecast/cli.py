@@ -1,4 +1,5 @@
-"""`flask forecast backtest|refit`: the standing backtest and the refit from a shell."""
+"""`flask forecast backtest|refit|credit-policy`: the standing backtest, the refit and the client's credit limit policy
+from a shell."""
 
 from __future__ import annotations
 
@@ -71,3 +72,31 @@ def refit_command(code: str | None) -> None:
             counts = refit_client(db.session, client_id)
             db.session.commit()
         click.echo(f"client {client_id}: {counts}")
+
+
+@forecast_group.command("credit-policy")
+@click.option("--client", "code", required=True, help="the client's code")
+@click.option("--currency", required=True, help="the currency of the policy, e.g. EUR")
+@click.option("--months", "months_text", default="", help="months per grade, e.g. A=3,B=2,C=1 (others: standard)")
+@click.option("--cap", default="", help="the cap as an amount in the currency, e.g. 25000.00 (empty or 0: none)")
+def credit_policy_command(code: str, currency: str, months_text: str, cap: str) -> None:
+    """Set how much a debtor of each risk grade may owe: months of its average monthly invoicing, and a cap."""
+    from provider.core.errors import ServiceError
+    from provider.forecast.services import credit_policy_from_text, set_credit_policy
+
+    client = _client(code)
+    months: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in months_text.split(","))):
+        grade, sep, value = part.partition("=")
+        if not sep or grade.strip().upper() not in "ABCDE" or len(grade.strip()) != 1:
+            raise click.BadParameter(f"“{part}” is not GRADE=MONTHS with a grade from A to E", param_hint="--months")
+        months[grade.strip().upper()] = value
+    with scoped(TenantScope.single(client.id), db.session):
+        try:
+            cur, parsed, cap_minor = credit_policy_from_text(currency, months, cap)
+            set_credit_policy(db.session, client.id, cur, parsed, cap_minor)
+            db.session.commit()
+        except ServiceError as exc:
+            db.session.rollback()
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{client.code}: the limit policy for {cur} is saved.")

@@ -22,17 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from provider.forecast.labels import SEGMENT_LABELS, SEGMENTS
 from provider.forecast.model import CLIP_LATE, Observations
 
-SEGMENTS = ("pays_on_time", "pays_late", "slow_and_partial", "promises_and_breaks", "silent", "new")
-SEGMENT_LABELS = {
-    "pays_on_time": "Pays on time",
-    "pays_late": "Pays late but pays",
-    "slow_and_partial": "Slow and partial",
-    "promises_and_breaks": "Promises and breaks",
-    "silent": "Silent",
-    "new": "New",
-}
+__all__ = ["SEGMENTS", "SEGMENT_LABELS"]
+
 # worse is later in this order (a move to a later one is "behaviour worsened")
 RANK = {"pays_on_time": 0, "new": 1, "pays_late": 2, "slow_and_partial": 3, "promises_and_breaks": 4, "silent": 5}
 GRADE_OF = {"pays_on_time": "A", "pays_late": "B", "new": "C", "slow_and_partial": "C",

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clients.ledger_dates import client_today
@@ -211,28 +211,82 @@ def _bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> No
         session.execute(text(sql), {"rows": payload})
 
 
+def credit_policy_from_text(currency: str, months: dict[str, str], cap: str) -> tuple[str, dict[str, float], int]:
+    """A limit policy typed into a form or the CLI: the currency's code, the months of average invoicing per grade
+    ('' keeps the default for that grade) and the cap as an amount in that currency ('' or 0: no cap). Refuses,
+    in plain words and naming the field, anything it cannot read."""
+    from provider.core.errors import ServiceError
+    from provider.core.money import Money, MoneyError, validate_currency
+    from provider.forecast.segments import GRADES
+
+    try:
+        code = validate_currency((currency or "").strip().upper())
+    except MoneyError as exc:
+        raise ServiceError(f"Currency: {exc}", field="currency") from exc
+    parsed: dict[str, float] = {}
+    for grade_ in GRADES:
+        text_ = (months.get(grade_) or "").strip()
+        if not text_:
+            continue
+        field_ = f"months_{grade_}"
+        try:
+            value = float(text_.replace(",", "."))
+        except ValueError:
+            raise ServiceError(f"Months for grade {grade_}: “{text_[:20]}” is not a number", field=field_) from None
+        if not 0 <= value <= 24:  # also refuses NaN and infinity
+            raise ServiceError(f"Months for grade {grade_} must be from 0 to 24, not {text_[:20]}", field=field_)
+        parsed[grade_] = value
+    cap_text = (cap or "").strip()
+    try:
+        cap_minor = Money.parse(cap_text, code).minor if cap_text else 0
+    except MoneyError as exc:
+        raise ServiceError(f"Cap: {exc}", field="cap") from exc
+    if cap_minor < 0:
+        raise ServiceError("Cap: it cannot be negative (leave it empty for no cap)", field="cap")
+    return code, parsed, cap_minor
+
+
 def set_credit_policy(
     session: Session, client_id: int, currency: str, months: dict[str, float], cap_minor: int
 ) -> CreditPolicy:
-    """Save the client's limit policy for a currency. Refuses unknown grades, negative months and a negative cap."""
+    """Save the client's limit policy for a currency and apply it at once to the suggested limits of its debtors in
+    that currency (the next refit would do the same). Refuses unknown grades, months outside 0-24 and a negative
+    cap, changing nothing."""
     from provider.core.errors import ServiceError
+    from provider.core.money import MoneyError, validate_currency
     from provider.forecast.segments import GRADES
 
+    try:
+        validate_currency(currency)
+    except MoneyError as exc:
+        raise ServiceError(f"Currency: {exc}", field="currency") from exc
     for key, value in months.items():
         if key not in GRADES:
-            raise ServiceError(f"grade {key!r} does not exist; grades are A to E", field="months")
+            raise ServiceError(f"Grade {key!r} does not exist; grades are A to E", field="months")
         if not 0 <= float(value) <= 24:
-            raise ServiceError(f"grade {key}: months must be between 0 and 24", field="months")
+            raise ServiceError(f"Months for grade {key} must be from 0 to 24", field="months")
     if cap_minor < 0:
-        raise ServiceError("the cap cannot be negative", field="cap_minor")
+        raise ServiceError("Cap: it cannot be negative", field="cap_minor")
     policy = session.scalar(
         select(CreditPolicy).where(CreditPolicy.client_id == client_id, CreditPolicy.currency == currency)
     )
+    before = {"months": policy.months, "cap_minor": policy.cap_minor} if policy else None
     if policy is None:
         policy = CreditPolicy(client_id=client_id, currency=currency)
         session.add(policy)
     policy.months, policy.cap_minor = {k: float(v) for k, v in months.items()}, cap_minor
-    audit.record(session, "credit_policy.save", policy, client_id=client_id,
+    audit.record(session, "credit_policy.save", policy, client_id=client_id, before=before,
                  after={"currency": currency, "months": policy.months, "cap_minor": cap_minor})  # fmt: skip
     session.flush()
+    rule = {"months": policy.months, "cap_minor": cap_minor}
+    changes = [
+        {"client_id": client_id, "id": b_id, "credit_limit_minor": credit_limit(monthly, grade_, rule)}
+        for b_id, monthly, grade_ in session.execute(
+            select(DebtorBehaviour.id, DebtorBehaviour.monthly_minor, DebtorBehaviour.risk_grade).where(
+                DebtorBehaviour.client_id == client_id, DebtorBehaviour.currency == currency
+            )
+        )
+    ]
+    if changes:
+        session.execute(update(DebtorBehaviour), changes)
     return policy

@@ -1,7 +1,8 @@
 """Forecast pages: managers see every client's 13-week forecast and how good it has been, each client's forecast,
 segments and credit view; a client sees its own in the portal. Both may ask for the forecast as of a past date.
 
-Staff (`forecast`): /forecast, /forecast/clients/<id>, /forecast/clients/<id>/credit (+ .csv), refit (POST).
+Staff (`forecast`): /forecast, /forecast/clients/<id>, /forecast/clients/<id>/credit (+ .csv), refit (POST),
+/forecast/clients/<id>/credit/policy (the client's limit policy, managers).
 Portal (`forecast_portal`): /portal/forecast, /portal/credit (+ .csv).
 """
 
@@ -130,6 +131,44 @@ def _credit_csv(client: Client) -> Response:
 @require(Permission.REPORTS_READ)
 def credit(client_id: int) -> Any:
     return _credit_page(get_visible_or_404(db.session, Client, client_id), "forecast/credit.html")
+
+
+@bp.route("/forecast/clients/<int:client_id>/credit/policy", methods=["GET", "POST"])
+@require(Permission.REPORTS_MANAGE)
+def credit_policy(client_id: int) -> Any:
+    """The client's limit policy per currency: months of average invoicing a debtor of each grade may owe, a cap."""
+    from provider.core.errors import ServiceError
+    from provider.forecast.models import CreditPolicy
+    from provider.forecast.segments import DEFAULT_MONTHS, GRADES
+    from provider.forecast.services import credit_policy_from_text, set_credit_policy
+
+    client = get_visible_or_404(db.session, Client, client_id)
+    values: dict[str, Any] = {"currency": client.base_currency}
+    errors: dict[str, list[str]] = {}
+    status = 200
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in ("currency", "cap", *(f"months_{g}" for g in GRADES))}
+        try:
+            currency, months, cap_minor = credit_policy_from_text(
+                values["currency"], {g: values[f"months_{g}"] for g in GRADES}, values["cap"]
+            )
+            set_credit_policy(db.session, client.id, currency, months, cap_minor)
+            db.session.commit()
+        except ServiceError as exc:
+            db.session.rollback()
+            errors, status = {exc.field or "currency": [str(exc)]}, 422
+        else:
+            flash(f"The limit policy for {currency} is saved; the suggested limits use it now.", "success")
+            return redirect(url_for("forecast.credit_policy", client_id=client.id))
+    policies = list(
+        db.session.scalars(
+            select(CreditPolicy).where(CreditPolicy.client_id == client.id).order_by(CreditPolicy.currency)
+        )
+    )
+    return render_template(
+        "forecast/credit_policy.html", client=client, policies=policies, values=values, errors=errors,
+        grades=GRADES, defaults=DEFAULT_MONTHS,
+    ), status  # fmt: skip
 
 
 @bp.get("/forecast/clients/<int:client_id>/credit.csv")

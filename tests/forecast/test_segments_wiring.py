@@ -59,3 +59,32 @@ def test_the_dunning_tone_follows_the_behaviour_segment_unless_the_clients_own_s
     assert tone["Silent"] == "firm"  # the behaviour segment's template
     assert tone["Usual"] != "firm"  # no behaviour learned: the template for every segment
     assert tone["Vip"] == "friendly"  # the client's own segment comes first
+
+
+def test_the_worklist_score_has_a_behaviour_term_explained_on_the_account_screen(client: Any, db_session: Any) -> None:
+    from tests.conftest import login
+    from tests.factories import make_team
+    from tests.worklists.helpers import commercial_client, item_of, overdue_account, rebuild, working_day
+    from worklists.scoring import BEHAVIOUR_POINTS
+
+    agency_client = commercial_client(name="Behaviour Client GmbH")
+    collector = make_user("collector", team=make_team(agency_client))
+    with working_day():
+        silent = overdue_account(agency_client, 500_00, name="Quiet GmbH")
+        prompt = overdue_account(agency_client, 500_00, name="Prompt GmbH")
+        unknown = overdue_account(agency_client, 500_00, name="Unknown GmbH")
+        behaviour(agency_client, silent, "silent")
+        behaviour(agency_client, prompt, "pays_on_time")
+        rebuild(agency_client)
+        items = {name: item_of(d) for name, d in (("silent", silent), ("prompt", prompt), ("unknown", unknown))}
+        assert items["silent"].term_behaviour == BEHAVIOUR_POINTS["silent"] > 0
+        assert items["prompt"].term_behaviour == BEHAVIOUR_POINTS["pays_on_time"]
+        assert items["unknown"].term_behaviour == 0 and items["unknown"].behaviour_segment == ""
+        # the term is part of the score: same amount and age, so the behaviour alone orders the three
+        assert items["silent"].score > items["unknown"].score > items["prompt"].score
+        assert items["silent"].score == sum(items["silent"].terms().values())
+        login(client, collector.email)
+        page = client.get(f"/worklists/items/{items['silent'].id}").get_data(as_text=True)
+        other = client.get(f"/worklists/items/{items['unknown'].id}").get_data(as_text=True)
+    assert "Payment behaviour" in page and "Silent (learned from its payments)" in page
+    assert "not learned yet" in other and "silent" not in page.replace("Silent", "")
