@@ -29,7 +29,7 @@ from sla.models import Dispute
 from worklists.models import Promise
 
 
-def _ordinal(dialect: str, column: Any, timestamp: bool = False) -> ColumnElement[int]:
+def day_ordinal(dialect: str, column: Any, timestamp: bool = False) -> ColumnElement[int]:
     """The date ordinal (`date.toordinal()`) of a date column, or of a UTC timestamp's day, in SQL."""
     if dialect == "postgresql":
         day = cast(func.timezone("UTC", column), Date) if timestamp else column
@@ -37,7 +37,7 @@ def _ordinal(dialect: str, column: Any, timestamp: bool = False) -> ColumnElemen
     return cast(func.julianday(func.date(column)) - 1721424.5, Integer)
 
 
-def _frame(session: Session, stmt: Select[Any] | Any, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+def read_frame(session: Session, stmt: Select[Any] | Any, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
     """The rows of `stmt` as a frame with these column names and dtypes."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
@@ -61,9 +61,9 @@ def load_history(session: Session, client_id: int) -> History:
     dialect = session.connection().dialect.name
 
     def day(column: Any, timestamp: bool = False) -> ColumnElement[int]:
-        return _ordinal(dialect, column, timestamp)
+        return day_ordinal(dialect, column, timestamp)
 
-    invoices = _frame(
+    invoices = read_frame(
         session,
         select(
             Invoice.id,
@@ -84,7 +84,7 @@ def load_history(session: Session, client_id: int) -> History:
         },
     )
     cash = case((JournalEntry.payment_id.is_not(None), 1), else_=0)
-    moves = _frame(
+    moves = read_frame(
         session,
         select(JournalEntry.invoice_id, day(JournalTransaction.occurred_on), cash, func.sum(JournalEntry.amount_minor))
         .join(
@@ -103,7 +103,7 @@ def load_history(session: Session, client_id: int) -> History:
         {"invoice_id": "int64", "day": "int64", "cash": "int64", "amount": "int64"},
     )
     moves["cash"] = moves["cash"].astype(bool)
-    payments = _frame(
+    payments = read_frame(
         session,
         select(Payment.debtor_id, Payment.currency, day(Payment.received_on), func.sum(Payment.amount_minor))
         .where(Payment.client_id == client_id)
@@ -113,7 +113,7 @@ def load_history(session: Session, client_id: int) -> History:
     )
     created = day(Promise.created_at, timestamp=True)
     resolved = case((Promise.status != "open", func.coalesce(day(Promise.resolved_at, timestamp=True), created)))
-    promises = _frame(
+    promises = read_frame(
         session,
         select(
             Promise.debtor_id,
@@ -135,13 +135,13 @@ def load_history(session: Session, client_id: int) -> History:
             "resolved": "float64",
         },
     )
-    disputes = _frame(
+    disputes = read_frame(
         session,
         select(Dispute.debtor_id, day(Dispute.opened_at, timestamp=True)).where(Dispute.client_id == client_id),
         ["debtor_id", "opened"],
         {"debtor_id": "int64", "opened": "float64"},
     )
-    debtors = _frame(
+    debtors = read_frame(
         session,
         select(Debtor.id).where(Debtor.client_id == client_id).order_by(Debtor.id),
         ["id"],

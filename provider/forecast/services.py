@@ -20,7 +20,7 @@ from clients.ledger_dates import client_today
 from clients.models import Client
 from provider.core import audit
 from provider.core.clock import now_utc
-from provider.forecast.data import load_history
+from provider.forecast.data import day_ordinal, load_history, read_frame
 from provider.forecast.forecast import Point, Run, month_ends, point, run
 from provider.forecast.models import CashForecast, CreditPolicy, DebtorBehaviour, SegmentMove
 from provider.forecast.segments import RANK, credit_limit, grade
@@ -134,13 +134,17 @@ def _store_behaviours(session: Session, client_id: int, day: date, result: Run) 
         p.currency: {"months": p.months, "cap_minor": p.cap_minor}
         for p in session.scalars(select(CreditPolicy).where(CreditPolicy.client_id == client_id))
     }
+    dialect = session.connection().dialect.name
+    old_rows = read_frame(
+        session,
+        select(DebtorBehaviour.debtor_id, DebtorBehaviour.segment, day_ordinal(dialect, DebtorBehaviour.segment_since))
+        .where(DebtorBehaviour.client_id == client_id),
+        ["debtor_id", "segment", "since"],
+        {"debtor_id": "int64", "segment": "object", "since": "int64"},
+    )  # fmt: skip
     before = {
-        d: (seg, since)
-        for d, seg, since in session.execute(
-            select(DebtorBehaviour.debtor_id, DebtorBehaviour.segment, DebtorBehaviour.segment_since).where(
-                DebtorBehaviour.client_id == client_id
-            )
-        )
+        int(d): (str(seg), date.fromordinal(int(since)))
+        for d, seg, since in zip(old_rows["debtor_id"], old_rows["segment"], old_rows["since"], strict=True)
     }
     rows, moves = [], []
     now = now_utc()
