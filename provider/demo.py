@@ -383,12 +383,19 @@ def _seed_forecast(clients: list[Client]) -> None:
     from provider.forecast.models import CashForecast
     from provider.forecast.services import refit_client
 
+    refitted = []
     for client in clients:
         with scoped(TenantScope.single(client.id), db.session):
             done = db.session.scalar(select(func.count(CashForecast.id)).where(CashForecast.client_id == client.id))
             if not done:
                 refit_client(db.session, client.id)
                 db.session.commit()
+                refitted.append(client.id)
+    if refitted:  # the worklist's behaviour term, as the next nightly rescoring would give it
+        from worklists.scoring import rescore
+
+        rescore(db.session, refitted)
+        db.session.commit()
 
 
 def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = INVOICES_PER_CLIENT) -> dict[str, Any]:
