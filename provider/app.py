@@ -70,6 +70,8 @@ def _import_models() -> None:
     import provider.core.audit
     import provider.core.outbox_models
     import provider.dunning.models
+    import provider.forecast.jobs  # the nightly refit's periodic slot
+    import provider.forecast.models
     import provider.models
     import provider.reporting.models  # noqa: F401
     import sla.models
@@ -97,6 +99,8 @@ def _register_blueprints(app: Flask) -> None:
     from provider.dunning.debtor_views import bp as debtor_pages_bp
     from provider.dunning.views import bp as dunning_bp
     from provider.dunning.views import portal_bp as dunning_portal_bp
+    from provider.forecast.views import bp as forecast_bp
+    from provider.forecast.views import portal_bp as forecast_portal_bp
     from provider.reporting.views import bp as reporting_bp
     from provider.reporting.views import portal_bp as portal_reports_bp
     from provider.two_factor import bp as two_factor_bp
@@ -122,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
         books_bp,
         payouts_bp,
         charges_bp,
+        forecast_bp,
     )
     portal = (
         portal_bp,
@@ -133,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
         comms_portal_bp,
         dunning_portal_bp,
         portal_books_bp,
+        forecast_portal_bp,
     )
     for bp in staff + portal:
         app.register_blueprint(bp)

@@ -21,6 +21,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(trust_group)
 
     from provider.comms.cli import mail_inbound_command
+    from provider.forecast.cli import forecast_group
+
+    app.cli.add_command(forecast_group)
 
     app.cli.add_command(mail_inbound_command)
 

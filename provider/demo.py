@@ -377,6 +377,27 @@ def _seed_reporting(clients: list[Client]) -> None:
         generate_report(db.session, client, (first_of_month - timedelta(days=1)).strftime("%Y-%m"))
 
 
+def _seed_forecast(clients: list[Client]) -> None:
+    """What the nightly refit would have made by now: each client's debtors' behaviour and its forecast (a client
+    already refitted today is left as it is)."""
+    from provider.forecast.models import CashForecast
+    from provider.forecast.services import refit_client
+
+    refitted = []
+    for client in clients:
+        with scoped(TenantScope.single(client.id), db.session):
+            done = db.session.scalar(select(func.count(CashForecast.id)).where(CashForecast.client_id == client.id))
+            if not done:
+                refit_client(db.session, client.id)
+                db.session.commit()
+                refitted.append(client.id)
+    if refitted:  # the worklist's behaviour term, as the next nightly rescoring would give it
+        from worklists.scoring import rescore
+
+        rescore(db.session, refitted)
+        db.session.commit()
+
+
 def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = INVOICES_PER_CLIENT) -> dict[str, Any]:
     """Create whatever of the demo agency is missing and commit. Returns counts and the demo logins.
 
@@ -400,6 +421,7 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         seed_demo_mail([c.id for c in clients])  # sent by the web process to its loopback mail server
         seed_money_ops_demo(clients)  # late-payment charges (RHEIN, THAMES) and remittance bank accounts
         db.session.commit()
+        _seed_forecast(clients)  # behaviour segments, credit view and the 13-week forecast, as the nightly refit
         total = db.session.scalar(select(func.count(Debtor.id))) or 0
     return {
         "clients": len(clients),

@@ -148,6 +148,8 @@ class WorkItem(ClientOwned, db.Model):
     term_sla: Mapped[int] = mapped_column(Integer, default=0)
     term_segment: Mapped[int] = mapped_column(Integer, default=0)
     term_client: Mapped[int] = mapped_column(Integer, default=0)
+    term_behaviour: Mapped[int] = mapped_column(Integer, default=0)
+    behaviour_segment: Mapped[str] = mapped_column(String(24), default="")  # of the last forecast refit
     score: Mapped[int] = mapped_column(Integer, default=0)
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
@@ -160,7 +162,15 @@ class WorkItem(ClientOwned, db.Model):
         return max((today - self.oldest_due_on).days, 0) if self.oldest_due_on else 0
 
     AUDIT_FIELDS = ("state", "owner_id", "team_id", "next_action_on", "next_action_note", "claimed_by")
-    TERMS = ("amount", "days", "broken", "promise_due", "sla", "segment", "client")
+    TERMS = ("amount", "days", "broken", "promise_due", "sla", "segment", "client", "behaviour")
+
+    @property
+    def behaviour_words(self) -> str:
+        """The debtor's payment-behaviour segment in words, as the score's behaviour term explains it."""
+        from provider.forecast.labels import SEGMENT_LABELS
+
+        label = SEGMENT_LABELS.get(self.behaviour_segment)
+        return f"{label} (learned from its payments)" if label else "not learned yet"
 
     def terms(self) -> dict[str, int]:
         return {name: getattr(self, f"term_{name}") for name in self.TERMS}

@@ -17,6 +17,9 @@ say why an item is where it is. Per client, `Strategy` weights the terms (defaul
 - sla: weight_sla when the item's SLA deadline (`sla_due_at`, set by the SLA issue) is within 2 days.
 - segment: the client's points for the debtor's segment (`SegmentWeight`), 0 when none.
 - client: the client's boost (`Strategy.client_boost`), the same for all its accounts.
+- behaviour: points for the debtor's payment-behaviour segment, learned by the nightly forecast refit
+  (`debtor_behaviours`, provider.forecast): BEHAVIOUR_POINTS, 0 before the first refit. An account whose
+  debtor has gone silent or breaks its promises needs a person sooner than one that pays on time anyway.
 
 Invoices on hold are out of the score (and out of "overdue"); disputes will hold invoices the same way
 (`_collectable()` is the one place to extend).
@@ -52,7 +55,18 @@ from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime
 from provider.core.money import exponent
 from provider.core.tenancy import TenantScope, current_scope, scoped
+from provider.forecast.models import DebtorBehaviour
 from worklists.models import ItemState, Promise, PromiseStatus, SegmentWeight, Strategy, WorkItem
+
+# Points per payment-behaviour segment (provider.forecast.labels.SEGMENTS); a debtor without one gets 0.
+BEHAVIOUR_POINTS: dict[str, int] = {
+    "pays_on_time": -5,
+    "new": 0,
+    "pays_late": 5,
+    "slow_and_partial": 10,
+    "promises_and_breaks": 10,
+    "silent": 15,
+}
 
 # Reference units (≈ EUR) per major unit. Coarse on purpose: the score ranks, it never converts money.
 REFERENCE_RATES: dict[str, float] = {
@@ -339,6 +353,7 @@ _SCORED = (
     "oldest_due_on",
     "broken_promises",
     "contact_tz",
+    "behaviour_segment",
     *(f"term_{t}" for t in WorkItem.TERMS),
     "score",
 )
@@ -353,6 +368,7 @@ def _terms(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides,
     broken = _broken_counts(by_client, by_debtor)
     promised = _due_today(by_client, by_debtor)
     strategy, segment = Strategy.__table__, SegmentWeight.__table__
+    behaviour = DebtorBehaviour.__table__
 
     def weight(name: str) -> Any:
         return func.coalesce(strategy.c[name], DEFAULT_WEIGHTS[name])
@@ -367,6 +383,9 @@ def _terms(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides,
         "term_promise_due": case((promised.c.debtor_id.is_not(None), weight("weight_promise_due")), else_=0),
         "term_segment": func.coalesce(segment.c.points, 0),
         "term_client": weight("client_boost"),
+        "term_behaviour": case(
+            *((behaviour.c.segment == name, points) for name, points in BEHAVIOUR_POINTS.items()), else_=0
+        ),
     }
     inner = (
         select(
@@ -378,6 +397,7 @@ def _terms(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides,
             (due.c.norm_ppm // 1_000_000).label("overdue_norm"),
             due.c.oldest.label("oldest_due_on"),
             n_broken.label("broken_promises"),
+            func.coalesce(behaviour.c.segment, "").label("behaviour_segment"),
             *(expr.label(name) for name, expr in terms.items()),
             weight("weight_sla").label("weight_sla"),
         )
@@ -386,6 +406,7 @@ def _terms(dialect: str, by_client: bool, by_debtor: bool, overrides: Overrides,
         .outerjoin(segment, and_(segment.c.client_id == due.c.client_id, segment.c.segment == due.c.segment))
         .outerjoin(broken, and_(broken.c.client_id == due.c.client_id, broken.c.debtor_id == due.c.debtor_id))
         .outerjoin(promised, and_(promised.c.client_id == due.c.client_id, promised.c.debtor_id == due.c.debtor_id))
+        .outerjoin(behaviour, and_(behaviour.c.client_id == due.c.client_id, behaviour.c.debtor_id == due.c.debtor_id))
         .subquery("terms")
     )
     t = inner.c

@@ -74,11 +74,18 @@ class Plan:
     rules: list[StageRule]
     templates: dict[tuple[int, str, str], DunningTemplate]
 
-    def template_for(self, stage: DunningStage, language: str, segment: str) -> DunningTemplate | None:
+    def template_for(
+        self, stage: DunningStage, language: str, segment: str, behaviour: str = ""
+    ) -> DunningTemplate | None:
+        """The stage's template for the debtor's language and segment: the client's own segment first, then the
+        debtor's payment-behaviour segment (a template whose segment is e.g. `silent` or `pays_on_time` sets the
+        tone for those debtors), then the one for every segment; in English when none is in the language."""
         for key in (
             (stage.id, language, segment),
+            (stage.id, language, behaviour),
             (stage.id, language, ""),
             (stage.id, "en", segment),
+            (stage.id, "en", behaviour),
             (stage.id, "en", ""),
         ):
             if key in self.templates:
@@ -271,7 +278,7 @@ class RunContext:
     ) -> int | EmailSpec | None:
         """A letter is queued now (its id); an e-mail is returned as a spec, queued with its chunk."""
         stage = self.plan.stages[decision.stage.position]
-        template = self.plan.template_for(stage, cand.language, cand.segment)
+        template = self.plan.template_for(stage, cand.language, cand.segment, cand.behaviour)
         locale = templating.locale_for(cand.language, self.client.country)
         link = public_url(make_token(self.client.id, cand.debtor_id))
         context = templating.build_context(

@@ -33,6 +33,7 @@ class Candidate:
     postal: str = ""
     item_id: int | None = None
     by_currency: dict[str, int] = field(default_factory=dict)
+    behaviour: str = ""  # the payment-behaviour segment of the last forecast refit ('' = not learned yet)
 
 
 _INVOICES = text(
@@ -47,9 +48,11 @@ _INVOICES = text(
 _DEBTORS = text(
     """
     SELECT d.id, d.name, d.external_ref, d.segment, d.language, d.timezone, d.do_not_contact,
-           d.recalled_at IS NOT NULL AS recalled, w.id AS item_id, w.ceased_at IS NOT NULL AS ceased
+           d.recalled_at IS NOT NULL AS recalled, w.id AS item_id, w.ceased_at IS NOT NULL AS ceased,
+           COALESCE(b.segment, '') AS behaviour
     FROM debtors d
     LEFT JOIN work_items w ON w.client_id = d.client_id AND w.debtor_id = d.id
+    LEFT JOIN debtor_behaviours b ON b.client_id = d.client_id AND b.debtor_id = d.id
     WHERE d.client_id = :c AND d.id BETWEEN :lo AND :hi
     """
 )
@@ -163,6 +166,7 @@ def facts_for_range(
                 postal=postal,
                 item_id=row.item_id,
                 by_currency={c: v[1] for c, v in by_currency.items()},
+                behaviour=row.behaviour,
             )
         )
     return out

@@ -30,6 +30,7 @@ PORTAL_BLUEPRINTS = (
     "books_portal",
     "comms_portal",
     "dunning_portal",
+    "forecast_portal",
 )
 # the second sign-in step and every signed-in user's own account pages (two-factor, sessions), like logout
 ACCOUNT_ENDPOINTS = {"two_factor.verify", "two_factor.setup", "two_factor.sessions", "two_factor.end_session"}

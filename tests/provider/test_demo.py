@@ -41,6 +41,13 @@ def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
             assert unbalanced_transactions(c.id) == [] and cache_mismatches(c.id) == []
 
         _dunning_is_ready(clients)
+        # the nightly forecast refit's behaviour segments reach the worklist score
+        from worklists.models import WorkItem
+
+        behaviour = dict(db.session.execute(select(WorkItem.behaviour_segment, func.count()).group_by(
+            WorkItem.behaviour_segment)).all())  # fmt: skip
+        assert len(set(behaviour) - {""}) >= 3, behaviour
+        assert db.session.scalar(select(func.count(WorkItem.id)).where(WorkItem.term_behaviour != 0))
 
     second = seed_demo(invoices_per_client=SMALL_LEDGER)
     assert second["created_debtors"] == 0 and second["debtors"] == 3000

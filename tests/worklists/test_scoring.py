@@ -36,6 +36,7 @@ def test_rebuild_makes_one_item_per_overdue_account_with_its_terms(db_session: A
             "sla": 0,
             "segment": 0,
             "client": 0,
+            "behaviour": 0,  # no payment behaviour learned yet (tests/forecast/test_segments_wiring.py)
         }
         assert a.score == 80 and a.overdue_minor == 12_000_00 and a.currency == "EUR" and a.overdue_norm == 12_000
         assert b.terms()["amount"] == 10 and b.terms()["days"] == 10 and b.score == 20
