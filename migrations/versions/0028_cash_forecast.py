@@ -3,7 +3,7 @@ moves, 13-week cash forecasts with their backtest, and the clients' credit limit
 term
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-07
 
 All four tables are client-keyed (DESIGN §6): `client_id` leads the primary key and every unique key, foreign keys
@@ -18,7 +18,7 @@ from provider.core.schema_rules import enable_rls, key_columns, key_constraints
 
 # revision identifiers, used by Alembic.
 revision = "0028"
-down_revision = "0026"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 

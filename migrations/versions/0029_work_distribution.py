@@ -1,7 +1,7 @@
 """work distribution: assignment rules per team, planned absences of collectors, collectors' targets
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-12-07
 
 `assignment_rules` and `collector_targets` are agency-side configuration like `team_clients` and
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0029"
-down_revision = "0026"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
