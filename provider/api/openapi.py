@@ -166,9 +166,37 @@ def build_spec() -> dict[str, Any]:
         if op.body is not None:
             item["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
         paths.setdefault(op.path, {})[op.method.lower()] = item
+    _link_created(paths)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return add_webhooks(describe(_outputs_required(spec.to_dict())))
+
+
+def _link_created(paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links from each create (a POST answering 201 on a collection) to the operations on what it created:
+    `POST /debtors` -> `GET /debtors/{debtor_id}`, `PATCH /debtors/{debtor_id}`, `GET /debtors/{debtor_id}/...`,
+    the id taken from the answer's `id`. Clients and stateful testers (schemathesis) follow them."""
+    for collection, operations in paths.items():
+        create = operations.get("post")
+        if create is None or "201" not in create["responses"] or collection.endswith("}"):
+            continue
+        links: dict[str, Any] = {}
+        prefix = collection.rstrip("/") + "/{"
+        for path, targets in paths.items():
+            if not path.startswith(prefix):
+                continue
+            name = path[len(prefix) :].split("}", 1)[0]
+            if path.count("{") != collection.count("{") + 1:
+                continue  # only the created object's own operations
+            for target in targets.values():
+                link_name = target["operationId"].replace(".", "_")
+                links[link_name] = {
+                    "operationId": target["operationId"],
+                    "parameters": {name: "$response.body#/id"},
+                    "description": f"{target['summary']} (the object just created)",
+                }
+        if links:
+            create["responses"]["201"]["links"] = links
 
 
 def _outputs_required(document: dict[str, Any]) -> dict[str, Any]:
