@@ -67,6 +67,7 @@ def _dashboard_rows() -> list[dict[str, Any]]:
                     ar=data["aging_total"],
                     overdue=data["overdue_share"],
                     dso=last.get("dso"),
+                    dso_month=last.get("month"),
                     cei=last.get("cei"),
                     collected=now["collected"],
                     spark=charts.data_uri(
@@ -272,7 +273,8 @@ def run(run_id: int) -> Any:
         if cid in clients
     ]
     done = sum(1 for _, r, _ in rows if r is not None)
-    working = any(state and state["active"] for _, report, state in rows if report is None)
+    # follow the run while a report is still to come: its job waiting, running, or not yet in the outbox
+    working = any(state is None or state["active"] for _, report, state in rows if report is None)
     return render_template("reports/run.html", run=report_run, rows=rows, done=done, working=working)
 
 
