@@ -130,13 +130,17 @@ def _names(events: list[Any]) -> dict[tuple[str, str], str]:
             wanted[e.object_type].add(int(e.object_id))
         if e.actor_user_id:
             wanted["User"].add(e.actor_user_id)
-    columns = {"Debtor": (Debtor, Debtor.name), "Client": (Client, Client.name), "User": (User, User.name)}
-    columns["Invoice"] = (Invoice, Invoice.number)
+    columns: dict[str, tuple[Any, Any]] = {
+        "Debtor": (Debtor.id, Debtor.name),
+        "Client": (Client.id, Client.name),
+        "User": (User.id, User.name),
+        "Invoice": (Invoice.id, Invoice.number),
+    }
     out: dict[tuple[str, str], str] = {}
     for kind, ids in wanted.items():
         if kind in columns and ids:
-            model, name = columns[kind]
-            for oid, text in db.session.execute(select(model.id, name).where(model.id.in_(ids))).all():
+            key, name = columns[kind]
+            for oid, text in db.session.execute(select(key, name).where(key.in_(ids))).all():
                 out[(kind, str(oid))] = f"invoice {text}" if kind == "Invoice" else str(text)
     return out
 
