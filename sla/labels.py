@@ -94,3 +94,8 @@ def target(value: object, unit: str) -> str:
     if unit == "percent":
         return f"{value} %"
     return f"{value} {one if str(value) in ('1', '1.0') else many}"
+
+
+def subject(kind: str | None) -> str:
+    """ "dispute", "placement file": what a clock runs for, inside a sentence."""
+    return SUBJECTS.get(kind or "", _fallback(kind)).lower()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from provider.core.audit import AuditEvent, current_actor
 from provider.core.clock import now_utc
+from sla import labels
 from sla.models import ClockState, SlaClock, SlaClockEvent, SlaNotification
 
 CHUNK = 5_000
@@ -123,7 +124,7 @@ def notify_breaches(session: Session, clock_ids: Sequence[int]) -> int:
                 "client_id": r.client_id,
                 "clock_id": r.id,
                 "kind": "breach",
-                "message": f"{r.code.replace('_', ' ')} breached ({r.subject_type} #{r.subject_id})",
+                "message": f"{labels.term(r.code)}: SLA breached ({labels.subject(r.subject_type)} no. {r.subject_id})",
                 "created_at": now_utc(),
             }
             for r in rows

@@ -58,7 +58,9 @@ def test_manager_dashboard_shows_a_breached_dispute_and_drills_into_it(
         dispute = make_dispute(setup["client"], setup["debtor"], [setup["invoice"]])
     sweep(db.session, MONDAY_10 + timedelta(days=2))
     db.session.commit()
-    assert db.session.scalar(select(SlaNotification.message)).startswith("dispute ack breached")
+    assert db.session.scalar(select(SlaNotification.message)).startswith(
+        "Dispute acknowledged: SLA breached (dispute no. "
+    )
     login(client, setup["manager"].email)
     with frozen_time(MONDAY_10 + timedelta(days=2)):
         page = client.get("/slas?sort=time_left").get_data(as_text=True)
@@ -66,7 +68,7 @@ def test_manager_dashboard_shows_a_breached_dispute_and_drills_into_it(
     link = f"/slas/disputes/{dispute.id}"
     assert link in page
     detail = client.get(link).get_data(as_text=True)
-    assert "Late Payer KG" in detail and "RW-100" in detail and "breached" in detail
+    assert "Late Payer KG" in detail and "RW-100" in detail and ">Breached<" in detail
 
 
 def test_breach_notices_link_first_contact_and_placement_clocks_to_their_pages(
