@@ -52,6 +52,9 @@ def report_context(client: Client, period: str, figures: dict[str, Any], summary
     if data:
         context["aging_chart"] = charts.data_uri(charts.aging_chart(data["aging"], currency or ""))
         context["trend_chart"] = charts.data_uri(charts.trend_chart(data["trend"]))
+        if data.get("stair"):
+            heatmap = charts.recovery_heatmap(data["stair"], list(figures.get("months") or []))
+            context["recovery_heatmap"] = charts.data_uri(heatmap)
         context["tiles"] = fig.tiles(data)
     return context
 
