@@ -31,7 +31,7 @@ def test_portal_user_sees_own_report_and_pdf_and_not_another_clients(client: Fla
     user = make_user("client_viewer", client=w.client)
     assert login(client, user.email).status_code == 302
     listing = client.get("/portal/reports").get_data(as_text=True)
-    assert "2026-03" in listing
+    assert "March 2026" in listing
     page = client.get(f"/portal/reports/{mine.id}")
     assert page.status_code == 200 and "43.92" in page.get_data(as_text=True)
     pdf = client.get(f"/portal/reports/{mine.id}.pdf")
