@@ -182,3 +182,15 @@ def test_the_run_page_refreshes_itself_while_a_report_is_still_to_come(db_sessio
     _generate(w.client)
     page = client.get(f"/reports/runs/{run_id}").get_data(as_text=True)
     assert '<meta name="auto-refresh"' not in page  # all stored: nothing left to follow
+
+
+def test_the_kpi_page_says_which_period_its_dso_covers(db_session: Any, client: Any) -> None:
+    w = march_world(name="Harbour Freight Ltd")
+    login(client, make_user("manager").email)
+    with frozen_time(at(date(2026, 4, 20), 12)):
+        mid = client.get(f"/reports/clients/{w.client.id}?as_of=2026-04-15").get_data(as_text=True)
+        whole = client.get(f"/reports/clients/{w.client.id}?as_of=2026-03-31").get_data(as_text=True)
+    assert "April 2026 to 15 Apr 2026, the month so far" in mid
+    assert "the agency dashboard shows the last full month" in mid
+    assert "the month so far" not in whole  # a whole month needs no note
+    assert mid.count("<h1") == 1 and 'type="month"' in mid
