@@ -210,3 +210,25 @@ def recovery_heatmap(rows: list[dict[str, Any]], months: list[str]) -> str:
             )
     out.append("</svg>")
     return "".join(out)
+
+
+WORK_STATES = {
+    "new": "New",
+    "in_progress": "Being worked",
+    "promised": "Promise to pay",
+    "plan": "Payment plan",
+    "disputed": "On hold (dispute)",
+    "escalated": "With a manager",
+}
+
+
+def queue_chart(ageing: dict[str, dict[str, int]], buckets: list[str]) -> str:
+    """Open work by state (bar) and time since the last contact (stacked): the queues' volume and age."""
+    states = [s for s in WORK_STATES if s in ageing] + sorted(s for s in ageing if s not in WORK_STATES)
+    chart = pygal.StackedBar(
+        title="Open accounts by state and time since last contact", legend_at_bottom=True, truncate_label=-1, **_COMMON
+    )
+    chart.x_labels = [WORK_STATES.get(s, s.replace("_", " ").capitalize()) for s in states]
+    for bucket in buckets:
+        chart.add(bucket.capitalize(), [ageing[s].get(bucket, 0) for s in states])
+    return _svg(chart)

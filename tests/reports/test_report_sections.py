@@ -194,3 +194,13 @@ def test_the_kpi_page_says_which_period_its_dso_covers(db_session: Any, client: 
     assert "the agency dashboard shows the last full month" in mid
     assert "the month so far" not in whole  # a whole month needs no note
     assert mid.count("<h1") == 1 and 'type="month"' in mid
+
+
+def test_the_agency_dashboard_charts_the_work_queues(db_session: Any, client: Any) -> None:
+    w = march_world()
+    make_work_items(w.client)
+    login(client, make_user("manager").email)
+    page = client.get("/reports/dashboard").get_data(as_text=True)
+    assert "Work queues: volume and age" in page and 'class="chart-img"' in page
+    section = page[page.index("Work queues: volume and age") :]
+    assert "<table" in section and "Never contacted" in section and "in_progress" not in section
