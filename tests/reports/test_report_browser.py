@@ -127,5 +127,12 @@ def test_the_client_reads_its_copy_on_a_phone(browser: Any, world: dict[str, Any
         assert "€" in cell.inner_text()  # the money is on screen, with its currency
         assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 1
         _shot(page, tmp_path, "portal-debtors-390")
+
+        for path, name in (("/portal/disputes", "disputes"), ("/portal/ledger", "ledger"), ("/portal/", "overview")):
+            page.goto(f"{world['base']}{path}")
+            assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 1, path
+            _shot(page, tmp_path, f"portal-{name}-390")
+        label = page.evaluate("document.querySelector('.aging-label').getBoundingClientRect().height")
+        assert label >= 10  # the overview's aging chart keeps legible labels on the phone
     finally:
         context.close()
