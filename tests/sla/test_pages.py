@@ -127,7 +127,7 @@ def test_collector_opens_acknowledges_and_asks_the_client_who_answers(
     client.post("/logout", data={"csrf_token": fresh_csrf(client)})
     login(client, setup["client_admin"].email)
     listing = client.get("/portal/disputes").get_data(as_text=True)
-    assert "awaiting your answer" in listing
+    assert "Waiting for your answer" in listing
     page = client.get(f"/portal/disputes/{dispute.id}").get_data(as_text=True)
     assert "Which price was quoted?" in page
     _post(client, f"/portal/disputes/{dispute.id}/answer", {"body": "EUR 9.80 per unit, see the quote"})
