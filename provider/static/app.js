@@ -197,12 +197,27 @@
 
     autoRefresh();
     labelCells();
+    focusableScrollers();
 
     /* After a refused submit, focus goes to the error summary, so a screen reader reads it and Tab
        continues into the form (instead of focus starting at the top of the page). */
     var summary = doc.querySelector("[data-error-summary]");
     if (summary && !doc.querySelector("[autofocus]")) summary.focus();
   });
+
+  /* ---- a box that scrolls sideways (a report section on a phone) can be reached and scrolled by keyboard ---- */
+
+  function focusableScrollers() {
+    var boxes = doc.querySelectorAll(".rp-section");
+    Array.prototype.forEach.call(boxes, function (box) {
+      if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        var heading = box.querySelector("h2");
+        if (!box.hasAttribute("aria-label") && heading) box.setAttribute("aria-label", heading.textContent.trim());
+        box.setAttribute("role", "region");
+      }
+    });
+  }
 
   /* ---- portal tables become cards on a narrow screen: each cell carries its column's name ---- */
 
