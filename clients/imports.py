@@ -893,6 +893,14 @@ def _load(
     return errors
 
 
+def _count_rows(rows: Any) -> int:
+    """The number of data rows a stream still holds (0 when the file turns out unreadable past its header)."""
+    try:
+        return sum(1 for _ in rows)
+    except FileRejected:
+        return 0
+
+
 def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     """Check the whole file; post it (all, or the valid rows when asked) set-based, with progress."""
     client = session.get_one(Client, batch.client_id)
@@ -915,8 +923,8 @@ def run_placement_import(session: Session, batch: ImportBatch) -> ImportBatch:
     plan = make_plan(header, batch.mapping, client.base_currency, getattr(header, "line", 1))
     read: dict[str, Any] = {"read_as": plan.read_as()}  # kept off the batch row until the end (see Tally)
     errors = plan.errors
-    if errors:
-        tally.total = 0  # the columns are wrong: no row was checked
+    if errors:  # the columns are wrong: no row was checked, but the file's rows are counted (the user sees them)
+        tally.total, tally.checked = _count_rows(rows), 0
         _finish(batch, tally, BatchStatus.REJECTED, errors, read)
         placement_processed.send(session, client_id=client.id, batch_id=batch.id, status=batch.status, debtor_ids=None)
         return batch

@@ -137,6 +137,13 @@ def audit() -> Any:
     family = family if family in queries.AUDIT_FAMILIES else ""
     page = paginate(queries.audit_trail(client.id, family))
     own = set(db.session.scalars(select(User.id).where(User.client_id == client.id)))
+    from provider.audit_text import describe
+
     return render_template(
-        "portal/audit.html", client=client, page=page, family=family, families=queries.AUDIT_FAMILIES, own=own
+        "portal/audit.html",
+        client=client,
+        page=page,
+        rows=describe(page.items, own=own),
+        family=family,
+        families=queries.AUDIT_FAMILIES,
     )

@@ -311,4 +311,17 @@ def _register_template_helpers(app: Flask) -> None:
         bucket_of=bucket_of,
     )
     app.jinja_env.filters["money"] = lambda minor, currency: format_money(minor, currency)
-    app.jinja_env.filters["dt"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    from provider.formatting import format_day, format_moment, format_month, plural
+
+    # one convention (provider.formatting): dates in the reader's locale, times in the reader's zone, zone named
+    app.jinja_env.filters["dt"] = format_moment
+    app.jinja_env.filters["day"] = format_day
+    app.jinja_env.filters["month"] = format_month
+    app.jinja_env.filters["plural"] = plural
+    from sla import labels as sla_labels
+
+    app.jinja_env.filters["sla_term"] = sla_labels.term
+    app.jinja_env.filters["dispute_reason"] = sla_labels.reason
+    app.jinja_env.filters["dispute_status"] = sla_labels.status
+    app.jinja_env.filters["resolution"] = sla_labels.resolution
+    app.jinja_env.globals["sla_target"] = sla_labels.target

@@ -82,7 +82,9 @@ def state_of(row: BackgroundJob | None) -> dict[str, Any] | None:
     elif waits_for_service(row):
         note = "The job service is not available right now. This will start as soon as it is back; nothing is lost."
     elif row.status == JobStatus.PENDING.value and row.run_after > now_utc():
-        note = f"It will be tried again at {row.run_after:%H:%M:%S} UTC."
+        from provider.formatting import format_moment
+
+        note = f"It will be tried again at {format_moment(row.run_after)}."
     elif row.status == JobStatus.RUNNING.value and row.cancel_requested:
         note = "Stopping: it will stop at its next step and save nothing."
     return {

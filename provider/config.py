@@ -36,6 +36,7 @@ start-up, so a missing or malformed value stops the app with a message that name
     AGENCY_NAME             the agency's name on reports, statements and fee invoices; default AR Ops Collections
     AGENCY_ADDRESS          its postal address on statements and fee invoices, lines separated by "|"
     AGENCY_TAX_ID           its tax (VAT) number on fee invoices; default none
+    AGENCY_TIMEZONE         the IANA zone agency staff read times in (client users read their client's); default UTC
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Settings:
     agency_name: str = "AR Ops Collections"
     agency_address: str = ""
     agency_tax_id: str = ""
+    agency_timezone: str = "UTC"
 
     @property
     def is_postgres(self) -> bool:
@@ -131,6 +133,7 @@ class Settings:
             "AGENCY_NAME": self.agency_name,
             "AGENCY_ADDRESS": self.agency_address,
             "AGENCY_TAX_ID": self.agency_tax_id,
+            "AGENCY_TIMEZONE": self.agency_timezone,
         }
 
 
@@ -144,6 +147,17 @@ def _engine_options(url: str) -> dict[str, Any]:
             options.update(pool_size=10, max_overflow=10)
         return options
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+
+def _timezone(env: Mapping[str, str], name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = (env.get(name) or "UTC").strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as Europe/Berlin (got {value!r})") from None
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -245,6 +259,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if part.strip()
         ),
         agency_tax_id=(env.get("AGENCY_TAX_ID") or _DEMO_TAX_ID.get(name, "")).strip()[:40],
+        agency_timezone=_timezone(env, "AGENCY_TIMEZONE"),
     )
 
 

@@ -366,7 +366,11 @@ def _ensure_debtors(client: Client, wanted: int, seed: int) -> int:
 
 
 def _seed_reporting(clients: list[Client]) -> None:
-    """What the daily snapshot job and the monthly report job would have made by now (idempotent)."""
+    """What the daily snapshot job and the monthly report job would have made by now (idempotent): today's
+    snapshot and a report for each month of the demo's ledger, oldest first (each month's SLA outcomes are
+    closed in order, as the monthly job closes them)."""
+    from clients.journal import Invoice
+    from provider.reporting import formulas as f
     from provider.reporting.jobs import take_snapshot
     from provider.reporting.reports import generate_report
     from provider.reporting.schedule import client_today
@@ -374,7 +378,12 @@ def _seed_reporting(clients: list[Client]) -> None:
     for client in clients:
         take_snapshot(client)
         first_of_month = client_today(client, now_utc()).replace(day=1)
-        generate_report(db.session, client, (first_of_month - timedelta(days=1)).strftime("%Y-%m"))
+        first_issue = db.session.scalar(select(func.min(Invoice.issue_date)).where(Invoice.client_id == client.id))
+        month = (first_issue or first_of_month - timedelta(days=1)).replace(day=1)
+        while month < first_of_month:
+            generate_report(db.session, client, month.strftime("%Y-%m"))
+            db.session.commit()  # one month at a time: a long first seed keeps what it made
+            month = f.add_months(month, 1)
 
 
 def _seed_forecast(clients: list[Client]) -> None:
@@ -414,7 +423,7 @@ def seed_demo(scale: int = 1, seed: int = 20261123, invoices_per_client: int = I
         seed_sla_demo(clients)  # contract terms, disputes and their SLA clocks
         seed_worklists([c.id for c in clients])  # the overdue accounts' work items, as the nightly job builds them
         seed_books_demo(clients)  # fee schedules, the agency's books, remittances and fee invoices
-        _seed_reporting(clients)  # today's KPI snapshot and last month's report, as the scheduled jobs make them
+        _seed_reporting(clients)  # today's KPI snapshot and a report per month, as the scheduled jobs make them
         _seed_dunning(clients)  # an approved dunning policy per client: the hourly schedule runs it
         from provider.comms.demo import seed_demo_mail
 

@@ -170,6 +170,9 @@ def audit_log() -> Any:
         stmt = stmt.where(AuditEvent.client_id == get_visible_or_404(db.session, Client, client_id).id)
     stmt = stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
     clients = {c.id: c for c in db.session.scalars(select(Client))}
+    from provider.audit_text import describe
+
+    page = paginate(stmt)
     return render_template(
-        "provider/audit.html", page=paginate(stmt), action=action, client_id=client_id, clients=clients
+        "provider/audit.html", page=page, rows=describe(page.items), action=action, client_id=client_id, clients=clients
     )

@@ -3,6 +3,7 @@
 - `monthly_compliance(session, client, year, month)`: SLA compliance per term of one client and month
   (the monthly report, the portal), and `monthly_corrections(...)`: outcomes of earlier reported months
   recorded after their report (which month an outcome belongs to: `sla.months`);
+- `dispute_summary(...)` and `monthly_breaches(...)`: the monthly report's disputes and breaches (`sla.report`);
 - `debtor_has_open_disputes(...)` / `debtors_with_open_disputes(...)`: the worklist's dispute flag.
 """
 
@@ -17,8 +18,18 @@ from sqlalchemy.orm import Session
 from clients.models import Client
 from sla.models import ACTIVE_DISPUTE, ClockState, Dispute, SlaClock
 from sla.months import Compliance, Correction, compliance, corrections, month_bounds
+from sla.report import dispute_summary, monthly_breaches
 
-__all__ = ["Compliance", "Correction", "compliance", "month_bounds", "monthly_compliance", "monthly_corrections"]
+__all__ = [
+    "Compliance",
+    "Correction",
+    "compliance",
+    "dispute_summary",
+    "month_bounds",
+    "monthly_breaches",
+    "monthly_compliance",
+    "monthly_corrections",
+]
 
 ACTIVE = [s.value for s in ACTIVE_DISPUTE]
 AGE_BUCKETS = ((0, "0-5 days"), (6, "6-10 days"), (11, "11-30 days"), (31, "31+ days"))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from provider.core.audit import AuditEvent, current_actor
 from provider.core.clock import now_utc
+from sla import labels
 from sla.models import ClockState, SlaClock, SlaClockEvent, SlaNotification
 
 CHUNK = 5_000
@@ -32,6 +33,19 @@ breaches_notified = Namespace().signal("breaches-notified")  # send(session) aft
 # notification insert needs no ON CONFLICT: a clock marked here had `breached_at` NULL under our row lock, so no
 # other transaction notifies it (notify_breaches only takes clocks already breached, and `_move` marks before it
 # notifies); NOT EXISTS skips one notified by anything else.
+def _sql_case(column: str, words: dict[str, str], lower: bool = False) -> str:
+    """A CASE that gives a code's words in SQL (the same words as `sla.labels`; constants, quotes doubled)."""
+    whens = " ".join(
+        f"WHEN '{code}' THEN '{(label.lower() if lower else label).replace(chr(39), chr(39) * 2)}'"
+        for code, label in words.items()
+    )
+    return f"CASE {column} {whens} ELSE replace({column}, '_', ' ') END"
+
+
+_BREACH_MESSAGE = (
+    f"{_sql_case('code', labels.TERMS)} || ': SLA breached (' || {_sql_case('subject_type', labels.SUBJECTS, True)}"
+    " || ' no. ' || subject_id || ')'"
+)
 _PG_SWEEP = text(
     """
 WITH marked AS (
@@ -44,7 +58,7 @@ WITH marked AS (
 ), notified AS (
     INSERT INTO sla_notifications (client_id, clock_id, kind, message, created_at)
     SELECT client_id, id, 'breach',
-           replace(code, '_', ' ') || ' breached (' || subject_type || ' #' || subject_id || ')', :stamp
+           __BREACH_MESSAGE__, :stamp
     FROM marked m
     WHERE NOT EXISTS (
         SELECT FROM sla_notifications n WHERE n.client_id = m.client_id AND n.clock_id = m.id AND n.kind = 'breach'
@@ -58,7 +72,7 @@ WITH marked AS (
     FROM notified
 )
 SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM notified)
-"""
+""".replace("__BREACH_MESSAGE__", _BREACH_MESSAGE)
 )
 
 
@@ -123,7 +137,7 @@ def notify_breaches(session: Session, clock_ids: Sequence[int]) -> int:
                 "client_id": r.client_id,
                 "clock_id": r.id,
                 "kind": "breach",
-                "message": f"{r.code.replace('_', ' ')} breached ({r.subject_type} #{r.subject_id})",
+                "message": f"{labels.term(r.code)}: SLA breached ({labels.subject(r.subject_type)} no. {r.subject_id})",
                 "created_at": now_utc(),
             }
             for r in rows

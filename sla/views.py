@@ -27,6 +27,7 @@ from provider.ui import apply_sort, paginate
 from sla.blueprints import bp, portal_bp
 from sla.models import ContractTerms, DisputeReason, SlaClock, SlaCode, SlaNotification
 from sla.queries import AGE_BUCKETS, attention_clocks, compliance, disputes_by_age_and_reason, month_bounds
+from sla.trends import breaches_by_week, compliance_by_month
 
 __all__ = ["bp", "portal_bp"]
 
@@ -76,6 +77,8 @@ def index() -> Any:
         .limit(20)
     ).all()
     page = paginate(apply_sort(attention_clocks(now), CLOCK_SORTS, "time_left", tiebreak=SlaClock.id))
+    trend = compliance_by_month(db.session, list(clients), date(year, month, 1))
+    weeks = breaches_by_week(db.session, now)
     return render_template(
         "sla/index.html",
         page=page,
@@ -88,7 +91,44 @@ def index() -> Any:
         reasons=list(DisputeReason),
         buckets=[label for _, label in AGE_BUCKETS],
         notices=notices,
+        trend=trend,
+        weeks=weeks,
+        charts=_charts(clients, trend, weeks, matrix),
     )
+
+
+def _charts(clients: Any, trend: Any, weeks: Any, matrix: list[tuple[str, str, int]]) -> dict[str, str]:
+    """The dashboard's charts as images (each with its table on the page)."""
+    from provider.formatting import format_day, format_month
+    from provider.reporting import charts
+    from sla import labels
+
+    compliance_chart = charts.percent_lines(
+        "SLAs met, % of outcomes, by client and month",
+        [format_month(m) for m in trend.months],
+        [(c.name, trend.by_client[c.id]) for c in clients],
+    )
+    weeks_chart = charts.count_bars(
+        "SLA breaches by week, and breached clocks still open at its end",
+        [format_day(w.week) for w in weeks],
+        [
+            ("Breached in the week", [w.breached for w in weeks]),
+            ("Breached, still open", [w.open_breached for w in weeks]),
+        ],
+    )
+    counts = {(r, b): n for r, b, n in matrix}
+    ages = [label for _, label in AGE_BUCKETS]
+    disputes_chart = charts.count_bars(
+        "Open disputes by age and reason",
+        ages,
+        [(labels.reason(r.value), [counts.get((r.value, b), 0) for b in ages]) for r in DisputeReason],
+        stacked=True,
+    )
+    return {
+        "compliance": charts.data_uri(compliance_chart),
+        "weeks": charts.data_uri(weeks_chart),
+        "disputes": charts.data_uri(disputes_chart),
+    }
 
 
 def _per_sla(rows: list[Any]) -> list[tuple[str, int, int]]:

@@ -35,7 +35,7 @@ STYLE = Style(
     foreground="#1d2430",
     foreground_strong="#1d2430",
     foreground_subtle="#5b6472",
-    colors=("#2f6fb3", "#d9822b", "#3c9a5f", "#b33c3c", "#7b5ea7", "#6b7482"),
+    colors=("#2f6fb3", "#d9822b", "#3c9a5f", "#b33c3c", "#7b5ea7", "#4f5866"),
     font_family="DejaVu Sans, Liberation Sans, Arial, sans-serif",
     label_font_size=11,
     major_label_font_size=11,
@@ -56,6 +56,12 @@ _COMMON = {
     "no_prefix": True,
     "value_formatter": _axis_label,
 }
+
+
+# One colour per aging bucket, the same on every chart and bar of the product (the stylesheet's .aging-N and
+# .aging-fill-N use these, in this order; tests/reports/test_charts_more.py holds them equal).
+AGING_COLOURS = ("#3b82f6", "#22c55e", "#eab308", "#f97316", "#ef4444", "#991b1b")
+AGING_COLOUR = dict(zip(BUCKETS, AGING_COLOURS, strict=True))
 
 
 def _major(minor: int, currency: str) -> float:
@@ -86,7 +92,7 @@ def data_uri(svg: str) -> str:
 def aging_chart(aging: dict[str, Any], currency: str) -> str:
     chart = pygal.Bar(title=f"Open receivables by days past due ({currency})", show_legend=False, **_COMMON)
     chart.x_labels = list(BUCKETS)
-    chart.add(currency, [_major(aging["amounts"][b], currency) for b in BUCKETS])
+    chart.add(currency, [{"value": _major(aging["amounts"][b], currency), "color": AGING_COLOUR[b]} for b in BUCKETS])
     return _svg(chart)
 
 
@@ -136,4 +142,93 @@ def fees_chart(months: list[str], series: list[tuple[str, list[int]]], currency:
     chart.x_labels = months
     for name, values in series:
         chart.add(name, [_major(v, currency) for v in values])
+    return _svg(chart)
+
+
+def percent_lines(title: str, x_labels: list[str], series: list[tuple[str, list[float | None]]]) -> str:
+    """Percentages over months, one line per series (SLA compliance by client and month)."""
+    chart = pygal.Line(title=title, legend_at_bottom=True, range=(0, 100), truncate_legend=-1, **_COMMON)
+    chart.x_labels = x_labels
+    for name, values in series:
+        if any(v is not None for v in values):
+            chart.add(name, values)
+    return _svg(chart)
+
+
+def count_bars(title: str, x_labels: list[str], series: list[tuple[str, list[int]]], stacked: bool = False) -> str:
+    """Counts per category (breaches per week; disputes by age, one stacked series per reason)."""
+    kind = pygal.StackedBar if stacked else pygal.Bar
+    chart = kind(title=title, legend_at_bottom=True, truncate_legend=-1, x_label_rotation=0, **_COMMON)
+    chart.x_labels = x_labels
+    for name, values in series:
+        chart.add(name, values)
+    return _svg(chart)
+
+
+def _heat(rate: float | None) -> str:
+    """White (0 %) to the report blue (100 %), by share of the placed amount collected."""
+    if rate is None:
+        return "#ffffff"
+    share = max(0.0, min(rate, 100.0)) / 100
+    low, high = (255, 255, 255), (31, 95, 191)
+    r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(low, high, strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def recovery_heatmap(rows: list[dict[str, Any]], months: list[str]) -> str:
+    """The stair-step as a heat-map: a row per placement month, a column per month since, the cell's colour the
+    share collected by then (the number printed in the cell; the table beside it has every figure)."""
+    from markupsafe import escape
+
+    cell_w, cell_h, left, top = 44, 20, 70, 24
+    width, height = left + cell_w * max(len(months), 1) + 4, top + cell_h * max(len(rows), 1) + 4
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        ' font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif" font-size="10">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+    ]
+    for j, month in enumerate(months):
+        x = left + j * cell_w + cell_w / 2
+        out.append(f'<text x="{x}" y="{top - 8}" text-anchor="middle" fill="#1d2430">{escape(month[2:])}</text>')
+    for i, row in enumerate(rows):
+        y = top + i * cell_h
+        out.append(
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="#1d2430">{escape(row["placed_month"])}</text>'
+        )
+        cells = {c["month"]: c for c in row.get("cells", [])}
+        for j, month in enumerate(months):
+            cell = cells.get(month)
+            if cell is None or cell.get("rate") is None:
+                continue
+            rate = float(cell["rate"])
+            x = left + j * cell_w
+            ink = "#ffffff" if rate >= 55 else "#1d2430"
+            out.append(
+                f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" fill="{_heat(rate)}"'
+                ' stroke="#dfe3e8" stroke-width="0.5"/>'
+                f'<text x="{x + cell_w / 2 - 1}" y="{y + 13}" text-anchor="middle" fill="{ink}">{rate:.0f}%</text>'
+            )
+    out.append("</svg>")
+    return "".join(out)
+
+
+WORK_STATES = {
+    "new": "New",
+    "in_progress": "Being worked",
+    "promised": "Promise to pay",
+    "plan": "Payment plan",
+    "disputed": "On hold (dispute)",
+    "escalated": "With a manager",
+}
+
+
+def queue_chart(ageing: dict[str, dict[str, int]], buckets: list[str]) -> str:
+    """Open work by state (bar) and time since the last contact (stacked): the queues' volume and age."""
+    states = [s for s in WORK_STATES if s in ageing] + sorted(s for s in ageing if s not in WORK_STATES)
+    chart = pygal.StackedBar(
+        title="Open accounts by state and time since last contact", legend_at_bottom=True, truncate_label=-1, **_COMMON
+    )
+    chart.x_labels = [WORK_STATES.get(s, s.replace("_", " ").capitalize()) for s in states]
+    for bucket in buckets:
+        chart.add(bucket.capitalize(), [ageing[s].get(bucket, 0) for s in states])
     return _svg(chart)

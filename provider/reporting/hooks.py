@@ -1,24 +1,16 @@
 """Figures owned by other packages, read only through the functions those packages expose.
 
-Each hook returns None when its package does not (yet) expose the function; the report then prints the
-section as "not available" instead of inventing figures. TODO(sla, worklists): expose these and the
-report picks them up with no change here:
+    sla.queries.dispute_summary(session, client_id, start, end, posted_by) -> dict   disputes and root causes
+    sla.queries.monthly_compliance(session, client, year, month)                     SLA compliance per term
+    sla.queries.monthly_breaches(session, client_id, start)                          the month's breaches
+    sla.queries.monthly_corrections(...)                                             earlier months' corrections
+    provider.reporting.activity.promise_stats / collector_activity                   promises, the agency's work
+    provider.dunning.queries.report_section(session, client_id, start, end)          reminders and their effect
+    provider.books.report.collections_and_fees(session, client_id, start, end, posted_by)  money and remittances
 
-    sla.queries.dispute_summary(session, client_id, start: date, end: date, posted_by) -> dict
-        {"opened": n, "resolved": n, "avg_resolution_days": "x.y" | None, "reasons": [{"reason", "count"}]}
-    SLA compliance per term comes from sla.queries.monthly_compliance(session, client, year, month) (exposed),
-    corrections to earlier reported months from sla.queries.monthly_corrections(...) (exposed).
-    worklists.queries.promise_stats(session, client_id, start: date, end: date) -> dict
-        {"made": n, "kept": n, "broken": n, "kept_rate": "x.y" | None}
-    worklists.queries.collector_activity(session, client_id, start: date, end: date) -> list[dict]
-        [{"collector": name, "calls": n, "emails": n, "promises": n}]
-    provider.dunning.queries.report_section(session, client_id, start: date, end: date) -> list[dict] (exposed)
-        [{"stage", "days", "channel", "sent", "skipped", "bounced", "replied", "paid", "promised", "paid_amount"}]
-
-    provider.books.report.collections_and_fees(session, client_id, start, end, posted_by) -> dict (exposed)
-        the "Collections and fees" section: money with the agency, fees, remittances and fee invoices of the month
-
-Every result must be JSON (it is frozen into the report's inputs).
+A function a package does not provide gives None, and the report says in a sentence that the section is not
+part of this report (never the function's name). Every result must be JSON (it is frozen into the report's
+inputs).
 """
 
 from __future__ import annotations
@@ -35,8 +27,9 @@ _HOOKS = {
     "disputes": ("sla.queries", "dispute_summary"),
     "sla": ("sla.queries", "monthly_compliance"),
     "sla_corrections": ("sla.queries", "monthly_corrections"),
-    "promises": ("worklists.queries", "promise_stats"),
-    "activity": ("worklists.queries", "collector_activity"),
+    "breaches": ("sla.queries", "monthly_breaches"),
+    "promises": ("provider.reporting.activity", "promise_stats"),
+    "activity": ("provider.reporting.activity", "collector_activity"),
     "dunning": ("provider.dunning.queries", "report_section"),
     "fees": ("provider.books.report", "collections_and_fees"),
 }
@@ -62,6 +55,8 @@ def external_figures(client_id: int, start: date, end: date, posted_by: datetime
             out[key] = _sla_rows(func, client_id, start)
         elif key == "sla_corrections":
             out[key] = _sla_corrections(func, client_id, start)
+        elif key == "breaches":
+            out[key] = func(db.session, client_id, start)
         else:
             out[key] = func(db.session, client_id, start, end)
     return out
@@ -69,12 +64,15 @@ def external_figures(client_id: int, start: date, end: date, posted_by: datetime
 
 def _sla_rows(monthly_compliance: Any, client_id: int, start: date) -> list[dict[str, Any]]:
     from clients.models import Client
+    from sla import labels
 
     client = db.session.get(Client, client_id)
     rows = monthly_compliance(db.session, client, start.year, start.month) if client else []
+    targets = _targets(client_id, start)
     return [
         {
-            "term": row.code.replace("_", " "),
+            "term": labels.term(row.code),
+            "target": targets.get(row.code, ""),
             "decided": row.decided,
             "met": row.met,
             "missed": row.decided - row.met,
@@ -86,12 +84,13 @@ def _sla_rows(monthly_compliance: Any, client_id: int, start: date) -> list[dict
 
 def _sla_corrections(monthly_corrections: Any, client_id: int, start: date) -> list[dict[str, Any]]:
     from clients.models import Client
+    from sla import labels
 
     client = db.session.get(Client, client_id)
     rows = monthly_corrections(db.session, client, start.year, start.month) if client else []
     return [
         {
-            "term": row.code.replace("_", " "),
+            "term": labels.term(row.code),
             "month": date.fromisoformat(f"{row.belongs_to}-01").strftime("%B %Y"),
             "decided": row.decided,
             "met": row.met,
@@ -99,6 +98,15 @@ def _sla_corrections(monthly_corrections: Any, client_id: int, start: date) -> l
         }
         for row in rows
     ]
+
+
+def _targets(client_id: int, start: date) -> dict[str, str]:
+    """SLA code -> its target in words ("2 business days") in the contract version in force at the month's start."""
+    from sla import labels
+
+    terms_in_force = _function("sla.clocks", "terms_in_force")
+    terms = terms_in_force(db.session, client_id, start) if terms_in_force else None
+    return {t.code: labels.target(t.target, t.unit) for t in getattr(terms, "targets", None) or []}
 
 
 def report_business_day(client_id: int, on: date) -> int:

@@ -46,17 +46,35 @@ def report_context(client: Client, period: str, figures: dict[str, Any], summary
         "summary": summary,
         "external": figures.get("external") or {},
         "formulas": fig.FORMULAS,
+        # the KPI page as of a day inside its month: the month's figures are the month so far
+        "month_to_date": str(figures.get("end", "")) < _month_end(period),
     }
     if data:
         context["aging_chart"] = charts.data_uri(charts.aging_chart(data["aging"], currency or ""))
         context["trend_chart"] = charts.data_uri(charts.trend_chart(data["trend"]))
+        if data.get("stair"):
+            heatmap = charts.recovery_heatmap(data["stair"], list(figures.get("months") or []))
+            context["recovery_heatmap"] = charts.data_uri(heatmap)
         context["tiles"] = fig.tiles(data)
     return context
 
 
+def _month_end(period: str) -> str:
+    from provider.reporting import formulas as f
+
+    try:
+        return f.month_end(f.parse_month(period)).isoformat()
+    except ValueError:
+        return ""
+
+
 def report_html(context: dict[str, Any]) -> str:
-    """The standalone report document (for the PDF; the page wraps the same body in the app layout)."""
-    return render_template("reports/report_pdf.html", ctx=context, **context)
+    """The standalone report document (for the PDF; the page wraps the same body in the app layout). Its dates
+    are written the same way whoever's browser asked for it: the PDF is stored and sent."""
+    from provider.formatting import fixed_locale
+
+    with fixed_locale():
+        return render_template("reports/report_pdf.html", ctx=context, **context)
 
 
 def _stylesheet() -> Any:

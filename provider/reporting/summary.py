@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,14 @@ def _days(value: str | None) -> str:
     return f"{Decimal(value):.1f} days" if value is not None else "not defined (no credit sales)"
 
 
+def _month(key: str) -> str:
+    """ "2026-03" as "March 2026" (the summary is stored text: English month names, whoever reads it)."""
+    try:
+        return date.fromisoformat(f"{key}-01").strftime("%B %Y")
+    except ValueError:
+        return key
+
+
 def summarize(figures: dict[str, Any], currency: str | None, client_name: str) -> list[str]:
     """Four or five sentences a client reads first; every number comes from `figures`."""
     if currency is None:
@@ -20,7 +29,7 @@ def summarize(figures: dict[str, Any], currency: str | None, client_name: str) -
     now, before = data["current"], data["previous"]
     money = lambda minor: format_money(minor, currency)  # noqa: E731
     lines = [
-        f"In {now['month']} the agency collected {money(now['collected'])}: "
+        f"In {_month(now['month'])} the agency collected {money(now['collected'])}: "
         f"{money(now['collected_agency'])} paid to the agency and "
         f"{money(now['collected_client'])} paid to you directly."
     ]
@@ -34,7 +43,7 @@ def summarize(figures: dict[str, Any], currency: str | None, client_name: str) -
         lines.append(
             f"DSO was {_days(now['dso'])}, {direction}"
             + (f" {abs(delta):.1f} days" if delta else "")
-            + f" from {before['month']}; the best possible was {_days(now['bpdso'])}."
+            + f" from {_month(before['month'])}; the best possible was {_days(now['bpdso'])}."
         )
     else:
         lines.append(f"DSO was {_days(now['dso'])}.")

@@ -67,6 +67,7 @@ def _dashboard_rows() -> list[dict[str, Any]]:
                     ar=data["aging_total"],
                     overdue=data["overdue_share"],
                     dso=last.get("dso"),
+                    dso_month=last.get("month"),
                     cei=last.get("cei"),
                     collected=now["collected"],
                     spark=charts.data_uri(
@@ -94,7 +95,22 @@ def dashboard() -> Any:
     runs: list[ReportRun] = []
     if current_user.can(Permission.REPORTS_MANAGE):  # the latest runs, each with its per-client state and Retry
         runs = list(db.session.scalars(select(ReportRun).order_by(ReportRun.id.desc()).limit(8)))
-    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()), runs=runs)
+    return render_template("reports/dashboard.html", rows=_sorted(_dashboard_rows()), runs=runs, queues=_queues())
+
+
+def _queues() -> dict[str, Any] | None:
+    """The work queues' volume and age (managers): a chart and its table, read through the worklists' queries."""
+    if not current_user.can(Permission.WORKLISTS_MANAGE):
+        return None
+    from worklists.queries import AGE_BUCKETS, work_ageing
+
+    ageing = work_ageing(now_utc())
+    states = [s for s in charts.WORK_STATES if s in ageing] + sorted(s for s in ageing if s not in charts.WORK_STATES)
+    return {
+        "chart": charts.data_uri(charts.queue_chart(ageing, list(AGE_BUCKETS))) if ageing else None,
+        "buckets": list(AGE_BUCKETS),
+        "rows": [(charts.WORK_STATES.get(s, s.replace("_", " ").capitalize()), ageing[s]) for s in states],
+    }
 
 
 def _as_of(client: Client) -> tuple[date, list[str]]:
@@ -272,7 +288,8 @@ def run(run_id: int) -> Any:
         if cid in clients
     ]
     done = sum(1 for _, r, _ in rows if r is not None)
-    working = any(state and state["active"] for _, report, state in rows if report is None)
+    # follow the run while a report is still to come: its job waiting, running, or not yet in the outbox
+    working = any(state is None or state["active"] for _, report, state in rows if report is None)
     return render_template("reports/run.html", run=report_run, rows=rows, done=done, working=working)
 
 

@@ -262,12 +262,55 @@
     }
 
     autoRefresh();
+    labelCells();
+    focusableScrollers();
 
     /* After a refused submit, focus goes to the error summary, so a screen reader reads it and Tab
        continues into the form (instead of focus starting at the top of the page). */
     var summary = doc.querySelector("[data-error-summary]");
     if (summary && !doc.querySelector("[autofocus]")) summary.focus();
   });
+
+  /* ---- a box that scrolls sideways (a report section on a phone) can be reached and scrolled by keyboard ---- */
+
+  function focusableScrollers() {
+    var boxes = doc.querySelectorAll(".rp-section");
+    Array.prototype.forEach.call(boxes, function (box) {
+      if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        var heading = box.querySelector("h2");
+        if (!box.hasAttribute("aria-label") && heading) box.setAttribute("aria-label", heading.textContent.trim());
+        box.setAttribute("role", "region");
+      }
+    });
+  }
+
+  /* ---- portal tables become cards on a narrow screen: each cell carries its column's name ---- */
+
+  function labelCells() {
+    var tables = doc.querySelectorAll(".is-portal table.table");
+    Array.prototype.forEach.call(tables, function (table) {
+      var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
+      if (!head) return;
+      var names = [];
+      Array.prototype.forEach.call(head.cells, function (th) {
+        var span = th.colSpan || 1;
+        var text = (th.textContent || "").replace(/[\u2195\u25b2\u25bc]/g, "").replace(/\s+/g, " ").trim();
+        for (var i = 0; i < span; i++) names.push(text);
+      });
+      Array.prototype.forEach.call(table.tBodies, function (body) {
+        Array.prototype.forEach.call(body.rows, function (row) {
+          var column = 0;
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            var span = cell.colSpan || 1;
+            if (!cell.hasAttribute("data-label") && span < names.length) cell.setAttribute("data-label", names[column] || "");
+            column += span;
+          });
+        });
+      });
+      table.classList.add("has-cards");
+    });
+  }
 
   /* ---- pages that follow running work: reload every N seconds unless paused ---- */
 

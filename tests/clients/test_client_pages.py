@@ -51,9 +51,9 @@ def test_manager_creates_a_client_with_normalised_codes(manager_client: FlaskCli
         ("base_currency", "XXY", "ISO 4217"),
         ("timezone", "Mars/Olympus", "IANA time zone"),
         ("country", "ZZ", "ISO 3166"),
-        ("debt_type", "payday", "Must be one of"),
+        ("debt_type", "payday", "Choose one of the options offered"),
         ("code", "bad code!", "letters, digits and dashes"),
-        ("name", "", "required"),
+        ("name", "", "Enter a name"),
     ],
 )
 def test_bad_client_input_names_the_field_and_saves_nothing(

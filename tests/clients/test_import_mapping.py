@@ -113,6 +113,7 @@ def test_fixed_currency_and_debtor_stand_in_for_missing_columns(eur: Any) -> Non
     text = "invoice_number,issue_date,due_date,amount\nF-1,2026-01-05,2026-02-04,10.00\nF-2,2026-01-06,2026-02-05,5\n"
     missing = _import(eur, text)
     assert missing.status == "rejected"
+    assert (missing.total_rows, missing.processed_rows) == (2, 0)  # the file's two rows, none checked
     assert {e["column"] for e in missing.errors} == {"debtor_ref", "currency"}
     assert all("fixed" in e["message"] for e in missing.errors)
     batch = _import(eur, text, mapping={"const_currency": "CHF", "const_debtor_ref": "ONE-DEBTOR"})

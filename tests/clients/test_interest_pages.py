@@ -88,7 +88,7 @@ def test_the_kpi_page_shows_the_charges_on_a_line_of_their_own(client: FlaskClie
     login(client, make_user("manager").email)
     page = client.get(f"/reports/clients/{c.id}?as_of=2026-02-10&live=1").get_data(as_text=True)
     section = page.split('id="charges-title"')[1]
-    assert "Late-payment charges to 2026-02-10" in page and "DSO, CEI and aging above leave them out" in section
+    assert "Late-payment charges to 10 Feb 2026" in page and "DSO, CEI and aging above leave them out" in section
     assert "€10.00" in section and "€40.00" in section and "€50.00" in section
     before = client.get(f"/reports/clients/{c.id}?as_of=2026-01-31&live=1").get_data(as_text=True)
     assert 'id="charges-title"' not in before  # nothing was charged yet: no line

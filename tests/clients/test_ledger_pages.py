@@ -29,6 +29,7 @@ from provider.core.audit import Actor, acting_as
 from provider.core.money import format_money
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
+from provider.formatting import format_day
 from tests.clients.ledger_helpers import invoice_row, payment_data
 from tests.conftest import fresh_csrf, login
 from tests.factories import make_client, make_debtor, make_user
@@ -405,7 +406,7 @@ def test_invoice_page_shows_header_history_with_actor_and_reversal(manager: Flas
         "INV-002",
         "Wayne Holdings",
         format_money(250_00, "EUR"),
-        world.due(world.specs["INV-002"]).isoformat(),
+        format_day(world.due(world.specs["INV-002"])),  # dates in the reader's locale (British English by default)
         "invoice placed",
         "allocation",
         "reversal",

@@ -134,7 +134,7 @@ def test_the_trust_page_reconciles_a_day(client: FlaskClient, db_session: Any) -
     assert "Not reconciled for 2026-03-31" in page and "DE89370400440532013000" in page
     assert _post(client, "/books/trust/reconcile", {"date": "2026-03-31"}).status_code == 302
     page = client.get("/books/trust?date=2026-03-31").get_data(as_text=True)
-    assert "EUR on 2026-03-31: No bank statement" in page and "€100.00" in page
+    assert "EUR on 31 Mar 2026: No bank statement" in page and "€100.00" in page
     assert "no_statement" not in page
     empty = _post(client, "/books/trust/statements", {"date": "2026-03-31"})
     assert empty.status_code == 302

@@ -86,6 +86,10 @@ def test_client_admin_recalls_an_account_with_confirmation_and_reason(client: Fl
 
     body = client.get(f"/portal/debtors/{company.late.id}").get_data(as_text=True)
     assert "recalled" in body and "Settled with us directly" in body and "spoke to the debtor" in body
+    assert "Recall account" not in body  # nothing left to recall: the button is gone
+    trail = client.get("/portal/audit?per_page=200").get_data(as_text=True)
+    sentence = f"<strong>{company.admin.name}</strong> recalled {company.late.name} (reason: Settled with us directly)"
+    assert sentence in trail and RECALL_ACTION not in trail
     again = _recall(client, company.late.id, reason="Once more", confirm="1")
     assert again.status_code == 422 and "nothing on this account" in again.get_data(as_text=True)
 
@@ -185,11 +189,12 @@ def test_report_opt_in_for_oneself_and_by_an_admin(client: FlaskClient, company:
 def test_audit_trail_shows_only_my_companys_data_events(client: FlaskClient, company: Company) -> None:
     login(client, company.admin.email)
     body = client.get("/portal/audit?per_page=200").get_data(as_text=True)
-    assert "invoice.place" in body and "debtor.create" in body
-    assert INTERNAL_NOTE not in body and "worklist." not in body
+    assert "placed invoice" in body and "added the debtor" in body
+    assert "invoice.place" not in body and "debtor.create" not in body and "Invoice *" not in body
+    assert INTERNAL_NOTE not in body and "worklist." not in body and "set 3 fields" not in body
     assert "bravo" not in body.lower()
     users = client.get("/portal/audit?family=user&per_page=200").get_data(as_text=True)
-    assert "user.create" in users and "invoice.place" not in users
+    assert "added the user" in users and "placed invoice" not in users
 
 
 @pytest.mark.parametrize("role", ["client_admin", "client_viewer"])

@@ -75,3 +75,17 @@ def test_database_refuses_to_change_or_delete_audit_rows(db_session: Any, statem
     conn = db.session.connection()
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), conn.begin_nested():
         conn.execute(sa.text(statement))
+
+
+def test_the_audit_page_reads_as_sentences_with_names_not_codes(client: Any) -> None:
+    from tests.conftest import login
+    from tests.factories import make_debtor
+
+    acme = make_client(name="Lakeside Motors GmbH")
+    admin = make_user("admin", name="Anna Weber")
+    with acting_as(Actor(admin.id, admin.email)):
+        make_debtor(acme, name="Harbour Freight Ltd")
+    login(client, admin.email)
+    page = client.get("/admin/audit?per_page=200").get_data(as_text=True)
+    assert "<strong>Anna Weber</strong> added the debtor Harbour Freight Ltd" in page
+    assert "debtor.create" not in page.split("<tbody>", 1)[1] and "set 3 fields" not in page

@@ -48,6 +48,7 @@ def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
             WorkItem.behaviour_segment)).all())  # fmt: skip
         assert len(set(behaviour) - {""}) >= 3, behaviour
         assert db.session.scalar(select(func.count(WorkItem.id)).where(WorkItem.term_behaviour != 0))
+        _a_report_for_each_month(clients)
 
     second = seed_demo(invoices_per_client=SMALL_LEDGER)
     assert second["created_debtors"] == 0 and second["debtors"] == 3000
@@ -59,6 +60,21 @@ def test_demo_builds_the_agency_once(client: FlaskClient) -> None:
 
     assert login(client, "viewer@sakura.demo.test", DEMO_PASSWORD).status_code == 302
     assert "Sakura Logistics" in client.get("/portal/").get_data(as_text=True)
+
+
+def _a_report_for_each_month(clients: list[Client]) -> None:
+    """The reports archive holds every month of the demo ledger up to last month, each one current version."""
+    from provider.reporting.models import MonthlyReport
+
+    for c in clients:
+        periods = list(
+            db.session.scalars(
+                select(MonthlyReport.period).where(MonthlyReport.client_id == c.id).order_by(MonthlyReport.period)
+            )
+        )
+        first = db.session.scalar(select(func.min(Invoice.issue_date)).where(Invoice.client_id == c.id))
+        assert first is not None and periods[0] == first.strftime("%Y-%m")
+        assert len(periods) == len(set(periods)) >= 17  # 18 months of ledger, the month under way not reported
 
 
 def _dunning_is_ready(clients: list[Client]) -> None:

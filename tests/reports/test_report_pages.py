@@ -31,7 +31,7 @@ def test_portal_user_sees_own_report_and_pdf_and_not_another_clients(client: Fla
     user = make_user("client_viewer", client=w.client)
     assert login(client, user.email).status_code == 302
     listing = client.get("/portal/reports").get_data(as_text=True)
-    assert "2026-03" in listing
+    assert "March 2026" in listing
     page = client.get(f"/portal/reports/{mine.id}")
     assert page.status_code == 200 and "43.92" in page.get_data(as_text=True)
     pdf = client.get(f"/portal/reports/{mine.id}.pdf")
@@ -54,7 +54,7 @@ def test_manager_dashboard_kpis_regenerate_and_reissue(client: FlaskClient, db_s
     assert board.status_code == 200 and "Harbour Freight Ltd" in board.get_data(as_text=True)
     assert client.get("/reports", follow_redirects=True).request.path == "/reports/dashboard"
     kpis = client.get(f"/reports/clients/{w.client.id}?as_of=2026-03-31").get_data(as_text=True)
-    assert "Aging at 2026-03-31" in kpis
+    assert "Aging at 31 Mar 2026" in kpis
     report = _report(w.client)
     token = fresh_csrf(client, f"/reports/monthly/{report.id}")
     again = client.post(
@@ -69,7 +69,7 @@ def test_manager_dashboard_kpis_regenerate_and_reissue(client: FlaskClient, db_s
         follow_redirects=True,
     )
     body = reissued.get_data(as_text=True)
-    assert "Version 2 issued" in body and "v1 (superseded)" in body
+    assert "Version 2 issued" in body and "version 1 (replaced)" in body
 
 
 def test_collectors_cannot_reissue_or_follow_runs(client: FlaskClient, db_session: Any) -> None:
@@ -112,7 +112,7 @@ def test_the_dashboard_shows_the_last_full_months_dso_and_cei(client: FlaskClien
         board = client.get("/reports/dashboard").get_data(as_text=True)
     row = board[board.index("Harbour Freight Ltd") :]
     row = row[: row.index("</tr>")]
-    assert f">{march['dso']}<" in row and f">{march['cei']}<" in row
+    assert f">{march['dso']} days<" in row and f">{march['cei']}<" in row and "March 2026" in row
 
 
 def test_a_month_that_does_not_exist_is_refused_once_saying_what_was_typed(

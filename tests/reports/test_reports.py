@@ -79,18 +79,20 @@ def test_the_pdf_is_valid_has_its_pages_and_text_and_no_remote_url(db_session: A
     report = _generate(w.client).report
     assert report.pdf.startswith(b"%PDF-")
     pages, texts = pdf_text(report.pdf)
-    assert pages == report.pdf_pages == 3
-    first, second, third = (re.sub(r"\s+", " ", t) for t in texts)
+    assert pages == report.pdf_pages == 4
+    first, second, third, last = (re.sub(r"\s+", " ", t) for t in texts)
     assert "Harbour Freight Ltd" in first and "AR Ops Collections" in first
-    assert "MONTHLY PERFORMANCE REPORT" in first and "2026-03" in first
+    assert "MONTHLY PERFORMANCE REPORT" in first and "March 2026" in first and "31 Mar 2026" in first
     assert "€410.00 paid to the agency" in first  # the summary: P1 40,000 + P9 1,000 (unallocated) cash
     assert "43.92 days" in first and "33.33 %" in first  # tiles
     assert "€3,400.00" in first  # aging total
     assert "DSO and CEI, last 12 months" in second and "74.50 d" in second
     assert "stair-step" in second and "40.0%" in second
     assert "Top debtors by overdue amount" in third and "Dora Debtor One" in third
-    assert "Not available yet" in third  # SLA and dispute figures until those packages expose them
-    assert "N = number of months" in third  # the CEI formula is printed
-    assert "Page 3 of 3" in third
+    everything = " ".join((first, second, third, last))
+    assert "No dispute was opened" in everything  # every section says what it has, in words
+    assert "Not available yet" not in everything and "queries" not in everything
+    assert "N = number of months" in last  # the CEI formula is printed
+    assert "Page 4 of 4" in last
     for marker in (b"http://", b"https://", b"/URI", b"file:"):
         assert marker not in report.pdf

@@ -173,7 +173,7 @@ def test_the_monthly_report_closes_the_month_and_lists_corrections(client: Any) 
     with frozen_time(datetime(2026, 6, 5, 8, tzinfo=UTC)):
         may = generate_report(db.session, client, "2026-05").report
     may_sla = [(r["term"], r["decided"], r["met"]) for r in may.figures["external"]["sla"]]
-    assert may_sla == [("dispute ack", 1, 0)]
+    assert may_sla == [("Dispute acknowledged", 1, 0)]
     with frozen_time(datetime(2026, 6, 9, 8, tzinfo=UTC)):
         stop_clock(db.session, breached, BERLIN)
         stop_clock(db.session, late, BERLIN, at=MAY_29_9 + 2 * H)  # back-dated into May, after its report
@@ -182,7 +182,7 @@ def test_the_monthly_report_closes_the_month_and_lists_corrections(client: Any) 
         again = reissue_report(db.session, client, "2026-05", "check").report
     assert june.figures["external"]["sla"] == []  # the May breach stopped in June is not June's
     assert [(r["month"], r["term"], r["met"]) for r in june.figures["external"]["sla_corrections"]] == [
-        ("May 2026", "dispute resolve", 1)
+        ("May 2026", "Dispute resolved", 1)
     ]
     assert [(r["term"], r["decided"], r["met"]) for r in again.figures["external"]["sla"]] == may_sla
     assert again.figures["external"]["sla_corrections"] == []

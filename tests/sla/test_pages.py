@@ -58,7 +58,9 @@ def test_manager_dashboard_shows_a_breached_dispute_and_drills_into_it(
         dispute = make_dispute(setup["client"], setup["debtor"], [setup["invoice"]])
     sweep(db.session, MONDAY_10 + timedelta(days=2))
     db.session.commit()
-    assert db.session.scalar(select(SlaNotification.message)).startswith("dispute ack breached")
+    assert db.session.scalar(select(SlaNotification.message)).startswith(
+        "Dispute acknowledged: SLA breached (dispute no. "
+    )
     login(client, setup["manager"].email)
     with frozen_time(MONDAY_10 + timedelta(days=2)):
         page = client.get("/slas?sort=time_left").get_data(as_text=True)
@@ -66,7 +68,7 @@ def test_manager_dashboard_shows_a_breached_dispute_and_drills_into_it(
     link = f"/slas/disputes/{dispute.id}"
     assert link in page
     detail = client.get(link).get_data(as_text=True)
-    assert "Late Payer KG" in detail and "RW-100" in detail and "breached" in detail
+    assert "Late Payer KG" in detail and "RW-100" in detail and ">Breached<" in detail
 
 
 def test_breach_notices_link_first_contact_and_placement_clocks_to_their_pages(
@@ -125,7 +127,7 @@ def test_collector_opens_acknowledges_and_asks_the_client_who_answers(
     client.post("/logout", data={"csrf_token": fresh_csrf(client)})
     login(client, setup["client_admin"].email)
     listing = client.get("/portal/disputes").get_data(as_text=True)
-    assert "awaiting your answer" in listing
+    assert "Waiting for your answer" in listing
     page = client.get(f"/portal/disputes/{dispute.id}").get_data(as_text=True)
     assert "Which price was quoted?" in page
     _post(client, f"/portal/disputes/{dispute.id}/answer", {"body": "EUR 9.80 per unit, see the quote"})
