@@ -63,7 +63,7 @@ def test_overview_shows_ar_overdue_collected_split_disputes_sla_and_report(
     dso_tile = body.split('id="dso-title"')[1].split("</section>")[0]
     assert "days" in dso_tile and "Not computable" not in dso_tile  # invoices were placed this month
     assert f"#{dispute.id}" in body and "Disputes awaiting you" in body
-    assert "2026-10" in body  # latest report
+    assert "October 2026" in body  # latest report, its month in words
     assert "<svg" in body and "aging-fill" in body
     _no_b(body)
 
