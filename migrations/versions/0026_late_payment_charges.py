@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from provider.core.schema_rules import enable_rls, key_columns, key_constraints
+from provider.core.schema_rules import change_check, enable_rls, key_columns, key_constraints
 
 # revision identifiers, used by Alembic.
 revision = "0026"
@@ -96,24 +96,7 @@ def _postgresql() -> bool:
 
 
 def _widen(table: str, name: str, column: str, old: str, new: str) -> None:
-    if _postgresql():
-        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({column} IN ({new})) NOT VALID")
-        op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
-        return
-    bind = op.get_bind()
-    stored = bind.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table})
-    sql = stored.scalar_one()
-    if f"IN ({old})" not in sql:
-        raise RuntimeError(f"{table}: the CHECK constraint {name} is not the one this migration expects")
-    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
-    bind.execute(sa.text("PRAGMA writable_schema = ON"))
-    bind.execute(
-        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = :t"),
-        {"sql": sql.replace(f"IN ({old})", f"IN ({new})"), "t": table},
-    )
-    bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
-    bind.execute(sa.text("PRAGMA writable_schema = OFF"))
+    change_check(table, name, column, old, new)  # the procedure this migration first wrote, kept in schema_rules
 
 
 def upgrade():

@@ -165,10 +165,11 @@ def _future(h: History, obs: Observations, model: Any, t: int, cur: str) -> np.n
     return per_day * np.where(inside, np.maximum(a - b, 0.0), 0.0).sum(axis=0)
 
 
-def _paid_between(h: History, cur: str, start: int, end: int) -> float:
+def _paid_between(h: History, cur: str, start: int, end: int) -> int:
+    """Money actually received in (start, end], in minor units (amounts are integers; only forecasts are not)."""
     pay = h.payments
     mask = (pay["currency"] == cur) & (pay["day"] > start) & (pay["day"] <= end)
-    return float(pay[mask]["amount"].sum())
+    return int(pay[mask]["amount"].sum())
 
 
 def _due_naive(inv: pd.DataFrame, t: int) -> np.ndarray:
