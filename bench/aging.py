@@ -1,8 +1,9 @@
 """Aging and KPIs of every client over the whole journal, against a bare scan of the journal, in the same run.
 
-    python -m bench.aging [--quick] [--rows N] [--requests N]
+    python -m bench.aging [--quick] [--rows N] [--requests N] [--db postgresql|sqlite]
 
-Builds a fresh PostgreSQL database from the migrations with 50 clients and about N journal rows (default
+Builds a fresh PostgreSQL database (or, with --db sqlite, a SQLite file at a tenth of the size: the embedded
+default) from the migrations with 50 clients and about N journal rows (default
 6,000,000, --quick 300,000): invoices placed over two years, about two thirds paid (payment + allocation,
 to the agency or to the client), some part-paid, the rest open. One client holds 100,000 invoices
 (--quick 10,000). The data is written set-based as the schema owner (deterministic: every "random" choice
@@ -11,7 +12,8 @@ payments in one run), then VACUUM ANALYZE, as autovacuum would. The seed skips t
 checks), so the monthly totals the trigger keeps in production are then rebuilt from the journal
 (`month_totals.rebuild`, the statement of migration 0015's backfill; timed and printed, not part of the figure).
 
-  baseline  `SELECT count(*), sum(amount_minor) FROM journal_entries`, one core (no parallel workers);
+  baseline  `SELECT count(*), sum(amount_minor) FROM journal_entries`, one core (no parallel workers); on
+            SQLite the seed's rows are generated in Python with the same hashes and written with executemany;
   product   the KPI path of the product for every client as of today, as the app role (row-level
             security on): `figures.collect_inputs` + `figures.derive` (aging, 12 months of AR/DSO/
             countback/BPDSO/ADD/CEI, flows, recovery stair, top debtors), which reads the client's
@@ -120,7 +122,10 @@ def seed(
     """Invoices, payments, allocations and their journal, set-based; returns row counts.
 
     The first client gets `big` invoices, the others share the rest; each client has up to `debtors`
-    debtors (default: one per eight invoices of an average client)."""
+    debtors (default: one per eight invoices of an average client). On SQLite (a `sqlite:///` URL) the same
+    rows are generated in Python and written with `executemany` (`seed_sqlite`)."""
+    if owner_url.startswith("sqlite"):
+        return seed_sqlite(owner_url, client_ids, invoices, big, today, debtors)
     engine = sa.create_engine(_psycopg(owner_url), poolclass=sa.NullPool)
     params = {
         "n": invoices,
@@ -158,6 +163,120 @@ def seed(
     return counts
 
 
+def _sqlite_rows(
+    client_ids: list[int], n: int, big: int, today: date, debtors_per: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The seed's invoices and payments as `SEED_SQL` makes them (same hashes, same fates, same dates)."""
+    first, clients = client_ids[0], len(client_ids)
+    invoices, payments = [], []
+    for i in range(1, n + 1):
+        client_id = first if i <= big else first + 1 + ((i - big) % (clients - 1))
+        h = (i * 2654435761) % 1000003
+        debtor_id = client_id * 10_000_000 + h % max(debtors_per, 1)
+        issue = today - timedelta(days=(i * 7919) % 730)
+        amount, fate = 1000 + (i * 48271) % 500000, h % 100
+        invoices.append((i, client_id, h, debtor_id, issue, amount, fate))
+        if fate < 75 and issue < today - timedelta(days=30):
+            paid = amount if fate < 65 else amount // 2
+            paid_on = min(issue + timedelta(days=20 + h % 61), today - timedelta(days=1))
+            payments.append(
+                (i, client_id, debtor_id, issue, amount, paid, paid_on, "client" if h % 3 == 0 else "agency")
+            )
+    return invoices, payments
+
+
+def seed_sqlite(
+    url: str, client_ids: list[int], invoices: int, big: int, today: date, debtors: int | None = None
+) -> dict[str, int]:
+    """`seed` on SQLite: the same rows, written with `executemany` in the order they arrive in production."""
+    import sqlite3
+
+    if client_ids != list(range(client_ids[0], client_ids[0] + len(client_ids))):
+        raise SystemExit("the bench's clients must have consecutive ids")
+    debtors_per = debtors or max(invoices // len(client_ids) // 8, 50)
+    inv, pay = _sqlite_rows(client_ids, invoices, big, today, debtors_per)
+    paid = {p[0]: p for p in pay}
+    stamp = f"{today} 09:00:00.000000"
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    conn.execute("PRAGMA foreign_keys = OFF")  # consistent by construction, as on PostgreSQL
+    conn.execute("PRAGMA journal_mode = WAL")
+    seen: set[int] = set()
+    conn.executemany(
+        "INSERT INTO debtors (id, client_id, external_ref, name, segment, do_not_contact, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 'standard', 0, ?, ?)",
+        [
+            (d, c, f"D-{d}", f"Debtor {d} GmbH", stamp, stamp)
+            for (_i, c, _h, d, *_rest) in sorted(inv, key=lambda r: r[3])
+            if not (d in seen or seen.add(d))
+        ],
+    )
+    by_arrival = sorted(inv, key=lambda r: (r[4], r[1]))
+    conn.executemany(
+        "INSERT INTO invoices (id, client_id, debtor_id, number, issue_date, due_date, currency, amount_minor,"
+        " adjusted_minor, open_minor, po_reference, on_hold, placed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'EUR', ?, 0, ?, '', 0, ?)",
+        [
+            (
+                i,
+                c,
+                d,
+                f"INV-{i}",
+                str(issue),
+                str(issue + timedelta(days=30)),
+                amount,
+                amount - (paid[i][5] if i in paid else 0),
+                f"{issue} 09:00:00.000000",
+            )
+            for (i, c, _h, d, issue, amount, _fate) in by_arrival
+        ],
+    )
+    pay_by_arrival = sorted(pay, key=lambda r: (r[6], r[1]))
+    conn.executemany(
+        "INSERT INTO payments (id, client_id, debtor_id, external_ref, request_hash, received_on, currency,"
+        " amount_minor, unapplied_minor, method, received_by, reference, recorded_at)"
+        " VALUES (?, ?, ?, ?, '', ?, 'EUR', ?, 0, 'bank_transfer', ?, '', ?)",
+        [
+            (i, c, d, f"PAY-{i}", str(on), amt, by, f"{on} 12:00:00.000000")
+            for (i, c, d, _iss, _a, amt, on, by) in pay_by_arrival
+        ],
+    )
+    txs = [(i, c, "invoice_placed", issue) for (i, c, _h, _d, issue, _a, _f) in inv]
+    txs += [(invoices + i, c, "payment_received", on) for (i, c, _d, _iss, _a, _amt, on, _by) in pay]
+    txs += [(2 * invoices + i, c, "allocation", on) for (i, c, _d, _iss, _a, _amt, on, _by) in pay]
+    txs.sort(key=lambda t: (t[3].replace(day=1), t[1], t[0]))
+    conn.executemany(
+        "INSERT INTO journal_transactions (id, client_id, kind, occurred_on, posted_at, actor_label, memo)"
+        " VALUES (?, ?, ?, ?, ?, 'bench', '')",
+        [(i, c, k, str(on), f"{on} 18:00:00.000000") for (i, c, k, on) in txs],
+    )
+    entries: list[tuple[Any, ...]] = []
+    for i, c, _h, d, issue, amount, _f in inv:
+        entries += [(issue, c, i, "receivable", d, i, None, amount), (issue, c, i, "sales", d, i, None, -amount)]
+    for i, c, d, _iss, _a, amt, on, by in pay:
+        entries += [
+            (on, c, invoices + i, f"cash_{by}", d, None, i, amt),
+            (on, c, invoices + i, "unapplied", d, None, i, -amt),
+        ]
+        entries += [
+            (on, c, 2 * invoices + i, "unapplied", d, i, i, amt),
+            (on, c, 2 * invoices + i, "receivable", d, i, i, -amt),
+        ]
+    entries.sort(key=lambda e: (e[0].replace(day=1), e[1], e[2]))
+    conn.executemany(
+        "INSERT INTO journal_entries (client_id, transaction_id, account, debtor_id, invoice_id, payment_id,"
+        " currency, amount_minor) VALUES (?, ?, ?, ?, ?, ?, 'EUR', ?)",
+        [e[1:] for e in entries],
+    )
+    conn.commit()
+    counts = {
+        t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+        for t in ("invoices", "payments", "journal_transactions", "journal_entries")
+    }
+    conn.execute("ANALYZE")
+    conn.close()
+    return counts
+
+
 def rebuild_totals(owner_url: str, client_ids: list[int]) -> None:
     """The monthly totals of the seeded journal, as the trigger would have kept them had the seed not bypassed
     it (`month_totals.rebuild`, the migration's backfill), then ANALYZE as autovacuum would."""
@@ -168,6 +287,10 @@ def rebuild_totals(owner_url: str, client_ids: list[int]) -> None:
     with scoped(TenantScope.agency(), db.session):
         month_totals.rebuild(db.session, client_ids)
         db.session.commit()
+    if owner_url.startswith("sqlite"):
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
+        return
     engine = sa.create_engine(_psycopg(owner_url), poolclass=sa.NullPool)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE journal_month_totals")
@@ -176,10 +299,12 @@ def rebuild_totals(owner_url: str, client_ids: list[int]) -> None:
 
 def bare_scan(owner_url: str, repeat: int = 3) -> tuple[float, int]:
     """Best of `repeat` single-core count + sum over the whole journal (warm cache, as the product gets)."""
-    engine = sa.create_engine(_psycopg(owner_url), poolclass=sa.NullPool)
+    sqlite = owner_url.startswith("sqlite")
+    engine = sa.create_engine(owner_url if sqlite else _psycopg(owner_url), poolclass=sa.NullPool)
     best, rows = float("inf"), 0
     with engine.connect() as conn:
-        conn.exec_driver_sql("SET max_parallel_workers_per_gather = 0")
+        if not sqlite:
+            conn.exec_driver_sql("SET max_parallel_workers_per_gather = 0")
         for _ in range(repeat + 1):  # the first run warms the cache
             start = time.perf_counter()
             rows, _total = conn.exec_driver_sql("SELECT count(*), sum(amount_minor) FROM journal_entries").one()
@@ -237,10 +362,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300,000 journal rows instead of 6,000,000")
     parser.add_argument("--rows", type=int, default=None, help="journal rows to aim for")
     parser.add_argument("--requests", type=int, default=None, help="KPI page requests (default 30, quick 10)")
-    parser.add_argument("--db", choices=("postgresql",), default="postgresql")
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     args = parser.parse_args()
-    rows = args.rows or (300_000 if args.quick else 6_000_000)
-    big = 10_000 if args.quick else 100_000
+    tenth = 10 if args.db == "sqlite" else 1  # the embedded default is measured at a tenth of the size
+    rows = args.rows or (300_000 if args.quick else 6_000_000) // tenth
+    big = (10_000 if args.quick else 100_000) // tenth
     invoices = max(int(rows / ENTRIES_PER_INVOICE), big + CLIENTS)
     n_requests = args.requests or (10 if args.quick else 30)
 
@@ -254,8 +380,8 @@ def main() -> None:
     from tests.factories import make_client, make_user
 
     with tempfile.TemporaryDirectory() as tmp:
-        environ, drop = _environ("postgresql", tmp)
-        owner_url = environ["DATABASE_OWNER_URL"]
+        environ, drop = _environ(args.db, tmp)
+        owner_url = environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"])
         try:
             app = create_app(environ)
             app.config["RATELIMIT_ENABLED"] = False
@@ -266,6 +392,7 @@ def main() -> None:
                     manager = make_user("manager")
                     email = manager.email
                 today = now_utc().date()
+                db.session.remove()  # SQLite: one writer at a time, and the seed is the next one
                 t0 = time.perf_counter()
                 counts = seed(owner_url, client_ids, invoices, big, today)
                 seed_s = time.perf_counter() - t0
@@ -295,7 +422,7 @@ def main() -> None:
     live_p50, live_p95 = statistics.median(live_samples), _percentile(live_samples, 0.95)
     past_p50, past_p95 = statistics.median(past_samples), _percentile(past_samples, 0.95)
     print(
-        f"\nAging + KPIs on postgresql: {CLIENTS} clients, {counts['invoices']:,} invoices, "
+        f"\nAging + KPIs on {args.db}: {CLIENTS} clients, {counts['invoices']:,} invoices, "
         f"{counts['payments']:,} payments, {scanned:,} journal rows (seeded in {seed_s:.1f}s; "
         f"monthly totals rebuilt from the journal in {rebuild_s:.1f}s)\n"
     )
@@ -316,7 +443,7 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "aging",
-                "db": "postgresql",
+                "db": args.db,
                 "size": scanned,
                 "value": round(product_rate, 1),
                 "unit": "journal rows/s",

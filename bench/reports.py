@@ -1,8 +1,9 @@
 """Monthly report PDFs: ms per page against a one-page calibration document, and 50 clients on 2 RQ workers.
 
-    python -m bench.reports [--quick] [--clients N]
+    python -m bench.reports [--quick] [--clients N] [--db postgresql|sqlite]
 
-Builds a fresh PostgreSQL database from the migrations with N clients (default 50, --quick 5), each with
+Builds a fresh PostgreSQL database (or SQLite file, with a tenth of the clients: 5, --quick 2) from the
+migrations with N clients (default 50, --quick 5), each with
 about 2,000 invoices over two years (the first client 6,000, about 1,500 of its debtors with something
 overdue) and up to 2,001 debtors (set-based and deterministic: bench.aging.seed),
 then measures in one run:
@@ -183,9 +184,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 clients instead of 50")
     parser.add_argument("--clients", type=int, default=None)
-    parser.add_argument("--db", choices=("postgresql",), default="postgresql")
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     args = parser.parse_args()
-    n_clients = args.clients or (5 if args.quick else 50)
+    tenth = 10 if args.db == "sqlite" else 1  # the embedded default is measured at a tenth of the clients
+    n_clients = args.clients or max((5 if args.quick else 50) // tenth, 2)
     repeats = 3 if args.quick else 5
 
     from flask_migrate import upgrade
@@ -198,7 +200,7 @@ def main() -> None:
     from tests.factories import make_client
 
     with tempfile.TemporaryDirectory() as tmp:
-        environ, drop = _environ("postgresql", tmp)
+        environ, drop = _environ(args.db, tmp)
         environ["REDIS_URL"] = REDIS_URL
         try:
             app = create_app(environ)
@@ -207,9 +209,10 @@ def main() -> None:
                 with scoped(TenantScope.agency(), db.session):
                     client_ids = [make_client(name=f"Report client {n:02d}").id for n in range(n_clients)]
                 today = now_utc().date()
+                db.session.remove()  # SQLite: one writer at a time, and the seed is the next one
                 period = f.month_key(f.add_months(today, -1))
                 counts = seed(
-                    environ["DATABASE_OWNER_URL"],
+                    environ.get("DATABASE_OWNER_URL", environ["DATABASE_URL"]),
                     client_ids,
                     n_clients * INVOICES_PER_CLIENT,
                     3 * INVOICES_PER_CLIENT,
@@ -230,7 +233,7 @@ def main() -> None:
     per_page = report_ms / pages
     ratio = cal_ms / per_page
     print(
-        f"\nMonthly reports on postgresql: {n_clients} clients, {counts['journal_entries']:,} journal rows, {period}\n"
+        f"\nMonthly reports on {args.db}: {n_clients} clients, {counts['journal_entries']:,} journal rows, {period}\n"
     )
     print(f"{'what':<58}{'ms':>10}{'pages':>7}{'ms/page':>10}{'x calib':>9}")
     print(f"{'calibration: fixed one-page HTML (WeasyPrint)':<58}{cal_ms:>10.0f}{1:>7}{cal_ms:>10.0f}{1.0:>9.2f}")
@@ -250,7 +253,7 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "reports",
-                "db": "postgresql",
+                "db": args.db,
                 "size": n_clients,
                 "value": round(per_page, 1),
                 "unit": "ms per PDF page",
