@@ -109,7 +109,6 @@ class Invoice(ClientOwned, db.Model):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("client_id", "number"),
-        UniqueConstraint("client_id", "id"),
         _debtor_fk(),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("open_minor >= 0 AND open_minor <= amount_minor + adjusted_minor", name="open_in_range"),
@@ -159,7 +158,6 @@ class Payment(ClientOwned, db.Model):
     __table_args__ = (
         UniqueConstraint("client_id", "external_ref"),
         UniqueConstraint("client_id", "idempotency_key"),
-        UniqueConstraint("client_id", "id"),
         _debtor_fk(),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="unapplied_in_range"),
@@ -192,7 +190,6 @@ class CreditNote(ClientOwned, db.Model):
     __tablename__ = "credit_notes"
     __table_args__ = (
         UniqueConstraint("client_id", "number"),
-        UniqueConstraint("client_id", "id"),
         _debtor_fk(),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="unapplied_in_range"),
@@ -219,8 +216,10 @@ class JournalTransaction(ClientOwned, db.Model):
 
     __tablename__ = "journal_transactions"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
-        UniqueConstraint("reverses_id"),  # a transaction is reversed at most once
+        UniqueConstraint("client_id", "reverses_id"),  # a transaction is reversed at most once
+        ForeignKeyConstraint(
+            ["client_id", "reverses_id"], ["journal_transactions.client_id", "journal_transactions.id"]
+        ),
         CheckConstraint(_in("kind", TxKind), name="kind"),
         Index(None, "client_id", "posted_at"),
         Index(None, "client_id", "occurred_on"),  # what happened after a date (KPIs as of a past date, 0017)
@@ -233,7 +232,7 @@ class JournalTransaction(ClientOwned, db.Model):
     actor_user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     actor_label: Mapped[str] = mapped_column(String(254))
     memo: Mapped[str] = mapped_column(String(300), default="")
-    reverses_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("journal_transactions.id"))
+    reverses_id: Mapped[int | None] = mapped_column(BigInteger)
 
     entries: Mapped[list[JournalEntry]] = relationship(
         back_populates="transaction", order_by="JournalEntry.id", viewonly=True

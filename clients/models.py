@@ -81,7 +81,6 @@ class Debtor(ClientOwned, db.Model):
     __tablename__ = "debtors"
     __table_args__ = (
         UniqueConstraint("client_id", "external_ref"),
-        UniqueConstraint("client_id", "id"),  # target of composite foreign keys: children share the tenant
         Index(None, "client_id", "name", "id"),
         Index(None, "client_id", "segment"),
         Index(None, "client_id", "updated_at", "id"),  # the API's change feed (0027)

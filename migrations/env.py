@@ -42,12 +42,50 @@ def _sqlite_key_twin(obj, type_, reflected, compare_to):
     return tuple(c.name for c in obj.columns) == ("client_id", "id")
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    """Not model drift: PostgreSQL-only indexes made by hand in migrations (trigram search), the
-    redundant client FKs SQLite keeps (SQLITE_ONLY_FKS) and the key twin of client-keyed tables on SQLite."""
-    if type_ == "index" and name and name.endswith("_trgm"):
+# Keys migration 0040 gave `client_id` on PostgreSQL only (SQLite is never distributed, and changing a key there
+# rebuilds the table): on SQLite the database keeps the older key and the model's newer one is not made.
+# (type, table, columns, referred table or None) -> the SQLite twin of the model's key
+SQLITE_KEPT_KEYS = {
+    ("unique_constraint", "journal_transactions", ("client_id", "reverses_id"), None): ("reverses_id",),
+    ("unique_constraint", "report_notifications", ("client_id", "report_id", "recipient"), None): (
+        "report_id",
+        "recipient",
+    ),
+    ("foreign_key_constraint", "journal_transactions", ("client_id", "reverses_id"), "journal_transactions"): (
+        "reverses_id",
+    ),
+    ("foreign_key_constraint", "report_notifications", ("client_id", "report_id"), "monthly_reports"): ("report_id",),
+}
+
+
+def _signature(obj, type_):
+    if type_ == "foreign_key_constraint":
+        return obj.table.name, tuple(obj.column_keys), obj.referred_table.name
+    return obj.table.name, tuple(c.name for c in obj.columns), None
+
+
+def _sqlite_kept_key(obj, type_, reflected, compare_to):
+    """On SQLite: the model's 0040 key (not made there) or the older key SQLite keeps in its place."""
+    if type_ not in ("unique_constraint", "foreign_key_constraint") or compare_to is not None:
         return False
-    if _sqlite_key_twin(obj, type_, reflected, compare_to):
+    if context.get_bind().dialect.name != "sqlite":
+        return False
+    table, columns, referred = _signature(obj, type_)
+    if not reflected:
+        return (type_, table, columns, referred) in SQLITE_KEPT_KEYS
+    return any(
+        (kind, name, old, ref) == (type_, table, columns, referred)
+        for (kind, name, _new, ref), old in SQLITE_KEPT_KEYS.items()
+    )
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Not model drift: PostgreSQL-only indexes made by hand in migrations (trigram search, and the `id` lookup
+    of the tables migration 0040 re-keyed), the redundant client FKs SQLite keeps (SQLITE_ONLY_FKS), the key
+    twin of client-keyed tables on SQLite and the older keys SQLite keeps (SQLITE_KEPT_KEYS)."""
+    if type_ == "index" and name and (name.endswith("_trgm") or name.endswith("_id_lookup")):
+        return False
+    if _sqlite_key_twin(obj, type_, reflected, compare_to) or _sqlite_kept_key(obj, type_, reflected, compare_to):
         return False
     return not _sqlite_only_fk(obj, type_, reflected, compare_to)
 

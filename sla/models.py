@@ -71,7 +71,6 @@ class ContractTerms(ClientOwned, db.Model):
     __table_args__ = (
         UniqueConstraint("client_id", "version"),
         UniqueConstraint("client_id", "effective_from"),
-        UniqueConstraint("client_id", "id"),
         CheckConstraint("at_risk_pct > 0 AND at_risk_pct < 100", name="at_risk_pct"),
     )
 
@@ -161,7 +160,6 @@ class SlaClock(ClientOwned, db.Model):
 
     __tablename__ = "sla_clocks"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
         UniqueConstraint("client_id", "subject_type", "subject_id", "code"),
         _fk("terms_id", "contract_terms", "RESTRICT"),
         _fk("dispute_id", "disputes"),
@@ -271,7 +269,6 @@ class Dispute(ClientOwned, db.Model):
 
     __tablename__ = "disputes"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
         _fk("debtor_id", "debtors", "RESTRICT"),
         _fk("credit_note_id", "credit_notes", "RESTRICT"),
         CheckConstraint(_in("reason", DisputeReason), name="reason"),
@@ -362,7 +359,6 @@ class DisputeEvidence(ClientOwned, db.Model):
 
     __tablename__ = "dispute_evidence"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
         _fk("dispute_id", "disputes"),
         Index(None, "client_id", "dispute_id"),
     )
@@ -421,7 +417,6 @@ class ClientQuery(ClientOwned, db.Model):
 
     __tablename__ = "client_queries"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
         CheckConstraint(_in("status", QueryStatus), name="status"),
         Index(None, "client_id", "status", "asked_at"),
         Index(None, "status", "asked_at"),

@@ -113,7 +113,6 @@ class WorkItem(ClientOwned, db.Model):
     __tablename__ = "work_items"
     __table_args__ = (
         UniqueConstraint("client_id", "debtor_id"),
-        UniqueConstraint("client_id", "id"),
         _debtor_fk(),
         CheckConstraint(_in("state", ItemState), name="state"),
         CheckConstraint("contact_attempts >= 0", name="attempts_nonnegative"),
@@ -207,7 +206,6 @@ class PaymentPlan(ClientOwned, db.Model):
 
     __tablename__ = "payment_plans"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
         _item_fk(),
         _debtor_fk(),
         CheckConstraint(_in("status", PlanStatus), name="status"),

@@ -266,7 +266,7 @@ def _overdue_pg(joined: Any, where: list[Any], keys: tuple[Any, ...], overrides:
         )
         .select_from(joined)
         .where(*where)
-        .group_by(debtor.id, client.id)
+        .group_by(debtor.client_id, debtor.id, client.id)  # (client_id, id) is the key (0040)
         .cte("per_debtor")
     )
     pd = per_debtor.c

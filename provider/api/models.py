@@ -117,7 +117,7 @@ class WebhookEndpoint(ClientOwned, db.Model):
     """A URL of the client's that receives the events it subscribed to, signed with its secret."""
 
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (UniqueConstraint("client_id", "id"), Index(None, "client_id", "active"))
+    __table_args__ = (Index(None, "client_id", "active"),)
 
     id: Mapped[intpk]
     url: Mapped[str] = mapped_column(String(500))
@@ -139,7 +139,6 @@ class WebhookEvent(ClientOwned, db.Model):
 
     __tablename__ = "webhook_events"
     __table_args__ = (
-        UniqueConstraint("client_id", "id"),
         UniqueConstraint("client_id", "dedupe_key"),
         Index(None, "client_id", "created_at"),
     )
@@ -158,7 +157,6 @@ class WebhookDelivery(ClientOwned, db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", DeliveryStatus), name="status"),
         UniqueConstraint("client_id", "event_id", "endpoint_id"),
-        UniqueConstraint("client_id", "id"),
         ForeignKeyConstraint(["client_id", "event_id"], ["webhook_events.client_id", "webhook_events.id"]),
         ForeignKeyConstraint(
             ["client_id", "endpoint_id"], ["webhook_endpoints.client_id", "webhook_endpoints.id"], ondelete="CASCADE"

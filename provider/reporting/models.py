@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -116,13 +117,16 @@ class ReportNotification(ClientOwned, db.Model):
 
     __tablename__ = "report_notifications"
     __table_args__ = (
-        UniqueConstraint("report_id", "recipient"),
+        UniqueConstraint("client_id", "report_id", "recipient"),
+        ForeignKeyConstraint(
+            ["client_id", "report_id"], ["monthly_reports.client_id", "monthly_reports.id"], ondelete="CASCADE"
+        ),
         CheckConstraint("status IN ('recorded', 'sent', 'failed')", name="status"),
         Index(None, "client_id", "report_id"),
     )
 
     id: Mapped[intpk]
-    report_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("monthly_reports.id", ondelete="CASCADE"))
+    report_id: Mapped[int] = mapped_column(BigInteger)
     recipient: Mapped[str] = mapped_column(String(254))
     channel: Mapped[str] = mapped_column(String(10), default="email")
     subject: Mapped[str] = mapped_column(String(300))

@@ -51,9 +51,10 @@ def notify_report_ready(session: Session, client: Client, report: MonthlyReport)
         }
         for email in fresh
     ]
-    session.execute(
-        insert(ReportNotification).values(rows).on_conflict_do_nothing(index_elements=["report_id", "recipient"])
-    )
+    # once per report and recipient: (client_id, report_id, recipient) on PostgreSQL (migration 0040), SQLite keeps
+    # its older (report_id, recipient); either way the only unique key besides the row's own id
+    key = ["client_id", "report_id", "recipient"] if insert is pg_insert else None
+    session.execute(insert(ReportNotification).values(rows).on_conflict_do_nothing(index_elements=key))
     audit.record(session, "report.notify", report, after={"period": report.period, "recipients": fresh})
     from provider.comms.notices import queue_report_ready
 
