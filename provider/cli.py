@@ -27,6 +27,43 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(mail_inbound_command)
 
+    from flask_migrate.cli import db as migrate_group
+
+    migrate_group.add_command(distribute_command)
+
+
+@click.command("distribute")
+@click.option("--dry-run", is_flag=True, help="only say what would be copied and what sharded")
+def distribute_command(dry_run: bool) -> None:
+    """On a Citus database: copy the agency's tables to every node and shard the client-owned ones by client
+    (idempotent; run after `flask db upgrade`). Elsewhere it changes nothing."""
+    import sqlalchemy as sa
+
+    from provider.core import distribution
+
+    engine = sa.create_engine(current_app.config["DATABASE_OWNER_URL"], poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name != "postgresql" or not distribution.has_citus(conn):
+                click.echo("This database has no Citus extension: nothing to distribute.")
+                return
+            if dry_run:
+                found = distribution.plan(conn)
+                for table in found.reference:
+                    click.echo(f"copy to every node: {table}{' (done)' if table in found.done else ''}")
+                for table in found.distributed:
+                    click.echo(f"shard by client: {table}{' (done)' if table in found.done else ''}")
+            else:
+                found = distribution.distribute(conn, say=click.echo)
+    finally:
+        engine.dispose()
+    if found.problems:
+        raise click.ClickException("the schema cannot be distributed yet:\n  " + "\n  ".join(found.problems))
+    if not dry_run:
+        click.echo(
+            f"Distributed: {len(found.distributed)} tables sharded by client, {len(found.reference)} on every node."
+        )
+
 
 @click.command("demo")
 @click.option(

@@ -98,7 +98,22 @@ def sqlite_begin_statement() -> str:
 def configure_engine(engine: Engine) -> None:
     """Per-connection settings. SQLite: WAL (readers never wait for the writer), synchronous=NORMAL (safe in
     WAL: a power cut can lose the last commits, never corrupt), foreign keys, a busy timeout, and a real
-    BEGIN issued by SQLAlchemy (so SAVEPOINTs work) in the mode `sqlite_begin_statement` chooses."""
+    BEGIN issued by SQLAlchemy (so SAVEPOINTs work) in the mode `sqlite_begin_statement` chooses.
+    PostgreSQL with Citus: `SET LOCAL` commands are sent on to the workers (`citus.propagate_set_commands`), so the
+    tenant settings reach the shards (provider.core.tenancy); `connection.info["citus"]` says whether it is."""
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _pg_connect(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+            record.info["citus"] = cursor.fetchone() is not None
+            if record.info["citus"]:
+                cursor.execute("SET citus.propagate_set_commands = 'local'")
+            cursor.close()
+            dbapi_connection.commit()  # the check's own transaction, not the first request's
+
+        return
     if engine.dialect.name != "sqlite":
         return
 

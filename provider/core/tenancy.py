@@ -14,6 +14,7 @@ Three layers, all driven by one `TenantScope` held in a context variable:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -235,6 +236,7 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
 # --- PostgreSQL row-level security ----------------------------------------------------------------
 
 
+_SETTING = re.compile(r"[0-9,*]*")
 _APPLIED = "tenant_gucs"  # connection.info: (root transaction, values last set in it, None = unknown)
 _NOTHING = TenantScope.nothing().gucs()
 
@@ -255,10 +257,17 @@ def _apply_gucs(connection: Any, *, at_begin: bool = False) -> None:
     if at_begin and not this_transaction and values == _NOTHING:
         connection.info[_APPLIED] = (transaction, values)
         return
-    connection.execute(
-        text("SELECT set_config('app.client_id', :a, true), set_config('app.client_ids', :b, true)"),
-        {"a": values[0], "b": values[1]},
-    )
+    if connection.connection.info.get("citus"):
+        # Citus does not send set_config() on to the shards' connections; it does send SET LOCAL (provider.core.db
+        # turns that on). SET takes no bind parameters: the values are client ids, '*' or empty, checked here.
+        if not all(_SETTING.fullmatch(v) for v in values):
+            raise TenantViolation(f"unexpected tenant setting {values!r}")
+        connection.exec_driver_sql(f"SET LOCAL app.client_id = '{values[0]}'; SET LOCAL app.client_ids = '{values[1]}'")
+    else:
+        connection.execute(
+            text("SELECT set_config('app.client_id', :a, true), set_config('app.client_ids', :b, true)"),
+            {"a": values[0], "b": values[1]},
+        )
     connection.info[_APPLIED] = (transaction, values)
 
 
