@@ -24,9 +24,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from clients import month_totals
 from clients.allocations import allocate, auto_allocate, auto_allocate_many
 from clients.corrections import adjust, issue_credit_note, reverse, write_off
-from clients.journal import Account, Invoice, Payment, PaymentMethod, ReceivedBy, TxKind
+from clients.journal import Account, Invoice, JournalEntry, Payment, PaymentMethod, ReceivedBy, TxKind
 from clients.ledger_common import (
     MAX_FUTURE_DAYS,
     BatchRejected,
@@ -389,6 +390,8 @@ def _record_payment_pg(session: Session, client: Client, data: dict[str, Any], v
     payment = session.scalars(_RECORD_PAYMENT_PG, params).one_or_none()
     if payment is None:  # unknown debtor, or the reference / key was used before (perhaps by a concurrent twin)
         return _replay_or_refuse(session, client, values)
+    if not month_totals.kept_by_trigger(session):
+        month_totals.add_posted(session, client.id, JournalEntry.__table__.c.payment_id == payment.id)
     payments_posted.send(session, client_id=client.id, debtor_ids=[payment.debtor_id])
     return PaymentResult(payment, replayed=False)
 

@@ -46,12 +46,16 @@ def month_of(session: Session, column: Any, days: int = 0) -> Any:
     return sa.func.date(column, "start of month")
 
 
-def keyed_journal(session: Session, *where: Any) -> Any:
+def keyed_journal(session: Session, *where: Any, client_id: int | None = None) -> Any:
     """Journal entries (joined to their transactions as `tx`) as rows of the totals' key with sum, count and
-    last occurrence, grouped; `where` narrows the entries (by client, by posting time, ...)."""
+    last occurrence, grouped; `where` narrows the entries (by client, by posting time, ...). With `client_id`
+    every table read names that client itself (so Citus runs the statement on that client's shards alone)."""
     je, tx, inv = JournalEntry.__table__, JournalTransaction.__table__, Invoice.__table__
     rec = Account.RECEIVABLE.value
     pe, pt = je.alias("placement"), tx.alias("placement_tx")
+    one = [] if client_id is None else [t.c.client_id == client_id for t in (je, tx)]
+    one_pe = [] if client_id is None else [pe.c.client_id == client_id, pt.c.client_id == client_id]
+    one_inv = [] if client_id is None else [inv.c.client_id == client_id]
     placed = (
         sa.select(sa.func.min(month_of(session, pt.c.occurred_on)))
         .select_from(pe.join(pt, sa.and_(pt.c.client_id == pe.c.client_id, pt.c.id == pe.c.transaction_id)))
@@ -60,12 +64,13 @@ def keyed_journal(session: Session, *where: Any) -> Any:
             pe.c.invoice_id == je.c.invoice_id,
             pe.c.account == rec,
             pt.c.kind == TxKind.INVOICE.value,
+            *one_pe,
         )
         .scalar_subquery()
     )
     due = (
         sa.select(month_of(session, inv.c.due_date, days=1))
-        .where(inv.c.client_id == je.c.client_id, inv.c.id == je.c.invoice_id)
+        .where(inv.c.client_id == je.c.client_id, inv.c.id == je.c.invoice_id, *one_inv)
         .scalar_subquery()
     )
     per_entry = (
@@ -85,6 +90,7 @@ def keyed_journal(session: Session, *where: Any) -> Any:
             je.c.account.in_([a.value for a in TOTALLED_ACCOUNTS]),
             sa.or_(je.c.account != Account.SALES.value, je.c.credit_note_id.is_not(None)),
             *where,
+            *one,
         )
         .subquery("per_entry")
     )
@@ -114,6 +120,25 @@ def grouped_totals(*where: Any) -> Any:
 
 
 _COLUMNS = ["client_id", *KEY, "amount_minor", "entries", "last_occurred_on"]
+
+
+def kept_by_trigger(session: Session) -> bool:
+    """Whether the database's trigger keeps the totals as entries are inserted (SQLite and PostgreSQL). On Citus
+    the trigger is dropped by `flask db distribute` (on a shard it cannot read the other tables it needs), and
+    the posting statements add the totals themselves (`add_posted`)."""
+    return not session.connection().connection.info.get("citus")
+
+
+def add_posted(session: Session, client_id: int, *where: Any) -> None:
+    """Add the totals of the client's entries just inserted (`where` picks them: by transaction or payment), as
+    the trigger does: one row per key, folded later by `compact`. Only where the trigger does not
+    (`kept_by_trigger`)."""
+    t = JournalMonthTotal.__table__
+    # read, then insert: Citus runs each on the client's shards, where an INSERT ... SELECT with these subqueries
+    # would be pulled to the coordinator and copied back (refused under row-level security)
+    rows = [dict(r._mapping) for r in session.execute(keyed_journal(session, *where, client_id=client_id))]
+    if rows:
+        session.execute(sa.insert(t), rows)
 
 
 def rebuild(session: Session, client_ids: Iterable[int]) -> None:

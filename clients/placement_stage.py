@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from clients import month_totals
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, TxKind
 from clients.ledger import RowError
 from clients.models import Client, Debtor, language_for_country
@@ -377,6 +378,10 @@ class Stage:
                         .select_from(with_debtor)
                         .where(in_chunk),
                     )
+                )
+            if not month_totals.kept_by_trigger(self.session):
+                month_totals.add_posted(
+                    self.session, self.client_id, entry_t.c.transaction_id.in_(sa.select(tx_id).where(in_chunk))
                 )
             yield posted
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, inspect, update
 from sqlalchemy.orm import Mapper, Session
 
+from clients import month_totals
 from clients.journal import Account, CreditNote, Invoice, JournalEntry, JournalTransaction, Payment
 from provider.core import audit
 from provider.core.clock import now_utc
@@ -116,6 +117,8 @@ def post_many(
         for line in lines
     ]
     session.execute(_INSERT_ENTRIES, rows)
+    if not month_totals.kept_by_trigger(session):
+        month_totals.add_posted(session, client_id, JournalEntry.__table__.c.transaction_id.in_(ids))
     return ids
 
 

@@ -127,23 +127,6 @@ def test_client_keyed_tables_generate_ids_load_by_id_and_keep_clients_apart(
         assert "select" not in policy.lower()
 
 
-def test_no_tenant_policy_reads_through_a_subquery(database: Any) -> None:
-    """Every row-level security policy compares the tenant column with the settings in place (migration 0039 for
-    the tables made before 0020): a sharding engine such as Citus refuses policies with subqueries."""
-    if database.backend != "postgresql":
-        pytest.skip("row-level security is PostgreSQL's")
-    owner = sa.create_engine(database.owner_url, poolclass=sa.NullPool)
-    try:
-        with owner.connect() as conn:
-            policies = conn.execute(sa.text("SELECT tablename, qual, with_check FROM pg_policies")).all()
-    finally:
-        owner.dispose()
-    tables = {p.tablename for p in policies}
-    assert {"clients", "debtors", "invoices", "journal_entries", "work_items", "agency_entries"} <= tables
-    with_subquery = sorted(p.tablename for p in policies if "SELECT" in f"{p.qual} {p.with_check}".upper())
-    assert with_subquery == []
-
-
 def test_every_key_of_a_client_owned_table_includes_client_id(database: Any) -> None:
     """What a sharding engine needs of every table whose rows always belong to a client (DESIGN §6; migration 0040
     for the tables made before 0020): `client_id` in its primary key and in each unique key, and in each foreign key
