@@ -11,6 +11,8 @@ from flask import current_app, jsonify, render_template
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
 from provider.api.glossary import describe
 from provider.api.idempotency import HEADER, REPLAY_HEADER
+from provider.api.spec_examples import add_examples
+from provider.api.spec_shapes import mark_access, share_pagination
 from provider.api.webhook_docs import add_webhooks
 
 PROBLEM_SCHEMA = {
@@ -50,7 +52,7 @@ RATE_HEADERS = {
 }
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
 ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the representation's version, for `If-Match`"}}
-WITH_ETAG = {"get_debtor", "create_debtor", "update_debtor"}
+WITH_ETAG = {"get_debtor", "create_debtor", "update_debtor", "get_invoice", "update_invoice"}
 ERRORS = {
     400: "bad request (a staff token without X-Client-Id)",
     401: "missing, unknown or revoked token",
@@ -169,7 +171,8 @@ def build_spec() -> dict[str, Any]:
     _link_created(paths)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return add_webhooks(describe(_outputs_required(spec.to_dict())))
+    document = share_pagination(mark_access(describe(_outputs_required(spec.to_dict()))))
+    return add_examples(add_webhooks(document))
 
 
 def _link_created(paths: dict[str, dict[str, Any]]) -> None:
