@@ -326,6 +326,19 @@ class InvoiceIn(Schema):
             raise ValidationError("the due date is before the issue date", field_name="due_date")
 
 
+class InvoicePatch(Schema):
+    """What the client's ERP may change on a placed invoice; only the fields sent change. Amounts change only
+    through the ledger (credit notes, write-offs, reversals), and the number is the placement's key."""
+
+    class Meta:
+        unknown = RAISE
+
+    due_date = Day(
+        metadata={"description": "renegotiated terms: not before the issue date; refused once the invoice is settled"}
+    )
+    po_reference = Text(validate=validate.Length(max=64), metadata={"description": "the debtor's purchase order"})
+
+
 class InvoiceBatchIn(Schema):
     class Meta:
         unknown = RAISE
