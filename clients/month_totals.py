@@ -17,7 +17,7 @@ feeding the `INSERT`), so rows that concurrent postings commit meanwhile are nei
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -185,3 +185,50 @@ def compact_month_totals_job(client_id: int) -> str:
         compact(db.session, client_id)
         db.session.flush()
     return "compacted"
+
+
+def move_due_month(session: Session, client_id: int, currency: str, old_due: date, new_due: date) -> None:
+    """An invoice's due date changed (already flushed) from `old_due` to `new_due`: its receivable entries now
+    belong under another due month. The totals of the two due months (this client, currency, the receivable
+    account) are recomputed from the journal: on PostgreSQL in one statement (the rows deleted and the journal
+    read share one snapshot, so an entry a concurrent posting commits meanwhile is counted exactly once, by its
+    own trigger's row or by this recomputation); on SQLite, one writer at a time, in two."""
+    months = {_due_month(old_due), _due_month(new_due)}
+    if len(months) == 1:
+        return
+    t, je, inv = JournalMonthTotal.__table__, JournalEntry.__table__, Invoice.__table__
+    first, last = min(months), max(months)
+    due_in_range = sa.select(inv.c.id).where(
+        inv.c.client_id == client_id,
+        inv.c.due_date >= first - timedelta(days=1),
+        inv.c.due_date < _next_month(last) - timedelta(days=1),
+    )
+    keyed = keyed_journal(
+        session,
+        je.c.client_id == client_id,
+        je.c.account == Account.RECEIVABLE.value,
+        je.c.currency == currency,
+        je.c.invoice_id.in_(due_in_range),
+    ).subquery("keyed")
+    recomputed = sa.select(*(keyed.c[c] for c in _COLUMNS)).where(keyed.c.due_month.in_(sorted(months)))
+    stale = sa.and_(
+        t.c.client_id == client_id,
+        t.c.account == Account.RECEIVABLE.value,
+        t.c.currency == currency,
+        t.c.due_month.in_(sorted(months)),
+    )
+    if _pg(session):
+        gone = sa.delete(t).where(stale).returning(t.c.id).cte("gone")
+        session.execute(sa.insert(t).from_select(_COLUMNS, recomputed).add_cte(gone))
+        return
+    session.execute(sa.delete(t).where(stale))
+    session.execute(sa.insert(t).from_select(_COLUMNS, recomputed))
+
+
+def _due_month(due: date) -> date:
+    """The due month the totals key receivables by: the month of the day after the due date (see keyed_journal)."""
+    return (due + timedelta(days=1)).replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)

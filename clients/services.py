@@ -25,6 +25,7 @@ from clients.ledger import (  # the ledger verbs live in clients/ledger.py; this
     write_off,
 )
 from clients.models import Client, ContactKind, Debtor, DebtorContact, language_for_country
+from clients.month_totals import move_due_month
 from provider.core import audit
 from provider.core.errors import ServiceError
 
@@ -144,7 +145,8 @@ def update_invoice_details(session: Session, invoice: Invoice, data: dict[str, A
     reference. Amounts, currency, debtor, dates of issue and the number never change here: money moves only
     through journal transactions (credit notes, write-offs, reversals; DESIGN §3), and the number is the
     placement's idempotency key. Refused (nothing written): a due date before the issue date, and a new due
-    date on a settled invoice (its lateness is history the KPIs have read). Audited when something changed."""
+    date on a settled invoice (its lateness is history the KPIs have read). The journal's monthly totals, keyed
+    by due month, follow the new due date. Audited when something changed."""
     before = audit.snapshot(invoice, INVOICE_DETAILS)
     due = data.get("due_date", invoice.due_date)
     if due != invoice.due_date:
@@ -152,7 +154,9 @@ def update_invoice_details(session: Session, invoice: Invoice, data: dict[str, A
             raise ServiceError(f"the due date is before the issue date ({invoice.issue_date})", field="due_date")
         if invoice.open_minor == 0:
             raise ServiceError("invoice is settled: its due date can no longer change", field="due_date")
-        invoice.due_date = due
+        old_due, invoice.due_date = invoice.due_date, due
+        session.flush()
+        move_due_month(session, invoice.client_id, invoice.currency, old_due, due)
     if "po_reference" in data:
         invoice.po_reference = data["po_reference"]
     session.flush()
