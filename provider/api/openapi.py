@@ -75,7 +75,12 @@ token names the client with `X-Client-Id`. Read tokens cannot write (403).
 **Money**: `amount_minor` is an integer in the currency's minor unit (cents; yen; fils) and `currency` an ISO 4217
 code; responses add `amount`, the same value as a decimal string with the currency's exponent.
 
-**Lists**: `?limit=` (1-200), `?sort=field` or `-field`, `?cursor=` from the previous page's `next_cursor`.
+**Lists**: `?limit=` (1-200), `?sort=field` or `-field`, `?cursor=` from the previous page's `next_cursor`; every
+page is `{"data": [...], "next_cursor": ...}` (the shared `Pagination` component and a typed `data`).
+`?updated_since=` on every list is the change feed (every resource has a non-null `updated_at`).
+
+**Updates**: `PATCH` debtors and invoices (due date, PO reference; never amounts: money moves only through the
+ledger) with `If-Match: <ETag>` from a GET; a changed object answers 412.
 
 **Errors**: `application/problem+json` with `type`, `title`, `status`, `detail` and per-field `errors`.
 
@@ -83,6 +88,9 @@ code; responses add `amount`, the same value as a decimal string with the curren
 `Idempotent-Replayed: true`; the same key with another body is a 422; while the first is running, a 409.
 
 **Webhooks**: signed `X-AR-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+
+**Events**: the webhook outbox, not a history of everything: an event is recorded only when an active endpoint
+subscribed to its type at the moment it happened. For a complete sync use the lists' `updated_since`.
 """
 
 

@@ -101,8 +101,8 @@ def decimal_amount(minor: int, currency: str) -> str:
 
 
 class UpdatedAt(fields.DateTime):
-    """`updated_at`: when the object last changed; for a row written before it was kept (or by a raw bulk path
-    that did not set it), its creation time."""
+    """`updated_at`: when the object last changed. The columns are NOT NULL with a server default (0034); the
+    fallback to the creation time only serves objects without the column (webhook endpoints)."""
 
     def __init__(self, *fallbacks: str, **kw: Any) -> None:
         metadata = {"description": "when it last changed (`updated_since` and `sort=updated_at` use it)"}

@@ -122,3 +122,10 @@ def test_read_only_and_write_only_where_true(document: dict[str, Any]) -> None:
 def test_the_served_document_is_the_one_checked(client: FlaskClient, db_session: Any, document: Any) -> None:
     served = client.get("/api/v1/openapi.json").get_json()
     assert served["paths"]["/invoices"]["post"]["requestBody"] == document["paths"]["/invoices"]["post"]["requestBody"]
+
+
+def test_the_events_say_when_they_exist(document: dict[str, Any]) -> None:
+    """Events are the webhook outbox: recorded only for a type an active endpoint subscribed to at the time."""
+    assert "subscribed" in document["paths"]["/events"]["get"]["description"]
+    assert "updated_since" in document["paths"]["/events"]["get"]["description"]
+    assert "subscribed to its type at the moment it happened" in document["info"]["description"]
