@@ -130,6 +130,7 @@ def compact(session: Session, client_id: int) -> None:
     """Fold the client's rows into one per key; the sums stay the same (see the module's docstring)."""
     t = JournalMonthTotal.__table__
     if _pg(session):
+        rewriting(session, client_id)
         gone = sa.delete(t).where(t.c.client_id == client_id).returning(*(t.c[c] for c in _COLUMNS)).cte("gone")
         key = [gone.c.client_id, *(gone.c[k] for k in KEY)]
         folded = sa.select(
@@ -218,6 +219,7 @@ def move_due_month(session: Session, client_id: int, currency: str, old_due: dat
         t.c.due_month.in_(sorted(months)),
     )
     if _pg(session):
+        rewriting(session, client_id)
         gone = sa.delete(t).where(stale).returning(t.c.id).cte("gone")
         session.execute(sa.insert(t).from_select(_COLUMNS, recomputed).add_cte(gone))
         return
@@ -232,3 +234,15 @@ def _due_month(due: date) -> date:
 
 def _next_month(month: date) -> date:
     return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+REWRITE_LOCK = 20251  # the advisory lock's namespace (provider.books.posting uses 20250)
+
+
+def rewriting(session: Session, client_id: int) -> None:
+    """PostgreSQL: serialise the statements that delete and re-insert a client's totals (`compact`,
+    `move_due_month`) for the rest of the transaction. Without it, one that waited on rows the other deleted would
+    not see the rows the other inserted and would count them again. Postings only insert, so they never wait."""
+    session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:ns, CAST(:c AS integer))"), {"ns": REWRITE_LOCK, "c": client_id}
+    )
