@@ -129,3 +129,11 @@ def test_the_events_say_when_they_exist(document: dict[str, Any]) -> None:
     assert "subscribed" in document["paths"]["/events"]["get"]["description"]
     assert "updated_since" in document["paths"]["/events"]["get"]["description"]
     assert "subscribed to its type at the moment it happened" in document["info"]["description"]
+
+
+def test_the_docs_page_shows_pages_examples_and_access(client: FlaskClient, db_session: Any) -> None:
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "all of <code>Pagination</code>" in html  # a typed page shows its shared envelope and its data
+    assert "INV-2026-0042" in html and "read-only" in html and "write-only" in html
