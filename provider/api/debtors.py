@@ -148,6 +148,7 @@ def update_debtor(debtor_id: int) -> Any:
     otherwise 412 and nothing is written. Audited; `updated_at` moves."""
     debtor = load(Debtor, debtor_id)
     data = parse_body(s.DebtorPatch())
+    db.session.refresh(debtor, with_for_update=True)  # PostgreSQL: two PATCHes with one ETag cannot both pass
     require_match(dump_debtors([debtor])[0], "debtor")
     if "external_ref" in data and data["external_ref"] != debtor.external_ref:
         _refuse_taken_ref(data["external_ref"], but=debtor.id)

@@ -36,6 +36,7 @@ def update_invoice(invoice_id: int) -> Any:
     `updated_at` moves."""
     invoice = load(Invoice, invoice_id)
     data = parse_body(s.InvoicePatch())
+    db.session.refresh(invoice, with_for_update=True)  # PostgreSQL: two PATCHes with one ETag cannot both pass
     require_match(INVOICE_OUT.dump(invoice), "invoice")
     services.update_invoice_details(db.session, invoice, data)
     return with_etag(INVOICE_OUT.dump(invoice))
