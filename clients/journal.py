@@ -143,7 +143,8 @@ class Invoice(ClientOwned, db.Model):
     on_hold: Mapped[bool] = mapped_column(default=False)
     placed_at: Mapped[created_at]
     # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+    # NOT NULL; the server default (now, 0034) covers rows written by raw SQL
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
     client_id: Mapped[int] = client_id_without_fk()  # last, where the mixin puts it
 
     debtor = relationship("Debtor", viewonly=True)
@@ -181,7 +182,8 @@ class Payment(ClientOwned, db.Model):
     reference: Mapped[str] = mapped_column(String(140), default="")
     recorded_at: Mapped[created_at]
     # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+    # NOT NULL; the server default (now, 0034) covers rows written by raw SQL
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 class CreditNote(ClientOwned, db.Model):
@@ -207,7 +209,8 @@ class CreditNote(ClientOwned, db.Model):
     reason: Mapped[str] = mapped_column(String(200), default="")
     recorded_at: Mapped[created_at]
     # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+    # NOT NULL; the server default (now, 0034) covers rows written by raw SQL
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 @register_append_only

@@ -17,7 +17,7 @@ feeding the `INSERT`), so rows that concurrent postings commit meanwhile are nei
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -155,6 +155,7 @@ def compact(session: Session, client_id: int) -> None:
     """Fold the client's rows into one per key; the sums stay the same (see the module's docstring)."""
     t = JournalMonthTotal.__table__
     if _pg(session):
+        rewriting(session, client_id)
         gone = sa.delete(t).where(t.c.client_id == client_id).returning(*(t.c[c] for c in _COLUMNS)).cte("gone")
         key = [gone.c.client_id, *(gone.c[k] for k in KEY)]
         folded = sa.select(
@@ -210,3 +211,63 @@ def compact_month_totals_job(client_id: int) -> str:
         compact(db.session, client_id)
         db.session.flush()
     return "compacted"
+
+
+def move_due_month(session: Session, client_id: int, currency: str, old_due: date, new_due: date) -> None:
+    """An invoice's due date changed (already flushed) from `old_due` to `new_due`: its receivable entries now
+    belong under another due month. The totals of the two due months (this client, currency, the receivable
+    account) are recomputed from the journal: on PostgreSQL in one statement (the rows deleted and the journal
+    read share one snapshot, so an entry a concurrent posting commits meanwhile is counted exactly once, by its
+    own trigger's row or by this recomputation); on SQLite, one writer at a time, in two."""
+    months = {_due_month(old_due), _due_month(new_due)}
+    if len(months) == 1:
+        return
+    t, je, inv = JournalMonthTotal.__table__, JournalEntry.__table__, Invoice.__table__
+    first, last = min(months), max(months)
+    due_in_range = sa.select(inv.c.id).where(
+        inv.c.client_id == client_id,
+        inv.c.due_date >= first - timedelta(days=1),
+        inv.c.due_date < _next_month(last) - timedelta(days=1),
+    )
+    keyed = keyed_journal(
+        session,
+        je.c.client_id == client_id,
+        je.c.account == Account.RECEIVABLE.value,
+        je.c.currency == currency,
+        je.c.invoice_id.in_(due_in_range),
+    ).subquery("keyed")
+    recomputed = sa.select(*(keyed.c[c] for c in _COLUMNS)).where(keyed.c.due_month.in_(sorted(months)))
+    stale = sa.and_(
+        t.c.client_id == client_id,
+        t.c.account == Account.RECEIVABLE.value,
+        t.c.currency == currency,
+        t.c.due_month.in_(sorted(months)),
+    )
+    if _pg(session):
+        rewriting(session, client_id)
+        gone = sa.delete(t).where(stale).returning(t.c.id).cte("gone")
+        session.execute(sa.insert(t).from_select(_COLUMNS, recomputed).add_cte(gone))
+        return
+    session.execute(sa.delete(t).where(stale))
+    session.execute(sa.insert(t).from_select(_COLUMNS, recomputed))
+
+
+def _due_month(due: date) -> date:
+    """The due month the totals key receivables by: the month of the day after the due date (see keyed_journal)."""
+    return (due + timedelta(days=1)).replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+REWRITE_LOCK = 20251  # the advisory lock's namespace (provider.books.posting uses 20250)
+
+
+def rewriting(session: Session, client_id: int) -> None:
+    """PostgreSQL: serialise the statements that delete and re-insert a client's totals (`compact`,
+    `move_due_month`) for the rest of the transaction. Without it, one that waited on rows the other deleted would
+    not see the rows the other inserted and would count them again. Postings only insert, so they never wait."""
+    session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:ns, CAST(:c AS integer))"), {"ns": REWRITE_LOCK, "c": client_id}
+    )

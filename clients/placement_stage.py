@@ -314,6 +314,7 @@ class Stage:
                         "po_reference",
                         "on_hold",
                         "placed_at",
+                        "updated_at",
                     ],
                     sa.select(
                         invoice_id,
@@ -328,6 +329,7 @@ class Stage:
                         s.amount_minor,
                         s.po_reference,
                         sa.false(),
+                        now,
                         now,
                     )
                     .select_from(with_debtor)

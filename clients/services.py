@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clients.journal import Invoice
 from clients.ledger import (  # the ledger verbs live in clients/ledger.py; this is the one place to import them
     BatchRejected,
     IdempotencyConflict,
@@ -24,6 +25,7 @@ from clients.ledger import (  # the ledger verbs live in clients/ledger.py; this
     write_off,
 )
 from clients.models import Client, ContactKind, Debtor, DebtorContact, language_for_country
+from clients.month_totals import move_due_month
 from provider.core import audit
 from provider.core.errors import ServiceError
 
@@ -46,6 +48,7 @@ __all__ = [
     "reverse",
     "update_client",
     "update_debtor",
+    "update_invoice_details",
     "write_off",
 ]
 
@@ -132,3 +135,32 @@ def update_debtor(session: Session, debtor: Debtor, data: dict[str, Any]) -> Deb
     if before != after:
         audit.record(session, "debtor.update", debtor, before=before, after=after)
     return debtor
+
+
+INVOICE_DETAILS = ("due_date", "po_reference")
+
+
+def update_invoice_details(session: Session, invoice: Invoice, data: dict[str, Any]) -> Invoice:
+    """Change what the client's ERP owns on an invoice: its due date (renegotiated terms) and its purchase-order
+    reference. Amounts, currency, debtor, dates of issue and the number never change here: money moves only
+    through journal transactions (credit notes, write-offs, reversals; DESIGN §3), and the number is the
+    placement's idempotency key. Refused (nothing written): a due date before the issue date, and a new due
+    date on a settled invoice (its lateness is history the KPIs have read). The journal's monthly totals, keyed
+    by due month, follow the new due date. Audited when something changed."""
+    before = audit.snapshot(invoice, INVOICE_DETAILS)
+    due = data.get("due_date", invoice.due_date)
+    if due != invoice.due_date:
+        if due < invoice.issue_date:
+            raise ServiceError(f"the due date is before the issue date ({invoice.issue_date})", field="due_date")
+        if invoice.open_minor == 0:
+            raise ServiceError("invoice is settled: its due date can no longer change", field="due_date")
+        old_due, invoice.due_date = invoice.due_date, due
+        session.flush()
+        move_due_month(session, invoice.client_id, invoice.currency, old_due, due)
+    if "po_reference" in data:
+        invoice.po_reference = data["po_reference"]
+    session.flush()
+    after = audit.snapshot(invoice, INVOICE_DETAILS)
+    if before != after:
+        audit.record(session, "invoice.update", invoice, before=before, after=after)
+    return invoice

@@ -297,7 +297,8 @@ class Dispute(ClientOwned, db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution: Mapped[str | None] = mapped_column(String(20))
     # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+    # NOT NULL; the server default (now, 0034) covers rows written by raw SQL
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
     resolution_note: Mapped[str] = mapped_column(String(500), default="")
     credited_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credit_note_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -373,7 +373,7 @@ def test_every_object_url_of_b_is_a_404_like_a_missing_id(
         if not rule.arguments:
             continue
         missing = {k: MISSING_ID for k in rule.arguments}
-        for method in sorted(rule.methods & {"GET", "POST"}):
+        for method in sorted(rule.methods & {"GET", "POST", "PATCH", "PUT"}):
             data = {"csrf_token": token} if method == "POST" else None
             foreign = client.open(_url(rule, world.b_objects), method=method, data=data)
             absent = client.open(_url(rule, missing), method=method, data=data)
@@ -420,7 +420,7 @@ def test_the_crawler_knows_every_id_in_every_api_rule(app: Flask, world: World) 
 def test_api_rules_with_a_session_but_no_token_are_401(app: Flask, client: FlaskClient, world: World) -> None:
     assert login(client, world.viewers["client user of A"]).status_code == 302
     for rule in _api_rules(app):
-        for method in sorted(rule.methods & {"GET", "POST"}):
+        for method in sorted(rule.methods & {"GET", "POST", "PATCH", "PUT"}):
             response = client.open(_url(rule, world.b_objects), method=method, json={})
             assert response.status_code == 401, f"{method} {rule.rule} gave {response.status_code} to a session"
 
@@ -436,7 +436,7 @@ def test_every_api_url_of_b_is_a_404_like_a_missing_id_for_a_token_of_a(
         audit_before = db.session.scalar(select(func.count()).select_from(AuditEvent))
     checked = 0
     for rule in _api_rules(app):
-        for method in sorted(rule.methods & {"GET", "POST"}):
+        for method in sorted(rule.methods & {"GET", "POST", "PATCH", "PUT"}):
             if rule.arguments:
                 missing = {k: MISSING_ID for k in rule.arguments}
                 foreign = client.open(_url(rule, world.b_objects), method=method, json={}, headers=headers)

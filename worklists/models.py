@@ -198,7 +198,8 @@ class WorkAction(ClientOwned, db.Model):
     user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
     # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+    # NOT NULL; the server default (now, 0034) covers rows written by raw SQL
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 class PaymentPlan(ClientOwned, db.Model):

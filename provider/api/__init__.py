@@ -5,7 +5,7 @@ from typing import Any
 
 def register(app: Any) -> None:
     """Register the API blueprint (CSRF-exempt: it authenticates by token) and the token/webhook pages."""
-    from provider.api import debtors, event_sources, events, forecast, openapi, views  # noqa: F401 - the modules add their routes
+    from provider.api import debtors, event_sources, events, forecast, invoices, openapi, views  # noqa: F401 - routes
     from provider.api.base import bp
     from provider.api.pages import bp as pages_bp
     from provider.api.pages import portal_bp

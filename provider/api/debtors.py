@@ -67,8 +67,18 @@ def etag_of(item: dict[str, Any]) -> str:
     return f'"{digest}"'
 
 
-def _with_etag(item: dict[str, Any], status: int = 200, **headers: str) -> Any:
+def with_etag(item: dict[str, Any], status: int = 200, **headers: str) -> Any:
     return item, status, {"ETag": etag_of(item), **headers}
+
+
+def require_match(current: dict[str, Any], what: str) -> None:
+    """`If-Match` (when sent, and not `*`) must name the current representation's ETag: otherwise 412, before
+    anything is written. A weak tag (`W/"..."`) is compared by its value."""
+    expected = request.headers.get("If-Match")
+    if expected is None or expected.strip() == "*":
+        return
+    if etag_of(current) not in {tag.strip().removeprefix("W/") for tag in expected.split(",")}:
+        raise ApiProblem(412, f"the {what} changed since you read it; read it again", kind="precondition-failed")
 
 
 @operation(
@@ -98,7 +108,7 @@ def list_debtors() -> Any:
 @operation("/debtors/{debtor_id}", "GET", summary="One debtor", tag="debtors", response=s.DebtorOut)
 def get_debtor(debtor_id: int) -> Any:
     """The answer's `ETag` is what `If-Match` of a PATCH compares with."""
-    return _with_etag(dump_debtors([load(Debtor, debtor_id)])[0])
+    return with_etag(dump_debtors([load(Debtor, debtor_id)])[0])
 
 
 @operation(
@@ -110,7 +120,7 @@ def create_debtor() -> Any:
     client = current_client()
     _refuse_taken_ref(data["external_ref"])
     debtor = services.create_debtor(db.session, client, data)
-    return _with_etag(dump_debtors([debtor])[0], 201, Location=url_for("api.get_debtor", debtor_id=debtor.id))
+    return with_etag(dump_debtors([debtor])[0], 201, Location=url_for("api.get_debtor", debtor_id=debtor.id))
 
 
 def _refuse_taken_ref(external_ref: str, but: int | None = None) -> None:
@@ -138,11 +148,8 @@ def update_debtor(debtor_id: int) -> Any:
     otherwise 412 and nothing is written. Audited; `updated_at` moves."""
     debtor = load(Debtor, debtor_id)
     data = parse_body(s.DebtorPatch())
-    expected = request.headers.get("If-Match")
-    if expected is not None and expected.strip() != "*":
-        current = etag_of(dump_debtors([debtor])[0])
-        if current not in {tag.strip().removeprefix("W/") for tag in expected.split(",")}:
-            raise ApiProblem(412, "the debtor changed since you read it; read it again", kind="precondition-failed")
+    db.session.refresh(debtor, with_for_update=True)  # PostgreSQL: two PATCHes with one ETag cannot both pass
+    require_match(dump_debtors([debtor])[0], "debtor")
     if "external_ref" in data and data["external_ref"] != debtor.external_ref:
         _refuse_taken_ref(data["external_ref"], but=debtor.id)
         before = {"external_ref": debtor.external_ref}
@@ -154,7 +161,7 @@ def update_debtor(debtor_id: int) -> Any:
             _set_primary(debtor, kind, data[kind])
     debtor.updated_at = now_utc()  # contacts are rows of their own: the debtor shows their change
     db.session.flush()
-    return _with_etag(dump_debtors([debtor])[0])
+    return with_etag(dump_debtors([debtor])[0])
 
 
 def _set_primary(debtor: Debtor, kind: str, value: str | None) -> None:

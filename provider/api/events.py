@@ -32,7 +32,9 @@ EVENT_OUT, EVENT_DETAIL_OUT, ENDPOINT_OUT = s.EventOut(), s.EventDetailOut(), s.
 @operation("/events", "GET", summary="List events", tag="events", query=s.EventQuery, response=s.page_of(s.EventOut))
 def list_events() -> Any:
     """Newest last by default (`sort=-id` for newest first); `updated_since` filters on the creation time (events
-    never change)."""
+    never change). Events are the webhook outbox, not a full history: one is recorded only when an active endpoint
+    of the client subscribed to its type at the moment it happened (subscribing later creates no past events). For
+    a complete sync, use the lists with `updated_since`."""
     args = parse_query(s.EventQuery())
     stmt = select(WebhookEvent).where(WebhookEvent.client_id == current_client().id)
     if args.get("type"):

@@ -11,6 +11,8 @@ from flask import current_app, jsonify, render_template
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
 from provider.api.glossary import describe
 from provider.api.idempotency import HEADER, REPLAY_HEADER
+from provider.api.spec_examples import add_examples
+from provider.api.spec_shapes import mark_access, share_pagination
 from provider.api.webhook_docs import add_webhooks
 
 PROBLEM_SCHEMA = {
@@ -50,7 +52,7 @@ RATE_HEADERS = {
 }
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait before retrying"}}
 ETAG = {"ETag": {"schema": {"type": "string"}, "description": "the representation's version, for `If-Match`"}}
-WITH_ETAG = {"get_debtor", "create_debtor", "update_debtor"}
+WITH_ETAG = {"get_debtor", "create_debtor", "update_debtor", "get_invoice", "update_invoice"}
 ERRORS = {
     400: "bad request (a staff token without X-Client-Id)",
     401: "missing, unknown or revoked token",
@@ -73,7 +75,12 @@ token names the client with `X-Client-Id`. Read tokens cannot write (403).
 **Money**: `amount_minor` is an integer in the currency's minor unit (cents; yen; fils) and `currency` an ISO 4217
 code; responses add `amount`, the same value as a decimal string with the currency's exponent.
 
-**Lists**: `?limit=` (1-200), `?sort=field` or `-field`, `?cursor=` from the previous page's `next_cursor`.
+**Lists**: `?limit=` (1-200), `?sort=field` or `-field`, `?cursor=` from the previous page's `next_cursor`; every
+page is `{"data": [...], "next_cursor": ...}` (the shared `Pagination` component and a typed `data`).
+`?updated_since=` on every list is the change feed (every resource has a non-null `updated_at`).
+
+**Updates**: `PATCH` debtors and invoices (due date, PO reference; never amounts: money moves only through the
+ledger) with `If-Match: <ETag>` from a GET; a changed object answers 412.
 
 **Errors**: `application/problem+json` with `type`, `title`, `status`, `detail` and per-field `errors`.
 
@@ -81,6 +88,9 @@ code; responses add `amount`, the same value as a decimal string with the curren
 `Idempotent-Replayed: true`; the same key with another body is a 422; while the first is running, a 409.
 
 **Webhooks**: signed `X-AR-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+
+**Events**: the webhook outbox, not a history of everything: an event is recorded only when an active endpoint
+subscribed to its type at the moment it happened. For a complete sync use the lists' `updated_since`.
 """
 
 
@@ -169,7 +179,8 @@ def build_spec() -> dict[str, Any]:
     _link_created(paths)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return add_webhooks(describe(_outputs_required(spec.to_dict())))
+    document = share_pagination(mark_access(describe(_outputs_required(spec.to_dict()))))
+    return add_examples(add_webhooks(document))
 
 
 def _link_created(paths: dict[str, dict[str, Any]]) -> None:

@@ -101,8 +101,8 @@ def decimal_amount(minor: int, currency: str) -> str:
 
 
 class UpdatedAt(fields.DateTime):
-    """`updated_at`: when the object last changed; for a row written before it was kept (or by a raw bulk path
-    that did not set it), its creation time."""
+    """`updated_at`: when the object last changed. The columns are NOT NULL with a server default (0034); the
+    fallback to the creation time only serves objects without the column (webhook endpoints)."""
 
     def __init__(self, *fallbacks: str, **kw: Any) -> None:
         metadata = {"description": "when it last changed (`updated_since` and `sort=updated_at` use it)"}
@@ -324,6 +324,19 @@ class InvoiceIn(Schema):
     def _dates(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("issue_date") and data.get("due_date") and data["due_date"] < data["issue_date"]:
             raise ValidationError("the due date is before the issue date", field_name="due_date")
+
+
+class InvoicePatch(Schema):
+    """What the client's ERP may change on a placed invoice; only the fields sent change. Amounts change only
+    through the ledger (credit notes, write-offs, reversals), and the number is the placement's key."""
+
+    class Meta:
+        unknown = RAISE
+
+    due_date = Day(
+        metadata={"description": "renegotiated terms: not before the issue date; refused once the invoice is settled"}
+    )
+    po_reference = Text(validate=validate.Length(max=64), metadata={"description": "the debtor's purchase order"})
 
 
 class InvoiceBatchIn(Schema):

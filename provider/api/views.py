@@ -20,6 +20,7 @@ from clients.models import Debtor
 from clients.placement_stage import place_rows
 from provider.api import schemas as s
 from provider.api.base import current_client, load, operation, parse_body, parse_query
+from provider.api.debtors import with_etag
 from provider.api.pagination import as_date, as_datetime, as_int, as_str, keyset_page, same
 from provider.api.problems import ApiProblem
 from provider.api.webhooks import emit_event
@@ -98,7 +99,8 @@ def list_invoices() -> Any:
 
 @operation("/invoices/{invoice_id}", "GET", summary="One invoice", tag="invoices", response=s.InvoiceOut)
 def get_invoice(invoice_id: int) -> Any:
-    return INVOICE_OUT.dump(load(Invoice, invoice_id))
+    """The answer's `ETag` is what `If-Match` of a PATCH compares with."""
+    return with_etag(INVOICE_OUT.dump(load(Invoice, invoice_id)))
 
 
 def _emit_placed(client_id: int, invoices: list[Invoice]) -> None:

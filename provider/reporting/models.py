@@ -86,7 +86,8 @@ class MonthlyReport(ClientOwned, db.Model):
     generated_by: Mapped[str] = mapped_column(String(254), default="")
     generated_at: Mapped[created_at]
     # when the row last changed (the API's `updated_since`); set on insert and on every UPDATE through SQLAlchemy
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
+    # NOT NULL; the server default (now, 0034) covers rows written by raw SQL
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc, onupdate=now_utc)
 
 
 class KpiSnapshot(ClientOwned, db.Model):

@@ -4,7 +4,7 @@ clients fails here.
 
 The scenario: create debtors and place invoices, list everything with paging, pay with an Idempotency-Key and
 retry it, issue a credit note, read aging, KPIs and a report's PDF, open a dispute, handle an error (a Problem),
-update a debtor with If-Match and sync incrementally (exactly the changed rows come back).
+update a debtor and an invoice with If-Match and sync incrementally (exactly the changed rows come back).
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ def test_an_erp_sync_through_the_generated_sdk(sdk: ModuleType, live: Live) -> N
     debtors_api = {
         n: _mod(sdk, f"api.debtors.{n}") for n in ("create_debtor", "list_debtors", "update_debtor", "get_debtor")
     }
-    invoices_api = {n: _mod(sdk, f"api.invoices.{n}") for n in ("place_invoice", "list_invoices")}
+    invoices_api = {
+        n: _mod(sdk, f"api.invoices.{n}") for n in ("place_invoice", "list_invoices", "get_invoice", "update_invoice")
+    }
     payments_api = {n: _mod(sdk, f"api.payments.{n}") for n in ("record_payment", "list_payments", "allocate_payment")}
     client = sdk.AuthenticatedClient(base_url=f"{live.base}/api/v1", token=live.token, raise_on_unexpected_status=True)
 
@@ -248,4 +250,24 @@ def test_an_erp_sync_through_the_generated_sdk(sdk: ModuleType, live: Live) -> N
         debtors_api["list_debtors"], client, updated_since=since, sort=_mod(sdk, "models").ListDebtorsSort("updated_at")
     )
     assert [(d.id, d.name) for d in changed] == [(created[2].id, "Renamed GmbH")]
+
+    invoice_2 = next(i for i in invoices if i.number == "INV-2")
+    since = max(i.updated_at for i in _everything(invoices_api["list_invoices"], client)) + dt.timedelta(microseconds=1)
+    read = invoices_api["get_invoice"].sync_detailed(invoice_2.id, client=client)
+    moved = invoices_api["update_invoice"].sync_detailed(
+        invoice_2.id,
+        client=client,
+        body=m.InvoicePatch(due_date=dt.date(2026, 3, 10), po_reference="PO-7781"),
+        if_match=read.headers["ETag"],
+    )
+    assert moved.status_code == 200 and moved.parsed.due_date == dt.date(2026, 3, 10)
+    assert moved.parsed.amount_minor == 100_00 and moved.headers["ETag"] != read.headers["ETag"]
+    stale = invoices_api["update_invoice"].sync_detailed(
+        invoice_2.id, client=lenient, body=m.InvoicePatch(po_reference="PO-0"), if_match=read.headers["ETag"]
+    )
+    assert stale.status_code == 412 and isinstance(stale.parsed, m.Problem)
+    changed_invoices = _everything(
+        invoices_api["list_invoices"], client, updated_since=since, sort=m.ListInvoicesSort("updated_at")
+    )
+    assert [(i.id, i.po_reference) for i in changed_invoices] == [(invoice_2.id, "PO-7781")]
     _ = json
