@@ -21,8 +21,11 @@ PROBLEM_SCHEMA = {
     "properties": {
         "type": {
             "type": "string",
-            "description": "what kind of problem: a URI ending in e.g. `validation`, `not-found`, `in-flight`, "
-            "`idempotency-mismatch`, `read-only`, `precondition-failed`, `busy`, `unsupported-media-type`",
+            "description": "what kind of problem: a URI ending in e.g. `validation` (422: the input does not match "
+            "this document), a rule's name on a 409 (`unknown-reference`, `date-rule`, `currency-mismatch`, "
+            "`amount-rule`, `field-combination`, `duplicate`, `state-conflict`, `invalid-cursor`, `url-refused`, "
+            "`ledger-rule`, `in-flight`), `not-found`, `idempotency-mismatch`, `read-only`, `precondition-failed`, "
+            "`busy`, `unsupported-media-type`",
             "example": "https://ar-ops.example/problems/validation",
         },
         "title": {"type": "string", "description": "the HTTP status in words", "example": "Unprocessable content"},
