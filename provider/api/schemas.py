@@ -309,7 +309,7 @@ class DebtorIn(DebtorSchema):
     external_ref = Text(required=True, validate=validate.Length(min=1, max=64))
     name = Text(required=True, validate=validate.Length(min=1, max=200))
     segment = Text(load_default="standard", validate=validate.Length(max=40))
-    timezone = TimeZone(load_default=None)
+    timezone = TimeZone(load_default=None)  # type: ignore[assignment]  # an enum, not the shared trimmed text
     phone = Text(
         load_default=None,
         allow_none=True,

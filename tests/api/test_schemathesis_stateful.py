@@ -32,7 +32,7 @@ from tests.factories import make_api_token, make_client, make_debtor, make_invoi
 
 # schemathesis' defaults (2xx, 3xx, 401, 403, 404, 409, 429) and 412: an If-Match that is not the current ETag
 POSITIVE_OK = ["2xx", "3xx", "401", "403", "404", "409", "412", "429"]
-SCENARIOS = 50
+SCENARIOS = 40
 STEPS = 8
 
 
