@@ -72,7 +72,10 @@ def allocate(
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise ServiceError("the amount to allocate must be positive", field="amount")
     if invoice.on_hold and not allow_held:
-        raise ServiceError(f"invoice {invoice.number} is on hold (disputed); allocate after the dispute is settled")
+        raise ServiceError(
+            f"invoice {invoice.number} is on hold (disputed); allocate after the dispute is settled",
+            kind="state-conflict",
+        )
     session.refresh(source)
     session.refresh(invoice)
     if on is not None:

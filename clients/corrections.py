@@ -218,9 +218,13 @@ def reverse(
     if transaction.client_id != client.id:
         raise ServiceError("that transaction belongs to another client")
     if transaction.kind == TxKind.REVERSAL.value:
-        raise ServiceError("a reversal cannot be reversed; post the original event again instead")
+        raise ServiceError(
+            "a reversal cannot be reversed; post the original event again instead", kind="state-conflict"
+        )
     if _reversal_of(session, client.id, transaction.id):
-        raise ServiceError(f"{_WHAT.get(transaction.kind, 'this transaction')} was already reversed")
+        raise ServiceError(
+            f"{_WHAT.get(transaction.kind, 'this transaction')} was already reversed", kind="state-conflict"
+        )
     reason = (reason or "").strip()
     if not reason:
         raise ServiceError("say why it is reversed", field="reason")

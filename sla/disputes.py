@@ -75,7 +75,9 @@ class DisputeTransitionRefused(ServiceError):
     """The dispute cannot make that move from its current status."""
 
     def __init__(self, dispute: Dispute, action: str) -> None:
-        super().__init__(f"a dispute that is {dispute.status.replace('_', ' ')} cannot be sent to {action}")
+        super().__init__(
+            f"a dispute that is {dispute.status.replace('_', ' ')} cannot be sent to {action}", kind="state-conflict"
+        )
         self.action, self.status = action, dispute.status
 
 
@@ -99,10 +101,12 @@ def open_dispute(session: Session, client: Client, debtor: Debtor, data: dict[st
         )
     )
     if not ids or len(invoices) != len(ids):
-        raise ServiceError("choose one or more invoices of this debtor", field="invoice_ids")
+        raise ServiceError("choose one or more invoices of this debtor", field="invoice_ids", kind="ledger-rule")
     currencies = {i.currency for i in invoices}
     if len(currencies) != 1:
-        raise ServiceError("the invoices of one dispute must share a currency", field="invoice_ids")
+        raise ServiceError(
+            "the invoices of one dispute must share a currency", field="invoice_ids", kind="currency-mismatch"
+        )
     amount = data.get("amount_minor")
     open_total = sum(i.open_minor for i in invoices)
     if not isinstance(amount, int) or amount <= 0:
@@ -163,7 +167,7 @@ def client_answers(session: Session, dispute: Dispute, answer: str) -> None:
     if not answer.strip():
         raise ServiceError("write an answer", field="body")
     if dispute.proposal_pending:
-        raise ServiceError("approve or reject the proposed resolution", field="body")
+        raise ServiceError("approve or reject the proposed resolution", field="body", kind="state-conflict")
     _move(session, dispute, "client_answered", answer)
     add_message(session, dispute, answer, from_client=True)
 
@@ -218,7 +222,7 @@ def describe_proposal(dispute: Dispute) -> str:
 def approve_proposal(session: Session, client: Client, dispute: Dispute, note: str = "") -> None:
     """The client accepts the proposal: it is posted exactly as the agency's `resolve` would post it."""
     if not dispute.proposal_pending:
-        raise ServiceError("there is no proposed resolution to approve")
+        raise ServiceError("there is no proposed resolution to approve", kind="state-conflict")
     outcome, amount = dispute.proposed_resolution or "", dispute.proposed_amount_minor or 0
     text = _one_line(note)
     add_message(
@@ -231,10 +235,10 @@ def approve_proposal(session: Session, client: Client, dispute: Dispute, note: s
 def reject_proposal(session: Session, dispute: Dispute, reason: str) -> None:
     """The client refuses the proposal (a reason is required): the agency investigates again, its clock resumes."""
     if not dispute.proposal_pending:
-        raise ServiceError("there is no proposed resolution to reject")
+        raise ServiceError("there is no proposed resolution to reject", kind="state-conflict")
     text = _one_line(reason)
     if not text:
-        raise ServiceError("say why you reject the proposal", field="reason")
+        raise ServiceError("say why you reject the proposal", field="reason", kind="field-combination")
     add_message(session, dispute, f"Rejected {describe_proposal(dispute)}: {text}", from_client=True)
     _clear_proposal(dispute)
     _move(session, dispute, "reject", text)
@@ -407,7 +411,7 @@ def add_message(session: Session, dispute: Dispute, body: str, *, from_client: b
     if not text:
         raise ServiceError("write a message", field="body")
     if dispute.status in (S.RESOLVED, S.WITHDRAWN):
-        raise ServiceError("the dispute is closed", field="body")
+        raise ServiceError("the dispute is closed", field="body", kind="state-conflict")
     actor = current_actor()
     message = DisputeMessage(
         client_id=dispute.client_id,

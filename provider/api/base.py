@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from clients.models import Client
 from provider.api.contention import is_lock_contention
 from provider.api.models import ApiToken
-from provider.api.problems import ApiProblem, field_errors, problem
+from provider.api.problems import ApiProblem, conflict_kind, field_errors, problem, rule_kind
 from provider.api.tokens import find_token
 from provider.core.audit import Actor, set_actor
 from provider.core.clock import now_utc
@@ -221,17 +221,22 @@ def _api_problem(exc: ApiProblem) -> Any:
 
 @bp.errorhandler(ValidationError)
 def _invalid(exc: ValidationError) -> Any:
+    """Input that does not match the published schema: 422. A schema-valid body whose only errors are rules the
+    schema cannot state (`problems.Rule`, e.g. a due date before the issue date): 409 with the rule's type."""
     db.session.rollback()
-    return problem(
-        422, "the request has invalid fields; nothing was written", kind="validation", errors=field_errors(exc.messages)
-    )
+    errors = field_errors(exc.messages)
+    kind = rule_kind(exc.messages)
+    if kind is not None:
+        return problem(409, "; ".join(m for ms in errors.values() for m in ms), kind=kind, errors=errors)
+    return problem(422, "the request has invalid fields; nothing was written", kind="validation", errors=errors)
 
 
 @bp.errorhandler(ServiceError)
 def _refused(exc: ServiceError) -> Any:
+    """A service refused a schema-valid request by a rule of the ledger: 409, its type from the rule or field."""
     db.session.rollback()
     errors = {exc.field: [str(exc)]} if exc.field else None
-    return problem(422, str(exc), kind="refused", errors=errors)
+    return problem(409, str(exc), kind=conflict_kind(exc.field, exc.kind), errors=errors)
 
 
 @bp.errorhandler(HTTPException)

@@ -129,7 +129,7 @@ def _refuse_taken_ref(external_ref: str, but: int | None = None) -> None:
     )
     if taken is not None and taken != but:
         raise ApiProblem(
-            422, "a debtor with this external reference exists", kind="validation", errors={"external_ref": ["exists"]}
+            409, "a debtor with this external reference exists", kind="duplicate", errors={"external_ref": ["exists"]}
         )
 
 

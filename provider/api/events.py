@@ -100,13 +100,15 @@ def replay_event(event_id: int) -> Any:
 
 def _active_endpoint(endpoint_id: int) -> WebhookEndpoint:
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.client_id != current_client().id or not endpoint.active:
+    if endpoint is None or endpoint.client_id != current_client().id:
         raise ApiProblem(
-            422,
-            "no such active webhook endpoint",
-            kind="validation",
-            errors={"endpoint_id": ["not an active endpoint"]},
+            409,
+            f"no such webhook endpoint: {endpoint_id}",
+            kind="unknown-reference",
+            errors={"endpoint_id": ["not an endpoint of this client"]},
         )
+    if not endpoint.active:
+        raise ApiProblem(409, "the endpoint is disabled", kind="state-conflict", errors={"endpoint_id": ["disabled"]})
     return endpoint
 
 
@@ -209,7 +211,7 @@ def send_test_event(endpoint_id: int) -> Any:
     receiver's signature verification; its delivery shows on GET /events/{id}."""
     endpoint = load(WebhookEndpoint, endpoint_id)
     if not endpoint.active:
-        raise ApiProblem(422, "the endpoint is disabled", kind="validation", errors={"endpoint_id": ["disabled"]})
+        raise ApiProblem(409, "the endpoint is disabled", kind="state-conflict", errors={"endpoint_id": ["disabled"]})
     now = now_utc()
     event = WebhookEvent(
         client_id=endpoint.client_id,

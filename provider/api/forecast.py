@@ -9,9 +9,9 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from provider.api.base import current_client, operation, parse_body, parse_query
-from provider.api.pagination import as_int, keyset_page
+from provider.api.pagination import as_datetime, as_int, keyset_page
 from provider.api.problems import ApiProblem
-from provider.api.schemas import Day, ListQuery, sort_field
+from provider.api.schemas import MAX_AMOUNT, Currency, Day, ListQuery, Whole, sort_field
 from provider.core.clock import today_utc
 from provider.extensions import db
 from provider.forecast import queries
@@ -101,7 +101,7 @@ def _views() -> list[dict[str, Any]]:
     args = parse_query(ForecastQuery())
     as_of = args.get("as_of")
     if as_of is not None and as_of > today_utc():
-        raise ApiProblem(422, "as_of cannot be in the future", kind="validation", errors={"as_of": ["in the future"]})
+        raise ApiProblem(409, "as_of cannot be in the future", kind="date-rule", errors={"as_of": ["in the future"]})
     return queries.forecast_view(db.session, current_client().id, as_of)
 
 
@@ -135,25 +135,41 @@ def list_segments() -> Any:
         "id": (DebtorBehaviour.id, as_int),
         "debtor_id": (DebtorBehaviour.debtor_id, as_int),
         "exposure_minor": (DebtorBehaviour.exposure_minor, as_int),
+        "updated_at": (DebtorBehaviour.fitted_at, as_datetime),  # a segment changes when it is fitted again
     }
+    if args.get("updated_since"):
+        stmt = stmt.where(DebtorBehaviour.fitted_at >= args["updated_since"])
     items, cursor = keyset_page(stmt, DebtorBehaviour.id, sorts, args)
     return {"data": SegmentOut().dump(items, many=True), "next_cursor": cursor}
+
+
+class GradeMonths(Schema):
+    """Months per risk grade: the grades are the only keys (the document lists them)."""
+
+    class Meta:
+        unknown = RAISE
+
+    A, B, C, D, E = (
+        fields.Float(validate=validate.Range(min=0, max=24), metadata={"description": f"months for grade {grade}"})
+        for grade in GRADES
+    )
 
 
 class CreditPolicyIn(Schema):
     class Meta:
         unknown = RAISE
 
-    currency = fields.String(required=True, validate=validate.Length(equal=3))
-    months = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(GRADES)),
-        values=fields.Float(validate=validate.Range(min=0, max=24)),
+    currency = Currency(required=True)
+    months = fields.Nested(
+        GradeMonths,
         load_default=dict,
         metadata={"description": "months of average monthly invoicing a debtor of each grade (A-E) may owe; a grade "
                   "left out keeps the standard months"},
     )  # fmt: skip
-    cap_minor = fields.Integer(
-        load_default=0, validate=validate.Range(min=0), metadata={"description": "cap in minor units; 0 = none"}
+    cap_minor = Whole(
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_AMOUNT),
+        metadata={"description": "cap in minor units; 0 = none"},
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,8 @@ HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 STALE_AFTER = timedelta(minutes=5)
 RELEASE_TRIES = 5
+KEY_REGEX = r"^[!-~]([ -~]*[!-~])?$"  # the document's pattern: visible ASCII, spaces only inside
+KEY_PATTERN = re.compile(KEY_REGEX)
 _INSERT = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
@@ -52,10 +55,10 @@ def _key() -> str | None:
     key = request.headers.get(HEADER)
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if len(key) > 255 or not KEY_PATTERN.fullmatch(key):
         raise ApiProblem(
             422,
-            "Idempotency-Key must be 1 to 255 printable characters",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (spaces only inside)",
             kind="validation",
             errors={HEADER: ["invalid"]},
         )

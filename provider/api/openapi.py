@@ -10,7 +10,8 @@ from flask import current_app, jsonify, render_template
 
 from provider.api.base import OPERATIONS, PUBLIC_MARK, bp
 from provider.api.glossary import describe
-from provider.api.idempotency import HEADER, REPLAY_HEADER
+from provider.api.idempotency import HEADER, KEY_REGEX, REPLAY_HEADER
+from provider.api.problems import CONFLICTS, PROBLEM_TYPE
 from provider.api.spec_examples import add_examples
 from provider.api.spec_shapes import mark_access, share_pagination
 from provider.api.webhook_docs import add_webhooks
@@ -22,8 +23,11 @@ PROBLEM_SCHEMA = {
     "properties": {
         "type": {
             "type": "string",
-            "description": "what kind of problem: a URI ending in e.g. `validation`, `not-found`, `in-flight`, "
-            "`idempotency-mismatch`, `read-only`, `precondition-failed`, `busy`, `unsupported-media-type`",
+            "description": "what kind of problem: a URI ending in e.g. `validation` (422: the input does not match "
+            "this document), a rule's name on a 409 (`unknown-reference`, `date-rule`, `currency-mismatch`, "
+            "`amount-rule`, `field-combination`, `duplicate`, `state-conflict`, `invalid-cursor`, `url-refused`, "
+            "`ledger-rule`, `in-flight`), `not-found`, `idempotency-mismatch`, `read-only`, `precondition-failed`, "
+            "`busy`, `unsupported-media-type`",
             "example": "https://ar-ops.example/problems/validation",
         },
         "title": {"type": "string", "description": "the HTTP status in words", "example": "Unprocessable content"},
@@ -61,11 +65,55 @@ ERRORS = {
     429: "rate limit of the token exceeded",
     503: "the database is busy (another writer holds the lock); nothing was written: retry after `Retry-After` "
     "seconds, with the same Idempotency-Key",
+    414: "the URL is longer than the server accepts (4,000 characters)",
 }
 WRITE_ERRORS = {
     403: "the token is read-only",
     409: "a request with this Idempotency-Key is still running (type `in-flight`): retry it after a moment",
+    413: "the body is larger than the server accepts",
     415: "the body is not declared JSON (Content-Type: application/json)",
+}
+LIST_CONFLICTS = ["invalid-cursor"]
+WRITE_CONFLICTS = ["ledger-rule"]
+REVERSAL = ["date-rule", "state-conflict"]
+CONFLICTS_OF = {  # the 409 types each operation can answer (besides `in-flight` on every POST)
+    "create_debtor": ["duplicate"],
+    "update_debtor": ["duplicate"],
+    "place_invoice": ["unknown-reference", "date-rule", "currency-mismatch", "duplicate"],
+    "place_invoice_batch": ["unknown-reference", "date-rule", "currency-mismatch", "duplicate", "ledger-rule"],
+    "record_payment": ["unknown-reference", "date-rule", "currency-mismatch", "duplicate"],
+    "allocate_payment": [
+        "unknown-reference",
+        "field-combination",
+        "date-rule",
+        "amount-rule",
+        "currency-mismatch",
+        "state-conflict",
+        "ledger-rule",
+    ],
+    "reverse_payment": REVERSAL,
+    "reverse_credit_note": REVERSAL,
+    "reverse_transaction": [*REVERSAL, "amount-rule"],
+    "write_off_invoice": ["date-rule", "amount-rule", "state-conflict"],
+    "issue_credit_note": ["unknown-reference", "date-rule", "currency-mismatch", "duplicate", "amount-rule"],
+    "open_dispute": ["unknown-reference", "field-combination", "currency-mismatch", "amount-rule", "ledger-rule"],
+    "add_dispute_message": ["state-conflict"],
+    "answer_dispute": ["state-conflict"],
+    "decide_proposal": ["state-conflict", "field-combination", "ledger-rule"],
+    "replay_event": ["unknown-reference", "state-conflict"],
+    "create_webhook_endpoint": ["url-refused"],
+    "send_test_event": ["state-conflict"],
+    "get_forecast": ["date-rule"],
+    "get_backtest": ["date-rule"],
+}
+IN_FLIGHT_EXAMPLE = {
+    "summary": "in-flight: a request with this Idempotency-Key is still running",
+    "value": {
+        "type": PROBLEM_TYPE + "in-flight",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "a request with this Idempotency-Key is still being processed",
+    },
 }
 DESCRIPTION = """JSON API for client businesses' ERP integrations.
 
@@ -86,6 +134,13 @@ ledger) with `If-Match: <ETag>` from a GET; a changed object answers 412.
 
 **Idempotency**: every POST accepts `Idempotency-Key`; a retry returns the stored response with
 `Idempotent-Replayed: true`; the same key with another body is a 422; while the first is running, a 409.
+
+**422 or 409**: a 422 (type `validation`) means the input does not match this document (types, formats,
+lengths, patterns, enums, required fields). Input that matches it but breaks a rule it cannot state is a
+409 Conflict whose `type` names the rule: `unknown-reference` (an id in the body that is not this client's),
+`date-rule` (e.g. a due date before the issue date, a date in the future), `currency-mismatch`, `amount-rule`
+(more than is open), `field-combination`, `duplicate`, `state-conflict` (e.g. already reversed),
+`invalid-cursor`, `url-refused`, `ledger-rule`; `errors` names the field. Nothing is written either way.
 
 **Webhooks**: signed `X-AR-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 
@@ -113,10 +168,17 @@ def _responses(op: Any) -> dict[str, Any]:
             out[str(code)] = {**ok, "description": text}
     errors = dict(ERRORS)
     if op.query or op.body:
-        errors[422] = "invalid input; per-field errors, nothing written"
+        errors[422] = "the input does not match this document (type `validation`); per-field errors, nothing written"
     if op.write:
         errors |= WRITE_ERRORS
-        errors[422] = "invalid input or refused by the ledger; per-field errors, nothing written"
+        if op.idempotent:
+            errors[422] = (
+                errors.get(422, "an invalid Idempotency-Key (type `validation`)")
+                + "; or an Idempotency-Key used before with another body (type `idempotency-mismatch`)"
+            )
+    conflict = _conflict_response(op)
+    if conflict is not None:
+        out.setdefault("409", conflict)
     for code, text in errors.items():
         headers = dict(RATE_HEADERS) | (RETRY_AFTER if code in (429, 503) else {})
         out.setdefault(
@@ -124,6 +186,33 @@ def _responses(op: Any) -> dict[str, Any]:
             {"description": text, "headers": headers, "content": {"application/problem+json": {"schema": PROBLEM}}},
         )
     return out
+
+
+def _conflict_response(op: Any) -> dict[str, Any] | None:
+    """The 409 of an operation: input that matches this document but breaks a rule it cannot state (`type` says
+    which, `errors` names the field; nothing written), and on a POST an Idempotency-Key still running."""
+    paged = op.query is not None and "cursor" in op.query._declared_fields
+    kinds = CONFLICTS_OF.get(op.endpoint) or (WRITE_CONFLICTS if op.body else LIST_CONFLICTS if paged else [])
+    if not kinds and not op.idempotent:
+        return None
+    examples: dict[str, Any] = {}
+    for kind in kinds:
+        meaning, detail, errors = CONFLICTS[kind]
+        value: dict[str, Any] = {"type": PROBLEM_TYPE + kind, "title": "Conflict", "status": 409, "detail": detail}
+        if errors:
+            value["errors"] = errors
+        examples[kind] = {"summary": f"{kind}: {meaning}", "value": value}
+    if op.idempotent:
+        examples["in-flight"] = IN_FLIGHT_EXAMPLE
+    lines = [f"- `{kind}`: {CONFLICTS[kind][0]}" for kind in kinds]
+    if op.idempotent:
+        lines.append("- `in-flight`: a request with this Idempotency-Key is still running; retry after a moment")
+    text = (
+        "Conflict: the input matches this document but a rule it cannot state refused it (nothing written); "
+        "`type` ends in one of:\n" + "\n".join(lines)
+    )
+    content = {"application/problem+json": {"schema": PROBLEM, "examples": examples}}
+    return {"description": text, "headers": dict(RATE_HEADERS), "content": content}
 
 
 def build_spec() -> dict[str, Any]:
@@ -161,7 +250,7 @@ def build_spec() -> dict[str, Any]:
                     "in": "header",
                     "name": HEADER,
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_REGEX},
                 }
             )
         item: dict[str, Any] = {

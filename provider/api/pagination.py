@@ -1,7 +1,7 @@
 """Cursor (keyset) pagination: `?limit=&sort=[-]field&cursor=`; stable under inserts, O(limit) at any depth.
 
 The cursor is an opaque base64url JSON of the sort it belongs to and the last row's (value, id); a cursor
-used with another sort is refused (422). The order is always total: the id breaks ties.
+used with another sort is refused (409 `invalid-cursor`). The order is always total: the id breaks ties.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _decode(cursor: str, sort: str, parse: Callable[[Any], Any]) -> tuple[Any, i
         return (None if data["v"] is None else parse(data["v"])), data["i"]
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ApiProblem(
-            422, "the cursor is not valid for this list and sort", kind="validation", errors={"cursor": ["invalid"]}
+            409, "the cursor is not valid for this list and sort", kind="invalid-cursor", errors={"cursor": ["invalid"]}
         ) from None
 
 

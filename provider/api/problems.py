@@ -26,6 +26,117 @@ TITLES = {
 }
 
 
+# 422 means the body does not match the published schema. A body the schema accepts that breaks a rule the schema
+# cannot state (across fields, of the ledger, an id in the body naming nothing of this client, the state of the
+# object) is a 409 Conflict with one of these types (the last part of `type`), the field named in `errors`.
+# The one exception: an Idempotency-Key reused with another body stays 422 (`idempotency-mismatch`).
+CONFLICTS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
+    "unknown-reference": (
+        "an id in the body names nothing of this client (or another client's object)",
+        "no such debtor: 4096",
+        {"debtor_id": ["not a debtor of this client"]},
+    ),
+    "date-rule": (
+        "a date breaks a rule of the ledger or of another field: in the future, before the document it follows, "
+        "a due date before the issue date",
+        "the allocation date 2026-01-05 is before invoice INV-1 was issued (2026-02-01)",
+        {"allocated_on": ["the allocation date 2026-01-05 is before invoice INV-1 was issued (2026-02-01)"]},
+    ),
+    "currency-mismatch": (
+        "the currency differs from the debtor's or the document's",
+        "cannot allocate EUR to an invoice in GBP",
+        {"currency": ["cannot allocate EUR to an invoice in GBP"]},
+    ),
+    "amount-rule": (
+        "the amount is more than is open or left to allocate, or otherwise not allowed for this object",
+        "invoice INV-1 has only €100.00 open",
+        {"amount_minor": ["invoice INV-1 has only €100.00 open"]},
+    ),
+    "field-combination": (
+        "fields that go together are missing or contradict each other",
+        "an amount or date applies to one invoice: give its invoice_id",
+        {"invoice_id": ["an amount or date applies to one invoice: give its invoice_id"]},
+    ),
+    "duplicate": (
+        "a unique reference (external_ref, number) is already used with other details",
+        "a debtor with this external reference exists",
+        {"external_ref": ["exists"]},
+    ),
+    "state-conflict": (
+        "the object's state does not allow it (already reversed, closed, disabled, no pending proposal)",
+        "this payment was already reversed",
+        {},
+    ),
+    "invalid-cursor": (
+        "the cursor was not issued for this list and sort",
+        "the cursor is not valid for this list and sort",
+        {"cursor": ["invalid"]},
+    ),
+    "url-refused": (
+        "the URL's host is not one this server may send to (resolved and checked: loopback, private, link-local, "
+        "reserved addresses are refused), or not https in production",
+        "give an https URL of a public host (at most 500 characters)",
+        {"url": ["give an https URL of a public host (at most 500 characters)"]},
+    ),
+    "ledger-rule": (
+        "another rule of the ledger refused it (named in `detail`)",
+        "the invoices of one dispute must belong to one debtor",
+        {"invoice_ids": ["the invoices of one dispute must belong to one debtor"]},
+    ),
+}
+
+
+class Rule(str):
+    """A marshmallow message for a rule the schema cannot state (raised inside `@validates_schema`): a body whose
+    only errors are rules answers 409 with the rule's `kind` instead of 422."""
+
+    kind: str
+
+    def __new__(cls, message: str, kind: str) -> Rule:
+        rule = super().__new__(cls, message)
+        rule.kind = kind
+        return rule
+
+
+def rule_kind(messages: Any) -> str | None:
+    """The kind of the rules when every message of a marshmallow error is a `Rule`; None otherwise (a 422)."""
+    kinds: list[str] = []
+
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            return all(walk(v) for v in value.values())
+        if isinstance(value, list):
+            return all(walk(v) for v in value)
+        if isinstance(value, Rule):
+            kinds.append(value.kind)
+            return True
+        return False
+
+    return kinds[0] if walk(messages) and kinds else None
+
+
+DATE_FIELDS = ("_on", "_date", "as_of")
+REFERENCES = ("debtor_id", "invoice_id", "invoice_ids", "endpoint_id", "transaction_id")
+
+
+def conflict_kind(field: str | None, kind: str | None = None) -> str:
+    """The problem type of a refusal by a rule, from the service's own `kind` or else the field it names."""
+    if kind:
+        return kind
+    name = (field or "").rsplit(".", 1)[-1]
+    if name in REFERENCES:
+        return "unknown-reference"
+    if name.endswith(DATE_FIELDS):
+        return "date-rule"
+    if name == "currency":
+        return "currency-mismatch"
+    if name in ("amount", "amount_minor"):
+        return "amount-rule"
+    if name in ("number", "external_ref"):
+        return "duplicate"
+    return "ledger-rule"
+
+
 class ApiProblem(Exception):
     """Raise inside an API view to answer with a problem+json body."""
 

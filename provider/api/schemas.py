@@ -21,8 +21,9 @@ from clients.journal import PaymentMethod, ReceivedBy
 from clients.ledger_queries import BUCKETS
 from clients.schemas import DebtorSchema
 from provider.api.models import EventType
+from provider.api.problems import Rule
 from provider.core.money import MAX_MINOR, exponent
-from provider.core.validation import Trimmed, Upper, check_currency, check_timezone
+from provider.core.validation import Trimmed, Upper, check_currency, timezone_choices
 
 MAX_AMOUNT = MAX_MINOR  # 15 digits, the cap of every file format too (provider.core.money)
 MAX_ID = 2**53  # JSON-safe integers
@@ -43,9 +44,32 @@ def _clean_text(value: str | None) -> None:
         raise ValidationError("must be valid Unicode text") from None
 
 
+NO_NUL = r"^[^\x00]*$"
+# Whitespace as Python's str.strip() sees it, spelled out (`\s` differs between regex engines: \x1c-\x1f)
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+NOT_BLANK = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"  # a character that is not whitespace (left once trimmed)
+
+
 class Text(Trimmed):
     """A trimmed string without NUL or lone surrogates (PostgreSQL refuses both); blank is "" (not None,
-    which the length validators would choke on)."""
+    which the length validators would choke on).
+
+    The document states exactly what is accepted: a pattern without NUL (and with a non-blank character when the
+    field is required or has a minimum length: blank counts as not sent), and the length limits apply to the
+    text as sent as well as trimmed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lengths = [v for v in self.validators if isinstance(v, validate.Length)]
+        self.max_sent = min((v.max for v in lengths if v.max is not None), default=None)
+        if "pattern" not in self.metadata and not any(isinstance(v, validate.Regexp) for v in self.validators):
+            non_blank = self.required or any((v.min or 0) >= 1 or (v.equal or 0) >= 1 for v in lengths)
+            self.metadata = {**self.metadata, "pattern": NOT_BLANK if non_blank else NO_NUL}
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(value, str) and self.max_sent is not None and len(value) > self.max_sent:
+            raise ValidationError(f"Longer than maximum length {self.max_sent}.")
+        return super().deserialize(value, attr, data, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -60,8 +84,21 @@ class Code(Upper):
         return text
 
 
+class Whole(fields.Integer):
+    """A JSON integer. JSON Schema's `integer` includes numbers written with a zero fraction (`42.0`): those are
+    taken as the integer (exact: every bound here is at most 2^53); other fractions, strings and booleans are not."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(strict=True, **kw)
+
+    def _validated(self, value: Any) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
 def Id(**kw: Any) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)
+    return Whole(validate=validate.Range(min=1, max=MAX_ID), **kw)
 
 
 def QueryId(**kw: Any) -> fields.Integer:
@@ -70,7 +107,7 @@ def QueryId(**kw: Any) -> fields.Integer:
 
 
 def Amount(**kw: Any) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_AMOUNT), **kw)
+    return Whole(validate=validate.Range(min=1, max=MAX_AMOUNT), **kw)
 
 
 DAY_PATTERN = r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # 1900-01-01 .. 2999-12-31
@@ -88,6 +125,21 @@ def Currency(**kw: Any) -> Code:
 
     metadata = {"enum": sorted(_minor_units()), **kw.pop("metadata", {})}
     return Code(validate=check_currency, metadata=metadata, **kw)
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> list[str]:
+    """The IANA zones offered (the back office's list: Region/City, no legacy aliases) and UTC."""
+    return sorted({*timezone_choices(), "UTC"})
+
+
+def TimeZone(**kw: Any) -> fields.String:
+    """An IANA time zone, null or "" (the client's); the document lists the zones."""
+    return fields.String(
+        allow_none=True,
+        validate=validate.OneOf(["", *zone_names()], error="not an IANA time zone (e.g. Europe/Berlin)"),
+        **kw,
+    )
 
 
 @lru_cache(maxsize=512)
@@ -127,15 +179,25 @@ class MoneyOut(Schema):
 # --- queries ----------------------------------------------------------------------------------------------
 
 
+MOMENT_PATTERN = (
+    r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"
+)
+
+
 class UtcDateTime(fields.DateTime):
-    """An ISO 8601 date-time; one without an offset is read as UTC."""
+    """An ISO 8601 date-time written with a year 1900-2999 (the document states it as a pattern; the instant may
+    then be a few hours outside those years in UTC); one without an offset is read as UTC."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(metadata={"pattern": MOMENT_PATTERN, **kw.pop("metadata", {})}, **kw)
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         moment = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST_MOMENT.year <= moment.year <= LATEST_MOMENT.year:
+            raise ValidationError("a moment between 1900 and 2999")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        if not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
-            raise ValidationError("a moment between 1900 and 2999")
         return moment.astimezone(UTC)
 
 
@@ -150,7 +212,7 @@ class ListQuery(Schema):
     )
     cursor = Text(
         load_default=None,
-        validate=validate.Length(max=500),
+        validate=[validate.Length(max=500), validate.Regexp(r"^[A-Za-z0-9_-]*$", error="not a cursor of this API")],
         metadata={"description": "the previous page's `next_cursor`, with the same `sort` and filters"},
     )
     updated_since = UtcDateTime(
@@ -244,8 +306,10 @@ class DebtorIn(DebtorSchema):
     are redeclared with `Text` because the shared `Trimmed` turns "" into None and then runs the length
     validator on None (a TypeError, i.e. a 500; reported to the owners of provider/core/validation.py)."""
 
+    external_ref = Text(required=True, validate=validate.Length(min=1, max=64))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     segment = Text(load_default="standard", validate=validate.Length(max=40))
-    timezone = Text(load_default=None, allow_none=True, validate=lambda v: v == "" or check_timezone(v) is None)
+    timezone = TimeZone(load_default=None)  # type: ignore[assignment]  # an enum, not the shared trimmed text
     phone = Text(
         load_default=None,
         allow_none=True,
@@ -282,7 +346,7 @@ class DebtorPatch(Schema):
         metadata={"description": "the ERP's reference; unique per client"},
     )
     name = Text(validate=validate.Length(min=1, max=200))
-    timezone = Text(allow_none=True, validate=lambda v: v == "" or check_timezone(v) is None)
+    timezone = TimeZone()
     segment = Text(validate=validate.Length(min=1, max=40))
     do_not_contact = fields.Boolean()
     email = fields.Email(allow_none=True, validate=validate.Length(max=300))
@@ -322,8 +386,9 @@ class InvoiceIn(Schema):
 
     @validates_schema
     def _dates(self, data: dict[str, Any], **_: Any) -> None:
+        """A rule across two fields, which JSON Schema cannot state: a 409 `date-rule` when it is the only error."""
         if data.get("issue_date") and data.get("due_date") and data["due_date"] < data["issue_date"]:
-            raise ValidationError("the due date is before the issue date", field_name="due_date")
+            raise ValidationError(Rule("the due date is before the issue date", "date-rule"), field_name="due_date")
 
 
 class InvoicePatch(Schema):
@@ -823,7 +888,14 @@ class WebhookEndpointIn(Schema):
     class Meta:
         unknown = RAISE
 
-    url = Text(required=True, validate=validate.Length(min=1, max=500), metadata={"example": "https://erp.example/ar"})
+    url = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=500),
+            validate.Regexp(r"^https?://[!-~]+$", error="an http(s) URL (https in production), in ASCII, no spaces"),
+        ],
+        metadata={"example": "https://erp.example/ar"},
+    )
     events = fields.List(
         fields.String(validate=validate.OneOf([e.value for e in EventType])),
         required=True,
@@ -862,7 +934,7 @@ class RotateSecretIn(Schema):
     class Meta:
         unknown = RAISE
 
-    overlap_hours = fields.Integer(
+    overlap_hours = Whole(
         load_default=24,
         validate=validate.Range(min=0, max=168),
         metadata={"description": "how long the old secret keeps signing beside the new one (0-168 hours)"},

@@ -22,7 +22,7 @@ from provider.api import schemas as s
 from provider.api.base import current_client, load, operation, parse_body, parse_query
 from provider.api.debtors import with_etag
 from provider.api.pagination import as_date, as_datetime, as_int, as_str, keyset_page, same
-from provider.api.problems import ApiProblem
+from provider.api.problems import ApiProblem, conflict_kind
 from provider.api.webhooks import emit_event
 from provider.core.errors import ServiceError
 from provider.extensions import db
@@ -51,16 +51,20 @@ def _rejected(exc: services.BatchRejected, prefix: str = "") -> ApiProblem:
     for e in exc.errors:
         field = "amount_minor" if e.field == "amount" else ("debtor_id" if e.field == "debtor" else e.field)
         errors.setdefault(f"{prefix}{e.row - 1}.{field}" if prefix else field, []).append(e.message)
-    return ApiProblem(422, str(exc), kind="validation", errors=errors)
+    kinds = {conflict_kind(name) for name in errors}
+    return ApiProblem(409, str(exc), kind=kinds.pop() if len(kinds) == 1 else "ledger-rule", errors=errors)
 
 
 def own_debtor(debtor_id: int, field: str = "debtor_id") -> Debtor:
-    """The body's debtor, of the token's client: otherwise the same 422 (type `validation`, the field named) on
-    every operation that takes a debtor in its body (payments, invoices, credit notes, disputes)."""
+    """The body's debtor, of the token's client: otherwise the same 409 (type `unknown-reference`, the field
+    named) on every operation that takes a debtor in its body (payments, invoices, credit notes, disputes)."""
     debtor = db.session.get(Debtor, debtor_id)
     if debtor is None or debtor.client_id != current_client().id:
         raise ApiProblem(
-            422, f"no such debtor: {debtor_id}", kind="validation", errors={field: ["not a debtor of this client"]}
+            409,
+            f"no such debtor: {debtor_id}",
+            kind="unknown-reference",
+            errors={field: ["not a debtor of this client"]},
         )
     return debtor
 
@@ -162,7 +166,7 @@ def _emit_placed_rows(client_id: int, placed: list[tuple[int, dict[str, Any]]]) 
 )
 def place_invoice() -> Any:
     """Idempotent on the invoice number: the same invoice again answers 200 with the existing one; the same
-    number with other details is a 422."""
+    number with other details is a 409 (`duplicate`)."""
     row = parse_body(s.InvoiceIn())
     client = current_client()
     own_debtor(row["debtor_id"])
@@ -269,24 +273,23 @@ def record_payment() -> Any:
 def allocate_payment(payment_id: int) -> Any:
     """With `invoice_id` and `amount_minor`: that amount to that invoice, dated `allocated_on` or by default
     the payment's receipt date (the invoice's issue date if later), as automatic matching dates it. Without:
-    what is left goes to the invoices the payment's reference names, then oldest due first. 422 naming the
+    what is left goes to the invoices the payment's reference names, then oldest due first. 409 naming the
     field when the date is before the receipt or the invoice's issue, in the future, or would overpay the
-    invoice at some date; nothing is written."""
+    invoice at some date (`date-rule`), the amount is more than is open or left (`amount-rule`), the currencies
+    differ (`currency-mismatch`) or the invoice is not this client's (`unknown-reference`); nothing is written."""
     payment = load(Payment, payment_id)
     data = parse_body(s.AllocationIn())
     client = current_client()
     if data.get("invoice_id") is None:
         if data.get("allocated_on") is not None or data.get("amount_minor") is not None:
-            raise _invalid("invoice_id", "an amount or date applies to one invoice: give its invoice_id")
+            raise _conflict("invoice_id", "an amount or date applies to one invoice: give its invoice_id")
         txs = services.auto_allocate(db.session, client, payment)
     else:
         invoice = db.session.get(Invoice, data["invoice_id"])
         if invoice is None or invoice.client_id != client.id:
-            raise ApiProblem(
-                422, "no such invoice", kind="validation", errors={"invoice_id": ["not an invoice of this client"]}
-            )
+            raise _conflict("invoice_id", f"no such invoice: {data['invoice_id']}", "unknown-reference")
         if data.get("amount_minor") is None:
-            raise ApiProblem(422, "say how much to allocate", kind="validation", errors={"amount_minor": ["required"]})
+            raise _conflict("amount_minor", "say how much to allocate to this invoice (amount_minor)")
         try:
             tx = services.allocate(db.session, client, payment, invoice, data["amount_minor"], data.get("allocated_on"))
         except ServiceError as exc:
@@ -308,8 +311,8 @@ def allocate_payment(payment_id: int) -> Any:
 def reverse_payment(payment_id: int) -> Any:
     """Posts the opposite of the payment and of every allocation of it still standing, in one database
     transaction, dated `reversed_on` (default today in the client's time zone): the invoices it paid are open
-    again. 422 naming `reversed_on` when the date is before the payment's receipt or one of its allocations, or
-    in the future; 422 when it was reversed already. Audited."""
+    again. 409 naming `reversed_on` when the date is before the payment's receipt or one of its allocations, or
+    in the future (`date-rule`); 409 when it was reversed already (`state-conflict`). Audited."""
     payment = load(Payment, payment_id)
     data = parse_body(s.ReversalIn())
     done = corrections.reverse_document(db.session, current_client(), payment, data["reason"], data.get("reversed_on"))
@@ -341,7 +344,7 @@ def reverse_transaction(transaction_id: int) -> Any:
     the future). Payments and credit notes are reversed through their own `/reversal`. Audited."""
     tx = load(JournalTransaction, transaction_id)
     if tx.kind not in (TxKind.ALLOCATION.value, TxKind.WRITE_OFF.value):
-        raise _invalid("transaction_id", "only an allocation or a write-off is reversed here")
+        raise _conflict("transaction_id", "only an allocation or a write-off is reversed here", "state-conflict")
     data = parse_body(s.ReversalIn())
     done = services.reverse(db.session, current_client(), tx, data["reason"], data.get("reversed_on"))
     return _reversal(corrections.Reversal(done, [])), 201
@@ -357,7 +360,7 @@ def reverse_transaction(transaction_id: int) -> Any:
     status=201,
 )
 def write_off_invoice(invoice_id: int) -> Any:
-    """Dated `written_off_on` (default today in the client's time zone). 422 naming the field when the date is
+    """Dated `written_off_on` (default today in the client's time zone). 409 naming the field when the date is
     before the invoice's issue date or in the future, or the amount is more than is open. Audited; reverse it
     through `/transactions/{transaction_id}/reversal`."""
     invoice = load(Invoice, invoice_id)
@@ -442,7 +445,7 @@ def get_credit_note(credit_note_id: int) -> Any:
 )
 def issue_credit_note() -> Any:
     """`issued_on` may not be in the future (client's time zone) nor, with `invoice_id`, before that invoice's
-    issue date: 422 naming the field, nothing written."""
+    issue date: 409 naming the field, nothing written."""
     data = parse_body(s.CreditNoteIn())
     own_debtor(data["debtor_id"])
     try:
@@ -582,14 +585,15 @@ def get_dispute(dispute_id: int) -> Any:
     return _dispute_detail(load(Dispute, dispute_id))
 
 
-def _invalid(field: str, message: str) -> ApiProblem:
-    return ApiProblem(422, message, kind="validation", errors={field: [message]})
+def _conflict(field: str, message: str, kind: str = "field-combination") -> ApiProblem:
+    """A schema-valid body refused by a rule the schema cannot state: 409 naming the field."""
+    return ApiProblem(409, message, kind=kind, errors={field: [message]})
 
 
 def _as_body_field(exc: ServiceError, **names: str) -> ServiceError:
     """The same refusal with its field named as in this request's body (`names` renames); the blueprint's
-    ServiceError handler answers it (422)."""
-    return ServiceError(str(exc), field=names.get(exc.field, exc.field) if exc.field else None)
+    ServiceError handler answers it (409)."""
+    return ServiceError(str(exc), field=names.get(exc.field, exc.field) if exc.field else None, kind=exc.kind)
 
 
 @operation(
@@ -616,13 +620,13 @@ def open_dispute() -> Any:
     found = {r.id for r in rows}
     if len(found) != len(ids):
         unknown = ", ".join(str(i) for i in ids if i not in found)
-        raise _invalid("invoice_ids", f"{NOT_YOURS}: {unknown}")
+        raise _conflict("invoice_ids", f"{NOT_YOURS}: {unknown}", "unknown-reference")
     debtor_ids = {r.debtor_id for r in rows}
     if len(debtor_ids) != 1:
-        raise _invalid("invoice_ids", "the invoices of one dispute must belong to one debtor")
+        raise _conflict("invoice_ids", "the invoices of one dispute must belong to one debtor", "ledger-rule")
     debtor_id = debtor_ids.pop()
     if data.get("debtor_id") is not None and data["debtor_id"] != debtor_id:
-        raise _invalid("debtor_id", "the invoices are not this debtor's")
+        raise _conflict("debtor_id", "the invoices are not this debtor's")
     debtor = load(Debtor, debtor_id)
     opening = {k: data[k] for k in ("reason", "summary", "amount_minor")} | {"invoice_ids": ids}
     try:
@@ -644,7 +648,7 @@ def open_dispute() -> Any:
     status=201,
 )
 def add_dispute_message(dispute_id: int) -> Any:
-    """A closed (resolved or withdrawn) dispute takes no more messages (422)."""
+    """A closed (resolved or withdrawn) dispute takes no more messages (409 `state-conflict`)."""
     dispute = load(Dispute, dispute_id)
     data = parse_body(s.CommentIn())
     message = dispute_service.add_message(db.session, dispute, data["body"], from_client=True)
@@ -661,7 +665,7 @@ def add_dispute_message(dispute_id: int) -> Any:
 )
 def answer_dispute(dispute_id: int) -> Any:
     """Only while the dispute waits for the client's answer (`awaiting_client`), and not while a proposed
-    resolution waits for approval (decide it through `/proposal`): 422 otherwise. The answer joins the
+    resolution waits for approval (decide it through `/proposal`): 409 `state-conflict` otherwise. The answer joins the
     conversation and the agency's resolution clock resumes."""
     dispute = load(Dispute, dispute_id)
     data = parse_body(s.CommentIn())
@@ -679,8 +683,8 @@ def answer_dispute(dispute_id: int) -> Any:
 )
 def decide_proposal(dispute_id: int) -> Any:
     """Approving posts the proposal at once (a credit note or write-off in the ledger) and resolves the
-    dispute; rejecting (with a reason) hands it back to the agency, whose resolution clock resumes. 422 when
-    no proposal is pending."""
+    dispute; rejecting (with a reason) hands it back to the agency, whose resolution clock resumes. 409
+    (`state-conflict`) when no proposal is pending; rejecting without a `note` is a 409 naming it."""
     dispute = load(Dispute, dispute_id)
     data = parse_body(s.ProposalDecisionIn())
     try:

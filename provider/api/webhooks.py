@@ -122,7 +122,9 @@ def _check_endpoint(url: str, events: list[str]) -> None:
         outbound.check_url(url, policy)
     except outbound.OutboundRefused:
         wanted = "an https URL" if policy.https_only else "an http(s) URL"
-        raise ServiceError(f"give {wanted} of a public host (at most 500 characters)", field="url") from None
+        raise ServiceError(
+            f"give {wanted} of a public host (at most 500 characters)", field="url", kind="url-refused"
+        ) from None
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if not events or unknown:
         raise ServiceError(f"choose events among {', '.join(EVENT_TYPES)}", field="events")

@@ -123,12 +123,14 @@ def test_dispute_lists_page_with_cursors_and_sort(client: FlaskClient, db_sessio
     by_id = [d["id"] for d in get(client, token, "/disputes?sort=-id").get_json()["data"]]
     assert by_id == sorted(ids, reverse=True)
     first = get(client, token, "/disputes?limit=2").get_json()["next_cursor"]
-    assert get(client, token, f"/disputes?sort=opened_at&cursor={first}").status_code == 422
+    other_sort = get(client, token, f"/disputes?sort=opened_at&cursor={first}")  # schema-valid, issued for another sort
+    assert other_sort.status_code == 409 and other_sort.get_json()["type"].endswith("/invalid-cursor")
     bad = get(client, token, "/disputes?status=lost&sort=reason")
     assert bad.status_code == 422 and {"status", "sort"} <= set(bad.get_json()["errors"])
 
 
-def test_bad_dispute_input_is_a_422_problem_and_writes_nothing(client: FlaskClient, db_session: Any) -> None:
+def test_bad_dispute_input_is_a_422_or_409_problem_and_writes_nothing(client: FlaskClient, db_session: Any) -> None:
+    """A body that does not match the schema is a 422; a schema-valid body refused by a rule is a 409 naming it."""
     acme, other = make_client(), make_client(name="Other Co")
     debtor, second = make_debtor(acme), make_debtor(acme)
     invoice = make_invoice(acme, debtor, "X-1", 100_00)
@@ -139,11 +141,12 @@ def test_bad_dispute_input_is_a_422_problem_and_writes_nothing(client: FlaskClie
     token = make_api_token(acme)
     before = _count(Dispute), _count(DisputeMessage), _count(AuditEvent)
 
-    def refused(body: Any, *fields: str) -> dict[str, Any]:
+    def refused(body: Any, *fields: str, rule: str | None = None) -> dict[str, Any]:
         response = post(client, token, "/disputes", body)
-        assert response.status_code == 422, (body, response.get_json())
+        assert response.status_code == (409 if rule else 422), (body, response.get_json())
         assert response.mimetype == "application/problem+json"
         problem = response.get_json()
+        assert problem["type"].endswith(f"/{rule or 'validation'}"), problem
         assert set(fields) <= set(problem["errors"]), problem
         return problem
 
@@ -151,17 +154,17 @@ def test_bad_dispute_input_is_a_422_problem_and_writes_nothing(client: FlaskClie
     refused(_body(debtor.id, [], 0, reason="too expensive", summary="x" * 301), "reason", "amount_minor", "invoice_ids")
     refused(_body(debtor.id, [invoice.id], 1.5, extra=1), "amount_minor", "extra")
     refused({**_body(debtor.id, [invoice.id], 10_00), "invoice_ids": ["a"]}, "invoice_ids.0")
-    too_much = refused(_body(debtor.id, [invoice.id], 100_01), "amount_minor")
+    too_much = refused(_body(debtor.id, [invoice.id], 100_01), "amount_minor", rule="amount-rule")
     assert "100.00" in too_much["errors"]["amount_minor"][0]
-    foreign_one = refused(_body(None, [foreign.id], 10_00), "invoice_ids")
-    missing_one = refused(_body(None, [MISSING], 10_00), "invoice_ids")
+    foreign_one = refused(_body(None, [foreign.id], 10_00), "invoice_ids", rule="unknown-reference")
+    missing_one = refused(_body(None, [MISSING], 10_00), "invoice_ids", rule="unknown-reference")
     assert foreign_one["errors"]["invoice_ids"][0].replace(str(foreign.id), "N") == missing_one["errors"][
         "invoice_ids"
     ][0].replace(str(MISSING), "N")
-    refused(_body(None, [invoice.id, elsewhere.id], 10_00), "invoice_ids")
-    refused(_body(second.id, [invoice.id], 10_00), "debtor_id")
-    refused(_body(other_debtor.id, [invoice.id], 10_00), "debtor_id")
-    refused(_body(debtor.id, [invoice.id, dollars.id], 10_00), "invoice_ids")
+    refused(_body(None, [invoice.id, elsewhere.id], 10_00), "invoice_ids", rule="ledger-rule")
+    refused(_body(second.id, [invoice.id], 10_00), "debtor_id", rule="field-combination")
+    refused(_body(other_debtor.id, [invoice.id], 10_00), "debtor_id", rule="unknown-reference")
+    refused(_body(debtor.id, [invoice.id, dollars.id], 10_00), "invoice_ids", rule="currency-mismatch")
     assert post(client, token, "/disputes", None).status_code == 415  # no JSON body at all
     assert (_count(Dispute), _count(DisputeMessage), _count(AuditEvent)) == before
     assert get(client, token, f"/invoices/{invoice.id}").get_json()["on_hold"] is False
@@ -182,7 +185,8 @@ def test_a_closed_dispute_takes_no_messages_and_empty_ones_are_refused(client: F
         disputes.withdraw(db.session, db.session.merge(dispute), "paid")
         db.session.commit()
     closed = post(client, token, f"/disputes/{dispute.id}/messages", {"body": "one more thing"})
-    assert closed.status_code == 422 and "body" in closed.get_json()["errors"]
+    assert closed.status_code == 409 and "body" in closed.get_json()["errors"]
+    assert closed.get_json()["type"].endswith("/state-conflict")
     assert _count(DisputeMessage) == 0
 
 
@@ -329,7 +333,8 @@ def test_the_client_answers_the_agencys_question(client: FlaskClient, db_session
     body = answered.get_json()
     assert body["status"] == "investigating" and body["messages"][-1]["from_client"] is True
     again = post(client, token, f"/disputes/{asked}/answer", {"body": "and again"})
-    assert again.status_code == 422  # no longer waiting for the client
+    assert again.status_code == 409  # no longer waiting for the client
+    assert again.get_json()["type"].endswith("/state-conflict")
 
 
 def test_the_client_approves_or_rejects_a_proposed_resolution(client: FlaskClient, db_session: Any) -> None:
@@ -340,11 +345,12 @@ def test_the_client_approves_or_rejects_a_proposed_resolution(client: FlaskClien
     token, reader = make_api_token(acme), make_api_token(acme, access="read")
     shown = get(client, token, f"/disputes/{first}").get_json()
     assert (shown["proposed_resolution"], shown["proposed_amount_minor"]) == ("credit_note", 30_00)
-    assert post(client, token, f"/disputes/{first}/answer", {"body": "ok"}).status_code == 422  # decide it instead
+    assert post(client, token, f"/disputes/{first}/answer", {"body": "ok"}).status_code == 409  # decide it instead
     assert post(client, reader, f"/disputes/{first}/proposal", {"decision": "approve"}).status_code == 403
     assert post(client, token, f"/disputes/{first}/proposal", {"decision": "maybe"}).status_code == 422
     no_reason = post(client, token, f"/disputes/{second}/proposal", {"decision": "reject"})
-    assert no_reason.status_code == 422 and "note" in no_reason.get_json()["errors"]
+    assert no_reason.status_code == 409 and "note" in no_reason.get_json()["errors"]
+    assert no_reason.get_json()["type"].endswith("/field-combination")
 
     approved = post(client, token, f"/disputes/{first}/proposal", {"decision": "approve", "note": "fine"})
     assert approved.status_code == 200, approved.get_json()
@@ -355,7 +361,8 @@ def test_the_client_approves_or_rejects_a_proposed_resolution(client: FlaskClien
     rejected = post(client, token, f"/disputes/{second}/proposal", {"decision": "reject", "note": "not damaged"})
     assert rejected.status_code == 200 and rejected.get_json()["status"] == "investigating"
     twice = post(client, token, f"/disputes/{second}/proposal", {"decision": "approve"})
-    assert twice.status_code == 422  # nothing pending any more
+    assert twice.status_code == 409  # nothing pending any more
+    assert twice.get_json()["type"].endswith("/state-conflict")
 
 
 def test_another_clients_dispute_cannot_be_answered_or_decided(client: FlaskClient, db_session: Any) -> None:

@@ -92,7 +92,8 @@ def test_bad_input_is_a_422_problem_with_every_field_and_writes_nothing(client: 
     ledger_refusal = post(
         client, token, "/invoices/batch", {"invoices": [invoice_body(debtor.id, "OK-1"), invoice_body(987654, "X-2")]}
     )
-    assert ledger_refusal.status_code == 422
+    assert ledger_refusal.status_code == 409  # schema-valid, but no such debtor: a conflict naming row and field
+    assert ledger_refusal.get_json()["type"].endswith("/unknown-reference")
     assert "invoices.1.debtor_id" in ledger_refusal.get_json()["errors"]
     assert (_count(Invoice), _count(AuditEvent)) == before
     assert post(client, token, "/invoices", None).status_code == 415  # no JSON body at all
@@ -123,7 +124,8 @@ def test_batch_places_all_and_lists_page_with_cursors(client: FlaskClient, db_se
     dues = [get(client, token, f"/invoices/{i}").get_json()["due_date"] for i in seen]
     assert dues == sorted(dues, reverse=True)
     other_sort = get(client, token, "/invoices?limit=7&sort=-due_date").get_json()["next_cursor"]
-    assert get(client, token, f"/invoices?sort=number&cursor={other_sort}").status_code == 422
+    assert get(client, token, f"/invoices?sort=number&cursor={other_sort}").status_code == 409  # another sort's
+    assert get(client, token, "/invoices?cursor=not%20a%20cursor").status_code == 422  # not even the pattern
     filtered = get(client, token, "/invoices?due_before=2026-02-03").get_json()["data"]
     assert filtered and all(i["due_date"] < "2026-02-03" for i in filtered)
 
@@ -138,7 +140,8 @@ def test_debtor_create_uses_the_back_office_rules(client: FlaskClient, db_sessio
     bad = post(client, token, "/debtors", {"external_ref": "ERP-2", "name": "x", "timezone": "Mars/Olympus"})
     assert bad.status_code == 422 and "timezone" in bad.get_json()["errors"]
     dup = post(client, token, "/debtors", {"external_ref": "ERP-1", "name": "Again"})
-    assert dup.status_code == 422
+    assert dup.status_code == 409 and dup.get_json()["type"].endswith("/duplicate")
+    assert dup.get_json()["errors"] == {"external_ref": ["exists"]}
     assert get(client, token, "/debtors?external_ref=ERP-1").get_json()["data"][0]["name"] == "Erp Debtor"
     assert get(client, token, f"/debtors/{created.get_json()['id']}/work-history").get_json() == {
         "data": [],

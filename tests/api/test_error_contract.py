@@ -140,8 +140,77 @@ def test_an_unknown_debtor_is_the_same_problem_everywhere(client: FlaskClient, d
             response = client.post(
                 path, json={**body, "debtor_id": debtor_id}, headers={"Authorization": f"Bearer {token}"}
             )
-            assert (response.status_code, response.mimetype) == (422, PROBLEM), path
+            assert (response.status_code, response.mimetype) == (409, PROBLEM), path  # schema-valid: a conflict
             problem = response.get_json()
             answers.append((problem["type"], sorted(problem["errors"]), problem["errors"]["debtor_id"]))
     assert len(set(map(str, answers))) == 1, answers
-    assert answers[0][0].endswith("/validation")
+    assert answers[0][0].endswith("/unknown-reference")
+
+
+# --- 422 is exactly "does not match the document"; a schema-valid body refused by a rule is a 409 -------------
+
+
+def _matches(document: dict[str, Any], schema: dict[str, Any], value: Any) -> bool:
+    """Whether `value` matches `schema` (which may $ref the document's components), as a JSON Schema validator
+    reads the published document (2020-12, what OpenAPI 3.1 uses)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator({**schema, "components": document["components"]}).is_valid(value)
+
+
+def test_422_means_exactly_that_the_input_does_not_match_the_document(client: FlaskClient, db_session: Any) -> None:
+    """For bodies and query values on both sides of each stated limit: the document accepts the value exactly when
+    the server does not answer 422; a value it accepts that breaks a rule is a 409 naming the field."""
+    from provider.api.openapi import build_spec
+
+    document = build_spec()
+    acme = make_client()
+    debtor = make_debtor(acme, external_ref="TAKEN-1")
+    token = make_api_token(acme)
+    auth = {"Authorization": f"Bearer {token}"}
+    invoice = {"number": "C-1", "issue_date": "2026-01-10", "due_date": "2026-02-10", "currency": "EUR"}
+    bodies: list[tuple[str, str, dict[str, Any], int]] = [
+        ("/debtors", "DebtorIn", {"external_ref": "D-1", "name": "\x1c"}, 422),  # blank once trimmed
+        ("/debtors", "DebtorIn", {"external_ref": "D-2", "name": "  Acme  "}, 201),
+        ("/debtors", "DebtorIn", {"external_ref": "D-3", "name": "A\x00B"}, 422),
+        ("/debtors", "DebtorIn", {"external_ref": "D-4", "name": "Acme", "timezone": "Mars/Olympus"}, 422),
+        ("/debtors", "DebtorIn", {"external_ref": "D-5", "name": "Acme", "timezone": "Etc/GMT+5"}, 422),
+        ("/debtors", "DebtorIn", {"external_ref": "D-6", "name": "Acme", "timezone": "UTC"}, 201),
+        ("/debtors", "DebtorIn", {"external_ref": "D-7", "name": "x" * 199 + "  "}, 422),  # too long as sent
+        ("/debtors", "DebtorIn", {"external_ref": "TAKEN-1", "name": "Again"}, 409),
+        ("/invoices", "InvoiceIn", {**invoice, "debtor_id": float(debtor.id), "amount_minor": 5.0}, 201),
+        ("/invoices", "InvoiceIn", {**invoice, "number": "C-2", "debtor_id": debtor.id, "amount_minor": 5.5}, 422),
+        ("/invoices", "InvoiceIn", {**invoice, "number": "C-3", "debtor_id": 2**40, "amount_minor": 5}, 409),
+        (
+            "/invoices",
+            "InvoiceIn",
+            {**invoice, "number": "C-4", "debtor_id": debtor.id, "amount_minor": 5, "due_date": "2026-01-09"},
+            409,
+        ),
+    ]
+    for path, name, body, status in bodies:
+        response = client.post(f"/api/v1{path}", json=body, headers=auth)
+        assert response.status_code == status, (body, response.get_json())
+        assert _matches(document, {"$ref": f"#/components/schemas/{name}"}, body) is (status != 422), body
+        if status == 409:
+            problem = response.get_json()
+            assert not problem["type"].endswith("/validation") and len(problem["errors"]) == 1, problem
+    parameters = {p["name"]: p["schema"] for p in document["paths"]["/invoices"]["get"]["parameters"]}
+    queries = [
+        ("updated_since", "0048-08-10T16:21:16Z", 422),
+        ("updated_since", "2999-12-31T23:00:00-05:00", 200),  # written in 2999: taken, though 3000 in UTC
+        ("cursor", "abc%21", 422),
+        ("cursor", "eyJzIjoiaWQifQ", 409),  # the alphabet of cursors, but not one this list issued
+    ]
+    for param, value, status in queries:
+        response = client.get(f"/api/v1/invoices?{param}={value}", headers=auth)
+        assert response.status_code == status, (param, value, response.get_json())
+        assert _matches(document, parameters[param], value.replace("%21", "!")) is (status != 422), (param, value)
+    key_schema = next(
+        p["schema"] for p in document["paths"]["/debtors"]["post"]["parameters"] if p["name"] == "Idempotency-Key"
+    )
+    for key, status in ((" padded", 422), ("k\x7f", 422), ("k 1", 201)):
+        body = {"external_ref": f"K-{status}-{len(key)}", "name": "Keyed"}
+        response = client.post("/api/v1/debtors", json=body, headers={**auth, "Idempotency-Key": key})
+        assert response.status_code == status, (key, response.get_json())
+        assert _matches(document, key_schema, key) is (status != 422), key

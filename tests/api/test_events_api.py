@@ -47,7 +47,8 @@ def test_register_test_and_disable_an_endpoint(client: FlaskClient, db_session: 
     assert [(d["status"], d["attempts"], d["last_status_code"]) for d in event["deliveries"]] == [("succeeded", 1, 200)]
     disabled = post(client, token, f"/webhook-endpoints/{endpoint['id']}/disable", None)
     assert disabled.status_code == 200 and disabled.get_json()["active"] is False
-    assert post(client, token, f"/webhook-endpoints/{endpoint['id']}/test", None).status_code == 422
+    disabled_test = post(client, token, f"/webhook-endpoints/{endpoint['id']}/test", None)
+    assert disabled_test.status_code == 409 and disabled_test.get_json()["type"].endswith("/state-conflict")
     listed = get(client, token, "/webhook-endpoints").get_json()["data"]
     assert [(e["id"], e["active"]) for e in listed] == [(endpoint["id"], False)]
 
@@ -74,7 +75,8 @@ def test_list_read_and_replay_events(client: FlaskClient, db_session: Any, recei
         [(first.id, "succeeded"), (second.id, "succeeded")]
     )
     bad = post(client, token, f"/events/{event['id']}/replay", {"endpoint_id": 10**9})
-    assert bad.status_code == 422 and "endpoint_id" in bad.get_json()["errors"]
+    assert bad.status_code == 409 and "endpoint_id" in bad.get_json()["errors"]
+    assert bad.get_json()["type"].endswith("/unknown-reference")
 
 
 def test_another_clients_events_and_endpoints_are_404(client: FlaskClient, db_session: Any, receiver: Receiver) -> None:

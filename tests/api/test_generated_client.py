@@ -230,7 +230,8 @@ def test_an_erp_sync_through_the_generated_sdk(sdk: ModuleType, live: Live) -> N
             amount_minor=1,
         ),
     )
-    assert refused.status_code == 422 and isinstance(refused.parsed, m.Problem)
+    assert refused.status_code == 409 and isinstance(refused.parsed, m.Problem)  # schema-valid, an unknown debtor
+    assert refused.parsed.type_.endswith("/unknown-reference")
     assert "debtor_id" in refused.parsed.errors.additional_properties
 
     read = debtors_api["get_debtor"].sync_detailed(created[2].id, client=client)

@@ -244,8 +244,9 @@ def test_every_problem_is_named_by_row_and_field_and_nothing_is_written(client: 
         invoice_body(mine.id, "OLD-1 ", 50_00),  # the same number again after trimming: twice in the batch
     ]
     refused = post(client, token, "/invoices/batch", {"invoices": ledger})
-    assert refused.status_code == 422
+    assert refused.status_code == 409  # every row matches the schema: the ledger's rules refuse them
     assert refused.mimetype == "application/problem+json"
+    assert refused.get_json()["type"].endswith("/ledger-rule")  # rows refused by several rules
     assert set(refused.get_json()["errors"]) == {
         "invoices.1.debtor_id",
         "invoices.2.number",
@@ -258,7 +259,9 @@ def test_every_problem_is_named_by_row_and_field_and_nothing_is_written(client: 
         {**invoice_body(mine.id, "NEW-5"), "due_date": "2026-01-01", "issue_date": "2026-01-02"},
         {**invoice_body(mine.id, " "), "debtor_id": True, "colour": "red"},
     ]
-    schema = post(client, token, "/invoices/batch", {"invoices": malformed}).get_json()
+    answer = post(client, token, "/invoices/batch", {"invoices": malformed})
+    assert answer.status_code == 422  # rows that do not match the schema: every problem named, the rule's too
+    schema = answer.get_json()
     assert set(schema["errors"]) == {
         "invoices.1.amount_minor",
         "invoices.1.currency",
@@ -267,6 +270,9 @@ def test_every_problem_is_named_by_row_and_field_and_nothing_is_written(client: 
         "invoices.3.debtor_id",
         "invoices.3.colour",
     }
+    dates_only = post(client, token, "/invoices/batch", {"invoices": [malformed[0], malformed[2]]})
+    assert dates_only.status_code == 409 and dates_only.get_json()["type"].endswith("/date-rule")
+    assert dates_only.get_json()["errors"] == {"invoices.1.due_date": ["the due date is before the issue date"]}
     with scoped(TenantScope.agency(), db.session):
         after = (
             db.session.scalar(select(func.count()).select_from(Invoice)),

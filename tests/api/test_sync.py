@@ -120,7 +120,8 @@ def test_patch_refuses_bad_fields_and_a_taken_reference(client: FlaskClient, db_
     token = make_api_token(acme)
     one, two = make_debtor(acme), make_debtor(acme)
     taken = patch(client, token, f"/debtors/{one.id}", {"external_ref": two.external_ref})
-    assert taken.status_code == 422 and "external_ref" in taken.get_json()["errors"]
+    assert taken.status_code == 409 and "external_ref" in taken.get_json()["errors"]
+    assert taken.get_json()["type"].endswith("/duplicate")
     bad = patch(client, token, f"/debtors/{one.id}", {"email": "not-an-address", "name": "", "colour": "red"})
     assert bad.status_code == 422 and {"email", "name", "colour"} <= set(bad.get_json()["errors"])
     assert get(client, token, f"/debtors/{one.id}").get_json()["external_ref"] == one.external_ref

@@ -2,7 +2,8 @@
 
 - Currencies are ISO 4217's current list: HUF has 2 decimals, a withdrawn code (DEM) is refused with a message.
 - A credit note, allocation or write-off cannot be dated before the invoice's issue, before the payment's
-  receipt (allocations) or in the client's future: a 422 naming the field, a form error, nothing written.
+  receipt (allocations) or in the client's future: a 409 `date-rule` naming the field (API), a form error, nothing
+  written.
 - Allocations are dated the payment's receipt however they are made, so the month-end AR is the same whoever
   matched the money (property test).
 - Reversing a payment reverses its allocations; reversals and write-offs take a date and a reason.
@@ -210,7 +211,7 @@ def _post(api: dict[str, Any], path: str, body: dict[str, Any]) -> Any:
     return post(api["http"], api["token"], path, body)
 
 
-def test_api_credit_note_dated_before_its_invoice_is_a_422_naming_the_field(api: dict[str, Any]) -> None:
+def test_api_credit_note_dated_before_its_invoice_is_a_409_naming_the_field(api: dict[str, Any]) -> None:
     body = {
         "debtor_id": api["debtor"].id,
         "number": "CN-1",
@@ -221,10 +222,11 @@ def test_api_credit_note_dated_before_its_invoice_is_a_422_naming_the_field(api:
     }
     refused = _post(api, "/credit-notes", body)
     assert (
-        refused.status_code == 422 and "before invoice A-1 was issued" in refused.get_json()["errors"]["issued_on"][0]
+        refused.status_code == 409 and "before invoice A-1 was issued" in refused.get_json()["errors"]["issued_on"][0]
     )
+    assert refused.get_json()["type"].endswith("/date-rule")
     future = _post(api, "/credit-notes", {**body, "issued_on": (TODAY + timedelta(days=2)).isoformat()})
-    assert future.status_code == 422 and "future" in future.get_json()["errors"]["issued_on"][0]
+    assert future.status_code == 409 and "future" in future.get_json()["errors"]["issued_on"][0]
     assert _count(CreditNote) == 0
     assert _post(api, "/credit-notes", {**body, "issued_on": "2026-03-01"}).status_code == 201
 
@@ -266,7 +268,8 @@ def test_api_refuses_each_misdated_event_naming_the_field_and_writes_nothing(
     extra = {"invoice_id": api["invoice"]["id"], "amount_minor": 10_00} if "allocations" in path else {"reason": "x"}
     before = _journal()
     answer = _post(api, url, {**extra, **body})
-    assert answer.status_code == 422, answer.get_json()
+    assert answer.status_code == 409, answer.get_json()  # a valid date the ledger's rules refuse
+    assert answer.get_json()["type"].endswith("/date-rule")
     assert message in " ".join(answer.get_json()["errors"][field])
     assert _journal() == before
 
@@ -274,7 +277,7 @@ def test_api_refuses_each_misdated_event_naming_the_field_and_writes_nothing(
 def test_api_allocation_with_an_invoice_id_is_dated_the_receipt(api: dict[str, Any]) -> None:
     path = f"/payments/{api['payment']['id']}/allocations"
     early = _post(api, path, {"invoice_id": api["invoice"]["id"], "amount_minor": 10_00, "allocated_on": "2026-03-01"})
-    assert early.status_code == 422 and "allocated_on" in early.get_json()["errors"]
+    assert early.status_code == 409 and "allocated_on" in early.get_json()["errors"]
     done = _post(api, path, {"invoice_id": api["invoice"]["id"], "amount_minor": 10_00})
     assert done.status_code == 201
     with _agency():
@@ -288,17 +291,17 @@ def test_api_reverses_an_allocated_payment_and_writes_off_with_a_date(api: dict[
     no_reason = _post(api, f"/payments/{pay_id}/reversal", {})
     assert no_reason.status_code == 422 and "reason" in no_reason.get_json()["errors"]
     early = _post(api, f"/payments/{pay_id}/reversal", {"reason": "bounced", "reversed_on": "2026-03-01"})
-    assert early.status_code == 422 and "reversed_on" in early.get_json()["errors"]
+    assert early.status_code == 409 and "reversed_on" in early.get_json()["errors"]
     done = _post(api, f"/payments/{pay_id}/reversal", {"reason": "bounced", "reversed_on": "2026-04-02"})
     assert done.status_code == 201, done.get_json()
     body = done.get_json()
     assert body["reversed_on"] == "2026-04-02" and len(body["allocations_reversed"]) == 1
     assert body["payment"]["unapplied_minor"] == 0
     again = _post(api, f"/payments/{pay_id}/reversal", {"reason": "twice"})
-    assert again.status_code == 422
+    assert again.status_code == 409 and again.get_json()["type"].endswith("/state-conflict")
 
     future = _post(api, f"/invoices/{inv_id}/write-offs", {"reason": "gone", "written_off_on": "2027-01-01"})
-    assert future.status_code == 422 and "written_off_on" in future.get_json()["errors"]
+    assert future.status_code == 409 and "written_off_on" in future.get_json()["errors"]
     wo = _post(api, f"/invoices/{inv_id}/write-offs", {"reason": "insolvent", "written_off_on": "2026-04-03"})
     assert wo.status_code == 201 and wo.get_json()["invoice"]["open_minor"] == 0
     assert wo.get_json()["amount_minor"] == 100_00
