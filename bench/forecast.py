@@ -68,7 +68,7 @@ def read_floor(client_ids: list[int]) -> tuple[float, float]:
     spent = [0.0, 0.0]
     for client_id in client_ids:
         with scoped(TenantScope.single(client_id), db.session):
-            raw = db.session.connection().connection.driver_connection
+            raw: Any = db.session.connection().connection.driver_connection  # psycopg's own connection, for COPY
             with raw.cursor() as cursor:
                 cursor.execute("SET LOCAL jit = off")
                 for k, sql in enumerate(FLOOR_SQL):

@@ -17,8 +17,9 @@ The 80 % interval is calibrated on this client's own past errors: the forecasts 
 whose weeks had ended by T give relative errors (actual - forecast) / forecast; their 7th and 93rd percentiles
 (a finite-sample allowance for an 80 % interval; by horizon: weeks 1-2, 3-6, 7-13; at least eight errors, else all
 horizons together) widen the expectation. For weeks 7-13 the interval reaches at least as far on each side as the
-errors' size (their 86th percentile): far weeks' errors follow the business's cycle, so their sign does not repeat. With too few past forecasts the interval comes from the spread of the
-open invoices' payments plus a quarter of the expectation.
+errors' size (their 86th percentile): far weeks' errors follow the business's cycle, so their sign does not repeat.
+With too few past forecasts the interval comes from the spread of the open invoices' payments plus a quarter of the
+expectation.
 
 The backtest compares the forecast made at each past month-end with what was then collected, week by week, with two
 naive forecasts made at the same dates: the last 13 weeks' average, and "every open invoice is paid on its due date"
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from provider.forecast.model import OFFSET, Observations, fit, observations, weekly_shares
+from provider.forecast.model import OFFSET, Observations, fit, observations, rest_shares, weekly_shares
 from provider.forecast.segments import Behaviour, behaviours
 
 WEEKS = 13
@@ -98,6 +99,9 @@ def point(h: History, t: int) -> Point:
     model = fit(obs, {d: b.segment for d, b in beh.items()})
     inv = obs.invoices[obs.invoices["open"] > 0]
     shares = weekly_shares(model, inv["debtor_id"].to_numpy(), (t - inv["due"]).to_numpy(dtype=float), WEEKS)
+    part_paid = inv["first_paid"].notna().to_numpy()
+    if model.rest is not None and part_paid.any():
+        shares[part_paid] = rest_shares(model, t - inv["first_paid"].to_numpy(dtype=float)[part_paid], WEEKS)
     opens = inv["open"].to_numpy(dtype=float)
     factor, promised = _promises(h, t, inv)
     expect = opens[:, None] * shares * factor[:, None]
@@ -193,7 +197,7 @@ def _invoicing(inv: pd.DataFrame, t: int) -> np.ndarray:
     if t - YEAR - 91 >= first:
         before = total(t - YEAR - 91, t - YEAR) / 91.0
         if before > 0:
-            around = np.array([total(t + d - YEAR - 14, t + d - YEAR + 14) / 28.0 for d in days])
+            around = np.array([total(t + d - YEAR - 14, t + d - YEAR + 14) / 28.0 for d in range(1, 7 * WEEKS + 1)])
             return around * (level / before)
     rate = np.full(len(days), level)
     if t - 182 >= first:
