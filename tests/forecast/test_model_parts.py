@@ -71,3 +71,66 @@ def test_a_forecast_reads_nothing_dated_after_its_day() -> None:
     assert np.allclose(whole.mean["EUR"], known.mean["EUR"])
     assert np.allclose(whole.var["EUR"], known.var["EUR"])
     assert np.allclose(whole.naive_average["EUR"], known.naive_average["EUR"])
+
+
+def _book(invoices: list[tuple[int, int, int, int]], payments: list[tuple[int, int, int]]) -> fc.History:
+    """invoices: (id, debtor, due, amount), issued 30 days before due; payments: (invoice id, day, amount)."""
+    debtor_of = {i: d for i, d, _due, _a in invoices}
+    inv = pd.DataFrame(
+        {
+            "id": [i for i, _d, _due, _a in invoices],
+            "debtor_id": [d for _i, d, _due, _a in invoices],
+            "currency": "EUR",
+            "issue": [due - 30 for _i, _d, due, _a in invoices],
+            "due": [due for _i, _d, due, _a in invoices],
+            "amount": [a for _i, _d, _due, a in invoices],
+        }
+    )
+    moves = pd.DataFrame(
+        {"invoice_id": [i for i, _day, _a in payments], "day": [day for _i, day, _a in payments], "cash": True,
+         "amount": [-a for _i, _day, a in payments]}
+    )  # fmt: skip
+    pays = pd.DataFrame(
+        {"debtor_id": [debtor_of[i] for i, _day, _a in payments], "currency": "EUR",
+         "day": [day for _i, day, _a in payments], "amount": [a for _i, _day, a in payments]}
+    )  # fmt: skip
+    empty = fc.empty_history()
+    return fc.History(inv, moves, pays, empty.promises, empty.disputes, sorted(set(inv["debtor_id"])))
+
+
+def test_a_debtor_whose_invoices_all_lie_far_past_its_time_is_seen_not_to_pay_before_they_mature() -> None:
+    """Forty debtors pay ten days late; debtor 99 has four invoices 60-100 days overdue (none due 150 days ago yet)
+    and never paid: its chance of paying is low already, and little of them is expected in the next weeks."""
+    invoices, payments = [], []
+    for k in range(40):
+        for j in range(3):
+            due = T - 300 + 60 * j + k
+            invoices.append((100 * k + j + 1, k + 1, due, 1000))
+            payments.append((100 * k + j + 1, due + 10, 1000))
+    invoices += [(9000 + j, 99, T - 100 + 13 * j, 1000) for j in range(4)]
+    book = _book(invoices, payments)
+    point = fc.point(book, T)
+    model = point.summary["model"]
+    assert model["debtors"] >= 40
+    obs = point.obs
+    assert obs is not None
+    from provider.forecast.model import fit
+
+    fitted = fit(obs, {d: b.segment for d, b in point.behaviours.items()})
+    assert fitted.debtor_pays.get(99, 1.0) < 0.5
+    assert point.mean["EUR"][:4].sum() < 0.5 * 4000
+
+
+def test_what_is_left_of_a_part_paid_invoice_is_timed_from_its_first_payment() -> None:
+    """In the book every invoice is paid half at 5 days late and the rest 30 days after that. Debtor 99 paid half of
+    its invoice 60 days late, 25 days ago: the rest is expected in the coming week, not never."""
+    invoices, payments = [], []
+    for k in range(30):
+        due = T - 200 + k
+        invoices.append((k + 1, k + 1, due, 1000))
+        payments += [(k + 1, due + 5, 500), (k + 1, due + 35, 500)]
+    invoices.append((99, 99, T - 85, 1000))
+    payments.append((99, T - 25, 500))
+    point = fc.point(_book(invoices, payments), T)
+    assert point.summary["model"]["part_paid_invoices"] >= 30
+    assert point.mean["EUR"][0] > 0.8 * 500
