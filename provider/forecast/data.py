@@ -17,7 +17,7 @@ import io
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Date, Integer, case, cast, func, literal, select, type_coerce
+from sqlalchemy import Date, Integer, case, cast, func, literal, select, text, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -59,6 +59,10 @@ def read_frame(session: Session, stmt: Select[Any] | Any, columns: list[str], dt
 def load_history(session: Session, client_id: int) -> History:
     """The client's history (its tenant scope must be set by the caller)."""
     dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        # these statements are short; compiling them to machine code (JIT) costs more than it saves (about 45 ms
+        # a statement on a client of 40,000 invoices); for this transaction only
+        session.execute(text("SET LOCAL jit = off"))
 
     def day(column: Any, timestamp: bool = False) -> ColumnElement[int]:
         return day_ordinal(dialect, column, timestamp)

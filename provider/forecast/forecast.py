@@ -9,14 +9,17 @@ Expected collections in a week are the sum of
     (provider.forecast.model), less what a promise of the same debtor already accounts for;
   - open promises (payment plans' instalments are promises too) times the debtor's promise-keeping rate (its own
     kept/broken record shrunk towards the client's), in the week they fall due;
-  - invoices not issued yet: the last 13 weeks' invoicing per day, due after the usual terms, paid on the book's
-    curve.
+  - invoices not issued yet: the invoicing expected on each day (the last 13 weeks' level, following last year's
+    course when there is a year of history, else half the recent trend), due after the usual terms, paid on the
+    book's curve.
 
 The 80 % interval is calibrated on this client's own past errors: the forecasts made at earlier month-ends
 whose weeks had ended by T give relative errors (actual - forecast) / forecast; their 7th and 93rd percentiles
 (a finite-sample allowance for an 80 % interval; by horizon: weeks 1-2, 3-6, 7-13; at least eight errors, else all
-horizons together) widen the expectation. With too few past forecasts the interval comes from the spread of the
-open invoices' payments plus a quarter of the expectation.
+horizons together) widen the expectation. For weeks 7-13 the interval reaches at least as far on each side as the
+errors' size (their 86th percentile): far weeks' errors follow the business's cycle, so their sign does not repeat.
+With too few past forecasts the interval comes from the spread of the open invoices' payments plus a quarter of the
+expectation.
 
 The backtest compares the forecast made at each past month-end with what was then collected, week by week, with two
 naive forecasts made at the same dates: the last 13 weeks' average, and "every open invoice is paid on its due date"
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from provider.forecast.model import OFFSET, Observations, fit, observations, weekly_shares
+from provider.forecast.model import OFFSET, Observations, fit, observations, rest_shares, weekly_shares
 from provider.forecast.segments import Behaviour, behaviours
 
 WEEKS = 13
@@ -96,6 +99,9 @@ def point(h: History, t: int) -> Point:
     model = fit(obs, {d: b.segment for d, b in beh.items()})
     inv = obs.invoices[obs.invoices["open"] > 0]
     shares = weekly_shares(model, inv["debtor_id"].to_numpy(), (t - inv["due"]).to_numpy(dtype=float), WEEKS)
+    part_paid = inv["first_paid"].notna().to_numpy()
+    if model.rest is not None and part_paid.any():
+        shares[part_paid] = rest_shares(model, t - inv["first_paid"].to_numpy(dtype=float)[part_paid], WEEKS)
     opens = inv["open"].to_numpy(dtype=float)
     factor, promised = _promises(h, t, inv)
     expect = opens[:, None] * shares * factor[:, None]
@@ -143,14 +149,14 @@ def _promises(h: History, t: int, inv: pd.DataFrame) -> tuple[np.ndarray, dict[s
 
 
 def _future(h: History, obs: Observations, model: Any, t: int, cur: str) -> np.ndarray:
-    """Collections from invoices not issued yet: the last 13 weeks' invoicing per day, the usual terms, the book's
-    curve of lateness."""
+    """Collections from invoices not issued yet: the invoicing expected on each day (`_invoicing`), the usual terms,
+    the book's curve of lateness."""
     inv = obs.invoices[(obs.invoices["currency"] == cur)]
     recent = inv[inv["issue"] > t - 91]
     out = np.zeros(WEEKS)
     if recent.empty:
         return out
-    per_day = float(recent["base"].sum()) / 91.0
+    rate = _invoicing(inv, t)
     terms = int(np.median((inv["due"] - inv["issue"]).to_numpy()))
     paid = 1.0 - model.book_raw  # share paid by (lateness + OFFSET)
     top = len(paid) - 1
@@ -162,7 +168,45 @@ def _future(h: History, obs: Observations, model: Any, t: int, cur: str) -> np.n
     a = paid[np.clip(hi, 0, top)]
     b = np.where(lo >= 0, paid[np.clip(lo, 0, top)], 0.0)
     inside = 7 * (w_ + 1) >= s_  # the week ends on or after the issue day
-    return per_day * np.where(inside, np.maximum(a - b, 0.0), 0.0).sum(axis=0)
+    return (rate[:, None] * np.where(inside, np.maximum(a - b, 0.0), 0.0)).sum(axis=0)
+
+
+YEAR = 364  # 52 weeks: the same weekdays a year earlier
+TREND_DAMPING = 0.5
+
+
+def _invoicing(inv: pd.DataFrame, t: int) -> np.ndarray:
+    """Expected invoicing (minor units) on each day t+1 .. t+91, from invoices issued by `t` (`inv`: issue, base).
+
+    The level is the last 13 weeks' invoicing per day. With more than a year and 13 weeks of history it follows last
+    year's course: each day gets what was invoiced around the same day a year earlier (four weeks centred on it),
+    scaled by how this year's last 13 weeks compare with the same 13 weeks of last year. With less, a damped trend:
+    half the change from the 13 weeks before to the last 13, carried forward (at most +-30 %)."""
+    issue = inv["issue"].to_numpy(dtype=np.int64)
+    first = int(issue.min())
+    daily = np.bincount(issue - first, weights=inv["base"].to_numpy(dtype=float), minlength=t - first + 1)
+    running = np.concatenate([[0.0], np.cumsum(daily)])
+
+    def total(start: int, end: int) -> float:
+        """Invoiced on days (start, end]."""
+        lo, hi = np.clip([start - first + 1, end - first + 1], 0, len(running) - 1)
+        return float(running[hi] - running[lo])
+
+    level = total(t - 91, t) / 91.0
+    days = np.arange(1, 7 * WEEKS + 1)
+    if t - YEAR - 91 >= first:
+        before = total(t - YEAR - 91, t - YEAR) / 91.0
+        if before > 0:
+            around = np.array([total(t + d - YEAR - 14, t + d - YEAR + 14) / 28.0 for d in range(1, 7 * WEEKS + 1)])
+            return around * (level / before)
+    rate = np.full(len(days), level)
+    if t - 182 >= first:
+        earlier = total(t - 182, t - 91) / 91.0
+        if earlier > 0:
+            growth = np.clip(TREND_DAMPING * (level / earlier - 1.0), -0.3, 0.3)
+            # the level is that of the last 13 weeks' middle (6.5 weeks ago): carried forward to each day
+            rate = level * (1.0 + growth * (days + 45.5) / 91.0)
+    return np.maximum(rate, 0.0)
 
 
 def _paid_between(h: History, cur: str, start: int, end: int) -> int:
@@ -219,14 +263,22 @@ def interval(point_: Point, cur: str, past: list[tuple[int, int, float, float]])
     """Low and high ends of the 80 % interval per week, from `past` errors (origin, week index, forecast, actual)
     whose week had ended by the forecast's day; and how it was calibrated, in words."""
     mean = point_.mean[cur]
-    rel = [(w, (a - f) / f) for o, w, f, a in past if f > 0 and o + 7 * (w + 1) <= point_.as_of]
+    table = np.asarray(past, dtype=float).reshape(-1, 4)
+    origin, week, made, got = table.T
+    usable = (made > 0) & (origin + 7 * (week + 1) <= point_.as_of)
+    rel = (got[usable] - made[usable]) / made[usable]
+    bucket = np.select([week[usable] < 2, week[usable] < 6], [0, 1], 2)
     if len(rel) >= 8:
         low, high = np.zeros(WEEKS), np.zeros(WEEKS)
-        every = np.array([r for _w, r in rel])
         for w in range(WEEKS):
-            own = np.array([r for v, r in rel if _bucket(v) == _bucket(w)])
-            pool = own if len(own) >= 8 else every
+            own = rel[bucket == _bucket(w)]
+            pool = own if len(own) >= 8 else rel
             q10, q90 = np.quantile(pool, [LOW_Q, 1 - LOW_Q])
+            if _bucket(w) == 2:
+                # far weeks' errors follow the business's cycle (a season's upturn, then its downturn), so their
+                # sign does not repeat: the interval is as wide on both sides as the errors' size
+                size = float(np.quantile(np.abs(pool), 1 - 2 * LOW_Q))
+                q10, q90 = min(q10, -size), max(q90, size)
             low[w], high[w] = mean[w] * (1 + q10), mean[w] * (1 + q90)
         how = f"from {len(rel)} weekly errors of this client's past forecasts"
         return np.maximum(low, 0.0), np.maximum(high, mean), how

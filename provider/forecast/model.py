@@ -14,6 +14,13 @@ The remaining spread is learned per segment as a Kaplan-Meier survival curve (li
 (lateness - debtor shift), itself shrunk towards the client's whole book (`n / (n + SEGMENT_PRIOR)` invoices). The
 curve's plateau is the share of money that is never paid.
 
+Each debtor's chance of ever paying an invoice weighs what it paid against what it paid plus what is still open,
+each open piece counted by the share of payers (of its segment, after its shift) that would have paid it by now; so a
+debtor whose invoices all lie well past its usual time is seen as not paying without waiting for them to mature.
+
+What is left of an invoice once a part of it is paid is timed from that first payment, on the book's own curve of
+remainders (days from the first payment to each later one), once the book has MIN_PART_PAID part-paid invoices.
+
 The module is numbers only (numpy arrays and pandas frames, days as ordinals); `provider.forecast.data` reads the
 ledger and `provider.forecast.forecast` turns a fitted model into weekly collections.
 """
@@ -33,7 +40,7 @@ DEBTOR_PRIOR = 2.0  # invoices of evidence at which a debtor's own habit counts 
 SEGMENT_PRIOR = 40.0  # paid invoices at which a segment's own curve counts half against the client's book
 CLIP_LATE = (-60, 365)
 # lateness used for means (a payment two years late does not drag a mean for ever)
-MATURE_DAYS = 150  # an invoice due this long ago tells whether its debtor pays at all
+MIN_PART_PAID = 20  # part-paid invoices needed before what is left of one is timed from its first payment
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Model:
     debtor_segment: dict[int, str] = field(default_factory=dict)
     debtor_pays: dict[int, float] = field(default_factory=dict)  # chance an invoice of the debtor is ever paid
     summary: dict[str, Any] = field(default_factory=dict)
+    rest: np.ndarray | None = None  # survival of what is left after a part payment, by days since that payment
 
     def curve_index(self, segment: str) -> int:
         return self.segments.index(segment) if segment in self.segments else self.segments.index("*")
@@ -100,6 +108,13 @@ def observations(invoices: pd.DataFrame, moves: pd.DataFrame, as_of: int) -> Obs
     pieces["due"] = joined["due"].to_numpy()
     pieces["dur"] = pieces["day"].to_numpy() - pieces["due"].to_numpy()
     pieces["weight"] = pieces["amount"].to_numpy() / joined["base"].to_numpy()
+    # a part paid: what is left of the invoice is timed from that first payment (`since`, days), not from the due date
+    first = cash.reset_index().groupby("invoice_id")["day"].min() if len(cash) else pd.Series(dtype="int64")
+    first_day = first.reindex(pieces["invoice_id"].to_numpy()).to_numpy(dtype=float)
+    is_first = (pieces["event"].to_numpy() == 1) & (pieces["day"].to_numpy() == first_day)
+    later = ~np.isnan(first_day) & ~is_first & (pieces["day"].to_numpy() >= np.nan_to_num(first_day, nan=np.inf))
+    pieces["since"] = np.where(later, pieces["day"].to_numpy() - first_day, np.nan)
+    per["first_paid"] = first.reindex(per.index).to_numpy(dtype=float)
     per = per.reset_index().rename(columns={"id": "invoice_id"})
     return Observations(as_of, pieces.reset_index(drop=True), per)
 
@@ -169,19 +184,45 @@ def fit(obs: Observations, segment_of: dict[int, str]) -> Model:
         curves.append(k * own + (1 - k) * book)
         summary["segments"][name] = {"paid_invoices": n_paid, "own_weight": round(k, 3)}
     curves_ = np.vstack(curves)
-    pays = _pay_chances(pieces, obs.as_of, {n: 1.0 - float(c[-1]) for n, c in zip(names, curves_, strict=True)})
-    return Model(obs.as_of, names, curves_, book_raw, shifts, dict(segment_of), pays, summary)
+    pays = _pay_chances(pieces, shift, names, curves_)
+    rest = None
+    since = pieces["since"].to_numpy(dtype=float)
+    after = ~np.isnan(since)
+    n_rest = int(pieces["invoice_id"][after].nunique())
+    summary["part_paid_invoices"] = n_rest
+    if n_rest >= MIN_PART_PAID:
+        rest = km_curve(since[after], events[after], weights[after])
+    return Model(obs.as_of, names, curves_, book_raw, shifts, dict(segment_of), pays, summary, rest)
 
 
-def _pay_chances(pieces: pd.DataFrame, as_of: int, segment_pays: dict[str, float]) -> dict[int, float]:
-    """Per debtor, the chance an invoice is ever paid: the share of its invoices due MATURE_DAYS ago or more that it
-    paid, shrunk towards its segment's (the plateau of the segment's curve) by DEBTOR_PRIOR invoices."""
-    mature = pieces[(pieces["due"] <= as_of - MATURE_DAYS) & ((pieces["event"] == 1) | (pieces["day"] == as_of))]
-    paid = mature[mature["event"] == 1].groupby("debtor_id")["weight"].sum()
-    seen = mature.groupby("debtor_id")["weight"].sum()
-    seg = mature.groupby("debtor_id")["segment"].first()
-    prior = seg.map(segment_pays).fillna(segment_pays["*"]).astype(float)
-    chance = (paid.reindex(seen.index).fillna(0.0) + DEBTOR_PRIOR * prior) / (seen + DEBTOR_PRIOR)
+def rest_shares(model: Model, since: np.ndarray, weeks: int = 13) -> np.ndarray:
+    """For what is left of part-paid invoices, `since` days after their first payment, the share of it each of the
+    next `weeks` weeks is expected to bring (rows: pieces, columns: weeks), from the book's curve of remainders."""
+    if model.rest is None:
+        raise ValueError("the book has too few part-paid invoices for a curve of remainders")
+    days = np.clip(np.rint(since[:, None] + 7 * np.arange(weeks + 1)[None, :]).astype(int), 0, GRID - 1)
+    surv = model.rest[days]
+    left = np.maximum(surv[:, :1], 1e-9)
+    return np.clip((surv[:, :-1] - surv[:, 1:]) / left, 0.0, 1.0)
+
+
+def _pay_chances(pieces: pd.DataFrame, shift: np.ndarray, names: list[str], curves: np.ndarray) -> dict[int, float]:
+    """Per debtor, the chance an invoice is ever paid, from all its invoices: what it paid, against what it paid plus
+    what is still open weighted by the share of payers that would have paid by now (an invoice two days overdue says
+    little about a debtor who usually pays a month late; one a year overdue says it will not be paid), shrunk
+    towards its segment's chance (the plateau of the segment's curve) by DEBTOR_PRIOR invoices."""
+    index = {name: i for i, name in enumerate(names)}
+    rows = pd.Series(pieces["segment"].to_numpy()).map(index).fillna(0).to_numpy(dtype=int)
+    ever = np.maximum(1.0 - curves[:, -1], 1e-9)
+    weight = pieces["weight"].to_numpy(dtype=float)
+    paid = np.where(pieces["event"].to_numpy() == 1, weight, 0.0)
+    still = (pieces["event"].to_numpy() == 0) & (pieces["day"].to_numpy() == pieces["day"].max())
+    at = np.clip(np.rint(pieces["dur"].to_numpy() - shift + OFFSET).astype(int), 0, GRID - 1)
+    would = np.clip((1.0 - curves[rows, at]) / ever[rows], 0.0, 1.0)  # share of payers paid by this lateness
+    frame = pd.DataFrame({"debtor_id": pieces["debtor_id"].to_numpy(), "paid": paid,
+                          "decided": paid + np.where(still, weight * would, 0.0), "prior": ever[rows]})  # fmt: skip
+    per = frame.groupby("debtor_id").agg(paid=("paid", "sum"), decided=("decided", "sum"), prior=("prior", "first"))
+    chance = (per["paid"] + DEBTOR_PRIOR * per["prior"]) / (per["decided"] + DEBTOR_PRIOR)
     return {int(d): float(min(max(v, 0.0), 1.0)) for d, v in chance.items()}
 
 
