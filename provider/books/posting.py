@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text
+from sqlalchemy import Date, and_, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, Payment, ReceivedBy, TxKind
@@ -53,6 +53,7 @@ from provider.books.models import (
 )
 from provider.core import audit
 from provider.core.clock import now_utc, today_utc
+from provider.core.db import UTCDateTime
 from provider.core.errors import ServiceError
 from provider.core.statistics import GrowthWatch
 
@@ -371,7 +372,10 @@ def _new_payments(
 def _post_new_payments(
     session: Session, client_id: int, schedules: list[pricing.Schedule], done: CatchUp, until: date | None
 ) -> None:
-    """Price and post every payment the books lack, `CHUNK` at a time (one fee INSERT and one posting each)."""
+    """Price and post every payment the books lack: those the SQL can price all at once
+    (`_post_new_payments_in_sql`), then the rest (unpriced: the reason said in words), `CHUNK` at a time."""
+    if schedules:
+        _post_new_payments_in_sql(session, client_id, done, until)
     after = 0
     watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
     while payments := _new_payments(session, client_id, after, CHUNK, until):
@@ -386,7 +390,7 @@ def _post_new_payments(
             account = _account_for(accounts, p.debtor_id, p.currency) if accounts else None
             quote = pricing.price(schedules, account, p.received_on, p.currency, p.amount_minor, direct)
             fee_rows.append(_fee_row(client_id, p.id, p.currency, p.amount_minor, direct, quote, account, now))
-            postings += _payment_postings(p, direct, quote, done.held)
+            postings += _payment_postings(p, direct, quote, {})  # trust held is read after they are posted
             done.payments += 1
             done.unpriced += 0 if quote.priced else 1
         insert_fee_rows(session, client_id, fee_rows)
@@ -394,6 +398,168 @@ def _post_new_payments(
         watch.wrote("payment_fees", len(fee_rows))
         watch.wrote("agency_transactions", len(postings))
         watch.wrote("agency_entries", sum(len(p.legs) for p in postings))
+
+
+# --- the set-based path: pricing and posting new payments in the database ---------------------------------
+
+# The pricing rules of `provider.books.pricing`, as SQL over every new payment of one client at once: the schedule
+# in force (greatest effective_from on or before the day received), the debtor's placement (the invoices placed on
+# its first placement day: their greatest age, never below 0, and their amount in the payment's currency), the
+# first tier by (min age, min amount) that holds the account, fee = amount x rate and tax = fee x tax rate, both
+# rounded half to even in integers. Payments it cannot price (no schedule, no placement, no tier) are left
+# without a `payment_fees` row for the Python path, which records why; `tests/books/test_posting.py` checks
+# that both paths agree payment by payment.
+_DAY = {"postgresql": "CAST(timezone('UTC', i.placed_at) AS date)", "sqlite": "date(i.placed_at)"}
+_DAYS = {
+    "postgresql": "(f.day - i.due_date)",
+    "sqlite": "CAST(julianday(f.day) - julianday(i.due_date) AS INTEGER)",
+}
+
+
+def _half_even(x: str) -> str:
+    """`x` / 10,000 rounded half to even, for x >= 0 (integer arithmetic on both databases)."""
+    q, r = f"(({x}) / 10000)", f"(({x}) % 10000)"
+    return f"({q} + CASE WHEN 2 * {r} > 10000 OR (2 * {r} = 10000 AND {q} % 2 = 1) THEN 1 ELSE 0 END)"
+
+
+def _price_sql(dialect: str, until: bool) -> str:
+    received = "AND p.received_on <= :until" if until else ""
+    return f"""
+    INSERT INTO payment_fees (client_id, payment_id, status, reason, direct, currency, amount_minor, schedule_id,
+        tier_id, age_days, placed_minor, rate_bp, tax_rate_bp, fee_minor, tax_minor, updated_at)
+    WITH new AS (
+        SELECT p.id, p.debtor_id, p.received_on, p.currency, p.amount_minor, p.received_by = 'client' AS direct
+        FROM payments p
+        WHERE p.client_id = :client_id {received}
+          AND NOT EXISTS (SELECT 1 FROM payment_fees pf WHERE pf.client_id = p.client_id AND pf.payment_id = p.id)
+    ),
+    inv AS (
+        SELECT i.debtor_id, {_DAY[dialect]} AS day, i.due_date, i.currency, i.amount_minor
+        FROM invoices i
+        WHERE i.client_id = :client_id AND i.debtor_id IN (SELECT debtor_id FROM new)
+    ),
+    f AS (SELECT debtor_id, min(day) AS day FROM inv GROUP BY debtor_id),
+    placed AS (
+        SELECT i.debtor_id, i.currency, max({_DAYS[dialect]}) AS age, sum(i.amount_minor) AS amount
+        FROM inv i JOIN f ON f.debtor_id = i.debtor_id AND f.day = i.day
+        GROUP BY i.debtor_id, i.currency
+    ),
+    account AS (SELECT debtor_id, max(age) AS age FROM placed GROUP BY debtor_id),
+    accounted AS (
+        SELECT n.*, CASE WHEN a.age < 0 THEN 0 ELSE a.age END AS age_days, coalesce(pl.amount, 0) AS placed_minor,
+            (SELECT s.id FROM fee_schedules s
+             WHERE s.client_id = :client_id AND s.effective_from <= n.received_on
+             ORDER BY s.effective_from DESC LIMIT 1) AS schedule_id
+        FROM new n
+        JOIN account a ON a.debtor_id = n.debtor_id
+        LEFT JOIN placed pl ON pl.debtor_id = n.debtor_id AND pl.currency = n.currency
+    ),
+    tiered AS (
+        SELECT x.*, s.tax_rate_bp,
+            (SELECT t.id FROM fee_tiers t
+             WHERE t.client_id = :client_id AND t.schedule_id = x.schedule_id
+               AND x.age_days >= t.min_age_days AND (t.max_age_days IS NULL OR x.age_days <= t.max_age_days)
+               AND ((t.min_amount_minor = 0 AND t.max_amount_minor IS NULL)
+                    OR (x.currency = s.currency AND x.placed_minor >= t.min_amount_minor
+                        AND (t.max_amount_minor IS NULL OR x.placed_minor <= t.max_amount_minor)))
+             ORDER BY t.min_age_days, t.min_amount_minor LIMIT 1) AS tier_id
+        FROM accounted x
+        JOIN fee_schedules s ON s.client_id = :client_id AND s.id = x.schedule_id
+    ),
+    rated AS (
+        SELECT x.*, CASE WHEN x.direct THEN t.direct_rate_bp ELSE t.rate_bp END AS rate_bp
+        FROM tiered x JOIN fee_tiers t ON t.client_id = :client_id AND t.id = x.tier_id
+    ),
+    feed AS (SELECT r.*, {_half_even("r.amount_minor * r.rate_bp")} AS fee_minor FROM rated r)
+    SELECT :client_id, x.id, 'priced', '', x.direct, x.currency, x.amount_minor, x.schedule_id, x.tier_id,
+        x.age_days, x.placed_minor, x.rate_bp, x.tax_rate_bp, x.fee_minor,
+        {_half_even("x.fee_minor * x.tax_rate_bp")}, :now
+    FROM feed x
+    ORDER BY x.id
+    """  # noqa: S608 - our own fragments, no input
+
+
+# The postings of the fee rows just written (id > the watermark taken under `lock_books`): COLLECTION for a
+# payment to the agency, DIRECT_FEE (when not zero) for one made directly to the client, then their legs from
+# the fee row, zero legs left out, exactly as `_payment_postings` builds them.
+_POST_SQL = """
+    INSERT INTO agency_transactions
+        (client_id, kind, source, source_id, payment_id, currency, occurred_on, memo, posted_at, actor_label)
+    SELECT pf.client_id, CASE WHEN pf.direct THEN 'direct_fee' ELSE 'collection' END, 'payment', pf.payment_id,
+        pf.payment_id, pf.currency, p.received_on, '', :now, :actor
+    FROM payment_fees pf JOIN payments p ON p.client_id = pf.client_id AND p.id = pf.payment_id
+    WHERE pf.client_id = :client_id AND pf.id > :fees_after AND (NOT pf.direct OR pf.fee_minor + pf.tax_minor <> 0)
+    ORDER BY pf.payment_id
+"""
+_LEGS = " UNION ALL ".join(
+    f"SELECT '{kind}' AS kind, '{account.value}' AS account, '{amount}' AS leg"
+    for kind, account, amount in (
+        ("collection", A.TRUST_BANK, "p"),
+        ("collection", A.TRUST_LIABILITY, "-r"),
+        ("collection", A.FEES_EARNED, "-f"),
+        ("collection", A.TAX_PAYABLE, "-t"),
+        ("direct_fee", A.FEES_RECEIVABLE, "f+t"),
+        ("direct_fee", A.FEES_EARNED, "-f"),
+        ("direct_fee", A.TAX_PAYABLE, "-t"),
+    )
+)
+_ENTRIES_SQL = f"""
+    INSERT INTO agency_entries (client_id, transaction_id, account, currency, amount_minor, payment_id)
+    SELECT client_id, transaction_id, account, currency, amount_minor, payment_id FROM (
+        SELECT t.client_id, t.id AS transaction_id, l.account, t.currency, t.payment_id,
+            CASE l.leg
+                WHEN 'p' THEN pf.amount_minor
+                WHEN '-r' THEN pf.fee_minor + pf.tax_minor - pf.amount_minor
+                WHEN '-f' THEN -pf.fee_minor
+                WHEN '-t' THEN -pf.tax_minor
+                ELSE pf.fee_minor + pf.tax_minor
+            END AS amount_minor
+        FROM agency_transactions t
+        JOIN payment_fees pf ON pf.client_id = t.client_id AND pf.payment_id = t.payment_id
+        JOIN ({_LEGS}) l ON l.kind = t.kind
+        WHERE t.client_id = :client_id AND t.id > :tx_after AND t.source = 'payment'
+          AND t.kind IN ('collection', 'direct_fee')
+    ) legs
+    WHERE amount_minor <> 0
+    ORDER BY transaction_id
+"""  # noqa: S608 - our own fragments, no input
+_UNBALANCED_SQL = """
+    SELECT transaction_id FROM agency_entries
+    WHERE client_id = :client_id AND transaction_id > :tx_after
+    GROUP BY transaction_id HAVING sum(amount_minor) <> 0 OR count(*) < 2
+    LIMIT 1
+"""
+
+
+def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, until: date | None) -> None:
+    """Price every new payment the SQL can price and post it: three INSERT ... SELECT statements for all of them
+    (fee rows, transactions, entries), whatever their number. Balanced by construction, and checked: a
+    transaction of this round whose legs do not sum to zero (or that has fewer than two) refuses the whole call."""
+    pf, t = PaymentFee, AgencyTransaction
+    watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
+    fees_after = session.scalar(select(func.coalesce(func.max(pf.id), 0)).where(pf.client_id == client_id))
+    tx_after = session.scalar(select(func.coalesce(func.max(t.id), 0)).where(t.client_id == client_id))
+    dialect = session.connection().dialect.name
+    now = bindparam("now", now_utc(), type_=UTCDateTime())
+    price = text(_price_sql(dialect, until is not None)).bindparams(now)
+    if until is not None:
+        price = price.bindparams(bindparam("until", until, type_=Date()))
+    priced = session.execute(price, {"client_id": client_id}).rowcount
+    if not priced:
+        return
+    actor = audit.current_actor().label[:254]
+    posted = session.execute(
+        text(_POST_SQL).bindparams(now), {"client_id": client_id, "fees_after": fees_after, "actor": actor}
+    ).rowcount
+    entries = session.execute(text(_ENTRIES_SQL), {"client_id": client_id, "tx_after": tx_after}).rowcount
+    bad = session.scalar(text(_UNBALANCED_SQL), {"client_id": client_id, "tx_after": tx_after})
+    if bad is not None:
+        raise UnbalancedBooks(f"agency transaction {bad} does not balance")
+    done.payments += priced
+    done.transactions += posted
+    watch.wrote("payment_fees", priced)
+    watch.wrote("agency_transactions", posted)
+    watch.wrote("agency_entries", entries)
 
 
 def _new_reversals(session: Session, client_id: int, until: date | None = None) -> list[Any]:
@@ -433,7 +599,7 @@ def bring_up_to_date(session: Session, client_id: int, received_until: date | No
     `received_until` (default: everything) leaves out payments received, and reversals dated, after that day:
     for replaying history month by month (the demo); the jobs never pass it."""
     lock_books(session, client_id)
-    done = CatchUp(held=held_in_trust(session, client_id))
+    done = CatchUp()
     schedules = load_schedules(session, client_id)
     unpriced = list(  # those left unpriced before: a schedule may price them now (new ones were just tried)
         session.scalars(
@@ -446,6 +612,7 @@ def bring_up_to_date(session: Session, client_id: int, received_until: date | No
     reversals = _new_reversals(session, client_id, received_until)
     if not (unpriced or reversals):
         return done
+    done.held = held_in_trust(session, client_id)  # after the new payments: what a reversal or late fee takes from
     waiting: dict[int, Any] = {}
     wanted = [u.payment_id for u in unpriced]
     for n in range(0, len(wanted), 1000):
