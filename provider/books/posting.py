@@ -411,8 +411,8 @@ def _post_new_payments(
 # that both paths agree payment by payment.
 _DAY = {"postgresql": "CAST(timezone('UTC', i.placed_at) AS date)", "sqlite": "date(i.placed_at)"}
 _DAYS = {
-    "postgresql": "(f.day - i.due_date)",
-    "sqlite": "CAST(julianday(f.day) - julianday(i.due_date) AS INTEGER)",
+    "postgresql": "(n.first_day - i.due_date)",
+    "sqlite": "CAST(julianday(n.first_day) - julianday(i.due_date) AS INTEGER)",
 }
 
 
@@ -422,74 +422,87 @@ def _half_even(x: str) -> str:
     return f"({q} + CASE WHEN 2 * {r} > 10000 OR (2 * {r} = 10000 AND {q} % 2 = 1) THEN 1 ELSE 0 END)"
 
 
-def _price_sql(dialect: str, until: bool) -> str:
+def _pricing_ctes(dialect: str, until: bool) -> str:
+    """WITH ... `priced`: one row per new payment the rules price (payment id, day received, currency, amount,
+    direct, schedule, tier, age, placed amount, rates, fee, tax).
+
+    A straight pipeline over the new payments: every lookup (first placement day, age, placed amount, schedule,
+    tier, rate) is a scalar subquery through an index, never a join between two intermediate sets, so the plan
+    stays linear in the number of new payments whatever the statistics think of them (a join of two CTEs is
+    estimated at one row and planned as a nested loop: quadratic)."""
     received = "AND p.received_on <= :until" if until else ""
+    day, days = _DAY[dialect], _DAYS[dialect]
+    debtor_invoices = "FROM invoices i WHERE i.client_id = :client_id AND i.debtor_id = n.debtor_id"
     return f"""
-    INSERT INTO payment_fees (client_id, payment_id, status, reason, direct, currency, amount_minor, schedule_id,
-        tier_id, age_days, placed_minor, rate_bp, tax_rate_bp, fee_minor, tax_minor, updated_at)
     WITH new AS (
-        SELECT p.id, p.debtor_id, p.received_on, p.currency, p.amount_minor, p.received_by = 'client' AS direct
+        SELECT p.id, p.debtor_id, p.received_on, p.currency, p.amount_minor, p.received_by = 'client' AS direct,
+            (SELECT s.id FROM fee_schedules s
+             WHERE s.client_id = :client_id AND s.effective_from <= p.received_on
+             ORDER BY s.effective_from DESC LIMIT 1) AS schedule_id
         FROM payments p
         WHERE p.client_id = :client_id {received}
           AND NOT EXISTS (SELECT 1 FROM payment_fees pf WHERE pf.client_id = p.client_id AND pf.payment_id = p.id)
     ),
-    inv AS (
-        SELECT i.debtor_id, {_DAY[dialect]} AS day, i.due_date, i.currency, i.amount_minor
-        FROM invoices i
-        WHERE i.client_id = :client_id AND i.debtor_id IN (SELECT debtor_id FROM new)
+    placed AS MATERIALIZED (
+        SELECT n.*, (SELECT min({day}) {debtor_invoices}) AS first_day FROM new n WHERE n.schedule_id IS NOT NULL
     ),
-    f AS (SELECT debtor_id, min(day) AS day FROM inv GROUP BY debtor_id),
-    placed AS (
-        SELECT i.debtor_id, i.currency, max({_DAYS[dialect]}) AS age, sum(i.amount_minor) AS amount
-        FROM inv i JOIN f ON f.debtor_id = i.debtor_id AND f.day = i.day
-        GROUP BY i.debtor_id, i.currency
+    accounted AS MATERIALIZED (
+        SELECT n.*,
+            (SELECT max({days}) {debtor_invoices} AND {day} = n.first_day) AS age,
+            coalesce((SELECT sum(i.amount_minor) {debtor_invoices} AND {day} = n.first_day
+                      AND i.currency = n.currency), 0) AS placed_minor,
+            (SELECT s.currency FROM fee_schedules s WHERE s.client_id = :client_id AND s.id = n.schedule_id)
+                AS schedule_currency,
+            (SELECT s.tax_rate_bp FROM fee_schedules s WHERE s.client_id = :client_id AND s.id = n.schedule_id)
+                AS tax_rate_bp
+        FROM placed n
+        WHERE n.first_day IS NOT NULL
     ),
-    account AS (SELECT debtor_id, max(age) AS age FROM placed GROUP BY debtor_id),
-    accounted AS (
-        SELECT n.*, CASE WHEN a.age < 0 THEN 0 ELSE a.age END AS age_days, coalesce(pl.amount, 0) AS placed_minor,
-            (SELECT s.id FROM fee_schedules s
-             WHERE s.client_id = :client_id AND s.effective_from <= n.received_on
-             ORDER BY s.effective_from DESC LIMIT 1) AS schedule_id
-        FROM new n
-        JOIN account a ON a.debtor_id = n.debtor_id
-        LEFT JOIN placed pl ON pl.debtor_id = n.debtor_id AND pl.currency = n.currency
-    ),
-    tiered AS (
-        SELECT x.*, s.tax_rate_bp,
+    aged AS (SELECT a.*, CASE WHEN a.age < 0 THEN 0 ELSE a.age END AS age_days FROM accounted a),
+    tiered AS MATERIALIZED (
+        SELECT x.*,
             (SELECT t.id FROM fee_tiers t
              WHERE t.client_id = :client_id AND t.schedule_id = x.schedule_id
                AND x.age_days >= t.min_age_days AND (t.max_age_days IS NULL OR x.age_days <= t.max_age_days)
                AND ((t.min_amount_minor = 0 AND t.max_amount_minor IS NULL)
-                    OR (x.currency = s.currency AND x.placed_minor >= t.min_amount_minor
+                    OR (x.currency = x.schedule_currency AND x.placed_minor >= t.min_amount_minor
                         AND (t.max_amount_minor IS NULL OR x.placed_minor <= t.max_amount_minor)))
              ORDER BY t.min_age_days, t.min_amount_minor LIMIT 1) AS tier_id
-        FROM accounted x
-        JOIN fee_schedules s ON s.client_id = :client_id AND s.id = x.schedule_id
+        FROM aged x
     ),
-    rated AS (
-        SELECT x.*, CASE WHEN x.direct THEN t.direct_rate_bp ELSE t.rate_bp END AS rate_bp
-        FROM tiered x JOIN fee_tiers t ON t.client_id = :client_id AND t.id = x.tier_id
+    rated AS MATERIALIZED (
+        SELECT x.*,
+            (SELECT CASE WHEN x.direct THEN t.direct_rate_bp ELSE t.rate_bp END
+             FROM fee_tiers t WHERE t.client_id = :client_id AND t.id = x.tier_id) AS rate_bp
+        FROM tiered x
+        WHERE x.tier_id IS NOT NULL
     ),
-    feed AS (SELECT r.*, {_half_even("r.amount_minor * r.rate_bp")} AS fee_minor FROM rated r)
-    SELECT :client_id, x.id, 'priced', '', x.direct, x.currency, x.amount_minor, x.schedule_id, x.tier_id,
-        x.age_days, x.placed_minor, x.rate_bp, x.tax_rate_bp, x.fee_minor,
-        {_half_even("x.fee_minor * x.tax_rate_bp")}, :now
-    FROM feed x
-    ORDER BY x.id
+    feed AS (SELECT r.*, {_half_even("r.amount_minor * r.rate_bp")} AS fee_minor FROM rated r),
+    priced AS MATERIALIZED (SELECT x.*, {_half_even("x.fee_minor * x.tax_rate_bp")} AS tax_minor FROM feed x)
     """  # noqa: S608 - our own fragments, no input
 
 
-# The postings of the fee rows just written (id > the watermark taken under `lock_books`): COLLECTION for a
-# payment to the agency, DIRECT_FEE (when not zero) for one made directly to the client, then their legs from
-# the fee row, zero legs left out, exactly as `_payment_postings` builds them.
-_POST_SQL = """
+_FEES_INTO = """
+    INSERT INTO payment_fees (client_id, payment_id, status, reason, direct, currency, amount_minor, schedule_id,
+        tier_id, age_days, placed_minor, rate_bp, tax_rate_bp, fee_minor, tax_minor, updated_at)
+"""
+_FEES_SELECT = """
+    SELECT :client_id, x.id, 'priced', '', x.direct, x.currency, x.amount_minor, x.schedule_id, x.tier_id,
+        x.age_days, x.placed_minor, x.rate_bp, x.tax_rate_bp, x.fee_minor, x.tax_minor, :now
+    FROM priced x
+    ORDER BY x.id
+"""
+# The postings of the fee rows: COLLECTION for a payment to the agency, DIRECT_FEE (when not zero) for one made
+# directly to the client, then their legs from the fee row, zero legs left out, exactly as `_payment_postings`
+# builds them.
+_TX_SQL = """
     INSERT INTO agency_transactions
         (client_id, kind, source, source_id, payment_id, currency, occurred_on, memo, posted_at, actor_label)
-    SELECT pf.client_id, CASE WHEN pf.direct THEN 'direct_fee' ELSE 'collection' END, 'payment', pf.payment_id,
-        pf.payment_id, pf.currency, p.received_on, '', :now, :actor
-    FROM payment_fees pf JOIN payments p ON p.client_id = pf.client_id AND p.id = pf.payment_id
-    WHERE pf.client_id = :client_id AND pf.id > :fees_after AND (NOT pf.direct OR pf.fee_minor + pf.tax_minor <> 0)
-    ORDER BY pf.payment_id
+    SELECT :client_id, CASE WHEN x.direct THEN 'direct_fee' ELSE 'collection' END, 'payment', x.id, x.id,
+        x.currency, x.received_on, '', :now, :actor
+    FROM {source}
+    WHERE (NOT x.direct OR x.fee_minor + x.tax_minor <> 0) {where}
+    ORDER BY x.id
 """
 _LEGS = " UNION ALL ".join(
     f"SELECT '{kind}' AS kind, '{account.value}' AS account, '{amount}' AS leg"
@@ -505,20 +518,19 @@ _LEGS = " UNION ALL ".join(
 )
 _ENTRIES_SQL = f"""
     INSERT INTO agency_entries (client_id, transaction_id, account, currency, amount_minor, payment_id)
-    SELECT client_id, transaction_id, account, currency, amount_minor, payment_id FROM (
-        SELECT t.client_id, t.id AS transaction_id, l.account, t.currency, t.payment_id,
+    SELECT :client_id, transaction_id, account, currency, amount_minor, payment_id FROM (
+        SELECT t.id AS transaction_id, l.account, t.currency, t.payment_id,
             CASE l.leg
-                WHEN 'p' THEN pf.amount_minor
-                WHEN '-r' THEN pf.fee_minor + pf.tax_minor - pf.amount_minor
-                WHEN '-f' THEN -pf.fee_minor
-                WHEN '-t' THEN -pf.tax_minor
-                ELSE pf.fee_minor + pf.tax_minor
+                WHEN 'p' THEN x.amount_minor
+                WHEN '-r' THEN x.fee_minor + x.tax_minor - x.amount_minor
+                WHEN '-f' THEN -x.fee_minor
+                WHEN '-t' THEN -x.tax_minor
+                ELSE x.fee_minor + x.tax_minor
             END AS amount_minor
-        FROM agency_transactions t
-        JOIN payment_fees pf ON pf.client_id = t.client_id AND pf.payment_id = t.payment_id
+        FROM {{transactions}}
+        JOIN {{fees}} ON {{joined}}
         JOIN ({_LEGS}) l ON l.kind = t.kind
-        WHERE t.client_id = :client_id AND t.id > :tx_after AND t.source = 'payment'
-          AND t.kind IN ('collection', 'direct_fee')
+        {{where}}
     ) legs
     WHERE amount_minor <> 0
     ORDER BY transaction_id
@@ -531,28 +543,84 @@ _UNBALANCED_SQL = """
 """
 
 
+def _pg_posting_sql(until: bool) -> str:
+    """PostgreSQL: pricing, fee rows, transactions and entries in ONE statement (data-modifying CTEs). Each
+    transaction's id is taken from its sequence beside its priced payment (`numbered`), so the transactions and
+    their legs are both written straight from those rows: no step joins two sets or re-reads the books' tables,
+    whose statistics cannot yet know the rows this transaction writes (a join planned on them estimated one row
+    and looped: quadratic)."""
+    transactions = _TX_SQL.format(source="numbered x", where="AND x.tx_id IS NOT NULL")
+    transactions = transactions.replace("(client_id, kind,", "(id, client_id, kind,").replace(
+        "SELECT :client_id, CASE", "SELECT x.tx_id, :client_id, CASE"
+    )
+    entries = (
+        _ENTRIES_SQL.format(
+            transactions="numbered x",
+            fees="(SELECT x.tx_id AS id, x.currency, x.id AS payment_id, CASE WHEN x.direct THEN 'direct_fee'"
+            " ELSE 'collection' END AS kind) t",
+            joined="true",
+            where="WHERE x.tx_id IS NOT NULL",
+        )
+        .replace("JOIN (SELECT x.tx_id", "CROSS JOIN LATERAL (SELECT x.tx_id")
+        .replace(" ON true", "")
+    )
+    return f"""
+    {_pricing_ctes("postgresql", until)},
+    numbered AS MATERIALIZED (
+        SELECT x.*, CASE WHEN NOT x.direct OR x.fee_minor + x.tax_minor <> 0
+                         THEN nextval(pg_get_serial_sequence('agency_transactions', 'id')) END AS tx_id
+        FROM (SELECT * FROM priced ORDER BY id) x
+    ),
+    fees AS ({_FEES_INTO} {_FEES_SELECT.replace("FROM priced x", "FROM numbered x")} RETURNING 1),
+    tx AS ({transactions} RETURNING 1),
+    ent AS ({entries} RETURNING 1)
+    SELECT (SELECT count(*) FROM fees), (SELECT count(*) FROM tx), (SELECT count(*) FROM ent)
+    """  # noqa: S608 - our own fragments, no input
+
+
+_SQLITE_TX = _TX_SQL.format(source="payment_fees x", where="AND x.client_id = :client_id AND x.id > :fees_after")
+_SQLITE_TX = _SQLITE_TX.replace(
+    "x.received_on", "(SELECT p.received_on FROM payments p WHERE p.client_id = x.client_id AND p.id = x.payment_id)"
+)
+_SQLITE_TX = _SQLITE_TX.replace("'payment', x.id, x.id,", "'payment', x.payment_id, x.payment_id,")
+_SQLITE_TX = _SQLITE_TX.replace("ORDER BY x.id", "ORDER BY x.payment_id")
+_SQLITE_ENTRIES = _ENTRIES_SQL.format(
+    transactions="agency_transactions t",
+    fees="payment_fees x",
+    joined="x.client_id = t.client_id AND x.payment_id = t.payment_id",
+    where="WHERE t.client_id = :client_id AND t.id > :tx_after AND t.source = 'payment'"
+    " AND t.kind IN ('collection', 'direct_fee')",
+)
+
+
 def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, until: date | None) -> None:
-    """Price every new payment the SQL can price and post it: three INSERT ... SELECT statements for all of them
-    (fee rows, transactions, entries), whatever their number. Balanced by construction, and checked: a
-    transaction of this round whose legs do not sum to zero (or that has fewer than two) refuses the whole call."""
+    """Price every new payment the SQL can price and post it, whatever their number: one statement on PostgreSQL
+    (`_pg_posting_sql`), three INSERT ... SELECT on SQLite (fee rows, transactions, entries; the rows of this round
+    found above the watermarks taken under `lock_books`). Balanced by construction, and checked: a transaction of
+    this round whose legs do not sum to zero (or that has fewer than two) refuses the whole call."""
     pf, t = PaymentFee, AgencyTransaction
     watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
-    fees_after = session.scalar(select(func.coalesce(func.max(pf.id), 0)).where(pf.client_id == client_id))
     tx_after = session.scalar(select(func.coalesce(func.max(t.id), 0)).where(t.client_id == client_id))
-    dialect = session.connection().dialect.name
-    now = bindparam("now", now_utc(), type_=UTCDateTime())
-    price = text(_price_sql(dialect, until is not None)).bindparams(now)
+    binds = [bindparam("now", now_utc(), type_=UTCDateTime())]
     if until is not None:
-        price = price.bindparams(bindparam("until", until, type_=Date()))
-    priced = session.execute(price, {"client_id": client_id}).rowcount
+        binds.append(bindparam("until", until, type_=Date()))
+    params = {"client_id": client_id, "actor": audit.current_actor().label[:254], "tx_after": tx_after}
+    if session.connection().dialect.name == "postgresql":
+        row = session.execute(text(_pg_posting_sql(until is not None)).bindparams(*binds), params).one()
+        priced, posted, entries = (int(v) for v in row)
+    else:
+        params["fees_after"] = session.scalar(
+            select(func.coalesce(func.max(pf.id), 0)).where(pf.client_id == client_id)
+        )
+        fees_sql = _FEES_INTO + _pricing_ctes("sqlite", until is not None) + _FEES_SELECT
+        priced = session.execute(text(fees_sql).bindparams(*binds), params).rowcount
+        if not priced:
+            return
+        posted = session.execute(text(_SQLITE_TX).bindparams(*binds), params).rowcount
+        entries = session.execute(text(_SQLITE_ENTRIES), params).rowcount
     if not priced:
         return
-    actor = audit.current_actor().label[:254]
-    posted = session.execute(
-        text(_POST_SQL).bindparams(now), {"client_id": client_id, "fees_after": fees_after, "actor": actor}
-    ).rowcount
-    entries = session.execute(text(_ENTRIES_SQL), {"client_id": client_id, "tx_after": tx_after}).rowcount
-    bad = session.scalar(text(_UNBALANCED_SQL), {"client_id": client_id, "tx_after": tx_after})
+    bad = session.scalar(text(_UNBALANCED_SQL), params)
     if bad is not None:
         raise UnbalancedBooks(f"agency transaction {bad} does not balance")
     done.payments += priced
