@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, and_, bindparam, func, insert, literal_column, select, text
+from sqlalchemy import CursorResult, Date, and_, bindparam, func, insert, literal_column, select, text
 from sqlalchemy.orm import Session, aliased
 
 from clients.journal import Account, Invoice, JournalEntry, JournalTransaction, Payment, ReceivedBy, TxKind
@@ -594,6 +594,11 @@ _SQLITE_ENTRIES = _ENTRIES_SQL.format(
 )
 
 
+def _rowcount(session: Session, statement: Any, params: dict[str, Any]) -> int:
+    result: CursorResult[Any] = session.execute(statement, params)  # type: ignore[assignment]
+    return int(result.rowcount)
+
+
 def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, until: date | None) -> bool:
     """Price every new payment the SQL can price and post it, whatever their number: one statement on PostgreSQL
     (`_pg_posting_sql`), three INSERT ... SELECT on SQLite (fee rows, transactions, entries; the rows of this round
@@ -604,7 +609,7 @@ def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, u
     pf, t = PaymentFee, AgencyTransaction
     watch = GrowthWatch(session, "payment_fees", "agency_transactions", "agency_entries")
     tx_after = session.scalar(select(func.coalesce(func.max(t.id), 0)).where(t.client_id == client_id))
-    binds = [bindparam("now", now_utc(), type_=UTCDateTime())]
+    binds: list[Any] = [bindparam("now", now_utc(), type_=UTCDateTime())]
     if until is not None:
         binds.append(bindparam("until", until, type_=Date()))
     params = {"client_id": client_id, "actor": audit.current_actor().label[:254], "tx_after": tx_after}
@@ -616,11 +621,11 @@ def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, u
             select(func.coalesce(func.max(pf.id), 0)).where(pf.client_id == client_id)
         )
         fees_sql = _FEES_INTO + _pricing_ctes("sqlite", until is not None) + _FEES_SELECT
-        priced, seen = session.execute(text(fees_sql).bindparams(*binds), params).rowcount, -1
+        priced, seen = _rowcount(session, text(fees_sql).bindparams(*binds), params), -1
         if not priced:
             return False
-        posted = session.execute(text(_SQLITE_TX).bindparams(*binds), params).rowcount
-        entries = session.execute(text(_SQLITE_ENTRIES), params).rowcount
+        posted = _rowcount(session, text(_SQLITE_TX).bindparams(*binds), params)
+        entries = _rowcount(session, text(_SQLITE_ENTRIES), params)
     if not priced:
         return seen == 0
     bad = session.scalar(text(_UNBALANCED_SQL), params)

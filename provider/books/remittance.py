@@ -210,7 +210,8 @@ def _range_invoice_numbers(
     )
     found: dict[int, list[str]] = defaultdict(list)
     for payment_id, number in rows:
-        found[payment_id].append(number)
+        if payment_id is not None:
+            found[payment_id].append(number)
     return {k: ", ".join(sorted(v)) for k, v in found.items()}
 
 
