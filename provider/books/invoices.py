@@ -63,7 +63,7 @@ class InvoiceLine:
 def invoice_lines(
     session: Session, client_id: int, currency: str, from_tx_id: int, upto_tx_id: int
 ) -> list[InvoiceLine]:
-    t, e, p, d = AgencyTransaction, AgencyEntry, Payment, Debtor
+    t, p, d = AgencyTransaction, Payment, Debtor
     rows = session.execute(
         select(
             t.id,
@@ -79,7 +79,6 @@ def invoice_lines(
             _leg(A.FEES_RECEIVABLE),
         )
         .select_from(t)
-        .join(e, and_(e.client_id == t.client_id, e.transaction_id == t.id))
         .outerjoin(p, and_(p.client_id == t.client_id, p.id == t.payment_id))
         .outerjoin(d, and_(d.client_id == p.client_id, d.id == p.debtor_id))
         .where(
@@ -89,7 +88,6 @@ def invoice_lines(
             t.id <= upto_tx_id,
             t.kind.in_(BILLED_KINDS),
         )
-        .group_by(t.id, t.kind, t.occurred_on, t.payment_id, t.memo, p.external_ref, d.name, p.amount_minor)
         .order_by(t.id)
     ).all()
     numbers = _range_invoice_numbers(session, client_id, currency, from_tx_id, upto_tx_id, BILLED_KINDS)
