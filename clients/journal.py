@@ -226,6 +226,13 @@ class JournalTransaction(ClientOwned, db.Model):
         CheckConstraint(_in("kind", TxKind), name="kind"),
         Index(None, "client_id", "posted_at"),
         Index(None, "client_id", "occurred_on"),  # what happened after a date (KPIs as of a past date, 0017)
+        Index(  # the reversals alone: the agency's books look for those they have not posted (0036)
+            "ix_journal_transactions_reversals",
+            "client_id",
+            "id",
+            postgresql_where=text("kind = 'reversal'"),
+            sqlite_where=text("kind = 'reversal'"),
+        ),
     )
 
     id: Mapped[intpk]

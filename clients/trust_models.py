@@ -24,6 +24,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -67,7 +68,10 @@ class TrustStatementBalance(db.Model):
 
 class TrustBankLine(db.Model):
     __tablename__ = "trust_bank_lines"
-    __table_args__ = (UniqueConstraint("line_ref"),)
+    __table_args__ = (
+        UniqueConstraint("line_ref"),
+        Index("ix_trust_bank_lines_bank_ref", "bank_ref"),  # a payment's line by the bank's reference (0036)
+    )
 
     id: Mapped[intpk]
     trust_account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("trust_accounts.id", ondelete="RESTRICT"))

@@ -31,7 +31,7 @@ from provider.books.models import (
 )
 from provider.books.posting import Leg, Posting, bring_up_to_date, load_schedules, post
 from provider.books.pricing import bp_of, schedule_in_force
-from provider.books.remittance import _invoice_numbers, _leg
+from provider.books.remittance import _leg, _range_invoice_numbers
 from provider.core import audit
 from provider.core.audit import current_actor
 from provider.core.clock import today_utc
@@ -40,6 +40,8 @@ from provider.core.money import Money, MoneyError
 
 A = AgencyAccount
 UTC = ZoneInfo("UTC")
+# what a fee invoice bills: every kind but what the client paid against invoices (that settles them)
+BILLED_KINDS = tuple(k.value for k in BooksKind if k is not BooksKind.FEE_SETTLED)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class InvoiceLine:
 def invoice_lines(
     session: Session, client_id: int, currency: str, from_tx_id: int, upto_tx_id: int
 ) -> list[InvoiceLine]:
-    t, e, p, d = AgencyTransaction, AgencyEntry, Payment, Debtor
+    t, p, d = AgencyTransaction, Payment, Debtor
     rows = session.execute(
         select(
             t.id,
@@ -77,7 +79,6 @@ def invoice_lines(
             _leg(A.FEES_RECEIVABLE),
         )
         .select_from(t)
-        .join(e, and_(e.client_id == t.client_id, e.transaction_id == t.id))
         .outerjoin(p, and_(p.client_id == t.client_id, p.id == t.payment_id))
         .outerjoin(d, and_(d.client_id == p.client_id, d.id == p.debtor_id))
         .where(
@@ -85,12 +86,11 @@ def invoice_lines(
             t.currency == currency,
             t.id > from_tx_id,
             t.id <= upto_tx_id,
-            t.kind != BooksKind.FEE_SETTLED.value,  # what the client paid settles invoices, it is not billed
+            t.kind.in_(BILLED_KINDS),
         )
-        .group_by(t.id, t.kind, t.occurred_on, t.payment_id, t.memo, p.external_ref, d.name, p.amount_minor)
         .order_by(t.id)
     ).all()
-    numbers = _invoice_numbers(session, client_id, {r[3] for r in rows if r[3] is not None})
+    numbers = _range_invoice_numbers(session, client_id, currency, from_tx_id, upto_tx_id, BILLED_KINDS)
     out = []
     for r in rows:
         if int(r[10]) == 0:

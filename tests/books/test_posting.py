@@ -213,3 +213,120 @@ def test_many_new_payments_are_posted_in_rounds_with_the_same_result(
     kept = sum(10_000 + n - fees[n].fee_minor - fees[n].tax_minor for n in (0, 2, 3))
     assert held_in_trust(db.session, client.id) == {"EUR": kept}
     assert _catch_up(client).transactions == 0  # nothing twice
+
+
+def test_the_set_based_pricing_agrees_with_the_rules_payment_by_payment(db_session: Any) -> None:
+    """New payments are priced by one INSERT ... SELECT; each fee row must be what `pricing.price` says for it:
+    schedule versions by day received, tiers by age and placed amount, the age never below 0, only the first
+    placement day counting, a payment in another currency than the schedule's, half-even rounding of fee and
+    tax, and direct rates. What the SQL cannot price is left to the Python path (unpriced, with its reason)."""
+    from provider.books import pricing
+    from provider.books.posting import _account_for, load_schedules, placement_accounts
+
+    client = make_client()
+    tiers = [
+        TierInput(0, 90, 1500, 1000, 0, 150_000),
+        TierInput(0, 90, 1700, 1100, 150_001, None),
+        TierInput(91, 365, 2500, 2000),
+    ]
+    give_schedule(client, tiers, tax_rate_bp=2500)
+    give_schedule(client, [TierInput(0, 365, 3000, 1200)], tax_rate_bp=2500, effective_from=date(2026, 3, 10))
+    young, old = _placed(client, date(2026, 1, 2)), _placed(client, date(2025, 10, 1))
+    big, early = _placed(client, date(2026, 1, 2), 200_000), _placed(client, date(2026, 3, 1))  # age -28 -> 0
+    stale = make_debtor(client)  # 762 days past due at placement: no tier
+    with frozen_time(PLACED):
+        make_invoice(client, stale, "OLD-1", 100_000, issue_date=date(2023, 12, 1), due_date=date(2024, 1, 1))
+    later = _placed(client, date(2026, 1, 2), 100_000)
+    with frozen_time(datetime(2026, 2, 20, 9, tzinfo=UTC)):  # a later placement day does not count
+        make_invoice(client, later, "LATE-1", 900_000, issue_date=date(2025, 1, 1), due_date=date(2025, 1, 1))
+    payments = []
+    for n, (debtor, amount) in enumerate(
+        [
+            (young, 10),
+            (young, 30),
+            (young, 10_001),
+            (old, 26),
+            (big, 40),
+            (early, 7_777),
+            (stale, 5_000),
+            (later, 9),
+            (young, 2),
+        ]
+    ):
+        for day in (date(2026, 3, 1), date(2026, 3, 12)):
+            for by in ("agency", "client"):
+                payments.append(
+                    make_payment(client, debtor, f"S{n}{day.day}{by}", amount, received_on=day, received_by=by)
+                )
+    payments.append(make_payment(client, young, "USD1", 20_000, currency="USD"))
+    payments.append(make_payment(client, big, "USD2", 20_000, currency="USD"))
+    done = _catch_up(client)
+    assert done.payments == len(payments)
+    with scoped(TenantScope.single(client.id), db.session):
+        schedules = load_schedules(db.session, client.id)
+        accounts = placement_accounts(db.session, client.id, {p.debtor_id for p in payments})
+        for p in payments:
+            direct = p.received_by == "client"
+            account = _account_for(accounts, p.debtor_id, p.currency)
+            quote = pricing.price(schedules, account, p.received_on, p.currency, p.amount_minor, direct)
+            row = _fee(client, p)
+            got = (row.status, row.schedule_id, row.tier_id, row.rate_bp, row.tax_rate_bp, row.fee_minor, row.tax_minor)
+            want = (
+                "priced" if quote.priced else "unpriced",
+                quote.schedule_id,
+                quote.tier_id,
+                quote.rate_bp,
+                quote.tax_rate_bp,
+                quote.fee_minor,
+                quote.tax_minor,
+            )
+            assert got == want, p.external_ref
+            if quote.priced:
+                assert (row.age_days, row.placed_minor, row.reason) == (account.age_days, account.amount_minor, "")
+        assert not unbalanced(client.id)
+        fees = db.session.scalars(select(PaymentFee).where(PaymentFee.client_id == client.id)).all()
+    by_ref = {p.id: p.external_ref for p in payments}
+    fee_of = {by_ref[f.payment_id]: (f.fee_minor, f.tax_minor) for f in fees}
+    assert fee_of["S01agency"] == (2, 0)  # 1.5 -> 2 (half to even), tax 0.5 -> 0
+    assert fee_of["S11agency"] == (4, 1)  # 4.5 -> 4, tax 1.0
+    # the stale debtor's four (no version has a tier that old) and the two in USD (tiers with amount bounds take
+    # only the schedule's currency, and the one without bounds is for older accounts)
+    assert sum(1 for f in fees if f.status == "unpriced") == 6
+    assert _catch_up(client).transactions == 0
+
+
+def test_new_payments_are_posted_in_a_fixed_number_of_statements(
+    db_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many new payments: the books are priced and posted set-based, not in rounds of `CHUNK` payments
+    (which the payments the SQL cannot price still take)."""
+    from sqlalchemy import event
+
+    from provider.books import posting
+
+    monkeypatch.setattr(posting, "CHUNK", 2)
+    client = make_client()
+    give_schedule(client)
+    young = _placed(client, date(2026, 1, 2))
+    counts = []
+    for n in (3, 30):
+        for k in range(n):
+            make_payment(client, young, f"N{n}-{k}", 1_000 + k, received_by="client" if k % 3 == 0 else "agency")
+        statements: list[str] = []
+        engine = db.session.get_bind()
+        listen = statements_into(statements)
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            done = _catch_up(client)
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        assert done.payments == n and not unbalanced(client.id)
+        counts.append(sum(1 for s in statements if "analyze" not in s.lower() and "pg_class" not in s))
+    assert counts[0] == counts[1]
+
+
+def statements_into(statements: list[str]) -> Any:
+    def listen(*args: Any) -> None:
+        statements.append(args[2])
+
+    return listen

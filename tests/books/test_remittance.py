@@ -24,6 +24,7 @@ from provider.books.remittance import (
     draft_runs,
     mark_run_paid,
     recalculate_run,
+    run_totals,
     statement_csv,
     statement_lines,
 )
@@ -106,6 +107,38 @@ def test_a_payment_reversed_after_remittance_is_clawed_back_on_the_next_run(db_s
     lines = statement_lines(db.session, client.id, "EUR", april.from_tx_id, april.upto_tx_id)
     assert [(x.label, x.net_minor) for x in lines] == [("Payment", 16_400), ("Reversed payment (clawed back)", -8_200)]
     assert april.remit_minor == 8_200 and april.carried_forward_minor == 0
+
+
+def test_a_drafts_totals_from_the_database_equal_its_statement_lines(db_session: Any) -> None:
+    """The draft totals the range in one aggregate query; the statement reads its lines once: both must agree
+    line for line, with a clawback, a payment made to the client (not a trust line) and invoice numbers."""
+    from clients.allocations import allocate
+    from clients.journal import Invoice
+
+    client = make_client()
+    give_schedule(client)
+    debtor = _debtor(client)
+    bounced = make_payment(client, debtor, "P1", 10_000)
+    (march,) = _draft(client)
+    _as(client, approve_run, march)
+    kept = make_payment(client, debtor, "P2", 20_000, received_on=date(2026, 4, 2))
+    make_payment(client, debtor, "D1", 5_000, received_on=date(2026, 4, 3), received_by="client")
+    with scoped(TenantScope.single(client.id), db.session):
+        invoice = db.session.scalars(select(Invoice).where(Invoice.client_id == client.id)).one()
+        allocate(db.session, client, kept, invoice, 20_000)
+        reverse_document(db.session, client, bounced, "bounced")
+        db.session.commit()
+    (april,) = _draft(client, (date(2026, 4, 1), date(2026, 4, 30)))
+    lines = statement_lines(db.session, client.id, "EUR", april.from_tx_id, april.upto_tx_id)
+    totals = run_totals(db.session, client.id, "EUR", april.from_tx_id, april.upto_tx_id)
+    assert totals.lines == april.lines == len(lines) == 2
+    assert totals.collected_minor == april.collected_minor == sum(x.amount_minor for x in lines if x.amount_minor > 0)
+    assert totals.reversed_minor == april.reversed_minor == 10_000
+    assert (totals.fees_minor, totals.tax_minor) == (sum(x.fee_minor for x in lines), sum(x.tax_minor for x in lines))
+    assert april.brought_forward_minor + totals.net_minor == april.net_minor == sum(x.net_minor for x in lines)
+    assert [x.invoices for x in lines] == [invoice.number, ""]
+    rows = list(csv.reader(io.StringIO(statement_csv(db.session, april, lines).decode())))
+    assert rows[2][4] == invoice.number and rows[-1][-1] == "82.00"
 
 
 def test_the_status_machine_refuses_what_it_does_not_allow(db_session: Any) -> None:

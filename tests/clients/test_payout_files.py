@@ -72,6 +72,16 @@ def test_sepa_refuses_a_bad_iban_naming_the_payee_and_makes_no_file() -> None:
         )
 
 
+def test_a_sepa_file_that_fails_the_schema_is_refused_every_time() -> None:
+    """The schema is parsed once per process; every file is still checked against it."""
+    bad = [_eur("", "FR1420041010050500013M02606", 100, "R1")]  # a payee name may not be empty
+    for _ in range(2):
+        with pytest.raises(PayoutError, match=r"does not pass the pain\.001 schema"):
+            sepa_credit_transfer(AGENCY, bad, "RUN-9", CREATED, date(2026, 12, 8))
+    good = [_eur("Client", "FR1420041010050500013M02606", 100, "R1")]
+    assert sepa_credit_transfer(AGENCY, good, "RUN-9", CREATED, date(2026, 12, 8))
+
+
 def test_nacha_file_layout_totals_hash_and_blocking() -> None:
     lines = [
         PayoutLine(
