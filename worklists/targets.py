@@ -1,6 +1,9 @@
 """Collectors' targets and their progress: accounts touched today, promises this week, money collected this
 month on the accounts they own (in the target's currency; other currencies are shown beside it, never added).
 
+"Collected" is net of reversals: a payment received this month counts, and a payment reversed this month (a
+bounced transfer, a returned cheque; by the reversal's date, whenever the payment was received) is taken off.
+
 Progress for any number of collectors in two queries (their targets; one UNION ALL of grouped counts).
 Read in the viewer's tenant scope: a manager sees every client's figures, a collector their own on their team's
 clients.
@@ -11,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, literal, select, union_all
+from sqlalchemy.orm import Session, aliased
 
-from clients.journal import Payment
+from clients.journal import JournalEntry, JournalTransaction, Payment, TxKind
 from provider.core import audit
 from provider.core.errors import ServiceError
 from provider.core.money import MoneyError, exponent, validate_currency
@@ -91,15 +95,39 @@ def progress(session: Session, user_ids: Sequence[int], today: date) -> dict[int
         .where(WorkItem.owner_id.in_(ids), Payment.received_on >= month_start, Payment.received_on <= today)
         .group_by(WorkItem.owner_id, Payment.currency)
     )
-    for what, uid, currency, n in session.execute(union_all(touched, promised, planned, collected)):  # one trip
+    reversed_ = (
+        select(literal("collected"), WorkItem.owner_id, Payment.currency, -func.sum(Payment.amount_minor))
+        .join(WorkItem, and_(WorkItem.client_id == Payment.client_id, WorkItem.debtor_id == Payment.debtor_id))
+        .where(WorkItem.owner_id.in_(ids), _reversed_between(month_start, today))
+        .group_by(WorkItem.owner_id, Payment.currency)
+    )
+    parts = union_all(touched, promised, planned, collected, reversed_)
+    for what, uid, currency, n in session.execute(parts):  # one trip
         row = result[int(uid)]
         if what == "touched":
             row.touched_today = int(n)
         elif what == "promises":
             row.promises_week += int(n)
         else:
-            row.collected[currency] = int(n or 0)
+            row.collected[currency] = row.collected.get(currency, 0) + int(n or 0)
     return result
+
+
+def _reversed_between(first: date, last: date) -> Any:
+    """SQL: the payment's recording transaction was reversed by a transaction dated within [first, last]."""
+    recorded = aliased(JournalTransaction)
+    reversal = aliased(JournalTransaction)
+    return exists().where(
+        JournalEntry.client_id == Payment.client_id,
+        JournalEntry.payment_id == Payment.id,
+        recorded.client_id == JournalEntry.client_id,
+        recorded.id == JournalEntry.transaction_id,
+        recorded.kind == TxKind.PAYMENT.value,
+        reversal.client_id == recorded.client_id,
+        reversal.reverses_id == recorded.id,
+        reversal.occurred_on >= first,
+        reversal.occurred_on <= last,
+    )
 
 
 def set_target(

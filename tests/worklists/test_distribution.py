@@ -214,3 +214,26 @@ def test_only_agency_staff_count_in_actions_per_collector(floor: dict) -> None:
             db.session.commit()
             _, people = queries.actions_per_collector(TODAY)
     assert [name for name, _ in people] == ["Ana"]
+
+
+def test_collected_is_net_of_payments_reversed_in_the_month(floor: dict) -> None:
+    """A bounced payment is no collection: reversed this month (whenever received), it is taken off."""
+    from clients.corrections import reverse_document
+
+    with working_day(datetime(2026, 3, 10, 9, 0, tzinfo=UTC)):
+        debtor = overdue_account(floor["client"], 500_00)
+        assignment.set_collector(db.session, floor["ben"].id, 0, False)
+        db.session.commit()
+        _rebuild(floor["client"])
+        kept = make_payment(floor["client"], debtor, "PAY-KEPT", 120_00, received_on=date(2026, 3, 5))
+        bounced = make_payment(floor["client"], debtor, "PAY-BOUNCED", 50_00, received_on=date(2026, 3, 4))
+        earlier = make_payment(floor["client"], debtor, "PAY-FEB", 30_00, received_on=date(2026, 2, 20))
+        with scoped(TenantScope.agency(), db.session):
+            reverse_document(db.session, floor["client"], bounced, "bounced", date(2026, 3, 6))
+            reverse_document(db.session, floor["client"], earlier, "cheque returned", date(2026, 3, 7))
+            db.session.commit()
+            mine = targets.progress(db.session, [floor["ana"].id], TODAY)[floor["ana"].id]
+            february = targets.progress(db.session, [floor["ana"].id], date(2026, 2, 28))[floor["ana"].id]
+    assert kept.amount_minor == 120_00
+    assert mine.collected == {"EUR": 120_00 + 50_00 - 50_00 - 30_00}
+    assert february.collected == {"EUR": 30_00}  # February's figure stays as it was in February
