@@ -155,6 +155,18 @@ def percent_lines(title: str, x_labels: list[str], series: list[tuple[str, list[
     return _svg(chart)
 
 
+def count_lines(title: str, x_labels: list[str], series: list[tuple[str, list[int | None]]]) -> str:
+    """Counts over days, one line per series (SLA clocks at risk and breached at each day's end)."""
+    chart = pygal.Line(
+        title=title, legend_at_bottom=True, truncate_legend=-1, show_minor_x_labels=False, x_label_rotation=0, **_COMMON
+    )
+    chart.x_labels = x_labels
+    chart.x_labels_major = x_labels[:: max(1, len(x_labels) // 6)]
+    for name, values in series:
+        chart.add(name, values)
+    return _svg(chart)
+
+
 def count_bars(title: str, x_labels: list[str], series: list[tuple[str, list[int]]], stacked: bool = False) -> str:
     """Counts per category (breaches per week; disputes by age, one stacked series per reason)."""
     kind = pygal.StackedBar if stacked else pygal.Bar
