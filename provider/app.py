@@ -89,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from clients.payout_views import bp as payouts_bp
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
+    from provider.account_settings import bp as account_bp
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
@@ -112,6 +113,7 @@ def _register_blueprints(app: Flask) -> None:
     staff = (
         auth_bp,
         two_factor_bp,
+        account_bp,
         provider_bp,
         clients_bp,
         ledger_bp,

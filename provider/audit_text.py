@@ -29,6 +29,7 @@ VERBS: dict[str, str] = {
     "user.two_factor_off": "turned off two-factor sign-in for {object}",
     "user.recovery_code_used": "signed in with a recovery code",
     "user.recovery_codes_renewed": "renewed their recovery codes",
+    "user.settings": "changed their settings",
     "client.create": "added the client {object}",
     "client.update": "changed the client {object}",
     "debtor.create": "added the debtor {object}",
