@@ -30,6 +30,7 @@ from provider.core.clock import today_utc
 from provider.extensions import db
 from provider.models import User
 from sla.models import Dispute
+from worklists.account_documents import Document, documents
 from worklists.labels import action_label, outcome_label
 from worklists.models import ActionKind, PaymentPlan, Promise, WorkAction, WorkItem
 
@@ -229,6 +230,7 @@ class Account:
     plans: list[PaymentPlan]
     disputes: list[Dispute]
     events: list[Event]
+    documents: list[Document] = field(default_factory=list)
     owner: str = ""
     show: str = ""
     context: dict[str, Any] = field(default_factory=dict)  # balances, aging, open invoices, charges
@@ -288,6 +290,7 @@ def load(client_id: int, debtor: Debtor, *, for_client: bool = False, show: str 
         plans=plans,
         disputes=disputes,
         events=timeline(client_id, debtor.id, disputes, for_client=for_client, show=show),
+        documents=documents(client_id, debtor.id, for_client=for_client),
         owner=owner,
         show=show if show in SOURCES else "",
         context=context,
