@@ -313,7 +313,15 @@ def _register_template_helpers(app: Flask) -> None:
         bucket_of=bucket_of,
     )
     app.jinja_env.filters["money"] = lambda minor, currency: format_money(minor, currency)
-    from provider.formatting import format_clock, format_day, format_moment, format_month, format_month_short, plural
+    from provider.formatting import (
+        format_clock,
+        format_day,
+        format_moment,
+        format_month,
+        format_month_column,
+        format_month_short,
+        plural,
+    )
 
     # one convention (provider.formatting): dates in the reader's locale, times in the reader's zone, zone named
     app.jinja_env.filters["dt"] = format_moment
@@ -321,6 +329,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.filters["month"] = format_month
     app.jinja_env.filters["month_short"] = format_month_short
+    app.jinja_env.filters["month_column"] = format_month_column
     app.jinja_env.filters["plural"] = plural
     from sla import labels as sla_labels
 

@@ -154,6 +154,14 @@ def format_month_short(value: Any, locale: Locale | str | None = None) -> str:
     return "" if day is None else format_date(day, "LLL yyyy", locale=locale or reader_locale())
 
 
+def format_month_column(value: Any, locale: Locale | str | None = None) -> str:
+    """ "2026-11" as "Nov \u201926": a month in a narrow column or on a chart's axis."""
+    if value is None or value == "":
+        return ""
+    day = _as_date(f"{value}-01" if isinstance(value, str) and len(value) == 7 else value)
+    return "" if day is None else format_date(day, "LLL \u2019yy", locale=locale or reader_locale())
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     """ "1 business day", "2 business days"."""
     return f"{n} {one if n == 1 else (many or one + 's')}"

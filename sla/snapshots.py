@@ -66,6 +66,11 @@ def counts_on(session: Session, client: Any, days: list[date]) -> list[DayCounts
         return []
     ends = {d: day_end(client, d) for d in days}
     lo, hi = min(ends.values()), max(ends.values())
+    live = (  # clocks open at some moment of the range: started before its end, not stopped before its start
+        SlaClock.client_id == client.id,
+        SlaClock.started_at < hi,
+        or_(SlaClock.stopped_at.is_(None), SlaClock.stopped_at >= lo),
+    )
     clocks = session.execute(
         select(
             SlaClock.id,
@@ -74,21 +79,16 @@ def counts_on(session: Session, client: Any, days: list[date]) -> list[DayCounts
             SlaClock.breached_at,
             SlaClock.allowance_us,
             SlaClock.at_risk_pct,
-        ).where(
-            SlaClock.client_id == client.id,
-            SlaClock.started_at < hi,
-            or_(SlaClock.stopped_at.is_(None), SlaClock.stopped_at >= lo),
-        )
+        ).where(*live)
     ).all()
     history: dict[int, list[Any]] = defaultdict(list)
-    live = select(SlaClock.id).where(
-        SlaClock.client_id == client.id,
-        SlaClock.started_at < hi,
-        or_(SlaClock.stopped_at.is_(None), SlaClock.stopped_at >= lo),
-    )
     for e in session.execute(
         select(SlaClockEvent.id, SlaClockEvent.clock_id, SlaClockEvent.at, SlaClockEvent.state, SlaClockEvent.elapsed_s)
-        .where(SlaClockEvent.client_id == client.id, SlaClockEvent.clock_id.in_(live), SlaClockEvent.at < hi)
+        .where(
+            SlaClockEvent.client_id == client.id,
+            SlaClockEvent.clock_id.in_(select(SlaClock.id).where(*live)),
+            SlaClockEvent.at < hi,
+        )
         .order_by(SlaClockEvent.clock_id, SlaClockEvent.at, SlaClockEvent.id)
     ):
         history[e.clock_id].append(e)
