@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_skeleton, format_time
 from flask import current_app, g, has_app_context, has_request_context, request
 
 DEFAULT_LOCALE = "en_GB"
@@ -99,6 +99,12 @@ def format_day(value: Any, locale: Locale | str | None = None) -> str:
     """A date (a `date`, or an ISO string from a frozen report) in the reader's locale; "" for none."""
     day = _as_date(value)
     return "" if day is None else format_date(day, "medium", locale=locale or reader_locale())
+
+
+def format_day_short(value: Any, locale: Locale | str | None = None) -> str:
+    """A date without its year, for a chart's axis: "6 Dec" in British English, "Dec 6" in American."""
+    day = _as_date(value)
+    return "" if day is None else format_skeleton("MMMd", day, locale=locale or reader_locale())
 
 
 def zone_name(moment: datetime) -> str:

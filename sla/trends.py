@@ -100,7 +100,8 @@ class RiskDay:
 
 def at_risk_by_day(session: Session, today: date, days: int = 30) -> list[RiskDay]:
     """The visible clients' snapshots of the last `days` days before `today`, summed per day, oldest first (one
-    GROUP BY). A day no client has a snapshot of is left out (the table says how many clients each day covers)."""
+    GROUP BY). A day no client has a snapshot of is left out (the table says how many clients each day covers), and
+    so are the newest days that fewer clients have than the others (not yet over in every client's zone)."""
     first = today - timedelta(days=days)
     s = SlaDailySnapshot
     rows = session.execute(
@@ -109,4 +110,9 @@ def at_risk_by_day(session: Session, today: date, days: int = 30) -> list[RiskDa
         .group_by(s.day)
         .order_by(s.day)
     ).all()
-    return [RiskDay(d, int(o), int(r), int(b), int(n)) for d, o, r, b, n in rows]
+    days = [RiskDay(d, int(o), int(r), int(b), int(n)) for d, o, r, b, n in rows]
+    # the newest days may be finished in some clients' zones only (east of the others): they wait for the rest
+    most = max((r.clients for r in days), default=0)
+    while days and days[-1].clients < most:
+        days.pop()
+    return days

@@ -101,7 +101,7 @@ def index() -> Any:
 
 def _charts(clients: Any, trend: Any, weeks: Any, matrix: list[tuple[str, str, int]], risk_days: Any) -> dict[str, str]:
     """The dashboard's charts as images (each with its table on the page)."""
-    from provider.formatting import format_day, format_month
+    from provider.formatting import format_day, format_day_short, format_month
     from provider.reporting import charts
     from sla import labels
 
@@ -128,7 +128,7 @@ def _charts(clients: Any, trend: Any, weeks: Any, matrix: list[tuple[str, str, i
     )
     risk_chart = charts.count_lines(
         "SLA clocks at risk and breached at the end of each day",
-        [format_day(r.day) for r in risk_days],
+        [format_day_short(r.day) for r in risk_days],
         [
             ("At risk", [r.at_risk for r in risk_days]),
             ("Breached, still open", [r.breached_open for r in risk_days]),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, select, union_all
+from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from clients.journal import JournalEntry, JournalTransaction, Payment, TxKind
@@ -95,10 +95,13 @@ def progress(session: Session, user_ids: Sequence[int], today: date) -> dict[int
         .where(WorkItem.owner_id.in_(ids), Payment.received_on >= month_start, Payment.received_on <= today)
         .group_by(WorkItem.owner_id, Payment.currency)
     )
+    owned_clients = select(WorkItem.client_id).where(WorkItem.owner_id.in_(ids)).distinct()
+    bounced = _reversed_between(owned_clients, month_start, today)
     reversed_ = (
         select(literal("collected"), WorkItem.owner_id, Payment.currency, -func.sum(Payment.amount_minor))
+        .join(bounced, and_(bounced.c.client_id == Payment.client_id, bounced.c.payment_id == Payment.id))
         .join(WorkItem, and_(WorkItem.client_id == Payment.client_id, WorkItem.debtor_id == Payment.debtor_id))
-        .where(WorkItem.owner_id.in_(ids), _reversed_between(month_start, today))
+        .where(WorkItem.owner_id.in_(ids))
         .group_by(WorkItem.owner_id, Payment.currency)
     )
     parts = union_all(touched, promised, planned, collected, reversed_)
@@ -113,20 +116,26 @@ def progress(session: Session, user_ids: Sequence[int], today: date) -> dict[int
     return result
 
 
-def _reversed_between(first: date, last: date) -> Any:
-    """SQL: the payment's recording transaction was reversed by a transaction dated within [first, last]."""
+def _reversed_between(client_ids: Any, first: date, last: date) -> Any:
+    """The payments of `client_ids` whose recording was reversed by a transaction dated within [first, last], as
+    (client_id, payment_id): read from the clients' transactions of the period (the journal's (client_id,
+    occurred_on) index) that are reversals, whose entries name the payment they take back."""
     recorded = aliased(JournalTransaction)
     reversal = aliased(JournalTransaction)
-    return exists().where(
-        JournalEntry.client_id == Payment.client_id,
-        JournalEntry.payment_id == Payment.id,
-        recorded.client_id == JournalEntry.client_id,
-        recorded.id == JournalEntry.transaction_id,
-        recorded.kind == TxKind.PAYMENT.value,
-        reversal.client_id == recorded.client_id,
-        reversal.reverses_id == recorded.id,
-        reversal.occurred_on >= first,
-        reversal.occurred_on <= last,
+    return (
+        select(JournalEntry.client_id, JournalEntry.payment_id)
+        .join(reversal, and_(reversal.client_id == JournalEntry.client_id, reversal.id == JournalEntry.transaction_id))
+        .join(recorded, and_(recorded.client_id == reversal.client_id, recorded.id == reversal.reverses_id))
+        .where(
+            reversal.client_id.in_(client_ids),
+            reversal.kind == TxKind.REVERSAL.value,
+            reversal.occurred_on >= first,
+            reversal.occurred_on <= last,
+            recorded.kind == TxKind.PAYMENT.value,
+            func.coalesce(JournalEntry.payment_id, 0) > 0,  # not its index: the period's reversals lead
+        )
+        .distinct()
+        .subquery()
     )
 
 

@@ -159,7 +159,13 @@ def percent_lines(title: str, x_labels: list[str], series: list[tuple[str, list[
 def count_lines(title: str, x_labels: list[str], series: list[tuple[str, list[int | None]]]) -> str:
     """Counts over days, one line per series (SLA clocks at risk and breached at each day's end)."""
     chart = pygal.Line(
-        title=title, legend_at_bottom=True, truncate_legend=-1, show_minor_x_labels=False, x_label_rotation=0, **_COMMON
+        title=title,
+        legend_at_bottom=True,
+        truncate_legend=-1,
+        truncate_label=-1,
+        show_minor_x_labels=False,
+        x_label_rotation=0,
+        **_COMMON,
     )
     chart.x_labels = x_labels
     chart.x_labels_major = x_labels[:: max(1, len(x_labels) // 6)]
