@@ -95,3 +95,20 @@ def test_the_dashboard_draws_the_at_risk_trend_with_its_table(client: FlaskClien
     assert 'src="data:image/svg+xml' in section and "data-risk-empty" not in section
     tuesday = section.split('data-risk-day="2026-05-19"')[1].split("</tr>")[0]
     assert "19 May 2026" in tuesday and [c for c in tuesday.split("<td") if "num" in c][1].count(">1<") == 1
+
+
+def test_the_trend_waits_for_a_day_to_be_over_in_every_clients_zone(db_session: Any) -> None:
+    from sla.trends import at_risk_by_day
+
+    east, west = make_client(timezone="Australia/Sydney"), make_client(timezone="America/Los_Angeles")
+    with scoped(TenantScope.agency(), db.session):
+        for client, days in ((east, [MONDAY, TUESDAY]), (west, [MONDAY])):  # Tuesday is over in Sydney only
+            for n, day in enumerate(days):
+                db.session.add(
+                    SlaDailySnapshot(
+                        client_id=client.id, day=day, open_clocks=3, at_risk=1 + n, breached_open=1, taken_at=NINE
+                    )
+                )
+        db.session.commit()
+        trend = at_risk_by_day(db.session, WEDNESDAY)
+    assert [(r.day, r.at_risk, r.clients) for r in trend] == [(MONDAY, 2, 2)]
