@@ -89,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from clients.payout_views import bp as payouts_bp
     from clients.views import bp as clients_bp
     from portal.views import bp as portal_bp
+    from provider.account_settings import bp as account_bp
     from provider.auth import bp as auth_bp
     from provider.background import bp as background_bp
     from provider.background import portal_bp as portal_background_bp
@@ -112,6 +113,7 @@ def _register_blueprints(app: Flask) -> None:
     staff = (
         auth_bp,
         two_factor_bp,
+        account_bp,
         provider_bp,
         clients_bp,
         ledger_bp,
@@ -311,12 +313,23 @@ def _register_template_helpers(app: Flask) -> None:
         bucket_of=bucket_of,
     )
     app.jinja_env.filters["money"] = lambda minor, currency: format_money(minor, currency)
-    from provider.formatting import format_day, format_moment, format_month, plural
+    from provider.formatting import (
+        format_clock,
+        format_day,
+        format_moment,
+        format_month,
+        format_month_column,
+        format_month_short,
+        plural,
+    )
 
     # one convention (provider.formatting): dates in the reader's locale, times in the reader's zone, zone named
     app.jinja_env.filters["dt"] = format_moment
     app.jinja_env.filters["day"] = format_day
+    app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.filters["month"] = format_month
+    app.jinja_env.filters["month_short"] = format_month_short
+    app.jinja_env.filters["month_column"] = format_month_column
     app.jinja_env.filters["plural"] = plural
     from sla import labels as sla_labels
 

@@ -75,6 +75,8 @@ class User(UserMixin, db.Model):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     recovery_codes: Mapped[list[Any] | None] = mapped_column(JSON)
+    # the IANA zone the user reads times in (provider.formatting); None: the agency's (AGENCY_TIMEZONE)
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     team: Mapped[Team | None] = relationship(back_populates="members")
     client: Mapped[Client | None] = relationship()

@@ -16,6 +16,7 @@ from provider.extensions import db
 from sla import disputes
 from sla.models import ContractTerms, DisputeReason
 from sla.services import add_contract_terms
+from sla.snapshots import backfill
 from sla.sweep import sweep
 
 DISPUTES_PER_CLIENT = 9
@@ -50,6 +51,7 @@ def seed_sla_demo(clients: list[Client], seed: int = 20261128) -> int:
         for n, invoice in enumerate(invoices):
             opened += _one(client, invoice, SCRIPTS[n % len(SCRIPTS)], rng)
     sweep(db.session, now_utc())
+    backfill(db.session, clients)  # the daily SLA snapshots of the past days: the dashboard's at-risk trend
     db.session.commit()
     return opened
 

@@ -1,4 +1,5 @@
-"""Periodic SLA work: the breach sweep (every 5 minutes, declared in provider.core.jobs.PERIODIC_JOBS)."""
+"""Periodic SLA work: the breach sweep (every 5 minutes, declared in provider.core.jobs.PERIODIC_JOBS), which also
+starts the daily SLA snapshots once a day."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from provider.core.clock import now_utc
 from provider.core.jobs import job
 from provider.core.tenancy import TenantScope, scoped
 from provider.extensions import db
+from sla.snapshots import start_daily_snapshots
 from sla.sweep import sweep
 
 
 @job(queue="high", timeout=600, retries=2, title="SLA sweep")
 def sweep_sla_clocks_job() -> dict[str, int]:
-    """Mark breached clocks of every client and notify each breach once (idempotent: safe to re-run)."""
+    """Mark breached clocks of every client and notify each breach once (idempotent: safe to re-run); once a
+    day, start the daily SLA snapshots (`sla.snapshots`)."""
     with scoped(TenantScope.agency(), db.session):
-        result = sweep(db.session, now_utc())
+        now = now_utc()
+        result = sweep(db.session, now)
+        start_daily_snapshots(db.session, now)
         commit_asynchronously()
         return result
 

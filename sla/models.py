@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from provider.core.audit import register_append_only
 from provider.core.clock import now_utc
 from provider.core.db import UTCDateTime, created_at, intpk
-from provider.core.tenancy import ClientOwned, client_id_without_fk
+from provider.core.tenancy import ClientKeyed, ClientOwned, client_id_without_fk
 from provider.extensions import db
 
 MICROS = BigInteger().with_variant(Integer(), "sqlite")  # SQLite's INTEGER holds 64 bits
@@ -436,3 +436,24 @@ class ClientQuery(ClientOwned, db.Model):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     AUDIT_FIELDS = ("subject", "status", "answered_by_label", "answered_at")
+
+
+class SlaDailySnapshot(ClientKeyed, db.Model):
+    """One client's SLA clocks at the end of one of its days (its calendar day, in its zone): how many were open,
+    at risk (the contract's at-risk share used up, not breached) and breached but still open. Written once per
+    day by `sla.snapshots` (the at-risk trend of the SLA dashboard); a day already written is never rewritten."""
+
+    __tablename__ = "sla_daily_snapshots"
+    __table_args__ = (
+        UniqueConstraint("client_id", "day"),
+        CheckConstraint(
+            "open_clocks >= 0 AND at_risk >= 0 AND breached_open >= 0 AND at_risk + breached_open <= open_clocks",
+            name="counts",
+        ),
+    )
+
+    day: Mapped[date] = mapped_column(Date)
+    open_clocks: Mapped[int] = mapped_column(Integer)
+    at_risk: Mapped[int] = mapped_column(Integer)
+    breached_open: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,4 +1,5 @@
-"""Trends for the SLA dashboard's charts: compliance by client and month, breaches by week.
+"""Trends for the SLA dashboard's charts: compliance by client and month, breaches by week, clocks at risk by day
+(from the daily snapshots, `sla.snapshots`).
 
 A bounded number of set-based queries: one compliance GROUP BY per month (each client's month in its own zone),
 one row of filtered counts for all the weeks together.
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from sla.models import SlaClock
+from sla.models import SlaClock, SlaDailySnapshot
 from sla.months import compliance, month_bounds
 
 
@@ -86,3 +87,32 @@ def breaches_by_week(
     return [
         WeekRow(lo.date(), int(row[3 * i]), int(row[3 * i + 1]), int(row[3 * i + 2])) for i, lo in enumerate(starts)
     ]
+
+
+@dataclass(frozen=True)
+class RiskDay:
+    day: date
+    open_clocks: int
+    at_risk: int
+    breached_open: int
+    clients: int  # clients with a snapshot that day
+
+
+def at_risk_by_day(session: Session, today: date, days: int = 30) -> list[RiskDay]:
+    """The visible clients' snapshots of the last `days` days before `today`, summed per day, oldest first (one
+    GROUP BY). A day no client has a snapshot of is left out (the table says how many clients each day covers), and
+    so are the newest days that fewer clients have than the others (not yet over in every client's zone)."""
+    first = today - timedelta(days=days)
+    s = SlaDailySnapshot
+    rows = session.execute(
+        select(s.day, func.sum(s.open_clocks), func.sum(s.at_risk), func.sum(s.breached_open), func.count())
+        .where(s.day >= first, s.day < today)
+        .group_by(s.day)
+        .order_by(s.day)
+    ).all()
+    days = [RiskDay(d, int(o), int(r), int(b), int(n)) for d, o, r, b, n in rows]
+    # the newest days may be finished in some clients' zones only (east of the others): they wait for the rest
+    most = max((r.clients for r in days), default=0)
+    while days and days[-1].clients < most:
+        days.pop()
+    return days

@@ -27,7 +27,7 @@ from provider.ui import apply_sort, paginate
 from sla.blueprints import bp, portal_bp
 from sla.models import ContractTerms, DisputeReason, SlaClock, SlaCode, SlaNotification
 from sla.queries import AGE_BUCKETS, attention_clocks, compliance, disputes_by_age_and_reason, month_bounds
-from sla.trends import breaches_by_week, compliance_by_month
+from sla.trends import at_risk_by_day, breaches_by_week, compliance_by_month
 
 __all__ = ["bp", "portal_bp"]
 
@@ -79,6 +79,7 @@ def index() -> Any:
     page = paginate(apply_sort(attention_clocks(now), CLOCK_SORTS, "time_left", tiebreak=SlaClock.id))
     trend = compliance_by_month(db.session, list(clients), date(year, month, 1))
     weeks = breaches_by_week(db.session, now)
+    risk_days = at_risk_by_day(db.session, now.date())
     return render_template(
         "sla/index.html",
         page=page,
@@ -93,13 +94,14 @@ def index() -> Any:
         notices=notices,
         trend=trend,
         weeks=weeks,
-        charts=_charts(clients, trend, weeks, matrix),
+        risk_days=risk_days,
+        charts=_charts(clients, trend, weeks, matrix, risk_days),
     )
 
 
-def _charts(clients: Any, trend: Any, weeks: Any, matrix: list[tuple[str, str, int]]) -> dict[str, str]:
+def _charts(clients: Any, trend: Any, weeks: Any, matrix: list[tuple[str, str, int]], risk_days: Any) -> dict[str, str]:
     """The dashboard's charts as images (each with its table on the page)."""
-    from provider.formatting import format_day, format_month
+    from provider.formatting import format_day, format_day_short, format_month
     from provider.reporting import charts
     from sla import labels
 
@@ -124,7 +126,16 @@ def _charts(clients: Any, trend: Any, weeks: Any, matrix: list[tuple[str, str, i
         [(labels.reason(r.value), [counts.get((r.value, b), 0) for b in ages]) for r in DisputeReason],
         stacked=True,
     )
+    risk_chart = charts.count_lines(
+        "SLA clocks at risk and breached at the end of each day",
+        [format_day_short(r.day) for r in risk_days],
+        [
+            ("At risk", [r.at_risk for r in risk_days]),
+            ("Breached, still open", [r.breached_open for r in risk_days]),
+        ],
+    )
     return {
+        "risk": charts.data_uri(risk_chart),
         "compliance": charts.data_uri(compliance_chart),
         "weeks": charts.data_uri(weeks_chart),
         "disputes": charts.data_uri(disputes_chart),

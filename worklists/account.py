@@ -29,8 +29,10 @@ from provider.comms.queries import debtor_timeline
 from provider.core.clock import today_utc
 from provider.extensions import db
 from provider.models import User
+from sla import labels as sla_labels
 from sla.models import Dispute
-from worklists.labels import action_label, outcome_label
+from worklists.account_documents import Document, documents
+from worklists.labels import action_label, outcome_label, state_label
 from worklists.models import ActionKind, PaymentPlan, Promise, WorkAction, WorkItem
 
 TIMELINE_LIMIT = 100
@@ -44,16 +46,6 @@ LEDGER_WORDS = {
     "write_off": "Written off",
     "adjustment": "Adjustment",
     "reversal": "Reversal",
-}
-DISPUTE_REASONS = {
-    "pricing": "pricing",
-    "quantity": "quantity",
-    "not_received": "goods or service not received",
-    "damaged": "damaged goods",
-    "duplicate_billing": "billed twice",
-    "already_paid": "already paid",
-    "service_quality": "service quality",
-    "other": "other reason",
 }
 
 
@@ -71,6 +63,12 @@ class Event:
     currency: str = ""
     ref: Any = None  # the object behind it (for links)
     seq: int = 0
+
+    @classmethod
+    def at_moment(cls, at: datetime, source: str, title: str, ref: Any, **details: Any) -> Event:
+        """An event that happened at an instant (a call, a message, a dispute's opening): dated on its UTC day,
+        ordered by its id within the instant."""
+        return cls(on=at.date(), at=at, source=source, title=title, ref=ref, seq=ref.id, **details)
 
     def sort_key(self) -> tuple[date, datetime, int]:
         moment = self.at if self.at is not None and self.at.date() == self.on else None
@@ -120,25 +118,14 @@ def _work_events(client_id: int, debtor_id: int, limit: int, for_client: bool) -
         if action.kind in (ActionKind.CALL.value, ActionKind.EMAIL.value) and action.outcome:
             title = f"{title}: {outcome_label(action.outcome).lower()}"
         elif action.kind == ActionKind.STATE.value and action.outcome:
-            title = f"{title}: {action.outcome.replace('_', ' ')}"
+            title = f"{title}: {state_label(action.outcome).lower()}"
         if for_client:
             who = "you" if user_client == client_id else "the agency"
             detail = ""
         else:
             who = name or "system"
             detail = action.note
-        events.append(
-            Event(
-                on=action.occurred_at.date(),
-                at=action.occurred_at,
-                source="work",
-                title=title,
-                detail=detail,
-                who=who,
-                ref=action,
-                seq=action.id,
-            )
-        )
+        events.append(Event.at_moment(action.occurred_at, "work", title, action, detail=detail, who=who))
     return events
 
 
@@ -147,50 +134,25 @@ def _message_events(client_id: int, debtor_id: int, limit: int) -> list[Event]:
     for entry in debtor_timeline(client_id, debtor_id, limit=limit):
         msg = entry.message
         status = entry.last_event.label if entry.last_event is not None else ""
-        events.append(
-            Event(
-                on=msg.created_at.date(),
-                at=msg.created_at,
-                source="message",
-                title=f"{msg.channel_label}: {msg.subject or '(no subject)'}",
-                detail=" · ".join(x for x in (msg.purpose_label, status) if x),
-                ref=msg,
-                seq=msg.id,
-            )
-        )
+        title = f"{msg.channel_label}: {msg.subject or '(no subject)'}"
+        detail = " · ".join(x for x in (msg.purpose_label, status) if x)
+        events.append(Event.at_moment(msg.created_at, "message", title, msg, detail=detail))
     return events
 
 
 def _dispute_events(disputes: Sequence[Dispute]) -> list[Event]:
     events = []
     for d in disputes:
-        reason = DISPUTE_REASONS.get(d.reason, d.reason.replace("_", " "))
+        opened = f"Dispute opened ({sla_labels.reason(d.reason).lower()})"
         events.append(
-            Event(
-                on=d.opened_at.date(),
-                at=d.opened_at,
-                source="dispute",
-                title=f"Dispute opened ({reason})",
-                detail=d.summary,
-                amount_minor=d.amount_minor,
-                currency=d.currency,
-                ref=d,
-                seq=d.id,
+            Event.at_moment(
+                d.opened_at, "dispute", opened, d, detail=d.summary, amount_minor=d.amount_minor, currency=d.currency
             )
         )
         if d.closed_at is not None:
-            outcome = (d.resolution or d.status).replace("_", " ")
-            events.append(
-                Event(
-                    on=d.closed_at.date(),
-                    at=d.closed_at,
-                    source="dispute",
-                    title=f"Dispute closed ({outcome})",
-                    detail=d.resolution_note,
-                    ref=d,
-                    seq=d.id,
-                )
-            )
+            outcome = (sla_labels.resolution(d.resolution) if d.resolution else sla_labels.status(d.status)).lower()
+            closed = f"Dispute closed ({outcome})"
+            events.append(Event.at_moment(d.closed_at, "dispute", closed, d, detail=d.resolution_note))
     return events
 
 
@@ -229,6 +191,7 @@ class Account:
     plans: list[PaymentPlan]
     disputes: list[Dispute]
     events: list[Event]
+    documents: list[Document] = field(default_factory=list)
     owner: str = ""
     show: str = ""
     context: dict[str, Any] = field(default_factory=dict)  # balances, aging, open invoices, charges
@@ -288,6 +251,7 @@ def load(client_id: int, debtor: Debtor, *, for_client: bool = False, show: str 
         plans=plans,
         disputes=disputes,
         events=timeline(client_id, debtor.id, disputes, for_client=for_client, show=show),
+        documents=documents(client_id, debtor.id, for_client=for_client),
         owner=owner,
         show=show if show in SOURCES else "",
         context=context,

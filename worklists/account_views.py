@@ -42,9 +42,7 @@ def _template_helpers(state: Any) -> None:
         outcome_label=labels.outcome_label, action_label=labels.action_label, state_label=labels.state_label
     )
     app.jinja_env.filters["major_units"] = major_units
-    app.jinja_env.globals.update(
-        language_name=language_name, dispute_reasons=account.DISPUTE_REASONS, timeline_sources=account.SOURCES
-    )
+    app.jinja_env.globals.update(language_name=language_name, timeline_sources=account.SOURCES)
 
 
 @bp.get("/clients/<int:client_id>/debtors/<int:debtor_id>/account")

@@ -182,9 +182,10 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def add_rule(session: Session, data: dict[str, Any]) -> AssignmentRule:
-    """A team's assignment rule. Refused when the team does not exist or does not work the rule's client, or
-    when a balance band has no currency or ends below its start. Amounts arrive as text in major units."""
+def _rule_values(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    """A rule's columns from the form's values, validated. Refused when the team does not exist or does not work
+    the rule's client, or when a balance band has no currency, an amount that is not one, or ends below its
+    start. Amounts arrive as text in major units."""
     if session.get(Team, data["team_id"]) is None:
         raise ServiceError("choose a team", field="team_id")
     client_id = data.get("client_id")
@@ -203,23 +204,70 @@ def add_rule(session: Session, data: dict[str, Any]) -> AssignmentRule:
             raise ServiceError(str(exc), field="min_overdue") from None
         if bounds[0] is not None and bounds[1] is not None and bounds[1] < bounds[0]:
             raise ServiceError("the band's upper end is below its lower end", field="max_overdue")
-    rule = AssignmentRule(
-        team_id=data["team_id"],
-        position=data.get("position", 100),
-        client_id=client_id,
-        segment=(data.get("segment") or "").strip() or None,
-        language=(data.get("language") or "").strip().lower() or None,
-        currency=currency if any(band) else None,
-        min_overdue_minor=bounds[0],
-        max_overdue_minor=bounds[1],
-    )
+    return {
+        "team_id": data["team_id"],
+        "position": data.get("position", 100),
+        "client_id": client_id,
+        "segment": (data.get("segment") or "").strip() or None,
+        "language": (data.get("language") or "").strip().lower() or None,
+        "currency": currency if any(band) else None,
+        "min_overdue_minor": bounds[0],
+        "max_overdue_minor": bounds[1],
+    }
+
+
+def add_rule(session: Session, data: dict[str, Any]) -> AssignmentRule:
+    """A team's assignment rule (audited), validated as `_rule_values` says."""
+    rule = AssignmentRule(**_rule_values(session, data))
     session.add(rule)
     session.flush()
     audit.record(session, "worklist.rule_added", rule, after=audit.snapshot(rule, RULE_FIELDS))
     return rule
 
 
-RULE_FIELDS = ("team_id", "position", "client_id", "segment", "language", "currency", "min_overdue_minor")
+def update_rule(session: Session, rule_id: int, data: dict[str, Any]) -> AssignmentRule:
+    """Change a rule (audited with what changed), validated like a new one; nothing changes when refused.
+    Applies from the next worklist rebuild, like a new rule."""
+    rule = session.get(AssignmentRule, rule_id)
+    if rule is None:
+        raise ServiceError("no such rule", field="rule_id")
+    values = _rule_values(session, data)
+    before = audit.snapshot(rule, RULE_FIELDS)
+    for name, value in values.items():
+        setattr(rule, name, value)
+    session.flush()
+    audit.record(session, "worklist.rule_changed", rule, before=before, after=audit.snapshot(rule, RULE_FIELDS))
+    return rule
+
+
+RULE_FIELDS = (
+    "team_id",
+    "position",
+    "client_id",
+    "segment",
+    "language",
+    "currency",
+    "min_overdue_minor",
+    "max_overdue_minor",
+)
+
+
+def rule_form_values(rule: AssignmentRule) -> dict[str, str]:
+    """A rule as its form shows it (amounts in major units)."""
+
+    def amount(minor: int | None) -> str:
+        return "" if minor is None or rule.currency is None else f"{Money(minor, rule.currency).amount:f}"
+
+    return {
+        "team_id": str(rule.team_id),
+        "position": str(rule.position),
+        "client_id": "" if rule.client_id is None else str(rule.client_id),
+        "segment": rule.segment or "",
+        "language": rule.language or "",
+        "currency": rule.currency or "",
+        "min_overdue": amount(rule.min_overdue_minor),
+        "max_overdue": amount(rule.max_overdue_minor),
+    }
 
 
 def delete_rule(session: Session, rule_id: int) -> None:

@@ -1,6 +1,9 @@
 """Collectors' targets and their progress: accounts touched today, promises this week, money collected this
 month on the accounts they own (in the target's currency; other currencies are shown beside it, never added).
 
+"Collected" is net of reversals: a payment received this month counts, and a payment reversed this month (a
+bounced transfer, a returned cheque; by the reversal's date, whenever the payment was received) is taken off.
+
 Progress for any number of collectors in two queries (their targets; one UNION ALL of grouped counts).
 Read in the viewer's tenant scope: a manager sees every client's figures, a collector their own on their team's
 clients.
@@ -11,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from clients.journal import Payment
+from clients.journal import JournalEntry, JournalTransaction, Payment, TxKind
 from provider.core import audit
 from provider.core.errors import ServiceError
 from provider.core.money import MoneyError, exponent, validate_currency
@@ -91,15 +95,48 @@ def progress(session: Session, user_ids: Sequence[int], today: date) -> dict[int
         .where(WorkItem.owner_id.in_(ids), Payment.received_on >= month_start, Payment.received_on <= today)
         .group_by(WorkItem.owner_id, Payment.currency)
     )
-    for what, uid, currency, n in session.execute(union_all(touched, promised, planned, collected)):  # one trip
+    owned_clients = select(WorkItem.client_id).where(WorkItem.owner_id.in_(ids)).distinct()
+    bounced = _reversed_between(owned_clients, month_start, today)
+    reversed_ = (
+        select(literal("collected"), WorkItem.owner_id, Payment.currency, -func.sum(Payment.amount_minor))
+        .join(bounced, and_(bounced.c.client_id == Payment.client_id, bounced.c.payment_id == Payment.id))
+        .join(WorkItem, and_(WorkItem.client_id == Payment.client_id, WorkItem.debtor_id == Payment.debtor_id))
+        .where(WorkItem.owner_id.in_(ids))
+        .group_by(WorkItem.owner_id, Payment.currency)
+    )
+    parts = union_all(touched, promised, planned, collected, reversed_)
+    for what, uid, currency, n in session.execute(parts):  # one trip
         row = result[int(uid)]
         if what == "touched":
             row.touched_today = int(n)
         elif what == "promises":
             row.promises_week += int(n)
         else:
-            row.collected[currency] = int(n or 0)
+            row.collected[currency] = row.collected.get(currency, 0) + int(n or 0)
     return result
+
+
+def _reversed_between(client_ids: Any, first: date, last: date) -> Any:
+    """The payments of `client_ids` whose recording was reversed by a transaction dated within [first, last], as
+    (client_id, payment_id): read from the clients' transactions of the period (the journal's (client_id,
+    occurred_on) index) that are reversals, whose entries name the payment they take back."""
+    recorded = aliased(JournalTransaction)
+    reversal = aliased(JournalTransaction)
+    return (
+        select(JournalEntry.client_id, JournalEntry.payment_id)
+        .join(reversal, and_(reversal.client_id == JournalEntry.client_id, reversal.id == JournalEntry.transaction_id))
+        .join(recorded, and_(recorded.client_id == reversal.client_id, recorded.id == reversal.reverses_id))
+        .where(
+            reversal.client_id.in_(client_ids),
+            reversal.kind == TxKind.REVERSAL.value,
+            reversal.occurred_on >= first,
+            reversal.occurred_on <= last,
+            recorded.kind == TxKind.PAYMENT.value,
+            func.coalesce(JournalEntry.payment_id, 0) > 0,  # not its index: the period's reversals lead
+        )
+        .distinct()
+        .subquery()
+    )
 
 
 def set_target(

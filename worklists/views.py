@@ -22,12 +22,12 @@ from provider.core.errors import ServiceError
 from provider.core.permissions import Permission, require
 from provider.core.tenancy import get_visible_or_404
 from provider.extensions import db
-from provider.forms import load_form
+from provider.forms import kept_values, load_form, submit_form
 from provider.models import Team, User
 from provider.ui import apply_sort, paginate
 from worklists import assignment, contact_rules, outcomes, promises, queries, queue, services, targets
 from worklists.contact_rules import CALL, EMAIL
-from worklists.models import CollectorSetting, ItemState, Strategy, WorkItem
+from worklists.models import AssignmentRule, CollectorSetting, ItemState, Strategy, WorkItem
 from worklists.schemas import (
     ActionSchema,
     AssignSchema,
@@ -317,6 +317,32 @@ def collector() -> Any:
 @require(Permission.WORKLISTS_MANAGE)
 def add_rule() -> Any:
     return _manager_post(RuleSchema(), lambda data: assignment.add_rule(db.session, data), "Assignment rule added.")
+
+
+@bp.route("/worklists/manage/rules/<int:rule_id>", methods=["GET", "POST"])
+@require(Permission.WORKLISTS_MANAGE)
+def edit_rule(rule_id: int) -> Any:
+    """Change an assignment rule: the form shows the rule; a refused change shows why beside the field and
+    keeps what was typed (nothing is saved)."""
+    rule = db.session.get(AssignmentRule, rule_id)  # rules are agency-side, like teams
+    if rule is None:
+        abort(404)
+    errors: dict[str, list[str]] = {}
+    values = assignment.rule_form_values(rule)
+    if request.method == "POST":
+        saved, errors = submit_form(
+            RuleSchema(), request.form, lambda d: assignment.update_rule(db.session, rule_id, d)
+        )
+        if saved is not None:
+            flash("Assignment rule saved.", "success")
+            return redirect(url_for("worklists.manage") + "#rules-h")
+        values = kept_values(request.form)
+    teams = db.session.scalars(select(Team).order_by(Team.name)).all()
+    clients = db.session.scalars(select(Client).order_by(Client.name)).all()
+    status = 422 if errors else 200
+    return render_template(
+        "worklists/rule_edit.html", rule=rule, values=values, errors=errors, teams=teams, clients=clients
+    ), status
 
 
 @bp.post("/worklists/manage/rules/delete")

@@ -21,6 +21,7 @@ sys.meta_path[:] = [finder for finder in sys.meta_path if type(finder).__name__ 
 
 from clients.ledger_queries import BUCKETS  # noqa: E402 - after the meta_path fix above
 from provider.core.money import exponent  # noqa: E402
+from provider.formatting import format_month_column  # noqa: E402
 
 
 def _axis_label(value: float) -> str:
@@ -99,7 +100,7 @@ def aging_chart(aging: dict[str, Any], currency: str) -> str:
 def trend_chart(trend: list[dict[str, Any]]) -> str:
     """DSO (days) and CEI (%) over the last months."""
     chart = pygal.Line(title="DSO (days) and CEI (%) by month", legend_at_bottom=True, **_COMMON)
-    chart.x_labels = [m["month"] for m in trend]
+    chart.x_labels = [format_month_column(m["month"]) for m in trend]
 
     def series(key: str) -> list[float | None]:
         return [float(m[key]) if m[key] is not None else None for m in trend]
@@ -155,6 +156,24 @@ def percent_lines(title: str, x_labels: list[str], series: list[tuple[str, list[
     return _svg(chart)
 
 
+def count_lines(title: str, x_labels: list[str], series: list[tuple[str, list[int | None]]]) -> str:
+    """Counts over days, one line per series (SLA clocks at risk and breached at each day's end)."""
+    chart = pygal.Line(
+        title=title,
+        legend_at_bottom=True,
+        truncate_legend=-1,
+        truncate_label=-1,
+        show_minor_x_labels=False,
+        x_label_rotation=0,
+        **_COMMON,
+    )
+    chart.x_labels = x_labels
+    chart.x_labels_major = x_labels[:: max(1, len(x_labels) // 6)]
+    for name, values in series:
+        chart.add(name, values)
+    return _svg(chart)
+
+
 def count_bars(title: str, x_labels: list[str], series: list[tuple[str, list[int]]], stacked: bool = False) -> str:
     """Counts per category (breaches per week; disputes by age, one stacked series per reason)."""
     kind = pygal.StackedBar if stacked else pygal.Bar
@@ -189,11 +208,15 @@ def recovery_heatmap(rows: list[dict[str, Any]], months: list[str]) -> str:
     ]
     for j, month in enumerate(months):
         x = left + j * cell_w + cell_w / 2
-        out.append(f'<text x="{x}" y="{top - 8}" text-anchor="middle" fill="#1d2430">{escape(month[2:])}</text>')
+        out.append(
+            f'<text x="{x}" y="{top - 8}" text-anchor="middle" fill="#1d2430">'
+            f"{escape(format_month_column(month))}</text>"
+        )
     for i, row in enumerate(rows):
         y = top + i * cell_h
         out.append(
-            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="#1d2430">{escape(row["placed_month"])}</text>'
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="#1d2430">'
+            f"{escape(format_month_column(row['placed_month']))}</text>"
         )
         cells = {c["month"]: c for c in row.get("cells", [])}
         for j, month in enumerate(months):

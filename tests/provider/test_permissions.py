@@ -11,7 +11,13 @@ from flask import Flask
 from provider.core.permissions import ROLE_PERMISSIONS, Permission, Role, has_permission
 
 # the second sign-in step and every signed-in user's own account pages (two-factor, sessions), like logout
-ACCOUNT_ENDPOINTS = {"two_factor.verify", "two_factor.setup", "two_factor.sessions", "two_factor.end_session"}
+ACCOUNT_ENDPOINTS = {
+    "two_factor.verify",
+    "two_factor.setup",
+    "two_factor.sessions",
+    "two_factor.end_session",
+    "account.settings",
+}
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.logout", "provider.home", "provider.healthz", *ACCOUNT_ENDPOINTS}
 # the debtor's self-service pages: no account, reached only through a signed, expiring single-debtor link
 # (tests/dunning/test_debtor_page.py tries them expired, tampered and for another debtor or client)

@@ -77,5 +77,5 @@ def test_the_recovery_heatmap_prints_each_rate_in_a_shaded_cell() -> None:
         {"placed_month": "2026-01", "cells": [{"month": "2026-01", "rate": "10.0"}, {"month": "2026-02", "rate": "80"}]}
     ]
     svg = charts.recovery_heatmap(rows, ["2026-01", "2026-02"])
-    assert ">10%<" in svg and ">80%<" in svg and "2026-01" in svg
+    assert ">10%<" in svg and ">80%<" in svg and "Jan \u201926" in svg and "2026-01" not in svg
     assert charts._heat(0) == "#ffffff" and charts._heat(100) == "#1f5fbf"

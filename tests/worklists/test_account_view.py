@@ -172,3 +172,56 @@ def test_a_recalled_account_no_longer_offers_the_recall(client: FlaskClient, acc
     assert done.status_code == 302
     page = client.get(f"/portal/debtors/{d.id}").get_data(as_text=True)
     assert "recalled" in page and "Recall account" not in page
+
+
+def test_the_account_lists_its_documents_and_each_downloads_within_its_client(
+    client: FlaskClient, account: dict
+) -> None:
+    """Dispute evidence and the files sent with messages are listed on the account view and on the client's copy,
+    each downloads, and another client's account neither lists nor serves them."""
+    from provider.comms.services import queue_email
+    from sla.evidence import add_evidence
+
+    c, d = account["client"], account["debtor"]
+    dispute = make_dispute(c, d, [account["late"]])
+    with scoped(TenantScope.agency(), db.session):
+        evidence = add_evidence(db.session, dispute, "delivery-note.pdf", b"%PDF-1.4 delivery note")
+        message = queue_email(
+            db.session,
+            client_id=c.id,
+            debtor_id=d.id,
+            to="ap@out-of-order.example",
+            subject="Your statement",
+            text="Please find your statement attached.",
+            purpose="statement",
+            dedupe_key="statement:test",
+            attachments=[("statement-march.pdf", b"%PDF-1.4 statement", "application/pdf")],
+        )
+        db.session.commit()
+        evidence_id, message_id = evidence.id, message.id
+    login(client, account["collector"].email)
+    view = client.get(f"/clients/{c.id}/debtors/{d.id}/account").get_data(as_text=True)
+    docs = view.split("data-documents")[1].split("</section>")[0]
+    assert "delivery-note.pdf" in docs and "statement-march.pdf" in docs and "Your statement" in docs
+    links = dict(re.findall(r'href="([^"]+)" download>([^<]+)<', docs))
+    assert {v: k for k, v in links.items()}.keys() == {"delivery-note.pdf", "statement-march.pdf"}
+    for url, name in links.items():
+        got = client.get(url)
+        assert got.status_code == 200 and name in got.headers["Content-Disposition"]
+    assert f"/clients/{c.id}/debtors/{d.id}/statement" in docs
+
+    client.post("/logout", data={"csrf_token": fresh_csrf(client)})
+    login(client, make_user("client_viewer", client=c).email)
+    portal = client.get(f"/portal/debtors/{d.id}").get_data(as_text=True)
+    pdocs = portal.split("data-documents")[1].split("</section>")[0]
+    plinks = re.findall(r'href="([^"]+)" download>', pdocs)
+    assert len(plinks) == 2 and all(url.startswith("/portal/") for url in plinks)
+    assert all(client.get(url).status_code == 200 for url in plinks)
+    assert "Cara Collector" not in pdocs  # who uploaded is the agency's business
+
+    other = commercial_client(name="Elsewhere AG")
+    client.post("/logout", data={"csrf_token": fresh_csrf(client)})
+    login(client, make_user("client_viewer", client=other).email)
+    assert all(client.get(url).status_code == 404 for url in plinks)
+    assert client.get(f"/portal/disputes/{dispute.id}/evidence/{evidence_id}").status_code == 404
+    assert client.get(f"/portal/messages/{message_id}/attachments/1").status_code == 404

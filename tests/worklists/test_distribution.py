@@ -214,3 +214,86 @@ def test_only_agency_staff_count_in_actions_per_collector(floor: dict) -> None:
             db.session.commit()
             _, people = queries.actions_per_collector(TODAY)
     assert [name for name, _ in people] == ["Ana"]
+
+
+def test_collected_is_net_of_payments_reversed_in_the_month(floor: dict) -> None:
+    """A bounced payment is no collection: reversed this month (whenever received), it is taken off."""
+    from clients.corrections import reverse_document
+
+    with working_day(datetime(2026, 3, 10, 9, 0, tzinfo=UTC)):
+        debtor = overdue_account(floor["client"], 500_00)
+        assignment.set_collector(db.session, floor["ben"].id, 0, False)
+        db.session.commit()
+        _rebuild(floor["client"])
+        kept = make_payment(floor["client"], debtor, "PAY-KEPT", 120_00, received_on=date(2026, 3, 5))
+        bounced = make_payment(floor["client"], debtor, "PAY-BOUNCED", 50_00, received_on=date(2026, 3, 4))
+        earlier = make_payment(floor["client"], debtor, "PAY-FEB", 30_00, received_on=date(2026, 2, 20))
+        with scoped(TenantScope.agency(), db.session):
+            reverse_document(db.session, floor["client"], bounced, "bounced", date(2026, 3, 6))
+            reverse_document(db.session, floor["client"], earlier, "cheque returned", date(2026, 3, 7))
+            db.session.commit()
+            mine = targets.progress(db.session, [floor["ana"].id], TODAY)[floor["ana"].id]
+            february = targets.progress(db.session, [floor["ana"].id], date(2026, 2, 28))[floor["ana"].id]
+    assert kept.amount_minor == 120_00
+    assert mine.collected == {"EUR": 120_00 + 50_00 - 50_00 - 30_00}
+    assert february.collected == {"EUR": 30_00}  # February's figure stays as it was in February
+
+
+def test_a_manager_changes_an_assignment_rule_validated_and_audited(client: FlaskClient, floor: dict) -> None:
+    from provider.core.audit import AuditEvent
+
+    other_team = make_team(floor["client"], name="Key Accounts")
+    with scoped(TenantScope.agency(), db.session):
+        rule = assignment.add_rule(db.session, {"team_id": floor["team"].id, "segment": "retail", "position": 5})
+        db.session.commit()
+        rule_id = rule.id
+    login(client, make_user("manager").email)
+    url = f"/worklists/manage/rules/{rule_id}"
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="segment"' in page and 'value="retail"' in page and 'value="5"' in page
+    assert f'href="{url}"' in client.get("/worklists/manage").get_data(as_text=True)
+
+    token = fresh_csrf(client, url)
+    refused = client.post(  # a band whose end is below its start: nothing changes, the typed values stay
+        url,
+        data={
+            "csrf_token": token,
+            "team_id": other_team.id,
+            "position": "7",
+            "segment": "key_account",
+            "currency": "EUR",
+            "min_overdue": "5000",
+            "max_overdue": "100",
+        },
+    )
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "upper end is below its lower end" in text and 'value="key_account"' in text
+    with scoped(TenantScope.agency(), db.session):
+        db.session.expire_all()
+        assert db.session.get(AssignmentRule, rule_id).segment == "retail"
+
+    saved = client.post(
+        url,
+        data={
+            "csrf_token": fresh_csrf(client, url),
+            "team_id": other_team.id,
+            "position": "7",
+            "segment": "key_account",
+            "currency": "EUR",
+            "min_overdue": "100",
+            "max_overdue": "5000.50",
+        },
+    )
+    assert saved.status_code == 302
+    with scoped(TenantScope.agency(), db.session):
+        db.session.expire_all()
+        changed = db.session.get(AssignmentRule, rule_id)
+        assert (changed.team_id, changed.position, changed.segment) == (other_team.id, 7, "key_account")
+        assert (changed.min_overdue_minor, changed.max_overdue_minor, changed.currency) == (100_00, 5000_50, "EUR")
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "worklist.rule_changed")).one()
+        assert event.changes["segment"] == ["retail", "key_account"] and event.changes["position"] == [5, 7]
+    assert 'value="5000.50"' in client.get(url).get_data(as_text=True)
+    assert client.get("/worklists/manage/rules/999999").status_code == 404
+    client.post("/logout", data={"csrf_token": fresh_csrf(client)})
+    login(client, floor["ana"].email)
+    assert client.get(url).status_code in (403, 404)  # collectors do not manage rules
