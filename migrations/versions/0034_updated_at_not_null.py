@@ -1,7 +1,7 @@
 """`updated_at` NOT NULL with a server default on every resource of the API's change feed
 
 Revision ID: 0034
-Revises: 0032
+Revises: 0033
 Create Date: 2026-12-07
 
 0027 added `updated_at` to invoices, payments, credit notes, disputes, monthly reports and work actions as a
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0034"
-down_revision = "0032"
+down_revision = "0033"
 branch_labels = None
 depends_on = None
 

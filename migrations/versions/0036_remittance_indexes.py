@@ -1,7 +1,7 @@
 """remittance indexes: a client's payment reversals, and the trust bank's lines by the bank's reference
 
 Revision ID: 0036
-Revises: 0032
+Revises: 0034
 Create Date: 2026-12-07
 
 The books' catch-up (every payment posting, every remittance run and fee invoice) looks for payment reversals it
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0036'
-down_revision = '0032'
+down_revision = '0034'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """distribution keys: `client_id` in every key of the tables made before migration 0020
 
 Revision ID: 0040
-Revises: 0032
+Revises: 0036
 Create Date: 2026-12-07
 
 A sharding engine such as Citus (DESIGN §6) needs the distribution column in every primary and unique key and in
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0040'
-down_revision = '0032'
+down_revision = '0036'
 branch_labels = None
 depends_on = None
 
