@@ -624,7 +624,8 @@ def _post_new_payments_in_sql(session: Session, client_id: int, done: CatchUp, u
         priced, seen = _rowcount(session, text(fees_sql).bindparams(*binds), params), -1
         if not priced:
             return False
-        posted = _rowcount(session, text(_SQLITE_TX).bindparams(*binds), params)
+        tx_binds = [b for b in binds if f":{b.key}" in _SQLITE_TX]  # a text() may bind only what it names
+        posted = _rowcount(session, text(_SQLITE_TX).bindparams(*tx_binds), params)
         entries = _rowcount(session, text(_SQLITE_ENTRIES), params)
     if not priced:
         return seen == 0

@@ -77,6 +77,23 @@ def test_a_payment_made_directly_to_the_client_makes_a_fee_receivable(db_session
     assert ("trust_bank", "EUR") not in books and held_in_trust(db.session, client.id) == {}
 
 
+def test_a_catch_up_up_to_a_day_posts_only_the_payments_received_by_then(db_session: Any) -> None:
+    """`received_until` (the month-end run's cut-off) on both databases: the later payment waits for the next one."""
+    client = make_client()
+    give_schedule(client)
+    debtor = _placed(client, date(2026, 1, 2))
+    early = make_payment(client, debtor, "P-EARLY", 10_000, received_on=date(2026, 3, 1))
+    late = make_payment(client, debtor, "P-LATE", 20_000, received_on=date(2026, 3, 20))
+    with scoped(TenantScope.single(client.id), db.session):
+        done = bring_up_to_date(db.session, client.id, received_until=date(2026, 3, 10))
+        db.session.commit()
+    assert (done.payments, done.transactions) == (1, 1)
+    assert _fee(client, early).fee_minor == 1_500  # 15 %
+    assert db.session.scalar(select(PaymentFee.id).where(PaymentFee.payment_id == late.id)) is None
+    assert _catch_up(client).payments == 1  # and the next catch-up without a cut-off posts the later one
+    assert unbalanced(client.id) == []
+
+
 def test_running_twice_posts_once(db_session: Any) -> None:
     client = make_client()
     give_schedule(client)
