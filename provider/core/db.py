@@ -110,6 +110,9 @@ def configure_engine(engine: Engine) -> None:
             record.info["citus"] = cursor.fetchone() is not None
             if record.info["citus"]:
                 cursor.execute("SET citus.propagate_set_commands = 'local'")
+                # one connection per worker within a transaction: a transaction that wrote to many shards can
+                # then still read them ("placements modified over multiple connections" otherwise)
+                cursor.execute("SET citus.multi_shard_modify_mode = 'sequential'")
             cursor.close()
             dbapi_connection.commit()  # the check's own transaction, not the first request's
 
