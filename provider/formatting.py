@@ -144,20 +144,30 @@ def local_date(value: datetime | None, tz: str | None = None) -> date | None:
     return value.astimezone(ZoneInfo(tz or reader_timezone())).date()
 
 
+def _month_day(value: Any) -> date | str:
+    """The first day of an ISO month ("2026-11"), or the date given; text that is neither (a month already written
+    in words, as reports frozen before stored them) comes back as it is."""
+    try:
+        day = _as_date(f"{value}-01" if isinstance(value, str) and len(value) == 7 else value)
+    except ValueError:
+        return str(value)
+    return "" if day is None else day
+
+
 def format_month(value: Any, locale: Locale | str | None = None) -> str:
     """ "2026-11" (or a date) as "November 2026"."""
     if value is None or value == "":
         return ""
-    day = _as_date(f"{value}-01" if isinstance(value, str) and len(value) == 7 else value)
-    return "" if day is None else format_date(day, "LLLL yyyy", locale=locale or reader_locale())
+    day = _month_day(value)
+    return day if isinstance(day, str) else format_date(day, "LLLL yyyy", locale=locale or reader_locale())
 
 
 def format_month_short(value: Any, locale: Locale | str | None = None) -> str:
     """ "2026-11" (or a date) as "Nov 2026", for column headings."""
     if value is None or value == "":
         return ""
-    day = _as_date(f"{value}-01" if isinstance(value, str) and len(value) == 7 else value)
-    return "" if day is None else format_date(day, "LLL yyyy", locale=locale or reader_locale())
+    day = _month_day(value)
+    return day if isinstance(day, str) else format_date(day, "LLL yyyy", locale=locale or reader_locale())
 
 
 def format_month_column(value: Any, locale: Locale | str | None = None) -> str:

@@ -89,6 +89,11 @@ def world(db_session: Any) -> World:
     b_closed_day, b_query = _sla_objects_of_b(b)
     b_dunning = _dunning_objects_of_b(a, b, b_debtor)
     b_mail = _mail_objects_of_b(b, b_debtor)
+    from worklists.models import AssignmentRule
+
+    b_rule = AssignmentRule(team_id=team_b.id, client_id=b.id, position=1)  # B's team's rule for B's accounts
+    _db.session.add(b_rule)
+    _db.session.commit()
     return World(
         a=a,
         b=b,
@@ -114,6 +119,7 @@ def world(db_session: Any) -> World:
             "query_id": b_query,
             "remittance_id": b_remittance,
             "fee_invoice_id": b_fee_invoice,
+            "rule_id": b_rule.id,
             **b_api,
             **b_dunning,
             **b_mail,

@@ -281,7 +281,8 @@ def interval(point_: Point, cur: str, past: list[tuple[int, int, float, float]])
                 q10, q90 = min(q10, -size), max(q90, size)
             low[w], high[w] = mean[w] * (1 + q10), mean[w] * (1 + q90)
         how = f"from {len(rel)} weekly errors of this client's past forecasts"
-        return np.maximum(low, 0.0), np.maximum(high, mean), how
+        # the interval always holds the expectation itself (past errors all of one sign would leave it outside)
+        return np.minimum(np.maximum(low, 0.0), mean), np.maximum(high, mean), how
     sd = np.sqrt(point_.var[cur] + (0.25 * mean) ** 2)
     return np.maximum(mean - Z80 * sd, 0.0), mean + Z80 * sd, "from the spread of the open invoices (little history)"
 
